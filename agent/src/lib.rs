@@ -1,0 +1,1 @@
+//! The Mac agent (built in its own issue).

@@ -1,0 +1,17 @@
+//! The wire contract between the agent, the server, web frontends and enrichment workers.
+//!
+//! Every type here is plain data: serde (camelCase JSON, RFC 3339 times, byte sizes, string ids) and a utoipa
+//! schema so `openapi/openapi.json` publishes exactly what the code sends. This crate does no I/O and knows
+//! nothing about HTTP routing, the catalog or storage: the server converts its catalog rows into these types per
+//! surface, and the agent converts what it reads from a Photos library into them.
+//!
+//! Fields may be added; the names in `DESIGN.md` must not be renamed.
+
+mod error;
+mod sync;
+
+pub use error::{ErrorBody, ErrorDetail};
+pub use sync::{
+    AssetKind, Resource, ResourceType, SyncAnswer, SyncItem, SyncOutcome, SyncRequest, SyncResult,
+    UnavailableReason, UploadAnswer,
+};

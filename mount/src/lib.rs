@@ -1,0 +1,1 @@
+//! The FUSE mount (built in its own issue).

@@ -1,0 +1,1 @@
+//! The iPhoto sync server (built in its own issue).
