@@ -1,0 +1,79 @@
+//! What people added to assets besides the pixels: keywords and named people (faces). Captions and titles are
+//! plain columns and are read with the asset row itself.
+//!
+//! Both come through join tables whose names embed Core Data entity numbers that change between releases;
+//! [`Schema`](super::schema::Schema) resolved them, and each returns an empty map when this database lacks them.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+
+use sqlx::Row;
+use sqlx::sqlite::SqlitePool;
+
+use super::error::Result;
+use super::open::query_error;
+use super::schema::Schema;
+
+/// Keywords by `ZADDITIONALASSETATTRIBUTES.Z_PK`, sorted and de-duplicated.
+pub(crate) async fn keywords(
+    pool: &SqlitePool,
+    schema: &Schema,
+    path: &Path,
+) -> Result<HashMap<i64, BTreeSet<String>>> {
+    let Some(join) = &schema.keyword_join else {
+        return Ok(HashMap::new());
+    };
+    if !schema.has("ZKEYWORD", "ZTITLE") {
+        return Ok(HashMap::new());
+    }
+    let sql = format!(
+        "SELECT j.{attributes} AS owner, k.ZTITLE AS name FROM {table} j JOIN ZKEYWORD k ON k.Z_PK = j.{keyword}",
+        attributes = join.attributes_column,
+        table = join.table,
+        keyword = join.keyword_column,
+    );
+    named_by_owner(pool, path, sql).await
+}
+
+/// Names of the people recognised in each asset, by asset `Z_PK`: full name, else display name; unnamed people
+/// and faces without a person are left out.
+pub(crate) async fn people(
+    pool: &SqlitePool,
+    schema: &Schema,
+    path: &Path,
+) -> Result<HashMap<i64, BTreeSet<String>>> {
+    let Some(faces) = schema.faces else {
+        return Ok(HashMap::new());
+    };
+    let full = schema.column("ZPERSON", "p", "ZFULLNAME");
+    let display = schema.column("ZPERSON", "p", "ZDISPLAYNAME");
+    let sql = format!(
+        "SELECT f.{asset} AS owner, COALESCE(NULLIF(TRIM({full}), ''), NULLIF(TRIM({display}), '')) AS name \
+         FROM ZDETECTEDFACE f JOIN ZPERSON p ON p.Z_PK = f.{person} \
+         WHERE f.{asset} IS NOT NULL AND f.{person} IS NOT NULL",
+        asset = faces.asset,
+        person = faces.person,
+    );
+    named_by_owner(pool, path, sql).await
+}
+
+/// Runs a query of `(owner, name)` rows into a map, skipping NULL or empty names.
+async fn named_by_owner(
+    pool: &SqlitePool,
+    path: &Path,
+    sql: String,
+) -> Result<HashMap<i64, BTreeSet<String>>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(pool)
+        .await
+        .map_err(|e| query_error(path, e))?;
+    let mut map: HashMap<i64, BTreeSet<String>> = HashMap::new();
+    for row in rows {
+        let owner: Option<i64> = row.try_get_unchecked("owner").map_err(|e| query_error(path, e))?;
+        let name: Option<String> = row.try_get_unchecked("name").map_err(|e| query_error(path, e))?;
+        if let (Some(owner), Some(name)) = (owner, name.filter(|n| !n.trim().is_empty())) {
+            map.entry(owner).or_default().insert(name);
+        }
+    }
+    Ok(map)
+}
