@@ -97,7 +97,7 @@ pub struct PhotosLibrary {
     database: PathBuf,
     root: PathBuf,
     /// Holds the private copy alive when the live database was locked.
-    _copy: Option<TempDir>,
+    copy: Option<TempDir>,
 }
 
 impl PhotosLibrary {
@@ -120,8 +120,13 @@ impl PhotosLibrary {
             schema,
             database: paths.database,
             root: paths.root,
-            _copy: opened.copy,
+            copy: opened.copy,
         })
+    }
+
+    /// Whether a private copy is read because the live database was locked when it was opened.
+    pub fn reads_copy(&self) -> bool {
+        self.copy.is_some()
     }
 
     /// `PLModelVersion` from `Z_METADATA`, when readable.

@@ -1,6 +1,9 @@
 //! The reader against the five real `Photos.sqlite` fixtures (macOS 10.15.7 → 26.1): every row accounted for,
 //! identities and metadata equal to independent raw queries, album order as Photos displays it.
 
+// Helpers outside #[test] fns are not covered by allow-unwrap-in-tests (rust-clippy #13981).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
