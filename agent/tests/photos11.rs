@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use api::{AssetKind, Resource, ResourceType, SyncItem, UnavailableReason};
 use chrono::DateTime;
 use iphoto_agent::library::{
-    AlbumKind, AlbumSort, Error, FolderLibrary, PhotosLibrary, ReadAlbum, ResourceFile, SortKey,
+    AlbumKind, AlbumSort, Error, FolderLibrary, PhotosLibrary, ReadAlbum, ResourceFile, SkipReason,
+    SkippedAsset, SortKey,
 };
 use sqlx::Connection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
@@ -444,4 +445,48 @@ async fn a_folder_is_a_library_of_its_photos_and_videos() {
 
     let error = FolderLibrary::open(&root.join("absent")).unwrap_err();
     assert!(matches!(error, Error::NotFound { .. }), "{error:?}");
+}
+
+#[tokio::test]
+async fn unpicked_burst_frames_are_skipped_and_wal_changes_are_seen() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = build_photos11(dir.path()).await;
+    // Photos runs the database in WAL mode; a change still in the -wal file must be visible to the reader.
+    let mut writer = SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(&db))
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;
+         INSERT INTO ZASSET (Z_PK, Z_ENT, ZUUID, ZDIRECTORY, ZFILENAME, ZKIND, ZDATECREATED, ZVISIBILITYSTATE,
+           ZAVALANCHEUUID) VALUES
+           (7, 3, '07000000-0007-4000-8000-000000000007', '0', '07000000-0007-4000-8000-000000000007.jpeg', 0,
+            741787200.0, 2, 'B0000000-0000-4000-8000-00000000000B'),
+           (8, 3, '08000000-0008-4000-8000-000000000008', '0', '08000000-0008-4000-8000-000000000008.jpeg', 0,
+            741787200.0, 0, 'B0000000-0000-4000-8000-00000000000B');",
+    )
+    .execute(&mut writer)
+    .await
+    .unwrap();
+    assert!(dir.path().join("Photos.sqlite-wal").metadata().unwrap().len() > 0);
+
+    let library = PhotosLibrary::open(&db).await.unwrap();
+    let scan = library.scan_assets().await.unwrap();
+    assert_eq!(scan.assets.len() + scan.skipped.len(), 8);
+    assert_eq!(
+        scan.skipped,
+        [SkippedAsset {
+            row: 7,
+            uuid: Some("07000000-0007-4000-8000-000000000007".into()),
+            reason: SkipReason::UnpickedBurstFrame
+        }]
+    );
+    // The picked frame has no attributes row: it is still read, named after its file.
+    let pick = scan.assets.last().unwrap();
+    assert_eq!(pick.uuid, "08000000-0008-4000-8000-000000000008");
+    assert_eq!(
+        pick.item.original_filename,
+        "08000000-0008-4000-8000-000000000008.jpeg"
+    );
+    assert_eq!(pick.item.resources[0].size, 0);
+    writer.close().await.unwrap();
 }
