@@ -30,8 +30,12 @@ pub enum ResourceType {
 
 impl ResourceType {
     /// Every resource type, in wire order.
-    pub const ALL: [ResourceType; 4] =
-        [ResourceType::Original, ResourceType::LiveVideo, ResourceType::Render, ResourceType::Raw];
+    pub const ALL: [ResourceType; 4] = [
+        ResourceType::Original,
+        ResourceType::LiveVideo,
+        ResourceType::Render,
+        ResourceType::Raw,
+    ];
 
     /// The wire name (`original`, `live_video`, `render`, `raw`).
     pub fn as_str(self) -> &'static str {
@@ -245,7 +249,10 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(item.taken_at.offset().local_minus_utc(), 7200);
-        assert_eq!(item.resources[0].unavailable_reason, Some(UnavailableReason::IcloudOnly));
+        assert_eq!(
+            item.resources[0].unavailable_reason,
+            Some(UnavailableReason::IcloudOnly)
+        );
         let back = serde_json::to_value(&item).unwrap();
         assert_eq!(back["takenAt"], "2024-05-01T10:00:00+02:00");
         assert_eq!(back["resources"][0]["type"], "live_video");

@@ -1,0 +1,154 @@
+//! Where things live in the bucket: the one place that formats keys.
+//!
+//! Originals keep the Photos bundle layout (`originals/<X>/<UUID>.<ext>`, X = the UUID's first character, the
+//! Live Photo video as `<UUID>_3.mov`), so the `originals/` prefix of a library can be mounted as a Photos
+//! library's own `originals/` folder: one copy in the bucket serves both the server and the Mac.
+//!
+//! ```text
+//! users/<user>/libraries/<library>/originals/<X>/<UUID>.<ext>
+//! users/<user>/libraries/<library>/originals/<X>/<UUID>_3.mov
+//! users/<user>/libraries/<library>/renders/<X>/<UUID>.<ext>
+//! users/<user>/libraries/<library>/derivatives/<kind>/<X>/<UUID>.<ext>
+//! ```
+
+use crate::error::Error;
+use crate::key::StorageKey;
+
+/// The key prefix of one library of one user. Every key it makes is under `users/<user>/`, so a key built for
+/// one user can never name another user's object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LibraryLayout {
+    root: StorageKey,
+}
+
+impl LibraryLayout {
+    /// The layout of `library` of `user`; both must be single, valid key segments.
+    pub fn new(user: &str, library: &str) -> Result<Self, Error> {
+        let user = segment("user id", user)?;
+        let library = segment("library id", library)?;
+        Ok(Self {
+            root: StorageKey::parse(format!("users/{user}/libraries/{library}"))?,
+        })
+    }
+
+    /// The prefix every object of every library of `user` is under.
+    pub fn user_prefix(user: &str) -> Result<StorageKey, Error> {
+        StorageKey::parse(format!("users/{}", segment("user id", user)?))
+    }
+
+    /// `…/libraries/<library>`: the prefix of everything of this library.
+    pub fn root(&self) -> &StorageKey {
+        &self.root
+    }
+
+    /// `…/originals`: the prefix a mount serves as the library's `originals/` folder.
+    pub fn originals_prefix(&self) -> Result<StorageKey, Error> {
+        self.root.join("originals")
+    }
+
+    /// `…/originals/<X>/<UUID>.<ext>`, `ext` lower-cased as Photos writes it.
+    pub fn original(&self, uuid: &str, ext: &str) -> Result<StorageKey, Error> {
+        self.bundle_path("originals", uuid, &format!(".{}", extension(ext)?))
+    }
+
+    /// `…/originals/<X>/<UUID>_3.mov`: the paired video of a Live Photo.
+    pub fn live_video(&self, uuid: &str) -> Result<StorageKey, Error> {
+        self.bundle_path("originals", uuid, "_3.mov")
+    }
+
+    /// `…/renders/<X>/<UUID>.<ext>`: the edited version Photos shows.
+    pub fn render(&self, uuid: &str, ext: &str) -> Result<StorageKey, Error> {
+        self.bundle_path("renders", uuid, &format!(".{}", extension(ext)?))
+    }
+
+    /// `…/derivatives/<kind>/<X>/<UUID>.<ext>`: what workers make (thumbnails, posters).
+    pub fn derivative(&self, kind: &str, uuid: &str, ext: &str) -> Result<StorageKey, Error> {
+        let kind = segment("derivative kind", kind)?;
+        self.bundle_path(
+            &format!("derivatives/{kind}"),
+            uuid,
+            &format!(".{}", extension(ext)?),
+        )
+    }
+
+    fn bundle_path(&self, area: &str, uuid: &str, suffix: &str) -> Result<StorageKey, Error> {
+        let uuid = segment("asset UUID", uuid)?;
+        let first = uuid.chars().next().map(|c| c.to_ascii_uppercase()).unwrap_or('0');
+        StorageKey::parse(format!("{}/{area}/{first}/{uuid}{suffix}", self.root))
+    }
+}
+
+/// One path segment: no `/`, and whatever [`StorageKey`] refuses.
+fn segment<'a>(what: &'static str, value: &'a str) -> Result<&'a str, Error> {
+    if value.contains('/') {
+        return Err(Error::InvalidKey {
+            key: value.escape_debug().to_string(),
+            reason: invalid(what),
+        });
+    }
+    StorageKey::parse(value)?;
+    Ok(value)
+}
+
+fn extension(ext: &str) -> Result<String, Error> {
+    let ext = ext.trim_start_matches('.');
+    if ext.is_empty() || ext.len() > 16 || !ext.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(Error::InvalidKey {
+            key: ext.escape_debug().to_string(),
+            reason: "bad file extension",
+        });
+    }
+    Ok(ext.to_ascii_lowercase())
+}
+
+fn invalid(what: &'static str) -> &'static str {
+    match what {
+        "user id" => "user id contains '/'",
+        "library id" => "library id contains '/'",
+        "asset UUID" => "asset UUID contains '/'",
+        _ => "segment contains '/'",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn originals_follow_the_photos_bundle() {
+        let l = LibraryLayout::new("u1", "lib").unwrap();
+        let uuid = "9F6A1B2C-0000-4000-8000-000000000001";
+        assert_eq!(
+            l.original(uuid, "HEIC").unwrap().as_str(),
+            format!("users/u1/libraries/lib/originals/9/{uuid}.heic")
+        );
+        assert_eq!(
+            l.live_video(uuid).unwrap().as_str(),
+            format!("users/u1/libraries/lib/originals/9/{uuid}_3.mov")
+        );
+        assert_eq!(
+            l.derivative("thumbnail", "abc", "jpg").unwrap().as_str(),
+            "users/u1/libraries/lib/derivatives/thumbnail/A/abc.jpg"
+        );
+        assert_eq!(
+            l.render("abc", ".jpeg").unwrap().as_str(),
+            "users/u1/libraries/lib/renders/A/abc.jpeg"
+        );
+        assert_eq!(
+            l.originals_prefix().unwrap().as_str(),
+            "users/u1/libraries/lib/originals"
+        );
+    }
+
+    #[test]
+    fn ids_cannot_escape_their_user() {
+        assert!(LibraryLayout::new("u1/../u2", "lib").is_err());
+        assert!(LibraryLayout::new("..", "lib").is_err());
+        assert!(LibraryLayout::new("u1", "").is_err());
+        let l = LibraryLayout::new("u1", "lib").unwrap();
+        assert!(l.original("../../x", "jpg").is_err());
+        assert!(l.original("abc", "j/pg").is_err());
+        assert!(l.original("abc", "").is_err());
+        assert!(LibraryLayout::user_prefix("a/b").is_err());
+    }
+}

@@ -1,0 +1,259 @@
+//! Writes: from bytes, and from a stream that is hashed on the way and never held whole in memory.
+//!
+//! A streamed body up to one part is buffered and written in one request; past that it becomes a multipart
+//! upload with bounded parts in flight, so memory stays flat whatever the size. When the caller announced a
+//! SHA-256 and the bytes disagree, or the body fails, or the future is dropped (a client that disconnects), the
+//! multipart upload is aborted: nothing appears under the key and no parts are left behind.
+
+use std::io;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use object_store::{ObjectStoreExt as _, PutPayload, WriteMultipart};
+
+use crate::digest::{Sha256Digest, Sha256Hasher};
+use crate::error::{Error, Result};
+use crate::key::StorageKey;
+use crate::store::{PutMode, Store, path};
+
+/// Smallest multipart part, and the size up to which a stream is written in one request.
+pub const MIN_PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// S3 allows 10,000 parts; part sizes grow with the announced size so that the largest file fits with room.
+const TARGET_MAX_PARTS: u64 = 9_000;
+
+/// Parts uploaded at once. With [`MIN_PART_SIZE`] that is about 40 MiB in flight per upload.
+const PARTS_IN_FLIGHT: usize = 4;
+
+/// Options of a write.
+#[derive(Debug, Clone, Default)]
+pub struct PutOptions {
+    /// When set, the write succeeds only if the bytes hash to this; otherwise nothing is stored.
+    pub expected_sha256: Option<Sha256Digest>,
+    /// The body's size if known: picks a part size that keeps a huge body under S3's part limit.
+    pub size_hint: Option<u64>,
+    /// What to do when the key exists. Streams larger than one part support only `Overwrite`.
+    pub mode: PutMode,
+}
+
+/// What a successful write stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutReceipt {
+    /// Where.
+    pub key: StorageKey,
+    /// How many bytes.
+    pub size: u64,
+    /// The store's ETag of the new object.
+    pub etag: Option<String>,
+    /// SHA-256 of the bytes, computed while writing.
+    pub sha256: Sha256Digest,
+}
+
+impl Store {
+    /// Writes `bytes` under `key` in one request.
+    pub async fn put(&self, key: &StorageKey, bytes: Bytes, options: &PutOptions) -> Result<PutReceipt> {
+        let sha256 = Sha256Digest::of(&bytes);
+        self.put_hashed(key, bytes, sha256, options).await
+    }
+
+    async fn put_hashed(
+        &self,
+        key: &StorageKey,
+        bytes: Bytes,
+        sha256: Sha256Digest,
+        options: &PutOptions,
+    ) -> Result<PutReceipt> {
+        check_digest(key, options.expected_sha256, sha256)?;
+        let size = bytes.len() as u64;
+        let mode = match &options.mode {
+            PutMode::Overwrite => object_store::PutMode::Overwrite,
+            PutMode::Create => object_store::PutMode::Create,
+            PutMode::IfMatch(etag) => object_store::PutMode::Update(object_store::UpdateVersion {
+                e_tag: Some(etag.clone()),
+                version: None,
+            }),
+        };
+        let result = self
+            .inner
+            .objects
+            .put_opts(&path(key), PutPayload::from_bytes(bytes), mode.into())
+            .await
+            .map_err(|e| match e {
+                // LocalFileSystem has no compare-and-swap on ETags; say so rather than race.
+                object_store::Error::NotImplemented { .. } => Error::Unsupported {
+                    what: "a write conditional on the ETag with this backend",
+                },
+                e => Error::from_backend(key.as_str(), e),
+            })?;
+        Ok(PutReceipt {
+            key: key.clone(),
+            size,
+            etag: result.e_tag,
+            sha256,
+        })
+    }
+
+    /// Writes a stream under `key`, hashing it on the way. Memory stays bounded by a few parts whatever the
+    /// size. On a digest mismatch, a body error or cancellation nothing is left under the key.
+    pub async fn put_stream<S>(&self, key: &StorageKey, body: S, options: &PutOptions) -> Result<PutReceipt>
+    where
+        S: Stream<Item = io::Result<Bytes>> + Send,
+    {
+        let part_size = part_size(options.size_hint);
+        let mut body = std::pin::pin!(body);
+        let mut hasher = Sha256Hasher::new();
+        let mut size = 0u64;
+        let mut buffered: Vec<Bytes> = Vec::new();
+        let mut buffered_len = 0usize;
+        let mut upload: Option<AbortOnDrop> = None;
+
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|source| Error::Body {
+                key: key.to_string(),
+                source,
+            })?;
+            hasher.update(&chunk);
+            size += chunk.len() as u64;
+            match &mut upload {
+                Some(writer) => writer.write(chunk, key).await?,
+                None => {
+                    buffered_len += chunk.len();
+                    buffered.push(chunk);
+                    if buffered_len > part_size {
+                        if options.mode != PutMode::Overwrite {
+                            return Err(Error::Unsupported {
+                                what: "a conditional write larger than one part",
+                            });
+                        }
+                        let multipart = self
+                            .inner
+                            .objects
+                            .put_multipart(&path(key))
+                            .await
+                            .map_err(|e| Error::from_backend(key.as_str(), e))?;
+                        let mut writer =
+                            AbortOnDrop(Some(WriteMultipart::new_with_chunk_size(multipart, part_size)));
+                        for chunk in buffered.drain(..) {
+                            writer.write(chunk, key).await?;
+                        }
+                        upload = Some(writer);
+                    }
+                }
+            }
+        }
+
+        let sha256 = hasher.finish();
+        match upload {
+            None => {
+                let bytes: Bytes = if buffered.len() == 1 {
+                    buffered.remove(0)
+                } else {
+                    buffered.concat().into()
+                };
+                self.put_hashed(key, bytes, sha256, options).await
+            }
+            Some(mut writer) => {
+                if let Err(mismatch) = check_digest(key, options.expected_sha256, sha256) {
+                    writer.abort().await;
+                    return Err(mismatch);
+                }
+                let result = writer
+                    .finish()
+                    .await
+                    .map_err(|e| Error::from_backend(key.as_str(), e))?;
+                Ok(PutReceipt {
+                    key: key.clone(),
+                    size,
+                    etag: result.e_tag,
+                    sha256,
+                })
+            }
+        }
+    }
+}
+
+fn check_digest(key: &StorageKey, expected: Option<Sha256Digest>, actual: Sha256Digest) -> Result<()> {
+    match expected {
+        Some(expected) if expected != actual => Err(Error::DigestMismatch {
+            key: key.to_string(),
+            expected: expected.to_hex(),
+            actual: actual.to_hex(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Part size for a body of `size_hint` bytes: at least [`MIN_PART_SIZE`], large enough for
+/// [`TARGET_MAX_PARTS`] parts to hold it, rounded up to a MiB.
+pub fn part_size(size_hint: Option<u64>) -> usize {
+    const MIB: u64 = 1024 * 1024;
+    let needed = size_hint.unwrap_or(0).div_ceil(TARGET_MAX_PARTS).div_ceil(MIB) * MIB;
+    usize::try_from(needed).unwrap_or(usize::MAX).max(MIN_PART_SIZE)
+}
+
+/// A multipart upload that is aborted if it is dropped before `finish`: a cancelled request (the client went
+/// away) must not leave parts or a staging file behind.
+struct AbortOnDrop(Option<WriteMultipart>);
+
+impl AbortOnDrop {
+    async fn write(&mut self, chunk: Bytes, key: &StorageKey) -> Result<()> {
+        if let Some(writer) = &mut self.0 {
+            writer
+                .wait_for_capacity(PARTS_IN_FLIGHT)
+                .await
+                .map_err(|e| Error::from_backend(key.as_str(), e))?;
+            writer.put(chunk);
+        }
+        Ok(())
+    }
+
+    async fn abort(&mut self) {
+        if let Some(writer) = self.0.take()
+            && let Err(e) = writer.abort().await
+        {
+            tracing::warn!(error = %e, "aborting a multipart upload failed");
+        }
+    }
+
+    async fn finish(&mut self) -> object_store::Result<object_store::PutResult> {
+        match self.0.take() {
+            Some(writer) => writer.finish().await,
+            None => Err(object_store::Error::Generic {
+                store: "iphoto",
+                source: "upload already ended".into(),
+            }),
+        }
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(writer) = self.0.take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(handle) => {
+                    handle.spawn(async move {
+                        if let Err(e) = writer.abort().await {
+                            tracing::warn!(error = %e, "aborting a cancelled multipart upload failed");
+                        }
+                    });
+                }
+                Err(_) => tracing::warn!("multipart upload dropped outside a runtime; it is left to expire"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_size_grows_with_the_body() {
+        assert_eq!(part_size(None), MIN_PART_SIZE);
+        assert_eq!(part_size(Some(1)), MIN_PART_SIZE);
+        let size = 200u64 << 30; // 200 GiB fits in fewer than 10,000 parts
+        let part = part_size(Some(size)) as u64;
+        assert!(size.div_ceil(part) <= 10_000, "{part}");
+        assert_eq!(part % (1024 * 1024), 0);
+    }
+}

@@ -1,0 +1,545 @@
+//! The storage contract: one `pub async fn` per behaviour, run against every adapter by `contract.rs`.
+//!
+//! Each function takes a [`Subject`]: a store over a fresh, empty namespace (a temp dir, or a unique prefix
+//! in the shared SeaweedFS bucket) and the way to fetch its presigned URLs (a plain HTTP GET for S3; for the
+//! local backend the URL goes to the server's `/blobs/` route, which only calls `LocalSigner::verify` and
+//! `get`, so the test does exactly that).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt, stream};
+use storage::{Error, LibraryLayout, PutMode, PutOptions, Sha256Digest, StorageKey, Store};
+
+/// What a presigned URL fetch answered.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Fetched {
+    /// 200 with these bytes.
+    Ok(Vec<u8>),
+    /// Refused (403 from S3, a verify error locally).
+    Refused,
+}
+
+/// The adapter under test.
+pub struct Subject {
+    pub store: Store,
+    pub kind: Kind,
+    /// Keeps the local root alive.
+    pub root: Option<tempfile::TempDir>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Local,
+    S3,
+    Memory,
+}
+
+impl Subject {
+    pub async fn fetch(&self, url: &url::Url) -> Fetched {
+        match self.kind {
+            Kind::S3 => {
+                let response = reqwest::get(url.clone()).await.unwrap();
+                match response.status().as_u16() {
+                    200 => Fetched::Ok(response.bytes().await.unwrap().to_vec()),
+                    403 => Fetched::Refused,
+                    other => panic!("unexpected status {other} for a presigned GET"),
+                }
+            }
+            Kind::Local | Kind::Memory => {
+                let signer = self.store.local_signer().expect("local signer");
+                let path = url.path().strip_prefix("/blobs/").expect("blob route");
+                let key = percent_decode(path);
+                let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+                let verified = signer.verify(
+                    "GET",
+                    &key,
+                    q.get("exp").map(String::as_str),
+                    q.get("sig").map(String::as_str),
+                    chrono::Utc::now(),
+                );
+                match verified {
+                    Ok(key) => Fetched::Ok(self.store.get_bytes(&key).await.unwrap().to_vec()),
+                    Err(_) => Fetched::Refused,
+                }
+            }
+        }
+    }
+}
+
+fn percent_decode(path: &str) -> String {
+    percent_encoding::percent_decode_str(path).decode_utf8().unwrap().into_owned()
+}
+
+pub fn key(s: &str) -> StorageKey {
+    StorageKey::parse(s).unwrap()
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so a failure is reproducible.
+pub fn data(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// A body as a stream of uneven chunks.
+pub fn chunked(
+    bytes: &[u8],
+    chunk: usize,
+) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    let chunks: Vec<std::io::Result<Bytes>> = bytes
+        .chunks(chunk.max(1))
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    stream::iter(chunks)
+}
+
+async fn assert_absent(store: &Store, k: &StorageKey) {
+    assert!(
+        matches!(store.head(k).await, Err(Error::NotFound { .. })),
+        "{k} should not exist"
+    );
+    let listed: Vec<_> = store.list(None).try_collect().await.unwrap();
+    assert!(listed.iter().all(|m| &m.key != k), "{k} should not be listed");
+}
+
+pub async fn round_trip_bytes(s: &Subject) {
+    let k = key("a/b/photo.jpg");
+    let body = data(1000, 1);
+    let receipt = s
+        .store
+        .put(&k, body.clone().into(), &PutOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(receipt.size, 1000);
+    assert_eq!(receipt.sha256, Sha256Digest::of(&body));
+    assert!(receipt.etag.is_some());
+    assert_eq!(s.store.get_bytes(&k).await.unwrap(), body);
+    let meta = s.store.head(&k).await.unwrap();
+    assert_eq!(meta.size, 1000);
+    assert_eq!(meta.etag, receipt.etag);
+    let empty = key("a/empty");
+    s.store
+        .put(&empty, Bytes::new(), &PutOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(s.store.get_bytes(&empty).await.unwrap().len(), 0);
+    assert_eq!(s.store.head(&empty).await.unwrap().size, 0);
+}
+
+pub async fn round_trip_stream(s: &Subject) {
+    // Small (one request) and past one part (multipart), with a declared digest that matches.
+    for (len, name) in [
+        (300_000usize, "small.bin"),
+        (storage::MIN_PART_SIZE * 2 + 12_345, "large.bin"),
+    ] {
+        let body = data(len, len as u64);
+        let k = key(&format!("streams/{name}"));
+        let options = PutOptions {
+            expected_sha256: Some(Sha256Digest::of(&body)),
+            ..Default::default()
+        };
+        let receipt = s
+            .store
+            .put_stream(&k, chunked(&body, 65_537), &options)
+            .await
+            .unwrap();
+        assert_eq!(receipt.size, len as u64);
+        assert_eq!(receipt.sha256, Sha256Digest::of(&body));
+        let got = s.store.get(&k, None).await.unwrap();
+        assert_eq!(got.meta.size, len as u64);
+        let chunks: Vec<Bytes> = got.body.try_collect().await.unwrap();
+        assert_eq!(Sha256Digest::of(&chunks.concat()), receipt.sha256, "{name}");
+    }
+}
+
+pub async fn byte_ranges(s: &Subject) {
+    let k = key("ranges/r.bin");
+    let body = data(10_000, 7);
+    s.store
+        .put(&k, body.clone().into(), &PutOptions::default())
+        .await
+        .unwrap();
+    for range in [0..1, 5000..5100, 9999..10_000, 0..10_000] {
+        let got = s.store.get(&k, Some(range.clone())).await.unwrap();
+        assert_eq!(got.range, range);
+        assert_eq!(got.meta.size, 10_000);
+        assert_eq!(
+            got.bytes().await.unwrap(),
+            body[range.start as usize..range.end as usize],
+            "{range:?}"
+        );
+    }
+    // An end past the object is clamped, as HTTP does.
+    let got = s.store.get(&k, Some(9990..20_000)).await.unwrap();
+    assert_eq!(got.bytes().await.unwrap(), body[9990..]);
+    for bad in [10_000..10_001, 20_000..20_010, 5..5] {
+        match s.store.get(&k, Some(bad.clone())).await {
+            Err(Error::RangeNotSatisfiable { start, end, .. }) => {
+                assert_eq!((start, end), (bad.start, bad.end))
+            }
+            other => panic!(
+                "{bad:?}: expected RangeNotSatisfiable, got {:?}",
+                other.map(|g| g.range)
+            ),
+        }
+    }
+}
+
+pub async fn missing_is_not_found(s: &Subject) {
+    let k = key("nothing/here.jpg");
+    assert!(matches!(s.store.head(&k).await, Err(Error::NotFound { .. })));
+    assert!(matches!(s.store.get(&k, None).await, Err(Error::NotFound { .. })));
+    assert!(matches!(
+        s.store.get(&k, Some(0..10)).await,
+        Err(Error::NotFound { .. })
+    ));
+    s.store.check().await.unwrap();
+}
+
+pub async fn overwrite_replaces(s: &Subject) {
+    let k = key("over/write.txt");
+    let first = s
+        .store
+        .put(&k, Bytes::from_static(b"first version"), &PutOptions::default())
+        .await
+        .unwrap();
+    let second = s
+        .store
+        .put(&k, Bytes::from_static(b"second"), &PutOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        s.store.get_bytes(&k).await.unwrap(),
+        Bytes::from_static(b"second")
+    );
+    assert_eq!(s.store.head(&k).await.unwrap().size, 6);
+    assert_ne!(first.sha256, second.sha256);
+}
+
+pub async fn conditional_puts(s: &Subject) {
+    let k = key("cond/c.txt");
+    let create = PutOptions {
+        mode: PutMode::Create,
+        ..Default::default()
+    };
+    let first = s
+        .store
+        .put(&k, Bytes::from_static(b"one"), &create)
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.store.put(&k, Bytes::from_static(b"two"), &create).await,
+        Err(Error::AlreadyExists { .. })
+    ));
+    let stale = PutOptions {
+        mode: PutMode::IfMatch("\"not-the-etag\"".into()),
+        ..Default::default()
+    };
+    if s.kind == Kind::Local {
+        // The local file system has no compare-and-swap: refused, never emulated with a race.
+        let result = s.store.put(&k, Bytes::from_static(b"three"), &stale).await;
+        assert!(matches!(result, Err(Error::Unsupported { .. })), "{result:?}");
+        assert_eq!(s.store.get_bytes(&k).await.unwrap(), Bytes::from_static(b"one"));
+        return;
+    }
+    let refused = s.store.put(&k, Bytes::from_static(b"three"), &stale).await;
+    assert!(
+        matches!(refused, Err(Error::PreconditionFailed { .. })),
+        "{refused:?}"
+    );
+    let fresh = PutOptions {
+        mode: PutMode::IfMatch(first.etag.clone().unwrap()),
+        ..Default::default()
+    };
+    s.store
+        .put(&k, Bytes::from_static(b"four"), &fresh)
+        .await
+        .unwrap();
+    assert_eq!(s.store.get_bytes(&k).await.unwrap(), Bytes::from_static(b"four"));
+}
+
+pub async fn list_pages_by_prefix(s: &Subject) {
+    // More keys than one S3 ListObjects page (1,000), put 16 at a time.
+    let n = 1_050;
+    stream::iter(0..n)
+        .map(|i| {
+            let store = s.store.clone();
+            async move {
+                let k = key(&format!("many/{:02}/k{i:05}", i % 7));
+                store
+                    .put(&k, Bytes::from(vec![b'x'; i % 5]), &PutOptions::default())
+                    .await
+                    .unwrap();
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<()>>()
+        .await;
+    s.store
+        .put(&key("other/k"), Bytes::from_static(b"o"), &PutOptions::default())
+        .await
+        .unwrap();
+    s.store
+        .put(&key("manyx/k"), Bytes::from_static(b"o"), &PutOptions::default())
+        .await
+        .unwrap();
+
+    let prefix = key("many");
+    let all: Vec<_> = s.store.list(Some(&prefix)).try_collect().await.unwrap();
+    assert_eq!(
+        all.len(),
+        n,
+        "a prefix is whole segments: manyx/ is not under many/"
+    );
+    let listed: Vec<_> = all.iter().map(|m| m.key.to_string()).collect();
+    let mut keys = listed.clone();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), n);
+    if s.kind != Kind::Local {
+        assert_eq!(listed, keys, "S3 and memory list in key order");
+    }
+
+    // Paging walks each key once, in order.
+    let mut seen = Vec::new();
+    let mut after: Option<StorageKey> = None;
+    loop {
+        let page = s
+            .store
+            .list_page(Some(&prefix), after.as_ref(), 100)
+            .await
+            .unwrap();
+        assert!(page.objects.len() <= 100);
+        seen.extend(page.objects.iter().map(|m| m.key.to_string()));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, keys);
+
+    let dir = s.store.list_dir(Some(&prefix)).await.unwrap();
+    assert!(dir.objects.is_empty());
+    assert_eq!(dir.prefixes.len(), 7);
+    assert_eq!(dir.prefixes[0].as_str(), "many/00");
+    let sub = s.store.list_dir(Some(&key("many/03"))).await.unwrap();
+    assert_eq!(sub.objects.len(), (0..n).filter(|i| i % 7 == 3).count());
+    assert!(
+        sub.objects
+            .iter()
+            .find(|m| m.key.as_str() == "many/03/k00003")
+            .is_some_and(|m| m.size == 3)
+    );
+}
+
+pub async fn delete_removes(s: &Subject) {
+    let k = key("del/x.jpg");
+    s.store
+        .put(&k, Bytes::from_static(b"x"), &PutOptions::default())
+        .await
+        .unwrap();
+    s.store.delete(&k).await.unwrap();
+    assert_absent(&s.store, &k).await;
+    // Deleting again is not an error: retries are safe.
+    s.store.delete(&k).await.unwrap();
+}
+
+pub async fn copy_is_server_side(s: &Subject) {
+    let from = key("copy/from.bin");
+    let to = key("copy/to.bin");
+    let body = data(5000, 3);
+    s.store
+        .put(&from, body.clone().into(), &PutOptions::default())
+        .await
+        .unwrap();
+    s.store.copy(&from, &to).await.unwrap();
+    assert_eq!(s.store.get_bytes(&to).await.unwrap(), body);
+    assert_eq!(s.store.get_bytes(&from).await.unwrap(), body);
+    assert!(matches!(
+        s.store.copy(&key("copy/missing"), &to).await,
+        Err(Error::NotFound { .. })
+    ));
+}
+
+pub async fn digest_mismatch_leaves_nothing(s: &Subject) {
+    for len in [1000usize, storage::MIN_PART_SIZE + 4096] {
+        let k = key(&format!("mismatch/{len}.bin"));
+        let body = data(len, 11);
+        let wrong = Sha256Digest::of(b"something else");
+        let options = PutOptions {
+            expected_sha256: Some(wrong),
+            ..Default::default()
+        };
+        match s.store.put_stream(&k, chunked(&body, 100_000), &options).await {
+            Err(Error::DigestMismatch { expected, actual, .. }) => {
+                assert_eq!(expected, wrong.to_hex());
+                assert_eq!(actual, Sha256Digest::of(&body).to_hex());
+            }
+            other => panic!("expected DigestMismatch, got {other:?}"),
+        }
+        assert_absent(&s.store, &k).await;
+        assert!(matches!(
+            s.store.put(&k, body.clone().into(), &options).await,
+            Err(Error::DigestMismatch { .. })
+        ));
+        assert_absent(&s.store, &k).await;
+    }
+    assert_no_staging_files(s);
+}
+
+pub async fn failed_or_cancelled_stream_leaves_nothing(s: &Subject) {
+    // The body fails after more than one part: the multipart upload is aborted.
+    let k = key("broken/body.bin");
+    let part = data(storage::MIN_PART_SIZE + 1, 5);
+    let failing = stream::iter(vec![
+        Ok(Bytes::from(part.clone())),
+        Ok(Bytes::from(part.clone())),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "client went away",
+        )),
+    ]);
+    let result = s.store.put_stream(&k, failing, &PutOptions::default()).await;
+    assert!(matches!(result, Err(Error::Body { .. })), "{result:?}");
+    assert_absent(&s.store, &k).await;
+
+    // The future is dropped mid-stream (a request cancelled by a disconnect).
+    let k2 = key("broken/cancelled.bin");
+    let (tx, rx) = futures::channel::mpsc::channel::<std::io::Result<Bytes>>(1);
+    let store = s.store.clone();
+    let k2c = k2.clone();
+    let task = tokio::spawn(async move { store.put_stream(&k2c, rx, &PutOptions::default()).await });
+    let mut tx = tx;
+    for _ in 0..3 {
+        futures::SinkExt::send(&mut tx, Ok(Bytes::from(part.clone())))
+            .await
+            .unwrap();
+    }
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_absent(&s.store, &k2).await;
+    assert_no_staging_files(s);
+}
+
+/// The local adapter stages as `<name>#<n>`; none may be left behind.
+fn assert_no_staging_files(s: &Subject) {
+    let Some(root) = &s.root else { return };
+    let mut stack = vec![root.path().to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            assert!(
+                !path.to_string_lossy().contains('#'),
+                "staging file left: {}",
+                path.display()
+            );
+            if path.is_dir() {
+                stack.push(path);
+            }
+        }
+    }
+}
+
+pub async fn presigned_urls(s: &Subject) {
+    let layout = LibraryLayout::new("u1", "lib1").unwrap();
+    let k = layout
+        .original("AB12CD34-0000-4000-8000-00000000AAAA", "heic")
+        .unwrap();
+    let body = data(4321, 9);
+    s.store
+        .put(&k, body.clone().into(), &PutOptions::default())
+        .await
+        .unwrap();
+
+    let url = s.store.presign_get(&k, None).await.unwrap();
+    let ttl = url.expires_at - chrono::Utc::now();
+    assert!(
+        ttl > chrono::Duration::seconds(290) && ttl <= chrono::Duration::seconds(300),
+        "{ttl}"
+    );
+    assert_eq!(s.fetch(&url.url).await, Fetched::Ok(body.clone()));
+
+    // Change one character of the key's path, or of the signature: refused.
+    let mut other_key = url.url.clone();
+    other_key.set_path(&url.url.path().replace("AAAA", "AAAB"));
+    assert_eq!(s.fetch(&other_key).await, Fetched::Refused);
+    let sig_param = if s.kind == Kind::S3 {
+        "X-Amz-Signature"
+    } else {
+        "sig"
+    };
+    let pairs: Vec<(String, String)> = url.url.query_pairs().into_owned().collect();
+    let sig = pairs.iter().find(|(k, _)| k == sig_param).unwrap().1.clone();
+    for position in [0, sig.len() / 2, sig.len() - 1] {
+        let mut tampered = url.url.clone();
+        let mut bad = sig.clone().into_bytes();
+        bad[position] = if bad[position] == b'a' { b'b' } else { b'a' };
+        let bad = String::from_utf8(bad).unwrap();
+        tampered.query_pairs_mut().clear().extend_pairs(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.as_str(), if k == sig_param { bad.as_str() } else { v.as_str() })),
+        );
+        assert_eq!(
+            s.fetch(&tampered).await,
+            Fetched::Refused,
+            "signature char {position}"
+        );
+    }
+
+    // A TTL above the maximum is an error; a one-second URL works, then expires.
+    assert!(matches!(
+        s.store.presign_get(&k, Some(Duration::from_secs(3601))).await,
+        Err(Error::InvalidTtl { max_secs: 3600, .. })
+    ));
+    let short = s
+        .store
+        .presign_get(&k, Some(Duration::from_secs(2)))
+        .await
+        .unwrap();
+    assert_eq!(s.fetch(&short.url).await, Fetched::Ok(body));
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    assert_eq!(s.fetch(&short.url).await, Fetched::Refused);
+}
+
+pub async fn concurrent_puts(s: &Subject) {
+    let results: Vec<_> = stream::iter(0..50u64)
+        .map(|i| {
+            let store = s.store.clone();
+            async move {
+                let body = data(20_000 + i as usize, i);
+                let k = key(&format!("concurrent/{i}.bin"));
+                let receipt = store
+                    .put_stream(&k, chunked(&body, 4096), &PutOptions::default())
+                    .await
+                    .unwrap();
+                (k, receipt.sha256)
+            }
+        })
+        .buffer_unordered(50)
+        .collect()
+        .await;
+    assert_eq!(results.len(), 50);
+    for (k, digest) in results {
+        assert_eq!(Sha256Digest::of(&s.store.get_bytes(&k).await.unwrap()), digest);
+    }
+}
+
+pub async fn invalid_keys_never_reach_the_backend(s: &Subject) {
+    for bad in ["../escape", "/abs", "a//b", "a\\b", "a\0b"] {
+        assert!(matches!(StorageKey::parse(bad), Err(Error::InvalidKey { .. })));
+    }
+    let listed: Vec<_> = s.store.list(None).try_collect().await.unwrap();
+    assert!(listed.is_empty());
+}
