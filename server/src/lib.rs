@@ -1,1 +1,4 @@
-//! The iPhoto sync server (built in its own issue).
+//! The iPhoto sync server: the catalog (SQLite or PostgreSQL), the HTTP surfaces (client, web, worker, ops),
+//! the enrichment workers and the admin CLI. `main.rs` only parses configuration and calls into here.
+
+pub mod catalog;

@@ -1,0 +1,1 @@
+//! The catalog port (being built).
