@@ -9,7 +9,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{GetOptions, GetRange, ObjectStoreExt as _};
+use object_store::{GetOptions, GetRange, GetResultPayload, ObjectStoreExt as _};
 
 use crate::error::{Error, Result};
 use crate::key::StorageKey;
@@ -167,7 +167,11 @@ impl Store {
         if let Some(r) = &range
             && r.start >= r.end
         {
-            return Err(Error::RangeNotSatisfiable { key: key.to_string(), start: r.start, end: r.end });
+            return Err(Error::RangeNotSatisfiable {
+                key: key.to_string(),
+                start: r.start,
+                end: r.end,
+            });
         }
         let options = GetOptions {
             range: range.clone().map(GetRange::Bounded),
@@ -180,10 +184,14 @@ impl Store {
         let meta = meta(key.clone(), &result.meta);
         let range = result.range.clone();
         let owned_key = key.to_string();
-        let body = result
-            .into_stream()
-            .map_err(move |e| Error::from_backend(&owned_key, e))
-            .boxed();
+        let body = match result.payload {
+            // object_store streams a local file 8 KiB at a time, a blocking-pool hop each: several times
+            // slower than `cp`. Read it in 1 MiB chunks instead.
+            GetResultPayload::File(file, _) => file_stream(file, range.clone(), owned_key),
+            GetResultPayload::Stream(stream) => stream
+                .map_err(move |e| Error::from_backend(&owned_key, e))
+                .boxed(),
+        };
         Ok(GetObject { meta, range, body })
     }
 
@@ -334,6 +342,31 @@ impl Store {
         }
     }
 }
+
+/// Bytes of `range` of an open local file, read 1 MiB at a time.
+fn file_stream(file: std::fs::File, range: Range<u64>, key: String) -> BoxStream<'static, Result<Bytes>> {
+    use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+    let opened = async move {
+        let mut file = tokio::fs::File::from_std(file);
+        file.seek(std::io::SeekFrom::Start(range.start)).await?;
+        Ok::<_, std::io::Error>(tokio_util::io::ReaderStream::with_capacity(
+            file.take(range.end - range.start),
+            FILE_CHUNK,
+        ))
+    };
+    futures::stream::once(opened)
+        .try_flatten()
+        .map_err(move |source| Error::Backend {
+            key: key.clone(),
+            source: object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(source),
+            },
+        })
+        .boxed()
+}
+
+const FILE_CHUNK: usize = 1 << 20;
 
 /// The `n` smallest keys of an unordered listing, in order, holding at most `n` at a time.
 async fn smallest_keys(

