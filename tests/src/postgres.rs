@@ -100,7 +100,8 @@ impl Postgres {
                 b("pg_ctl")
             ))
         );
-        let log = std::env::temp_dir().join(format!("{}.log", unique_name("iphoto-postgres")));
+        // Inside the cluster's directory, so the stop script removes it too.
+        let log = dir.join("supervisor.log");
         let supervisor = Supervised::spawn(&start, &stop, &log)?;
         let postgres = Postgres {
             base_url: format!("postgres://postgres@127.0.0.1:{port}"),
