@@ -1,1 +1,194 @@
-//! The FUSE mount (built in its own issue).
+//! `iphoto-mount`: any object-store prefix as local files, with a bounded block cache on disk.
+//!
+//! Layers, each knowing only the one below: [`fuse`] (the `fuser` shim, the only code that knows FUSE) →
+//! [`fs`] (inodes, listings, handles, reads; no FUSE types) → [`cache`] (the block cache port and its disk
+//! adapter) and the `storage` crate's [`storage::Store`]. Errors become errno in one place, [`Error::errno`].
+//!
+//! [`Mount::start`] mounts and returns at once (for tests and benchmarks); [`run`] mounts and waits for
+//! SIGINT/SIGTERM (for the binary). The write path (journal, uploads) is not built yet: a read-write mount
+//! answers changes with ENOTSUP, a read-only one with EROFS.
+
+pub mod cache;
+pub mod error;
+pub mod fs;
+pub mod fuse;
+mod status;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use storage::Store;
+
+use crate::cache::disk::DiskCache;
+pub use crate::error::{Error, Result};
+use crate::fs::{Fs, FsConfig};
+pub use crate::status::Status;
+
+/// What a mount is for; decides the defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Profile {
+    /// A Photos library's originals: read-only (EROFS on every change).
+    PhotosOriginals,
+    /// Video sources and renders: read-write.
+    VideoProjects,
+}
+
+impl Profile {
+    /// Whether the profile mounts read-only unless told otherwise.
+    pub fn read_only_by_default(self) -> bool {
+        matches!(self, Profile::PhotosOriginals)
+    }
+}
+
+/// Everything a mount needs besides the store.
+#[derive(Debug, Clone)]
+pub struct MountConfig {
+    /// Where the files appear.
+    pub mountpoint: PathBuf,
+    /// The core's settings (prefix, TTL, block size, memory budget, timeouts).
+    pub fs: FsConfig,
+    /// The cache directory (blocks, index, status); one mount at a time (a lock file says so).
+    pub cache_dir: PathBuf,
+    /// Hard bound of the cache directory, bytes.
+    pub cache_max_size: u64,
+    /// FUSE session threads reading requests (work itself runs on the runtime).
+    pub fuse_threads: usize,
+    /// Let other users see the mount (`allow_other`; needs `user_allow_other` in /etc/fuse.conf unless root).
+    pub allow_other: bool,
+}
+
+/// A live mount. Unmount with [`Mount::unmount`]; dropping it unmounts too.
+#[derive(Debug)]
+pub struct Mount {
+    session: Option<fuser::BackgroundSession>,
+    fs: Arc<Fs>,
+    runtime: Option<tokio::runtime::Runtime>,
+    mountpoint: PathBuf,
+    cache_dir: PathBuf,
+    _lock: std::fs::File,
+}
+
+impl Mount {
+    /// Opens the cache, mounts, and returns while the mount serves requests on threads of its own.
+    pub fn start(config: MountConfig, store: Store) -> Result<Mount> {
+        std::fs::create_dir_all(&config.cache_dir)?;
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(config.cache_dir.join("lock"))?;
+        if lock.try_lock().is_err() {
+            return Err(Error::Config(format!(
+                "the cache directory {} is in use by another mount",
+                config.cache_dir.display()
+            )));
+        }
+        let cache = Arc::new(DiskCache::open(&config.cache_dir, config.cache_max_size)?);
+        let fs = Arc::new(Fs::new(store, cache, config.fs.clone())?);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .thread_name("iphoto-mount")
+            .enable_all()
+            .build()?;
+        let mut options = vec![
+            fuser::MountOption::FSName("iphoto-mount".into()),
+            fuser::MountOption::Subtype("iphoto".into()),
+            fuser::MountOption::NoAtime,
+            fuser::MountOption::NoDev,
+            fuser::MountOption::NoSuid,
+        ];
+        if config.fs.read_only {
+            options.push(fuser::MountOption::RO);
+        }
+        let mut fuse_config = fuser::Config::default();
+        fuse_config.mount_options = options;
+        fuse_config.n_threads = Some(config.fuse_threads.max(1));
+        fuse_config.clone_fd = true;
+        if config.allow_other {
+            fuse_config.acl = fuser::SessionACL::All;
+        }
+        let front = fuse::FuseFs::new(fs.clone(), runtime.handle().clone());
+        let session =
+            fuser::spawn_mount(front, &config.mountpoint, &fuse_config).map_err(|source| Error::Mount {
+                mountpoint: config.mountpoint.display().to_string(),
+                source,
+            })?;
+        status::spawn_writer(&runtime, fs.clone(), config.cache_dir.clone());
+        tracing::info!(mountpoint = %config.mountpoint.display(), "mounted");
+        Ok(Mount {
+            session: Some(session),
+            fs,
+            runtime: Some(runtime),
+            mountpoint: config.mountpoint,
+            cache_dir: config.cache_dir,
+            _lock: lock,
+        })
+    }
+
+    /// The core, for status and tests.
+    pub fn fs(&self) -> &Arc<Fs> {
+        &self.fs
+    }
+
+    /// Whether the kernel side ended (someone ran `fusermount3 -u`).
+    pub fn is_finished(&self) -> bool {
+        self.session.as_ref().is_none_or(|s| s.guard.is_finished())
+    }
+
+    /// Unmounts, waits for the session to end and writes the cache index.
+    pub fn unmount(mut self) -> Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<()> {
+        let mut result = Ok(());
+        if let Some(session) = self.session.take()
+            && let Err(source) = session.umount_and_join()
+        {
+            result = Err(Error::Mount {
+                mountpoint: self.mountpoint.display().to_string(),
+                source,
+            });
+        }
+        if let Err(e) = self.fs.persist() {
+            tracing::warn!(error = %e, "writing the cache index at unmount failed");
+        }
+        status::write(&self.fs, &self.cache_dir);
+        if let Some(runtime) = self.runtime.take() {
+            // Not `drop`: dropping a runtime inside another runtime's task panics.
+            runtime.shutdown_background();
+        }
+        result
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::warn!(error = %e, "unmount on drop failed");
+        }
+    }
+}
+
+/// Mounts and serves until SIGINT or SIGTERM (or an external unmount), then unmounts cleanly.
+pub fn run(config: MountConfig, store: Store) -> Result<()> {
+    let mount = Mount::start(config, store)?;
+    let signals = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    signals.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut ticker = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = term.recv() => break,
+                _ = ticker.tick() => if mount.is_finished() { break },
+            }
+        }
+        tracing::info!("unmounting");
+        Ok::<(), Error>(())
+    })?;
+    mount.unmount()
+}

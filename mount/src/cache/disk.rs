@@ -1,0 +1,511 @@
+//! The block cache on disk.
+//!
+//! Layout under the cache directory: `blocks/<2 hex>/<64 hex>` (the SHA-256 of key, version and index) and
+//! `index.log`. Invariants:
+//! - **Hard bound.** Every block is accounted (its full size) *before* its file is written, and room is made
+//!   by deleting least recently used blocks *before* that, under one lock: the files on disk never add up to
+//!   more than the bound, at any instant, with any number of concurrent inserts. No periodic sweep.
+//! - **Checksum.** The index keeps each block's SHA-256; a block whose bytes disagree (torn write, bit rot) is
+//!   dropped and reported as a miss, never served.
+//! - **Restart.** `index.log` is an append-only log of `+` (block accounted) and `-` (block removed) records,
+//!   rewritten atomically (temporary file, fsync, rename) when it grows to several times the live entries. A
+//!   restart replays the log and never walks or wipes the block directory. A `+` is logged before the block
+//!   file is written, so a crash leaves at worst a block accounted but torn (its checksum fails, it is
+//!   dropped) — never a file the bound does not know about.
+//!
+//! Recency is kept in memory only; after a restart blocks age in the order the log lists them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use sha2::{Digest as _, Sha256};
+
+use crate::cache::{BlockCache, BlockId, CacheUsage};
+use crate::error::{Error, Result};
+
+/// Least bytes set aside in the bound for `index.log` itself (and its rewrite), so blocks plus index stay
+/// under the bound. Larger caches set aside 1/512 of the bound: a record is ~140 bytes, so with blocks of
+/// 1 MiB or more the live index takes under a fifth of that.
+const INDEX_ALLOWANCE: u64 = 256 * 1024;
+
+/// The index allowance for a bound.
+fn index_allowance(max_bytes: u64) -> u64 {
+    INDEX_ALLOWANCE.max(max_bytes / 512)
+}
+
+/// A block cache in a directory, with a hard byte bound.
+#[derive(Debug)]
+pub struct DiskCache {
+    dir: PathBuf,
+    max_bytes: u64,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    entries: HashMap<String, Entry>,
+    /// Recency: tick → block name. The smallest tick is evicted first.
+    lru: BTreeMap<u64, String>,
+    tick: u64,
+    used: u64,
+    log: File,
+    log_bytes: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    size: u64,
+    sha256: String,
+    tick: u64,
+    /// Being written: accounted, not yet readable, not evictable.
+    writing: bool,
+}
+
+impl DiskCache {
+    /// Opens (or creates) the cache in `dir` with a bound of `max_bytes`, replaying the index. A cache left
+    /// over a bound that has since shrunk is trimmed now.
+    pub fn open(dir: &Path, max_bytes: u64) -> Result<Self> {
+        if max_bytes <= index_allowance(max_bytes) {
+            return Err(Error::Config(format!(
+                "the cache bound must be above {INDEX_ALLOWANCE} bytes, got {max_bytes}"
+            )));
+        }
+        fs::create_dir_all(dir.join("blocks"))?;
+        let log_path = dir.join("index.log");
+        let mut entries = HashMap::new();
+        let mut log_bytes = 0u64;
+        if log_path.exists() {
+            let reader = BufReader::new(File::open(&log_path)?);
+            for line in reader.lines() {
+                let line = line?;
+                log_bytes += line.len() as u64 + 1;
+                let mut parts = line.split(' ');
+                match (parts.next(), parts.next(), parts.next(), parts.next()) {
+                    (Some("+"), Some(name), Some(size), Some(sha256)) => {
+                        let size = size.parse().map_err(|_| Error::CacheIndex {
+                            path: log_path.display().to_string(),
+                            reason: format!("bad size in {line:?}"),
+                        })?;
+                        entries.insert(
+                            name.to_owned(),
+                            Entry {
+                                size,
+                                sha256: sha256.to_owned(),
+                                tick: 0,
+                                writing: false,
+                            },
+                        );
+                    }
+                    (Some("-"), Some(name), None, None) => {
+                        entries.remove(name);
+                    }
+                    // A torn last line (crash mid-append) carries nothing we need.
+                    _ => tracing::warn!(%line, "skipping a malformed cache index record"),
+                }
+            }
+        }
+        let mut lru = BTreeMap::new();
+        let mut used = 0;
+        let mut tick = 0;
+        for (name, entry) in &mut entries {
+            tick += 1;
+            entry.tick = tick;
+            lru.insert(tick, name.clone());
+            used += entry.size;
+        }
+        let log = OpenOptions::new().create(true).append(true).open(&log_path)?;
+        let cache = Self {
+            dir: dir.to_owned(),
+            max_bytes,
+            state: Mutex::new(State {
+                entries,
+                lru,
+                tick,
+                used,
+                log,
+                log_bytes,
+            }),
+        };
+        {
+            let mut state = cache.lock();
+            let capacity = cache.capacity();
+            cache.make_room(&mut state, 0, capacity)?;
+            cache.write_index(&mut state)?;
+        }
+        Ok(cache)
+    }
+
+    /// Room for blocks: the bound less the index allowance.
+    fn capacity(&self) -> u64 {
+        self.max_bytes - index_allowance(self.max_bytes)
+    }
+
+    /// Appends one record, rewriting the log first when it would pass half its allowance (the other half
+    /// is room for the rewrite's temporary file).
+    fn append(&self, state: &mut State, record: &str) -> Result<()> {
+        if state.log_bytes + record.len() as u64 > index_allowance(self.max_bytes) / 2 {
+            self.write_index(state)?;
+        }
+        state.log.write_all(record.as_bytes())?;
+        state.log_bytes += record.len() as u64;
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock leaves consistent accounting (every step updates it before
+        // touching files), so a poisoned lock is still usable.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn block_path(&self, name: &str) -> PathBuf {
+        self.dir.join("blocks").join(&name[..2]).join(name)
+    }
+
+    /// Evicts LRU blocks (not those being written) until `needed` more bytes fit in `capacity`. Files are
+    /// deleted here, under the lock, so no other insert can write into the room before it is really free.
+    fn make_room(&self, state: &mut State, needed: u64, capacity: u64) -> Result<bool> {
+        let mut skipped = Vec::new();
+        while state.used + needed > capacity {
+            let Some((tick, name)) = state.lru.pop_first() else {
+                break;
+            };
+            if state.entries.get(&name).is_some_and(|e| e.writing) {
+                skipped.push((tick, name));
+                continue;
+            }
+            self.remove_locked(state, &name)?;
+        }
+        for (tick, name) in skipped {
+            state.lru.insert(tick, name);
+        }
+        Ok(state.used + needed <= capacity)
+    }
+
+    fn remove_locked(&self, state: &mut State, name: &str) -> Result<()> {
+        if let Some(entry) = state.entries.remove(name) {
+            state.lru.remove(&entry.tick);
+            match fs::remove_file(self.block_path(name)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    // Still accounted as used: the file may still be there.
+                    state.entries.insert(name.to_owned(), entry);
+                    return Err(e.into());
+                }
+            }
+            state.used -= entry.size;
+            self.append(state, &format!("- {name}\n"))?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites the log with only the live entries, atomically (temporary file, fsync, rename).
+    fn write_index(&self, state: &mut State) -> Result<()> {
+        let path = self.dir.join("index.log");
+        let temporary = self.dir.join("index.log.tmp");
+        let mut file = File::create(&temporary)?;
+        let mut text = String::new();
+        for (name, entry) in &state.entries {
+            if !entry.writing {
+                text.push_str(&format!("+ {name} {} {}\n", entry.size, entry.sha256));
+            }
+        }
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        fs::rename(&temporary, &path)?;
+        if let Ok(dir) = File::open(&self.dir) {
+            dir.sync_all()?;
+        }
+        state.log = OpenOptions::new().append(true).open(&path)?;
+        state.log_bytes = text.len() as u64;
+        Ok(())
+    }
+
+    fn touch(state: &mut State, name: &str) {
+        state.tick += 1;
+        let tick = state.tick;
+        if let Some(entry) = state.entries.get_mut(name) {
+            state.lru.remove(&entry.tick);
+            entry.tick = tick;
+            state.lru.insert(tick, name.to_owned());
+        }
+    }
+}
+
+/// The block's file name: SHA-256 of its identity, so any key is a safe, fixed-length name.
+fn block_name(id: &BlockId) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(id.key.as_bytes());
+    hasher.update([0]);
+    hasher.update(id.version.as_bytes());
+    hasher.update([0]);
+    hasher.update(id.index.to_be_bytes());
+    hex::encode(hasher.finalize())
+}
+
+impl BlockCache for DiskCache {
+    fn get(&self, id: &BlockId) -> Result<Option<Bytes>> {
+        let name = block_name(id);
+        let expected = {
+            let mut state = self.lock();
+            match state.entries.get(&name) {
+                Some(entry) if !entry.writing => {
+                    let expected = (entry.size, entry.sha256.clone());
+                    Self::touch(&mut state, &name);
+                    expected
+                }
+                _ => return Ok(None),
+            }
+        };
+        let data = match fs::read(self.block_path(&name)) {
+            Ok(data) => data,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut state = self.lock();
+                self.remove_locked(&mut state, &name)?;
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if data.len() as u64 != expected.0 || hex::encode(Sha256::digest(&data)) != expected.1 {
+            tracing::warn!(key = %id.key, index = id.index, "dropping a cached block whose checksum fails");
+            let mut state = self.lock();
+            self.remove_locked(&mut state, &name)?;
+            return Ok(None);
+        }
+        Ok(Some(Bytes::from(data)))
+    }
+
+    fn put(&self, id: &BlockId, data: &[u8]) -> Result<bool> {
+        let name = block_name(id);
+        let size = data.len() as u64;
+        let sha256 = hex::encode(Sha256::digest(data));
+        {
+            let mut state = self.lock();
+            if state.entries.contains_key(&name) {
+                Self::touch(&mut state, &name);
+                return Ok(true);
+            }
+            if !self.make_room(&mut state, size, self.capacity())? {
+                return Ok(false);
+            }
+            state.tick += 1;
+            let tick = state.tick;
+            state.entries.insert(
+                name.clone(),
+                Entry {
+                    size,
+                    sha256: sha256.clone(),
+                    tick,
+                    writing: true,
+                },
+            );
+            state.lru.insert(tick, name.clone());
+            state.used += size;
+            self.append(&mut state, &format!("+ {name} {size} {sha256}\n"))?;
+        }
+        let path = self.block_path(&name);
+        let written = (|| -> std::io::Result<()> {
+            if let Some(parent) = path.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            fs::write(&path, data)
+        })();
+        let mut state = self.lock();
+        match written {
+            Ok(()) => {
+                if let Some(entry) = state.entries.get_mut(&name) {
+                    entry.writing = false;
+                }
+                Ok(true)
+            }
+            Err(e) => {
+                if let Some(entry) = state.entries.get_mut(&name) {
+                    entry.writing = false;
+                }
+                self.remove_locked(&mut state, &name)?;
+                Err(e.into())
+            }
+        }
+    }
+
+    fn contains(&self, id: &BlockId) -> bool {
+        let name = block_name(id);
+        self.lock().entries.get(&name).is_some_and(|e| !e.writing)
+    }
+
+    fn usage(&self) -> CacheUsage {
+        let state = self.lock();
+        CacheUsage {
+            used_bytes: state.used + state.log_bytes,
+            max_bytes: self.max_bytes,
+            blocks: state.entries.len() as u64,
+        }
+    }
+
+    fn persist(&self) -> Result<()> {
+        let mut state = self.lock();
+        self.write_index(&mut state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KIB: u64 = 1024;
+
+    fn id(key: &str, version: &str, index: u64) -> BlockId {
+        BlockId {
+            key: key.into(),
+            version: version.into(),
+            index,
+        }
+    }
+
+    fn dir_bytes(dir: &Path) -> u64 {
+        let mut total = 0;
+        // Files vanish while this walks (evictions): those count as zero.
+        let Ok(entries) = fs::read_dir(dir) else { return 0 };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            total += if meta.is_dir() {
+                dir_bytes(&entry.path())
+            } else {
+                meta.len()
+            };
+        }
+        total
+    }
+
+    #[test]
+    fn round_trip_and_version_miss() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = DiskCache::open(dir.path(), INDEX_ALLOWANCE + 1024 * KIB).unwrap();
+        assert!(cache.put(&id("a/b", "v1", 0), b"hello").unwrap());
+        assert_eq!(
+            cache.get(&id("a/b", "v1", 0)).unwrap().unwrap(),
+            Bytes::from_static(b"hello")
+        );
+        // Another version or another block of the same key misses.
+        assert!(cache.get(&id("a/b", "v2", 0)).unwrap().is_none());
+        assert!(cache.get(&id("a/b", "v1", 1)).unwrap().is_none());
+    }
+
+    #[test]
+    fn bound_holds_at_insert_and_lru_goes_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let max = INDEX_ALLOWANCE + 300 * KIB;
+        let cache = DiskCache::open(dir.path(), max).unwrap();
+        let block = vec![7u8; 100 * KIB as usize];
+        for i in 0..3 {
+            assert!(cache.put(&id("k", "v", i), &block).unwrap());
+        }
+        // Block 0 is used again, so block 1 is the least recently used.
+        assert!(cache.get(&id("k", "v", 0)).unwrap().is_some());
+        assert!(cache.put(&id("k", "v", 3), &block).unwrap());
+        assert!(cache.contains(&id("k", "v", 0)));
+        assert!(!cache.contains(&id("k", "v", 1)));
+        assert!(cache.contains(&id("k", "v", 3)));
+        for i in 4..40 {
+            cache.put(&id("k", "v", i), &block).unwrap();
+            assert!(dir_bytes(dir.path()) <= max, "over the bound after block {i}");
+            assert!(cache.usage().used_bytes <= max);
+        }
+    }
+
+    #[test]
+    fn a_block_larger_than_the_cache_is_not_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = DiskCache::open(dir.path(), INDEX_ALLOWANCE + 10 * KIB).unwrap();
+        assert!(
+            !cache
+                .put(&id("k", "v", 0), &vec![1u8; 11 * KIB as usize])
+                .unwrap()
+        );
+        assert_eq!(cache.usage().blocks, 0);
+    }
+
+    #[test]
+    fn a_corrupt_block_is_a_miss_and_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = DiskCache::open(dir.path(), INDEX_ALLOWANCE + 1024 * KIB).unwrap();
+        let block = id("k", "v", 0);
+        cache.put(&block, b"original bytes").unwrap();
+        fs::write(cache.block_path(&block_name(&block)), b"original bytez").unwrap();
+        assert!(cache.get(&block).unwrap().is_none());
+        assert!(!cache.contains(&block));
+    }
+
+    #[test]
+    fn a_restart_keeps_blocks_without_walking_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let cache = DiskCache::open(dir.path(), INDEX_ALLOWANCE + 1024 * KIB).unwrap();
+            cache.put(&id("k", "v", 0), b"zero").unwrap();
+            cache.put(&id("k", "v", 1), b"one").unwrap();
+            // Dropped without `persist`: the log alone must be enough (a crash).
+        }
+        // A stray file the index does not know is not picked up (the directory is not walked).
+        fs::write(dir.path().join("blocks").join("stray"), b"x").unwrap();
+        let cache = DiskCache::open(dir.path(), INDEX_ALLOWANCE + 1024 * KIB).unwrap();
+        assert_eq!(cache.usage().blocks, 2);
+        assert_eq!(
+            cache.get(&id("k", "v", 1)).unwrap().unwrap(),
+            Bytes::from_static(b"one")
+        );
+        cache.persist().unwrap();
+        let cache = DiskCache::open(dir.path(), INDEX_ALLOWANCE + 1024 * KIB).unwrap();
+        assert_eq!(
+            cache.get(&id("k", "v", 0)).unwrap().unwrap(),
+            Bytes::from_static(b"zero")
+        );
+    }
+
+    #[test]
+    fn a_smaller_bound_at_restart_trims_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let block = vec![1u8; 100 * KIB as usize];
+        {
+            let cache = DiskCache::open(dir.path(), INDEX_ALLOWANCE + 1000 * KIB).unwrap();
+            for i in 0..8 {
+                cache.put(&id("k", "v", i), &block).unwrap();
+            }
+        }
+        let max = INDEX_ALLOWANCE + 250 * KIB;
+        let cache = DiskCache::open(dir.path(), max).unwrap();
+        assert_eq!(cache.usage().blocks, 2);
+        assert!(dir_bytes(dir.path()) <= max);
+    }
+
+    #[test]
+    fn concurrent_inserts_never_exceed_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let max = INDEX_ALLOWANCE + 512 * KIB;
+        let cache = std::sync::Arc::new(DiskCache::open(dir.path(), max).unwrap());
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let cache = cache.clone();
+                std::thread::spawn(move || {
+                    let block = vec![t as u8; 64 * KIB as usize];
+                    for i in 0..50 {
+                        cache.put(&id(&format!("k{t}"), "v", i), &block).unwrap();
+                    }
+                })
+            })
+            .collect();
+        let mut peak = 0;
+        while threads.iter().any(|t| !t.is_finished()) {
+            peak = peak.max(dir_bytes(dir.path()));
+        }
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(peak <= max, "peak {peak} > {max}");
+    }
+}

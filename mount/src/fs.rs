@@ -1,0 +1,382 @@
+//! The file-system core: inodes, lookups, attributes, directory listings, handles and reads over a
+//! [`Store`] and a key prefix. It knows nothing of FUSE: a front end (`fuse.rs`, later FSKit or NFS) turns
+//! requests into these calls and [`Error::errno`] into its replies.
+//!
+//! Metadata comes from `list_dir` (one LIST per directory, trusted for the metadata TTL) and `head` (a file's
+//! attributes after the TTL). A store that fails or times out gives [`Error::Store`]/[`Error::Timeout`]
+//! (EIO): an entry is "not found" only when a fresh answer of the store says so.
+
+mod inode;
+mod read;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use storage::{StorageKey, Store};
+
+use crate::cache::{BlockCache, CacheUsage};
+use crate::error::{Error, Result};
+use inode::InodeTable;
+pub use inode::{Kind, ROOT_INO};
+pub use read::MAX_WINDOW_BLOCKS;
+use read::{FileVersion, ReadState, Reader};
+
+/// Settings of the core.
+#[derive(Debug, Clone)]
+pub struct FsConfig {
+    /// The key prefix shown as the root (`None`: the whole store).
+    pub prefix: Option<StorageKey>,
+    /// Refuse every change with EROFS.
+    pub read_only: bool,
+    /// How long a listing or a file's attributes are trusted before the store is asked again.
+    pub metadata_ttl: Duration,
+    /// Size of a cached block.
+    pub block_size: u64,
+    /// Bytes of blocks in memory at once (fetches and prefetches), for the whole mount.
+    pub memory_budget: u64,
+    /// A store request that takes longer fails with EIO.
+    pub request_timeout: Duration,
+    /// Owner shown on every entry.
+    pub uid: u32,
+    /// Group shown on every entry.
+    pub gid: u32,
+}
+
+/// Attributes of an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attr {
+    /// Inode number.
+    pub ino: u64,
+    /// File or directory.
+    pub kind: Kind,
+    /// Bytes (0 for directories).
+    pub size: u64,
+    /// Last modification in the store.
+    pub mtime: SystemTime,
+    /// Permission bits.
+    pub perm: u16,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+}
+
+/// One entry of a directory listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    /// Inode number.
+    pub ino: u64,
+    /// Name within the directory.
+    pub name: String,
+    /// File or directory.
+    pub kind: Kind,
+}
+
+/// The file system over one store prefix.
+#[derive(Debug)]
+pub struct Fs {
+    store: Store,
+    config: FsConfig,
+    inodes: Mutex<InodeTable>,
+    reader: Arc<Reader>,
+    files: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<OpenFile>>>>,
+    dirs: Mutex<HashMap<u64, Vec<DirEntry>>>,
+    next_handle: AtomicU64,
+}
+
+#[derive(Debug)]
+struct OpenFile {
+    version: FileVersion,
+    state: ReadState,
+}
+
+impl Fs {
+    /// A file system over `store` below `config.prefix`, caching blocks in `cache`.
+    pub fn new(store: Store, cache: Arc<dyn BlockCache>, config: FsConfig) -> Result<Self> {
+        if config.block_size == 0 || config.memory_budget < 2 * config.block_size {
+            return Err(Error::Config(format!(
+                "the memory budget ({} bytes) must hold at least two blocks of {} bytes",
+                config.memory_budget, config.block_size
+            )));
+        }
+        let reader = Arc::new(Reader::new(
+            store.clone(),
+            cache,
+            config.block_size,
+            config.memory_budget,
+            config.request_timeout,
+        ));
+        Ok(Self {
+            inodes: Mutex::new(InodeTable::new(config.prefix.clone())),
+            store,
+            config,
+            reader,
+            files: Mutex::new(HashMap::new()),
+            dirs: Mutex::new(HashMap::new()),
+            next_handle: AtomicU64::new(1),
+        })
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &FsConfig {
+        &self.config
+    }
+
+    /// How full the block cache is.
+    pub fn cache_usage(&self) -> CacheUsage {
+        self.reader.cache().usage()
+    }
+
+    /// Writes the cache index (at unmount).
+    pub fn persist(&self) -> Result<()> {
+        self.reader.cache().persist()
+    }
+
+    /// Refuses a change: EROFS on a read-only mount; the write path is not built yet otherwise.
+    pub fn check_writable(&self, what: &'static str) -> Result<()> {
+        if self.config.read_only {
+            Err(Error::ReadOnly)
+        } else {
+            Err(Error::Unsupported { what })
+        }
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, InodeTable> {
+        self.inodes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn attr_of(&self, ino: u64, inode: &inode::Inode) -> Attr {
+        let writable = if self.config.read_only { 0 } else { 0o200 };
+        let perm = match inode.kind {
+            Kind::Directory => 0o555 | writable,
+            Kind::File => 0o444 | writable,
+        };
+        Attr {
+            ino,
+            kind: inode.kind,
+            size: inode.size,
+            mtime: inode.mtime,
+            perm,
+            uid: self.config.uid,
+            gid: self.config.gid,
+        }
+    }
+
+    async fn timed<T>(
+        &self,
+        what: &'static str,
+        future: impl Future<Output = storage::Result<T>>,
+    ) -> Result<T> {
+        match tokio::time::timeout(self.config.request_timeout, future).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(Error::Timeout {
+                what,
+                seconds: self.config.request_timeout.as_secs(),
+            }),
+        }
+    }
+
+    /// Lists `dir` unless its listing is younger than the TTL.
+    async fn ensure_listing(&self, dir: u64) -> Result<()> {
+        let key = {
+            let table = self.table();
+            let inode = table.get(dir).ok_or_else(|| Error::NotFound {
+                name: format!("inode {dir}"),
+            })?;
+            if inode.kind != Kind::Directory {
+                return Err(Error::NotDirectory {
+                    name: inode.name.clone(),
+                });
+            }
+            if table
+                .listing(dir)
+                .is_some_and(|l| l.fetched.elapsed() < self.config.metadata_ttl)
+            {
+                return Ok(());
+            }
+            inode.key.clone()
+        };
+        let listing = self.timed("a LIST", self.store.list_dir(key.as_ref())).await?;
+        self.table().apply_listing(dir, &listing);
+        Ok(())
+    }
+
+    /// The entry `name` in directory `parent`.
+    pub async fn lookup(&self, parent: u64, name: &str) -> Result<Attr> {
+        self.ensure_listing(parent).await?;
+        let table = self.table();
+        let ino = table
+            .listing(parent)
+            .and_then(|l| l.children.get(name).copied())
+            .ok_or_else(|| Error::NotFound {
+                name: name.to_owned(),
+            })?;
+        let inode = table.get(ino).ok_or_else(|| Error::NotFound {
+            name: name.to_owned(),
+        })?;
+        Ok(self.attr_of(ino, inode))
+    }
+
+    /// Attributes of an inode, asking the store (HEAD) when a file's are older than the TTL.
+    pub async fn getattr(&self, ino: u64) -> Result<Attr> {
+        let stale_key = {
+            let table = self.table();
+            let inode = table.get(ino).ok_or_else(|| Error::NotFound {
+                name: format!("inode {ino}"),
+            })?;
+            match (&inode.key, inode.kind) {
+                (Some(key), Kind::File) if inode.checked.elapsed() >= self.config.metadata_ttl => {
+                    Some((key.clone(), inode.parent, inode.name.clone()))
+                }
+                _ => return Ok(self.attr_of(ino, inode)),
+            }
+        };
+        if let Some((key, parent, name)) = stale_key {
+            match self.timed("a HEAD", self.store.head(&key)).await {
+                Ok(meta) => self.table().update_file(ino, &meta),
+                Err(Error::Store(storage::Error::NotFound { .. })) => {
+                    self.table().remove_name(parent, &name);
+                    return Err(Error::NotFound { name });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let table = self.table();
+        let inode = table.get(ino).ok_or_else(|| Error::NotFound {
+            name: format!("inode {ino}"),
+        })?;
+        Ok(self.attr_of(ino, inode))
+    }
+
+    /// Opens a directory: its entries are read now and kept for the handle, so offsets stay stable.
+    pub async fn opendir(&self, ino: u64) -> Result<u64> {
+        self.ensure_listing(ino).await?;
+        let entries = {
+            let table = self.table();
+            let parent = table.get(ino).map_or(ROOT_INO, |i| i.parent);
+            let mut entries = vec![
+                DirEntry {
+                    ino,
+                    name: ".".into(),
+                    kind: Kind::Directory,
+                },
+                DirEntry {
+                    ino: parent,
+                    name: "..".into(),
+                    kind: Kind::Directory,
+                },
+            ];
+            if let Some(listing) = table.listing(ino) {
+                for (name, &child) in &listing.children {
+                    if let Some(inode) = table.get(child) {
+                        entries.push(DirEntry {
+                            ino: child,
+                            name: name.clone(),
+                            kind: inode.kind,
+                        });
+                    }
+                }
+            }
+            entries
+        };
+        let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);
+        self.dirs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(handle, entries);
+        Ok(handle)
+    }
+
+    /// Entries of an open directory from `offset` on; each comes with the offset of the entry after it.
+    pub fn readdir(&self, handle: u64, offset: u64) -> Result<Vec<(u64, DirEntry)>> {
+        let dirs = self
+            .dirs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entries = dirs.get(&handle).ok_or(Error::BadHandle { handle })?;
+        Ok(entries
+            .iter()
+            .enumerate()
+            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+            .map(|(i, e)| (i as u64 + 1, e.clone()))
+            .collect())
+    }
+
+    /// Closes a directory handle.
+    pub fn releasedir(&self, handle: u64) {
+        self.dirs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&handle);
+    }
+
+    /// Opens a file for reading. The version read is fixed here: attributes older than the TTL are checked
+    /// with a HEAD first (close-to-open consistency), and every read of the handle is of that version.
+    pub async fn open(&self, ino: u64, write: bool) -> Result<u64> {
+        if write {
+            self.check_writable("opening a file for writing")?;
+        }
+        let attr = self.getattr(ino).await?;
+        let version = {
+            let table = self.table();
+            let inode = table.get(ino).ok_or_else(|| Error::NotFound {
+                name: format!("inode {ino}"),
+            })?;
+            if inode.kind == Kind::Directory {
+                return Err(Error::IsDirectory {
+                    name: inode.name.clone(),
+                });
+            }
+            let key = inode.key.clone().ok_or_else(|| Error::IsDirectory {
+                name: inode.name.clone(),
+            })?;
+            FileVersion {
+                key,
+                version: inode.version.clone(),
+                size: attr.size,
+            }
+        };
+        let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);
+        let file = OpenFile {
+            version,
+            state: ReadState::default(),
+        };
+        self.files
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(handle, Arc::new(tokio::sync::Mutex::new(file)));
+        Ok(handle)
+    }
+
+    /// Reads from an open file.
+    pub async fn read(&self, handle: u64, offset: u64, size: u32) -> Result<Bytes> {
+        let file = self
+            .files
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&handle)
+            .cloned()
+            .ok_or(Error::BadHandle { handle })?;
+        let mut file = file.lock().await;
+        let OpenFile { version, state } = &mut *file;
+        self.reader.read(version, state, offset, size).await
+    }
+
+    /// Closes a file handle.
+    pub fn release(&self, handle: u64) {
+        self.files
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&handle);
+    }
+
+    /// When the metadata of `ino` was last confirmed (for tests and `status`).
+    pub fn checked_at(&self, ino: u64) -> Option<Instant> {
+        self.table().get(ino).map(|i| i.checked)
+    }
+}

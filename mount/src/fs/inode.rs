@@ -1,0 +1,203 @@
+//! The inode table and the listing cache: which inode number is which key, what each directory held when it
+//! was last listed, and when that was.
+//!
+//! Inode numbers are never reused within a mount, so a handle or the kernel never reaches another file by
+//! an old number. A directory's listing is trusted for the metadata TTL; after that the next lookup lists it
+//! again (one LIST for the whole directory, not one HEAD per entry).
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Instant, SystemTime};
+
+use storage::{DirListing, ObjectMeta, StorageKey};
+
+/// The root directory's inode number (FUSE's convention).
+pub const ROOT_INO: u64 = 1;
+
+/// File or directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A regular file: one object.
+    File,
+    /// A directory: a key prefix.
+    Directory,
+}
+
+/// One entry of the table.
+#[derive(Debug, Clone)]
+pub(crate) struct Inode {
+    pub(crate) parent: u64,
+    pub(crate) name: String,
+    /// The object key (files) or key prefix (directories); `None` only for the root without a prefix.
+    pub(crate) key: Option<StorageKey>,
+    pub(crate) kind: Kind,
+    pub(crate) size: u64,
+    /// ETag, or size + mtime when the store gives none: what cached blocks are keyed by.
+    pub(crate) version: String,
+    pub(crate) mtime: SystemTime,
+    /// When the attributes were last confirmed by the store.
+    pub(crate) checked: Instant,
+}
+
+/// A directory's children as last listed.
+#[derive(Debug, Clone)]
+pub(crate) struct Listing {
+    pub(crate) children: BTreeMap<String, u64>,
+    pub(crate) fetched: Instant,
+}
+
+/// Inodes, names and listings.
+#[derive(Debug)]
+pub(crate) struct InodeTable {
+    inodes: HashMap<u64, Inode>,
+    by_name: HashMap<(u64, String), u64>,
+    listings: HashMap<u64, Listing>,
+    next: u64,
+}
+
+/// The version string blocks are keyed by.
+pub(crate) fn version_of(meta: &ObjectMeta) -> String {
+    match &meta.etag {
+        Some(etag) => etag.clone(),
+        None => format!(
+            "{}-{}",
+            meta.size,
+            meta.last_modified.timestamp_nanos_opt().unwrap_or(0)
+        ),
+    }
+}
+
+impl InodeTable {
+    /// A table holding only the root, keyed by `prefix`.
+    pub(crate) fn new(prefix: Option<StorageKey>) -> Self {
+        let root = Inode {
+            parent: ROOT_INO,
+            name: String::new(),
+            key: prefix,
+            kind: Kind::Directory,
+            size: 0,
+            version: String::new(),
+            mtime: SystemTime::UNIX_EPOCH,
+            checked: Instant::now(),
+        };
+        Self {
+            inodes: HashMap::from([(ROOT_INO, root)]),
+            by_name: HashMap::new(),
+            listings: HashMap::new(),
+            next: ROOT_INO + 1,
+        }
+    }
+
+    pub(crate) fn get(&self, ino: u64) -> Option<&Inode> {
+        self.inodes.get(&ino)
+    }
+
+    pub(crate) fn listing(&self, ino: u64) -> Option<&Listing> {
+        self.listings.get(&ino)
+    }
+
+    /// Updates a file's attributes from a HEAD.
+    pub(crate) fn update_file(&mut self, ino: u64, meta: &ObjectMeta) {
+        if let Some(inode) = self.inodes.get_mut(&ino) {
+            inode.size = meta.size;
+            inode.version = version_of(meta);
+            inode.mtime = meta.last_modified.into();
+            inode.checked = Instant::now();
+        }
+    }
+
+    /// Forgets a name the store says is gone (a HEAD answered "not found").
+    pub(crate) fn remove_name(&mut self, parent: u64, name: &str) {
+        self.by_name.remove(&(parent, name.to_owned()));
+        if let Some(listing) = self.listings.get_mut(&parent) {
+            listing.children.remove(name);
+        }
+    }
+
+    /// Replaces a directory's listing with what the store just returned. Names keep their inode while
+    /// their kind is unchanged; a name both an object and a prefix shows as the directory.
+    pub(crate) fn apply_listing(&mut self, dir: u64, listing: &DirListing) {
+        let now = Instant::now();
+        let mut children = BTreeMap::new();
+        for prefix in &listing.prefixes {
+            let name = prefix.file_name().to_owned();
+            let ino = self.upsert(dir, &name, Some(prefix.clone()), Kind::Directory, None, now);
+            children.insert(name, ino);
+        }
+        for object in &listing.objects {
+            let name = object.key.file_name().to_owned();
+            if children.contains_key(&name) {
+                tracing::warn!(key = %object.key, "an object and a prefix share a name; showing the directory");
+                continue;
+            }
+            let ino = self.upsert(
+                dir,
+                &name,
+                Some(object.key.clone()),
+                Kind::File,
+                Some(object),
+                now,
+            );
+            children.insert(name, ino);
+        }
+        if let Some(old) = self.listings.get(&dir) {
+            let gone: Vec<String> = old
+                .children
+                .keys()
+                .filter(|n| !children.contains_key(*n))
+                .cloned()
+                .collect();
+            for name in gone {
+                self.by_name.remove(&(dir, name));
+            }
+        }
+        self.listings.insert(
+            dir,
+            Listing {
+                children,
+                fetched: now,
+            },
+        );
+    }
+
+    fn upsert(
+        &mut self,
+        parent: u64,
+        name: &str,
+        key: Option<StorageKey>,
+        kind: Kind,
+        meta: Option<&ObjectMeta>,
+        now: Instant,
+    ) -> u64 {
+        let (size, version, mtime) = match meta {
+            Some(m) => (m.size, version_of(m), m.last_modified.into()),
+            None => (0, String::new(), SystemTime::UNIX_EPOCH),
+        };
+        if let Some(&ino) = self.by_name.get(&(parent, name.to_owned()))
+            && let Some(inode) = self.inodes.get_mut(&ino)
+            && inode.kind == kind
+        {
+            inode.size = size;
+            inode.version = version;
+            inode.mtime = mtime;
+            inode.checked = now;
+            return ino;
+        }
+        let ino = self.next;
+        self.next += 1;
+        self.inodes.insert(
+            ino,
+            Inode {
+                parent,
+                name: name.to_owned(),
+                key,
+                kind,
+                size,
+                version,
+                mtime,
+                checked: now,
+            },
+        );
+        self.by_name.insert((parent, name.to_owned()), ino);
+        ino
+    }
+}

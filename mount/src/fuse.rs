@@ -1,0 +1,298 @@
+//! The FUSE front end: a thin shim from `fuser` requests to [`Fs`] calls.
+//!
+//! Every request that may touch the network is spawned onto the tokio runtime and answered from there, so
+//! the session loop only decodes and dispatches: a slow GET never holds up a `getattr` of another file.
+//! Errors become replies through [`Error::errno`], the one mapping.
+
+use std::ffi::OsStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fuser::{
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
+    OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen,
+    ReplyStatfs, Request,
+};
+
+use crate::error::Error;
+use crate::fs::{Attr, Fs, Kind};
+
+/// `fuser::Filesystem` over the core.
+#[derive(Debug)]
+pub struct FuseFs {
+    fs: Arc<Fs>,
+    runtime: tokio::runtime::Handle,
+    /// How long the kernel may keep attributes and entries: the core's metadata TTL.
+    ttl: Duration,
+}
+
+impl FuseFs {
+    /// A front end for `fs`, running its work on `runtime`.
+    pub fn new(fs: Arc<Fs>, runtime: tokio::runtime::Handle) -> Self {
+        let ttl = fs.config().metadata_ttl;
+        Self { fs, runtime, ttl }
+    }
+}
+
+fn errno(error: &Error) -> Errno {
+    Errno::from_i32(error.errno())
+}
+
+fn file_attr(attr: &Attr) -> FileAttr {
+    let kind = match attr.kind {
+        Kind::File => FileType::RegularFile,
+        Kind::Directory => FileType::Directory,
+    };
+    FileAttr {
+        ino: INodeNo(attr.ino),
+        size: attr.size,
+        blocks: attr.size.div_ceil(512),
+        atime: attr.mtime,
+        mtime: attr.mtime,
+        ctime: attr.mtime,
+        crtime: attr.mtime,
+        kind,
+        perm: attr.perm,
+        nlink: if attr.kind == Kind::Directory { 2 } else { 1 },
+        uid: attr.uid,
+        gid: attr.gid,
+        rdev: 0,
+        blksize: 128 * 1024,
+        flags: 0,
+    }
+}
+
+fn name_of(name: &OsStr) -> Result<String, Error> {
+    name.to_str()
+        .map(str::to_owned)
+        .ok_or_else(|| Error::InvalidName {
+            name: name.to_string_lossy().into(),
+        })
+}
+
+impl Filesystem for FuseFs {
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let fs = self.fs.clone();
+        let ttl = self.ttl;
+        let name = name_of(name);
+        self.runtime.spawn(async move {
+            let result = match name {
+                Ok(name) => fs.lookup(parent.0, &name).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(attr) => reply.entry(&ttl, &file_attr(&attr), Generation(0)),
+                Err(e) => {
+                    tracing::debug!(error = %e, "lookup");
+                    reply.error(errno(&e));
+                }
+            }
+        });
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let fs = self.fs.clone();
+        let ttl = self.ttl;
+        self.runtime.spawn(async move {
+            match fs.getattr(ino.0).await {
+                Ok(attr) => reply.attr(&ttl, &file_attr(&attr)),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let fs = self.fs.clone();
+        let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
+        self.runtime.spawn(async move {
+            match fs.open(ino.0, write).await {
+                Ok(handle) => reply.opened(FileHandle(handle), FopenFlags::empty()),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let fs = self.fs.clone();
+        self.runtime.spawn(async move {
+            match fs.read(fh.0, offset, size).await {
+                Ok(bytes) => reply.data(&bytes),
+                Err(e) => {
+                    tracing::warn!(error = %e, "read");
+                    reply.error(errno(&e));
+                }
+            }
+        });
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.fs.release(fh.0);
+        reply.ok();
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let fs = self.fs.clone();
+        self.runtime.spawn(async move {
+            match fs.opendir(ino.0).await {
+                Ok(handle) => reply.opened(FileHandle(handle), FopenFlags::empty()),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn readdir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        match self.fs.readdir(fh.0, offset) {
+            Ok(entries) => {
+                for (next, entry) in entries {
+                    let kind = match entry.kind {
+                        Kind::File => FileType::RegularFile,
+                        Kind::Directory => FileType::Directory,
+                    };
+                    if reply.add(INodeNo(entry.ino), next, kind, &entry.name) {
+                        break;
+                    }
+                }
+                reply.ok();
+            }
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.fs.releasedir(fh.0);
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let usage = self.fs.cache_usage();
+        let block = 4096u64;
+        let total = usage.max_bytes / block;
+        let free = usage.max_bytes.saturating_sub(usage.used_bytes) / block;
+        reply.statfs(total, free, free, 0, 0, block as u32, 255, block as u32);
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _mode: Option<u32>,
+        _uid: Option<u32>,
+        _gid: Option<u32>,
+        _size: Option<u64>,
+        _atime: Option<fuser::TimeOrNow>,
+        _mtime: Option<fuser::TimeOrNow>,
+        _ctime: Option<std::time::SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<std::time::SystemTime>,
+        _chgtime: Option<std::time::SystemTime>,
+        _bkuptime: Option<std::time::SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        refuse(&self.fs, "setattr", |e| reply.error(e));
+    }
+
+    fn mkdir(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        refuse(&self.fs, "mkdir", |e| reply.error(e));
+    }
+
+    fn unlink(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        refuse(&self.fs, "unlink", |e| reply.error(e));
+    }
+
+    fn rmdir(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        refuse(&self.fs, "rmdir", |e| reply.error(e));
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        _flags: fuser::RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        refuse(&self.fs, "rename", |e| reply.error(e));
+    }
+
+    fn create(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _flags: i32,
+        reply: fuser::ReplyCreate,
+    ) {
+        refuse(&self.fs, "create", |e| reply.error(e));
+    }
+
+    fn mknod(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        refuse(&self.fs, "mknod", |e| reply.error(e));
+    }
+}
+
+/// Answers a change with the core's verdict (EROFS on a read-only mount).
+fn refuse(fs: &Fs, what: &'static str, reply: impl FnOnce(Errno)) {
+    match fs.check_writable(what) {
+        Err(e) => reply(errno(&e)),
+        Ok(()) => reply(Errno::from_i32(libc::ENOTSUP)),
+    }
+}

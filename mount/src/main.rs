@@ -1,0 +1,216 @@
+//! `iphoto-mount`: parses the command line and calls the library (`mount::run`, `mount::Status`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use mount::fs::FsConfig;
+use mount::{MountConfig, Profile, Status};
+use storage::{StorageArgs, StorageKey};
+
+#[derive(Parser)]
+#[command(
+    name = "iphoto-mount",
+    version,
+    about = "An object-store prefix as local files, with a bounded disk cache"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Mounts a prefix and serves it until SIGINT/SIGTERM or an unmount.
+    Mount(Box<MountArgs>),
+    /// Prints the cache use, dirty bytes and pending uploads of the mount using a cache directory.
+    Status {
+        /// The mount's cache directory.
+        #[arg(long, env = "IPHOTO_MOUNT_CACHE_DIR")]
+        cache_dir: PathBuf,
+    },
+    /// Waits until every write of the mount is in the store.
+    Flush {
+        /// The mount's cache directory.
+        #[arg(long, env = "IPHOTO_MOUNT_CACHE_DIR")]
+        cache_dir: PathBuf,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 3600)]
+        timeout_secs: u64,
+    },
+}
+
+#[derive(Args)]
+struct MountArgs {
+    /// Where the files appear.
+    mountpoint: PathBuf,
+    /// The key prefix shown as the root (empty: the whole store).
+    #[arg(long, env = "IPHOTO_MOUNT_PREFIX", default_value = "", help_heading = "Mount")]
+    prefix: String,
+    /// What the mount is for: photos-originals is read-only, video-projects read-write.
+    #[arg(
+        long,
+        env = "IPHOTO_MOUNT_PROFILE",
+        value_enum,
+        default_value = "photos-originals",
+        help_heading = "Mount"
+    )]
+    profile: Profile,
+    /// Refuse every change (EROFS), whatever the profile.
+    #[arg(long, env = "IPHOTO_MOUNT_READ_ONLY", help_heading = "Mount")]
+    read_only: bool,
+    /// Stay in the foreground (the default under launchd/systemd; the binary never daemonizes itself).
+    #[arg(long, help_heading = "Mount")]
+    foreground: bool,
+    /// Let other users see the mount (needs user_allow_other in /etc/fuse.conf unless root).
+    #[arg(long, env = "IPHOTO_MOUNT_ALLOW_OTHER", help_heading = "Mount")]
+    allow_other: bool,
+    /// The cache directory (blocks, index, status).
+    #[arg(long, env = "IPHOTO_MOUNT_CACHE_DIR", help_heading = "Cache")]
+    cache_dir: PathBuf,
+    /// Hard bound of the cache directory (e.g. 10GiB, 500MiB).
+    #[arg(long, env = "IPHOTO_MOUNT_CACHE_MAX_SIZE", default_value = "10GiB", value_parser = parse_size, help_heading = "Cache")]
+    cache_max_size: u64,
+    /// Size of a cached block.
+    #[arg(long, env = "IPHOTO_MOUNT_BLOCK_SIZE", default_value = "4MiB", value_parser = parse_size, help_heading = "Cache")]
+    block_size: u64,
+    /// Bytes of blocks in memory at once (fetches and prefetch), for the whole mount.
+    #[arg(long, env = "IPHOTO_MOUNT_MEMORY_BUDGET", default_value = "256MiB", value_parser = parse_size, help_heading = "Cache")]
+    memory_budget: u64,
+    /// Seconds a listing or a file's attributes are trusted before asking the store again.
+    #[arg(
+        long,
+        env = "IPHOTO_MOUNT_METADATA_TTL_SECS",
+        default_value_t = 60,
+        help_heading = "Cache"
+    )]
+    metadata_ttl_secs: u64,
+    /// Seconds after which a store request fails with EIO.
+    #[arg(
+        long,
+        env = "IPHOTO_MOUNT_REQUEST_TIMEOUT_SECS",
+        default_value_t = 30,
+        help_heading = "Store"
+    )]
+    request_timeout_secs: u64,
+    #[command(flatten)]
+    storage: StorageArgs,
+}
+
+/// `10GiB`, `500MiB`, `4M`, `1024`: binary units.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size like 10GiB"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kib" | "kb" => 10,
+        "m" | "mib" | "mb" => 20,
+        "g" | "gib" | "gb" => 30,
+        "t" | "tib" | "tb" => 40,
+        other => return Err(format!("unknown size unit {other:?} (use KiB, MiB, GiB, TiB)")),
+    };
+    number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("IPHOTO_MOUNT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Mount(args) => mount_command(*args),
+        Command::Status { cache_dir } => {
+            let status =
+                Status::read(&cache_dir).with_context(|| format!("no status in {}", cache_dir.display()))?;
+            println!("cache_used_bytes {}", status.cache_used_bytes);
+            println!("cache_max_bytes {}", status.cache_max_bytes);
+            println!("cache_blocks {}", status.cache_blocks);
+            println!("dirty_bytes {}", status.dirty_bytes);
+            println!("pending_uploads {}", status.pending_uploads);
+            Ok(())
+        }
+        Command::Flush {
+            cache_dir,
+            timeout_secs,
+        } => {
+            let deadline = std::time::Instant::now() + Duration::from_secs(timeout_secs);
+            loop {
+                let status = Status::read(&cache_dir)
+                    .with_context(|| format!("no status in {}", cache_dir.display()))?;
+                if status.pending_uploads == 0 && status.dirty_bytes == 0 {
+                    return Ok(());
+                }
+                if std::time::Instant::now() > deadline {
+                    bail!(
+                        "{} bytes still not uploaded after {timeout_secs} s",
+                        status.dirty_bytes
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+    }
+}
+
+fn mount_command(args: MountArgs) -> Result<()> {
+    let prefix = match args.prefix.trim_matches('/') {
+        "" => None,
+        p => Some(StorageKey::parse(p).context("--prefix / IPHOTO_MOUNT_PREFIX")?),
+    };
+    let store = storage::create_object_store(&args.storage.into_config()?)?;
+    // SAFETY-free uid lookup: the mount shows every entry as owned by whoever runs it.
+    let (uid, gid) = owner();
+    let config = MountConfig {
+        mountpoint: args.mountpoint,
+        fs: FsConfig {
+            prefix,
+            read_only: args.read_only || args.profile.read_only_by_default(),
+            metadata_ttl: Duration::from_secs(args.metadata_ttl_secs),
+            block_size: args.block_size,
+            memory_budget: args.memory_budget,
+            request_timeout: Duration::from_secs(args.request_timeout_secs),
+            uid,
+            gid,
+        },
+        cache_dir: args.cache_dir,
+        cache_max_size: args.cache_max_size,
+        fuse_threads: 2,
+        allow_other: args.allow_other,
+    };
+    let _ = args.foreground;
+    mount::run(config, store)?;
+    Ok(())
+}
+
+/// The uid and gid of this process, read from /proc (no unsafe libc call); root when unknown.
+fn owner() -> (u32, u32) {
+    use std::os::unix::fs::MetadataExt as _;
+    match std::fs::metadata("/proc/self") {
+        Ok(meta) => (meta.uid(), meta.gid()),
+        Err(_) => (0, 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("10GiB"), Ok(10 << 30));
+        assert_eq!(parse_size("4MiB"), Ok(4 << 20));
+        assert_eq!(parse_size("512"), Ok(512));
+        assert!(parse_size("ten").is_err());
+        assert!(parse_size("1PB").is_err());
+    }
+}

@@ -1,0 +1,281 @@
+//! Helpers of the mount tests: a store per backend (local directory or a real SeaweedFS), a mount that is
+//! always unmounted (also when the test panics), hashing and cache-directory sampling.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use harness::{S3Server, unique_name};
+use mount::fs::FsConfig;
+use mount::{Mount, MountConfig};
+use sha2::{Digest as _, Sha256};
+use storage::{BackendConfig, LocalConfig, PutOptions, S3Config, Secret, StorageConfig, StorageKey, Store};
+
+pub const MIB: u64 = 1024 * 1024;
+
+/// Which adapter a test runs over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Local,
+    S3,
+}
+
+/// A store for one test, with what keeps it alive.
+pub struct TestStore {
+    pub store: Store,
+    _root: Option<tempfile::TempDir>,
+}
+
+pub fn store(backend: Backend) -> TestStore {
+    match backend {
+        Backend::Local => {
+            let root = tempfile::tempdir().unwrap();
+            let config = StorageConfig {
+                backend: BackendConfig::Local(LocalConfig {
+                    root: root.path().join("blobs"),
+                    presign_secret: Secret::new("mount-test-secret-0123456789abcdef".into()),
+                    public_url: "http://127.0.0.1:1".parse().unwrap(),
+                }),
+                presign: Default::default(),
+            };
+            TestStore {
+                store: storage::create_object_store(&config).unwrap(),
+                _root: Some(root),
+            }
+        }
+        Backend::S3 => TestStore {
+            store: s3_store(S3Server::shared()),
+            _root: None,
+        },
+    }
+}
+
+/// A store over `server`, in a namespace of its own.
+pub fn s3_store(server: &S3Server) -> Store {
+    let config = S3Config {
+        endpoint: Some(server.endpoint.parse().unwrap()),
+        region: server.region.clone(),
+        bucket: server.bucket.clone(),
+        access_key_id: server.access_key_id.clone(),
+        secret_access_key: Secret::new(server.secret_access_key.clone()),
+        prefix: Some(StorageKey::parse(unique_name("mount")).unwrap()),
+        path_style: true,
+    };
+    storage::create_s3_store(&config, Default::default()).unwrap()
+}
+
+/// Runs store calls from a synchronous test.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
+pub fn put(store: &Store, key: &str, bytes: &[u8]) {
+    let key = StorageKey::parse(key).unwrap();
+    block_on(store.put(&key, Bytes::copy_from_slice(bytes), &PutOptions::default())).unwrap();
+}
+
+/// Deterministic pseudo-random bytes (xorshift), different per seed.
+pub fn bytes(len: u64, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len as usize);
+    while (out.len() as u64) < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len as usize);
+    out
+}
+
+pub fn sha256(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Settings of a test mount.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub prefix: Option<&'static str>,
+    pub read_only: bool,
+    pub cache_max_size: u64,
+    pub block_size: u64,
+    pub memory_budget: u64,
+    pub metadata_ttl: Duration,
+    pub request_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            prefix: Some("library"),
+            read_only: true,
+            cache_max_size: 512 * MIB,
+            block_size: 4 * MIB,
+            memory_budget: 64 * MIB,
+            metadata_ttl: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A mount that is unmounted on drop, with `fusermount3 -u -z` / `umount -l` as a last resort.
+pub struct TestMount {
+    pub mount: Option<Mount>,
+    pub mountpoint: PathBuf,
+    pub cache_dir: PathBuf,
+    _dirs: tempfile::TempDir,
+}
+
+impl TestMount {
+    pub fn start(store: &Store, options: &Options) -> TestMount {
+        let dirs = tempfile::tempdir().unwrap();
+        let cache_dir = dirs.path().join("cache");
+        Self::start_with_cache(store, options, dirs, cache_dir)
+    }
+
+    pub fn start_with_cache(
+        store: &Store,
+        options: &Options,
+        dirs: tempfile::TempDir,
+        cache_dir: PathBuf,
+    ) -> TestMount {
+        let mountpoint = dirs.path().join("mnt");
+        std::fs::create_dir_all(&mountpoint).unwrap();
+        let config = MountConfig {
+            mountpoint: mountpoint.clone(),
+            fs: FsConfig {
+                prefix: options.prefix.map(|p| StorageKey::parse(p).unwrap()),
+                read_only: options.read_only,
+                metadata_ttl: options.metadata_ttl,
+                block_size: options.block_size,
+                memory_budget: options.memory_budget,
+                request_timeout: options.request_timeout,
+                uid: 0,
+                gid: 0,
+            },
+            cache_dir: cache_dir.clone(),
+            cache_max_size: options.cache_max_size,
+            fuse_threads: 2,
+            allow_other: false,
+        };
+        let mount = Mount::start(config, store.clone()).unwrap();
+        TestMount {
+            mount: Some(mount),
+            mountpoint,
+            cache_dir,
+            _dirs: dirs,
+        }
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.mountpoint.join(relative)
+    }
+
+    /// Unmounts and hands back the directories (to mount again over the same cache).
+    pub fn unmount(mut self) -> (tempfile::TempDir, PathBuf) {
+        if let Some(mount) = self.mount.take() {
+            mount.unmount().unwrap();
+        }
+        let dirs = std::mem::replace(&mut self._dirs, tempfile::tempdir().unwrap());
+        (dirs, self.cache_dir.clone())
+    }
+}
+
+impl Drop for TestMount {
+    fn drop(&mut self) {
+        if let Some(mount) = self.mount.take() {
+            drop(mount);
+        }
+        force_unmount(&self.mountpoint);
+    }
+}
+
+/// Detaches whatever is still mounted at `path`; errors ignored (nothing mounted is the usual case).
+pub fn force_unmount(path: &Path) {
+    let mounted = std::fs::read_to_string("/proc/self/mountinfo")
+        .map(|m| m.contains(&path.display().to_string()))
+        .unwrap_or(false);
+    if mounted {
+        let _ = std::process::Command::new("fusermount3")
+            .arg("-u")
+            .arg("-z")
+            .arg(path)
+            .status();
+        let _ = std::process::Command::new("umount").arg("-l").arg(path).status();
+    }
+}
+
+/// Apparent bytes of the files under `dir`, walked (not at one instant: for checks after the fact).
+pub fn dir_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    for entry in entries.flatten() {
+        let Ok(meta) = entry.metadata() else { continue };
+        total += if meta.is_dir() {
+            dir_bytes(&entry.path())
+        } else {
+            meta.len()
+        };
+    }
+    total
+}
+
+/// A tmpfs of its own, so the bytes used in it can be read at one instant (`statfs` via `df`), which a
+/// directory walk cannot do while blocks are evicted and written. Unmounted on drop.
+pub struct Tmpfs {
+    pub path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    pub fn mount(size: u64) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tmpfs");
+        std::fs::create_dir_all(&path).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mounting a tmpfs (tests run as root)");
+        Tmpfs { path, _dir: dir }
+    }
+
+    /// Bytes in use right now, from one `statfs`.
+    pub fn used(&self) -> u64 {
+        let output = std::process::Command::new("df")
+            .args(["-B1", "--output=used"])
+            .arg(&self.path)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .nth(1)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+/// The errno of an I/O error.
+pub fn errno(error: &std::io::Error) -> i32 {
+    error.raw_os_error().unwrap_or(-1)
+}
