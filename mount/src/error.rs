@@ -76,6 +76,31 @@ pub enum Error {
         reason: String,
     },
 
+    /// The dirty-data budget stayed full for the whole timeout: uploads are not keeping up.
+    #[error("no room for more unsaved data")]
+    NoSpace,
+
+    /// A directory that still has entries.
+    #[error("directory not empty: {name}")]
+    NotEmpty {
+        /// The directory.
+        name: String,
+    },
+
+    /// The name is taken.
+    #[error("already exists: {name}")]
+    Exists {
+        /// The entry.
+        name: String,
+    },
+
+    /// Renaming a directory: done by the caller as copy + delete (`mv` does that on EXDEV).
+    #[error("renaming a directory is not done in place: {name}")]
+    CrossDevice {
+        /// The directory.
+        name: String,
+    },
+
     /// The operation is not implemented for this mount (writes before the write path exists).
     #[error("not supported: {what}")]
     Unsupported {
@@ -127,6 +152,10 @@ impl Error {
             Error::Store(storage::Error::InvalidKey { .. }) => libc::EINVAL,
             Error::CacheIo(e) if e.raw_os_error() == Some(libc::ENOSPC) => libc::ENOSPC,
             Error::Unsupported { .. } => libc::ENOTSUP,
+            Error::NoSpace => libc::ENOSPC,
+            Error::NotEmpty { .. } => libc::ENOTEMPTY,
+            Error::Exists { .. } => libc::EEXIST,
+            Error::CrossDevice { .. } => libc::EXDEV,
             Error::Shared(inner) => inner.errno(),
             Error::Stale { .. }
             | Error::Store(_)

@@ -6,12 +6,14 @@
 //! attributes after the TTL). A store that fails or times out gives [`Error::Store`]/[`Error::Timeout`]
 //! (EIO): an entry is "not found" only when a fresh answer of the store says so.
 
-mod inode;
+pub(crate) mod inode;
+mod journal;
 mod read;
+mod write;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -21,6 +23,7 @@ use crate::cache::{BlockCache, CacheUsage};
 use crate::error::{Error, Result};
 use inode::InodeTable;
 pub use inode::{Kind, ROOT_INO};
+use journal::Journal;
 pub use read::MAX_WINDOW_BLOCKS;
 use read::{FileVersion, ReadState, Reader};
 
@@ -39,6 +42,10 @@ pub struct FsConfig {
     pub memory_budget: u64,
     /// A store request that takes longer fails with EIO.
     pub request_timeout: Duration,
+    /// Bytes written and not yet uploaded, at most (inside the cache bound; never evicted).
+    pub dirty_budget: u64,
+    /// Wait this long before each upload (tests use it to crash a mount mid-upload; 0 otherwise).
+    pub upload_delay: Duration,
     /// Owner shown on every entry.
     pub uid: u32,
     /// Group shown on every entry.
@@ -80,8 +87,9 @@ pub struct DirEntry {
 pub struct Fs {
     store: Store,
     config: FsConfig,
-    inodes: Mutex<InodeTable>,
+    inodes: Arc<Mutex<InodeTable>>,
     reader: Arc<Reader>,
+    journal: OnceLock<Arc<Journal>>,
     files: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<OpenFile>>>>,
     dirs: Mutex<HashMap<u64, Vec<DirEntry>>>,
     next_handle: AtomicU64,
@@ -89,8 +97,11 @@ pub struct Fs {
 
 #[derive(Debug)]
 struct OpenFile {
+    ino: u64,
     version: FileVersion,
     state: ReadState,
+    /// The journal entry this handle writes to (a handle opened for writing).
+    staged: Option<u64>,
 }
 
 impl Fs {
@@ -110,7 +121,8 @@ impl Fs {
             config.request_timeout,
         ));
         Ok(Self {
-            inodes: Mutex::new(InodeTable::new(config.prefix.clone())),
+            inodes: Arc::new(Mutex::new(InodeTable::new(config.prefix.clone()))),
+            journal: OnceLock::new(),
             store,
             config,
             reader,
@@ -135,13 +147,54 @@ impl Fs {
         self.reader.cache().persist()
     }
 
-    /// Refuses a change: EROFS on a read-only mount; the write path is not built yet otherwise.
-    pub fn check_writable(&self, what: &'static str) -> Result<()> {
+    /// Opens the write journal in `cache_dir` and starts uploading what it holds (also on a read-only mount:
+    /// what an earlier mount promised is still delivered). Call inside the runtime.
+    pub fn start_journal(&self, cache_dir: &std::path::Path) -> Result<()> {
+        let inodes = Arc::clone(&self.inodes);
+        let on_uploaded = Box::new(move |key: &StorageKey| {
+            inodes
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .uploaded(key);
+        });
+        let journal = Journal::start(
+            cache_dir,
+            self.store.clone(),
+            self.config.dirty_budget,
+            self.config.request_timeout,
+            self.config.upload_delay,
+            on_uploaded,
+        )?;
+        let _ = self.journal.set(journal);
+        Ok(())
+    }
+
+    /// Bytes written and not yet in the store, and how many files they are.
+    pub fn dirty(&self) -> (u64, u64) {
+        self.journal.get().map_or((0, 0), |j| j.dirty())
+    }
+
+    /// Waits until every write is in the store (or the timeout passes).
+    pub async fn flush_all(&self, timeout: Duration) -> Result<()> {
+        match self.journal.get() {
+            Some(journal) => journal.flush(None, timeout).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Refuses a change on a read-only mount (EROFS).
+    pub fn check_writable(&self, _what: &'static str) -> Result<()> {
         if self.config.read_only {
             Err(Error::ReadOnly)
         } else {
-            Err(Error::Unsupported { what })
+            Ok(())
         }
+    }
+
+    fn journal(&self) -> Result<&Arc<Journal>> {
+        self.journal.get().ok_or(Error::Unsupported {
+            what: "writes before the journal is started",
+        })
     }
 
     fn table(&self) -> std::sync::MutexGuard<'_, InodeTable> {
@@ -151,6 +204,10 @@ impl Fs {
     }
 
     fn attr_of(&self, ino: u64, inode: &inode::Inode) -> Attr {
+        let staged = match (&inode.key, self.journal.get()) {
+            (Some(key), Some(journal)) if inode.kind == Kind::File => journal.find(key).map(|(_, size)| size),
+            _ => None,
+        };
         let writable = if self.config.read_only { 0 } else { 0o200 };
         let perm = match inode.kind {
             Kind::Directory => 0o555 | writable,
@@ -159,7 +216,7 @@ impl Fs {
         Attr {
             ino,
             kind: inode.kind,
-            size: inode.size,
+            size: staged.unwrap_or(inode.size),
             mtime: inode.mtime,
             perm,
             uid: self.config.uid,
@@ -230,7 +287,10 @@ impl Fs {
                 name: format!("inode {ino}"),
             })?;
             match (&inode.key, inode.kind) {
-                (Some(key), Kind::File) if inode.checked.elapsed() >= self.config.metadata_ttl => {
+                (Some(key), Kind::File)
+                    if !inode.local
+                        && (inode.expired || inode.checked.elapsed() >= self.config.metadata_ttl) =>
+                {
                     Some((key.clone(), inode.parent, inode.name.clone()))
                 }
                 _ => return Ok(self.attr_of(ino, inode)),
@@ -315,14 +375,15 @@ impl Fs {
             .remove(&handle);
     }
 
-    /// Opens a file for reading. The version read is fixed here: attributes older than the TTL are checked
-    /// with a HEAD first (close-to-open consistency), and every read of the handle is of that version.
-    pub async fn open(&self, ino: u64, write: bool) -> Result<u64> {
+    /// Opens a file. The version read is fixed here: attributes older than the TTL are checked with a HEAD
+    /// first (close-to-open consistency), and every read of the handle is of that version. A handle opened
+    /// for writing stages the file in the journal (its current bytes first, unless `truncate`).
+    pub async fn open(&self, ino: u64, write: bool, truncate: bool) -> Result<u64> {
         if write {
             self.check_writable("opening a file for writing")?;
         }
         let attr = self.getattr(ino).await?;
-        let version = {
+        let (version, local) = {
             let table = self.table();
             let inode = table.get(ino).ok_or_else(|| Error::NotFound {
                 name: format!("inode {ino}"),
@@ -335,16 +396,26 @@ impl Fs {
             let key = inode.key.clone().ok_or_else(|| Error::IsDirectory {
                 name: inode.name.clone(),
             })?;
-            FileVersion {
-                key,
-                version: inode.version.clone(),
-                size: attr.size,
-            }
+            (
+                FileVersion {
+                    key,
+                    version: inode.version.clone(),
+                    size: attr.size,
+                },
+                inode.local,
+            )
+        };
+        let staged = if write {
+            Some(self.stage(ino, &version, local, truncate).await?)
+        } else {
+            None
         };
         let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);
         let file = OpenFile {
+            ino,
             version,
             state: ReadState::default(),
+            staged,
         };
         self.files
             .lock()
@@ -353,26 +424,72 @@ impl Fs {
         Ok(handle)
     }
 
-    /// Reads from an open file.
+    /// Reads from an open file: its staged bytes when it is being written, else the store's version.
     pub async fn read(&self, handle: u64, offset: u64, size: u32) -> Result<Bytes> {
-        let file = self
-            .files
+        let file = self.handle(handle)?;
+        let mut file = file.lock().await;
+        if let Some(journal) = self.journal.get()
+            && let Some((id, _)) = journal.find(&file.version.key)
+        {
+            match journal.read(id, offset, size) {
+                Ok(bytes) => return Ok(Bytes::from(bytes)),
+                // Retired by its upload between finding and reading: the store has it now.
+                Err(Error::CacheIo(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                    file.version.version.clear();
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if file.version.version.is_empty() {
+            // Opened while the file was only in the journal; its upload has retired it since.
+            file.version = self.store_version(file.ino).await?;
+        }
+        let OpenFile { version, state, .. } = &mut *file;
+        self.reader.read(version, state, offset, size).await
+    }
+
+    /// The version of `ino` in the store now (a HEAD, whatever the TTL), recorded in the table.
+    async fn store_version(&self, ino: u64) -> Result<FileVersion> {
+        let key = self
+            .table()
+            .get(ino)
+            .and_then(|i| i.key.clone())
+            .ok_or_else(|| Error::NotFound {
+                name: format!("inode {ino}"),
+            })?;
+        let meta = self.timed("a HEAD", self.store.head(&key)).await?;
+        self.table().update_file(ino, &meta);
+        Ok(FileVersion {
+            key,
+            version: inode::version_of(&meta),
+            size: meta.size,
+        })
+    }
+
+    fn handle(&self, handle: u64) -> Result<Arc<tokio::sync::Mutex<OpenFile>>> {
+        self.files
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&handle)
             .cloned()
-            .ok_or(Error::BadHandle { handle })?;
-        let mut file = file.lock().await;
-        let OpenFile { version, state } = &mut *file;
-        self.reader.read(version, state, offset, size).await
+            .ok_or(Error::BadHandle { handle })
     }
 
-    /// Closes a file handle.
-    pub fn release(&self, handle: u64) {
-        self.files
+    /// Closes a file handle; a written file is made durable first (see [`Fs::flush`]).
+    pub async fn release(&self, handle: u64) -> Result<()> {
+        let result = self.flush(handle).await;
+        let file = self
+            .files
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&handle);
+        if let Some(file) = file
+            && let Some(id) = file.lock().await.staged
+            && let Some(journal) = self.journal.get()
+        {
+            journal.release(id);
+        }
+        result
     }
 
     /// When the metadata of `ino` was last confirmed (for tests and `status`).

@@ -35,7 +35,13 @@ impl FuseFs {
 }
 
 fn errno(error: &Error) -> Errno {
-    Errno::from_i32(error.errno())
+    let errno = error.errno();
+    if errno == libc::EIO {
+        tracing::warn!(%error, "answering EIO");
+    } else {
+        tracing::debug!(%error, errno, "answering an error");
+    }
+    Errno::from_i32(errno)
 }
 
 fn file_attr(attr: &Attr) -> FileAttr {
@@ -104,8 +110,9 @@ impl Filesystem for FuseFs {
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let fs = self.fs.clone();
         let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
+        let truncate = flags.0 & libc::O_TRUNC != 0;
         self.runtime.spawn(async move {
-            match fs.open(ino.0, write).await {
+            match fs.open(ino.0, write, truncate).await {
                 Ok(handle) => reply.opened(FileHandle(handle), FopenFlags::empty()),
                 Err(e) => reply.error(errno(&e)),
             }
@@ -145,19 +152,62 @@ impl Filesystem for FuseFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.fs.release(fh.0);
-        reply.ok();
+        let fs = self.fs.clone();
+        self.runtime.spawn(async move {
+            match fs.release(fh.0).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
     }
 
     fn flush(
         &self,
         _req: &Request,
         _ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        reply.ok();
+        let fs = self.fs.clone();
+        self.runtime.spawn(async move {
+            match fs.flush(fh.0).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        let fs = self.fs.clone();
+        self.runtime.spawn(async move {
+            match fs.flush(fh.0).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: fuser::WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: fuser::ReplyWrite,
+    ) {
+        let fs = self.fs.clone();
+        let data = data.to_vec();
+        self.runtime.spawn(async move {
+            match fs.write(fh.0, offset, &data).await {
+                Ok(n) => reply.written(n),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -211,11 +261,11 @@ impl Filesystem for FuseFs {
     fn setattr(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         _mode: Option<u32>,
         _uid: Option<u32>,
         _gid: Option<u32>,
-        _size: Option<u64>,
+        size: Option<u64>,
         _atime: Option<fuser::TimeOrNow>,
         _mtime: Option<fuser::TimeOrNow>,
         _ctime: Option<std::time::SystemTime>,
@@ -226,53 +276,131 @@ impl Filesystem for FuseFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        refuse(&self.fs, "setattr", |e| reply.error(e));
+        let fs = self.fs.clone();
+        let ttl = self.ttl;
+        self.runtime.spawn(async move {
+            // Only the size is kept; mode, owner and times are not stored (objects have none).
+            let result = match size {
+                Some(size) => fs.set_size(ino.0, size).await,
+                None => fs.getattr(ino.0).await,
+            };
+            match result {
+                Ok(attr) => reply.attr(&ttl, &file_attr(&attr)),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
     }
 
     fn mkdir(
         &self,
         _req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
+        parent: INodeNo,
+        name: &OsStr,
         _mode: u32,
         _umask: u32,
         reply: ReplyEntry,
     ) {
-        refuse(&self.fs, "mkdir", |e| reply.error(e));
+        let fs = self.fs.clone();
+        let ttl = self.ttl;
+        let name = name_of(name);
+        self.runtime.spawn(async move {
+            let result = match name {
+                Ok(name) => fs.mkdir(parent.0, &name).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(attr) => reply.entry(&ttl, &file_attr(&attr), Generation(0)),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
     }
 
-    fn unlink(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        refuse(&self.fs, "unlink", |e| reply.error(e));
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let fs = self.fs.clone();
+        let name = name_of(name);
+        self.runtime.spawn(async move {
+            let result = match name {
+                Ok(name) => fs.unlink(parent.0, &name).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
     }
 
-    fn rmdir(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        refuse(&self.fs, "rmdir", |e| reply.error(e));
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let fs = self.fs.clone();
+        let name = name_of(name);
+        self.runtime.spawn(async move {
+            let result = match name {
+                Ok(name) => fs.rmdir(parent.0, &name).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
     }
 
     fn rename(
         &self,
         _req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
-        _newparent: INodeNo,
-        _newname: &OsStr,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
         _flags: fuser::RenameFlags,
         reply: ReplyEmpty,
     ) {
-        refuse(&self.fs, "rename", |e| reply.error(e));
+        let fs = self.fs.clone();
+        let names = name_of(name).and_then(|a| name_of(newname).map(|b| (a, b)));
+        self.runtime.spawn(async move {
+            let result = match names {
+                Ok((name, newname)) => fs.rename(parent.0, &name, newparent.0, &newname).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(()) => reply.ok(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "rename");
+                    reply.error(errno(&e));
+                }
+            }
+        });
     }
 
     fn create(
         &self,
         _req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
+        parent: INodeNo,
+        name: &OsStr,
         _mode: u32,
         _umask: u32,
         _flags: i32,
         reply: fuser::ReplyCreate,
     ) {
-        refuse(&self.fs, "create", |e| reply.error(e));
+        let fs = self.fs.clone();
+        let ttl = self.ttl;
+        let name = name_of(name);
+        self.runtime.spawn(async move {
+            let result = match name {
+                Ok(name) => fs.create(parent.0, &name).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok((attr, handle)) => reply.created(
+                    &ttl,
+                    &file_attr(&attr),
+                    Generation(0),
+                    FileHandle(handle),
+                    FopenFlags::empty(),
+                ),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
     }
 
     fn mknod(

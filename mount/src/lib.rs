@@ -5,8 +5,8 @@
 //! adapter) and the `storage` crate's [`storage::Store`]. Errors become errno in one place, [`Error::errno`].
 //!
 //! [`Mount::start`] mounts and returns at once (for tests and benchmarks); [`run`] mounts and waits for
-//! SIGINT/SIGTERM (for the binary). The write path (journal, uploads) is not built yet: a read-write mount
-//! answers changes with ENOTSUP, a read-only one with EROFS.
+//! SIGINT/SIGTERM (for the binary). Writes are staged in a journal in the cache directory and uploaded in
+//! the background (`fs/journal.rs`); a read-only mount answers every change with EROFS.
 
 pub mod cache;
 pub mod error;
@@ -84,7 +84,17 @@ impl Mount {
                 config.cache_dir.display()
             )));
         }
-        let cache = Arc::new(DiskCache::open(&config.cache_dir, config.cache_max_size)?);
+        // Dirty data has its own share of the bound and is never evicted: the block cache gets the rest.
+        let clean_bound = config
+            .cache_max_size
+            .checked_sub(config.fs.dirty_budget)
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "the dirty budget ({}) must be below the cache bound ({})",
+                    config.fs.dirty_budget, config.cache_max_size
+                ))
+            })?;
+        let cache = Arc::new(DiskCache::open(&config.cache_dir, clean_bound)?);
         let fs = Arc::new(Fs::new(store, cache, config.fs.clone())?);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(4)
@@ -107,6 +117,10 @@ impl Mount {
         fuse_config.clone_fd = true;
         if config.allow_other {
             fuse_config.acl = fuser::SessionACL::All;
+        }
+        {
+            let _entered = runtime.enter();
+            fs.start_journal(&config.cache_dir)?;
         }
         let front = fuse::FuseFs::new(fs.clone(), runtime.handle().clone());
         let session =

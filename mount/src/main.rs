@@ -78,6 +78,12 @@ struct MountArgs {
     /// Bytes of blocks in memory at once (fetches and prefetch), for the whole mount.
     #[arg(long, env = "IPHOTO_MOUNT_MEMORY_BUDGET", default_value = "256MiB", value_parser = parse_size, help_heading = "Cache")]
     memory_budget: u64,
+    /// Bytes written and not yet uploaded, at most (a share of the cache bound, never evicted).
+    #[arg(long, env = "IPHOTO_MOUNT_DIRTY_BUDGET", default_value = "2GiB", value_parser = parse_size, help_heading = "Cache")]
+    dirty_budget: u64,
+    /// Milliseconds to wait before each upload (for crash tests).
+    #[arg(long, env = "IPHOTO_MOUNT_UPLOAD_DELAY_MS", default_value_t = 0, hide = true)]
+    upload_delay_ms: u64,
     /// Seconds a listing or a file's attributes are trusted before asking the store again.
     #[arg(
         long,
@@ -179,6 +185,8 @@ fn mount_command(args: MountArgs) -> Result<()> {
             block_size: args.block_size,
             memory_budget: args.memory_budget,
             request_timeout: Duration::from_secs(args.request_timeout_secs),
+            dirty_budget: args.dirty_budget.min(args.cache_max_size / 2),
+            upload_delay: Duration::from_millis(args.upload_delay_ms),
             uid,
             gid,
         },

@@ -16,7 +16,7 @@ pub struct Status {
     pub cache_max_bytes: u64,
     /// Blocks in the cache.
     pub cache_blocks: u64,
-    /// Bytes written but not yet in the store (always 0 until the write path exists).
+    /// Bytes written but not yet in the store.
     pub dirty_bytes: u64,
     /// Uploads not yet committed.
     pub pending_uploads: u64,
@@ -57,12 +57,13 @@ impl Status {
 /// Writes the status now (atomically: temporary file, rename).
 pub(crate) fn write(fs: &Fs, cache_dir: &Path) {
     let usage = fs.cache_usage();
+    let (dirty_bytes, pending_uploads) = fs.dirty();
     let status = Status {
         cache_used_bytes: usage.used_bytes,
         cache_max_bytes: usage.max_bytes,
         cache_blocks: usage.blocks,
-        dirty_bytes: 0,
-        pending_uploads: 0,
+        dirty_bytes,
+        pending_uploads,
     };
     let temporary = cache_dir.join("status.json.tmp");
     let result = std::fs::write(&temporary, status.json())

@@ -111,6 +111,7 @@ fn concurrent_readers_stay_under_the_bound(backend: Backend) {
         files.push((format!("big/{i}.bin"), sha256(&data)));
     }
     let options = Options {
+        dirty_budget: 0,
         cache_max_size: bound,
         block_size: MIB,
         memory_budget: 32 * MIB,
@@ -167,7 +168,10 @@ fn concurrent_readers_stay_under_the_bound(backend: Backend) {
         peak.load(Ordering::Relaxed) > bound / 2,
         "the cache was barely used: the test proves nothing"
     );
-    assert!(samples.load(Ordering::Relaxed) > 10);
+    assert!(
+        samples.load(Ordering::Relaxed) >= 5,
+        "too few samples to say anything"
+    );
     assert!(dir_bytes(&mount.cache_dir) <= bound);
     drop(mount);
 }

@@ -36,6 +36,10 @@ pub(crate) struct Inode {
     pub(crate) mtime: SystemTime,
     /// When the attributes were last confirmed by the store.
     pub(crate) checked: Instant,
+    /// Attributes must be fetched again before use (our own upload changed the object).
+    pub(crate) expired: bool,
+    /// Made here and not (yet) in the store: kept across listings (a new file or an empty directory).
+    pub(crate) local: bool,
 }
 
 /// A directory's children as last listed.
@@ -78,6 +82,8 @@ impl InodeTable {
             version: String::new(),
             mtime: SystemTime::UNIX_EPOCH,
             checked: Instant::now(),
+            expired: false,
+            local: false,
         };
         Self {
             inodes: HashMap::from([(ROOT_INO, root)]),
@@ -102,6 +108,71 @@ impl InodeTable {
             inode.version = version_of(meta);
             inode.mtime = meta.last_modified.into();
             inode.checked = Instant::now();
+            inode.expired = false;
+        }
+    }
+
+    /// After our own upload of `key`: the next use asks the store for the new version.
+    pub(crate) fn uploaded(&mut self, key: &StorageKey) {
+        for inode in self.inodes.values_mut() {
+            if inode.key.as_ref() == Some(key) {
+                inode.expired = true;
+                inode.local = false;
+            }
+        }
+    }
+
+    /// A new local entry (created file or directory) in `parent`.
+    pub(crate) fn create_local(&mut self, parent: u64, name: &str, key: StorageKey, kind: Kind) -> u64 {
+        let ino = self.next;
+        self.next += 1;
+        self.inodes.insert(
+            ino,
+            Inode {
+                parent,
+                name: name.to_owned(),
+                key: Some(key),
+                kind,
+                size: 0,
+                version: String::new(),
+                mtime: SystemTime::now(),
+                checked: Instant::now(),
+                expired: false,
+                local: true,
+            },
+        );
+        self.by_name.insert((parent, name.to_owned()), ino);
+        if let Some(listing) = self.listings.get_mut(&parent) {
+            listing.children.insert(name.to_owned(), ino);
+        }
+        ino
+    }
+
+    /// Sets the size a local change gave a file.
+    pub(crate) fn set_size(&mut self, ino: u64, size: u64) {
+        if let Some(inode) = self.inodes.get_mut(&ino) {
+            inode.size = size;
+            inode.mtime = SystemTime::now();
+        }
+    }
+
+    /// Moves an entry to another name (after the store did the same).
+    pub(crate) fn rename(&mut self, ino: u64, parent: u64, name: &str, key: StorageKey) {
+        let Some(inode) = self.inodes.get(&ino) else {
+            return;
+        };
+        let (old_parent, old_name) = (inode.parent, inode.name.clone());
+        self.remove_name(old_parent, &old_name);
+        self.remove_name(parent, name);
+        if let Some(inode) = self.inodes.get_mut(&ino) {
+            inode.parent = parent;
+            inode.name = name.to_owned();
+            inode.key = Some(key);
+            inode.expired = true;
+        }
+        self.by_name.insert((parent, name.to_owned()), ino);
+        if let Some(listing) = self.listings.get_mut(&parent) {
+            listing.children.insert(name.to_owned(), ino);
         }
     }
 
@@ -180,6 +251,8 @@ impl InodeTable {
             inode.version = version;
             inode.mtime = mtime;
             inode.checked = now;
+            inode.expired = false;
+            inode.local = false;
             return ino;
         }
         let ino = self.next;
@@ -195,6 +268,8 @@ impl InodeTable {
                 version,
                 mtime,
                 checked: now,
+                expired: false,
+                local: false,
             },
         );
         self.by_name.insert((parent, name.to_owned()), ino);

@@ -54,13 +54,18 @@ pub fn store(backend: Backend) -> TestStore {
 
 /// A store over `server`, in a namespace of its own.
 pub fn s3_store(server: &S3Server) -> Store {
+    s3_store_at(server, &unique_name("mount"))
+}
+
+/// A store over `server` under `prefix`.
+pub fn s3_store_at(server: &S3Server, prefix: &str) -> Store {
     let config = S3Config {
         endpoint: Some(server.endpoint.parse().unwrap()),
         region: server.region.clone(),
         bucket: server.bucket.clone(),
         access_key_id: server.access_key_id.clone(),
         secret_access_key: Secret::new(server.secret_access_key.clone()),
-        prefix: Some(StorageKey::parse(unique_name("mount")).unwrap()),
+        prefix: Some(StorageKey::parse(prefix).unwrap()),
         path_style: true,
     };
     storage::create_s3_store(&config, Default::default()).unwrap()
@@ -73,6 +78,39 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
         .build()
         .unwrap()
         .block_on(future)
+}
+
+/// The object's bytes, or `None` when there is none.
+pub fn get(store: &Store, key: &str) -> Option<Vec<u8>> {
+    let key = StorageKey::parse(key).unwrap();
+    match block_on(store.get_bytes(&key)) {
+        Ok(bytes) => Some(bytes.to_vec()),
+        Err(storage::Error::NotFound { .. }) => None,
+        Err(e) => panic!("get {key}: {e}"),
+    }
+}
+
+/// Keys under `prefix`, sorted.
+pub fn keys(store: &Store, prefix: &str) -> Vec<String> {
+    use futures::TryStreamExt as _;
+    let prefix = StorageKey::parse(prefix).unwrap();
+    let mut keys: Vec<String> = block_on(
+        store
+            .list(Some(&prefix))
+            .map_ok(|m| m.key.to_string())
+            .try_collect(),
+    )
+    .unwrap();
+    keys.sort();
+    keys
+}
+
+impl TestMount {
+    /// Waits until every write of the mount is in the store.
+    pub fn flush(&self) {
+        let fs = self.mount.as_ref().unwrap().fs().clone();
+        block_on(fs.flush_all(Duration::from_secs(60))).unwrap();
+    }
 }
 
 pub fn put(store: &Store, key: &str, bytes: &[u8]) {
@@ -108,6 +146,8 @@ pub struct Options {
     pub memory_budget: u64,
     pub metadata_ttl: Duration,
     pub request_timeout: Duration,
+    pub dirty_budget: u64,
+    pub upload_delay: Duration,
 }
 
 impl Default for Options {
@@ -120,6 +160,8 @@ impl Default for Options {
             memory_budget: 64 * MIB,
             metadata_ttl: Duration::from_secs(60),
             request_timeout: Duration::from_secs(10),
+            dirty_budget: 128 * MIB,
+            upload_delay: Duration::ZERO,
         }
     }
 }
@@ -156,6 +198,8 @@ impl TestMount {
                 block_size: options.block_size,
                 memory_budget: options.memory_budget,
                 request_timeout: options.request_timeout,
+                dirty_budget: options.dirty_budget,
+                upload_delay: options.upload_delay,
                 uid: 0,
                 gid: 0,
             },

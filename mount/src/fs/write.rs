@@ -1,0 +1,232 @@
+//! Changes: create, write, truncate, flush/fsync, unlink, mkdir, rmdir and rename, over the journal.
+//!
+//! A written file lives in the journal until its upload retires it; reads and attributes of it come from
+//! there meanwhile. Directories exist in the store only through their objects, so `mkdir` makes a local
+//! directory that the listing keeps until something is written in it. Rename of a file uploads it first,
+//! then copies it server-side and deletes the source; a directory is not renamed in place (EXDEV, which `mv`
+//! answers by copying and deleting entry by entry).
+
+use std::time::Duration;
+
+use storage::StorageKey;
+
+use crate::error::{Error, Result};
+use crate::fs::read::{FileVersion, ReadState};
+use crate::fs::{Attr, Fs, Kind};
+
+impl Fs {
+    /// The key of `name` in directory `parent`.
+    fn child_key(&self, parent: u64, name: &str) -> Result<StorageKey> {
+        let parent_key = {
+            let table = self.table();
+            let inode = table.get(parent).ok_or_else(|| Error::NotFound {
+                name: format!("inode {parent}"),
+            })?;
+            if inode.kind != Kind::Directory {
+                return Err(Error::NotDirectory {
+                    name: inode.name.clone(),
+                });
+            }
+            inode.key.clone()
+        };
+        let key = match parent_key {
+            Some(parent) => parent.join(name),
+            None => StorageKey::parse(name),
+        };
+        key.map_err(|_| Error::InvalidName {
+            name: name.to_owned(),
+        })
+    }
+
+    /// The staged journal entry of a file opened for writing, made now if needed.
+    pub(super) async fn stage(
+        &self,
+        ino: u64,
+        version: &FileVersion,
+        local: bool,
+        truncate: bool,
+    ) -> Result<u64> {
+        let journal = self.journal()?;
+        if let Some(id) = journal.find_and_acquire(&version.key) {
+            if truncate {
+                journal.truncate(id, 0)?;
+                self.table().set_size(ino, 0);
+            }
+            return Ok(id);
+        }
+        let mut version = version.clone();
+        if local || version.version.is_empty() {
+            // A file made here: in the store only if its upload has finished since.
+            match self.store_version(ino).await {
+                Ok(current) => version = current,
+                Err(Error::Store(storage::Error::NotFound { .. })) => version.size = 0,
+                Err(e) => return Err(e),
+            }
+        }
+        let base = (!version.version.is_empty()).then(|| version.version.clone());
+        let id = journal.create(version.key.clone(), base, &[]).await?;
+        journal.acquire(id);
+        if !truncate && version.size > 0 {
+            // The current bytes first, block by block through the cache (never the whole file in memory).
+            let mut state = ReadState::default();
+            let mut offset = 0;
+            let step = u32::try_from(self.config.block_size).unwrap_or(u32::MAX);
+            while offset < version.size {
+                let bytes = self.reader.read(&version, &mut state, offset, step).await?;
+                if bytes.is_empty() {
+                    break;
+                }
+                journal.write(id, offset, &bytes).await?;
+                offset += bytes.len() as u64;
+            }
+        }
+        if truncate {
+            self.table().set_size(ino, 0);
+        }
+        Ok(id)
+    }
+
+    /// Creates and opens a file for writing.
+    pub async fn create(&self, parent: u64, name: &str) -> Result<(Attr, u64)> {
+        self.check_writable("create")?;
+        let key = self.child_key(parent, name)?;
+        match self.lookup(parent, name).await {
+            Ok(attr) => {
+                let handle = self.open(attr.ino, true, true).await?;
+                return Ok((self.getattr(attr.ino).await?, handle));
+            }
+            Err(Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let ino = self.table().create_local(parent, name, key, Kind::File);
+        let handle = self.open(ino, true, true).await?;
+        Ok((self.getattr(ino).await?, handle))
+    }
+
+    /// Writes at `offset` of a handle opened for writing.
+    pub async fn write(&self, handle: u64, offset: u64, data: &[u8]) -> Result<u32> {
+        let file = self.handle(handle)?;
+        let file = file.lock().await;
+        let id = file.staged.ok_or(Error::BadHandle { handle })?;
+        let journal = self.journal()?;
+        journal.write(id, offset, data).await?;
+        let size = journal.find(&file.version.key).map_or(0, |(_, size)| size);
+        self.table().set_size(file.ino, size);
+        Ok(u32::try_from(data.len()).unwrap_or(u32::MAX))
+    }
+
+    /// Makes what a handle wrote durable (fsynced in the journal) and queues its upload: when this returns,
+    /// a crash no longer loses it. Called on every `close` (FUSE flush) and `fsync`.
+    pub async fn flush(&self, handle: u64) -> Result<()> {
+        let file = self.handle(handle)?;
+        let file = file.lock().await;
+        if let (Some(_), Some(journal)) = (file.staged, self.journal.get())
+            && let Some((id, _)) = journal.find(&file.version.key)
+        {
+            journal.seal(id)?;
+        }
+        Ok(())
+    }
+
+    /// Sets a file's size (truncate or extend); made durable at once.
+    pub async fn set_size(&self, ino: u64, size: u64) -> Result<Attr> {
+        self.check_writable("truncate")?;
+        let handle = self.open(ino, true, size == 0).await?;
+        let result = async {
+            let file = self.handle(handle)?;
+            let key = file.lock().await.version.key.clone();
+            let journal = self.journal()?;
+            if let Some((id, _)) = journal.find(&key) {
+                journal.truncate(id, size)?;
+            }
+            self.table().set_size(ino, size);
+            Ok::<(), Error>(())
+        }
+        .await;
+        let released = self.release(handle).await;
+        result?;
+        released?;
+        self.getattr(ino).await
+    }
+
+    /// Makes a directory (local until something is written in it).
+    pub async fn mkdir(&self, parent: u64, name: &str) -> Result<Attr> {
+        self.check_writable("mkdir")?;
+        let key = self.child_key(parent, name)?;
+        match self.lookup(parent, name).await {
+            Ok(_) => {
+                return Err(Error::Exists {
+                    name: name.to_owned(),
+                });
+            }
+            Err(Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let ino = self.table().create_local(parent, name, key, Kind::Directory);
+        self.getattr(ino).await
+    }
+
+    /// Removes a file: from the journal if not uploaded yet, and from the store.
+    pub async fn unlink(&self, parent: u64, name: &str) -> Result<()> {
+        self.check_writable("unlink")?;
+        let attr = self.lookup(parent, name).await?;
+        if attr.kind == Kind::Directory {
+            return Err(Error::IsDirectory {
+                name: name.to_owned(),
+            });
+        }
+        let key = self.child_key(parent, name)?;
+        let journal = self.journal()?;
+        journal.discard(&key).await;
+        self.timed("a DELETE", self.store.delete(&key)).await?;
+        self.table().remove_name(parent, name);
+        Ok(())
+    }
+
+    /// Removes an empty directory.
+    pub async fn rmdir(&self, parent: u64, name: &str) -> Result<()> {
+        self.check_writable("rmdir")?;
+        let attr = self.lookup(parent, name).await?;
+        if attr.kind != Kind::Directory {
+            return Err(Error::NotDirectory {
+                name: name.to_owned(),
+            });
+        }
+        self.ensure_listing(attr.ino).await?;
+        let empty = self
+            .table()
+            .listing(attr.ino)
+            .is_none_or(|l| l.children.is_empty());
+        if !empty {
+            return Err(Error::NotEmpty {
+                name: name.to_owned(),
+            });
+        }
+        self.table().remove_name(parent, name);
+        Ok(())
+    }
+
+    /// Renames a file: its pending upload finishes first, then a server-side copy and a delete.
+    pub async fn rename(&self, parent: u64, name: &str, new_parent: u64, new_name: &str) -> Result<()> {
+        self.check_writable("rename")?;
+        let attr = self.lookup(parent, name).await?;
+        if attr.kind == Kind::Directory {
+            return Err(Error::CrossDevice {
+                name: name.to_owned(),
+            });
+        }
+        let from = self.child_key(parent, name)?;
+        let to = self.child_key(new_parent, new_name)?;
+        let journal = self.journal()?;
+        journal
+            .flush(
+                Some(&from),
+                self.config.request_timeout.max(Duration::from_secs(60)),
+            )
+            .await?;
+        self.timed("a COPY", self.store.copy(&from, &to)).await?;
+        self.timed("a DELETE", self.store.delete(&from)).await?;
+        self.table().rename(attr.ino, new_parent, new_name, to);
+        Ok(())
+    }
+}

@@ -1,0 +1,254 @@
+//! The write path through a real FUSE mount (video-projects profile), over the local adapter and SeaweedFS:
+//! create, sequential and random writes, truncate, rename, unlink, mkdir, rmdir all end up in the store;
+//! a conflicting change in the store keeps both versions; `kill -9` of the mount process right after `close`
+//! (while the upload runs) and a restart leave the object in the store equal to what was written.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::os::unix::fs::FileExt as _;
+use std::time::{Duration, Instant};
+
+use common::{Backend, MIB, Options, TestMount, bytes, errno, get, keys, put, sha256, store};
+
+fn read_write() -> Options {
+    Options {
+        read_only: false,
+        ..Options::default()
+    }
+}
+
+fn writes_reach_the_store(backend: Backend) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("mount=debug")
+        .with_test_writer()
+        .try_init();
+    let test_store = store(backend);
+    let s = &test_store.store;
+    put(s, "library/existing.bin", &bytes(3 * MIB, 1));
+    let mount = TestMount::start(s, &read_write());
+
+    // Create + sequential write, read back through the mount before the upload.
+    let data = bytes(10 * MIB + 3, 2);
+    std::fs::write(mount.path("new.bin"), &data).unwrap();
+    assert_eq!(
+        sha256(&std::fs::read(mount.path("new.bin")).unwrap()),
+        sha256(&data)
+    );
+
+    // Random writes into an existing object: its bytes are kept around them.
+    let mut expected = bytes(3 * MIB, 1);
+    {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(mount.path("existing.bin"))
+            .unwrap();
+        file.write_all_at(b"patch", 1000).unwrap();
+        file.write_all_at(b"tail", 3 * MIB + 10).unwrap();
+        file.sync_all().unwrap();
+    }
+    expected[1000..1005].copy_from_slice(b"patch");
+    expected.resize(3 * MIB as usize + 10, 0);
+    expected.extend_from_slice(b"tail");
+
+    // Truncate.
+    std::fs::write(mount.path("short.txt"), b"0123456789").unwrap();
+    let short = std::fs::OpenOptions::new()
+        .write(true)
+        .open(mount.path("short.txt"))
+        .unwrap();
+    short.set_len(4).unwrap();
+    drop(short);
+
+    // mkdir, a file in it, rmdir refused while not empty.
+    std::fs::create_dir(mount.path("renders")).unwrap();
+    std::fs::write(mount.path("renders/cut.mov"), b"movie").unwrap();
+    assert_eq!(
+        errno(&std::fs::remove_dir(mount.path("renders")).unwrap_err()),
+        libc::ENOTEMPTY
+    );
+    std::fs::create_dir(mount.path("empty")).unwrap();
+    assert!(std::fs::metadata(mount.path("empty")).unwrap().is_dir());
+    std::fs::remove_dir(mount.path("empty")).unwrap();
+    assert_eq!(
+        errno(&std::fs::metadata(mount.path("empty")).unwrap_err()),
+        libc::ENOENT
+    );
+
+    // Rename and unlink.
+    std::fs::write(mount.path("draft.txt"), b"draft").unwrap();
+    std::fs::rename(mount.path("draft.txt"), mount.path("renders/final.txt")).unwrap();
+    std::fs::write(mount.path("gone.txt"), b"gone").unwrap();
+    std::fs::remove_file(mount.path("gone.txt")).unwrap();
+
+    mount.flush();
+    assert_eq!(sha256(&get(s, "library/new.bin").unwrap()), sha256(&data));
+    assert_eq!(
+        sha256(&get(s, "library/existing.bin").unwrap()),
+        sha256(&expected)
+    );
+    assert_eq!(get(s, "library/short.txt").unwrap(), b"0123");
+    assert_eq!(get(s, "library/renders/cut.mov").unwrap(), b"movie");
+    assert_eq!(get(s, "library/renders/final.txt").unwrap(), b"draft");
+    assert_eq!(get(s, "library/draft.txt"), None);
+    assert_eq!(get(s, "library/gone.txt"), None);
+    assert_eq!(
+        keys(s, "library"),
+        [
+            "library/existing.bin",
+            "library/new.bin",
+            "library/renders/cut.mov",
+            "library/renders/final.txt",
+            "library/short.txt"
+        ]
+    );
+    // The mount reads its own uploads back from the store.
+    assert_eq!(
+        sha256(&std::fs::read(mount.path("existing.bin")).unwrap()),
+        sha256(&expected)
+    );
+    let status = mount.mount.as_ref().unwrap().fs().dirty();
+    assert_eq!(status, (0, 0));
+}
+
+fn a_conflict_keeps_both_versions(backend: Backend) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("mount=debug")
+        .with_test_writer()
+        .try_init();
+    let test_store = store(backend);
+    let s = &test_store.store;
+    put(s, "library/shared.txt", b"base");
+    let options = Options {
+        upload_delay: Duration::from_millis(1500),
+        ..read_write()
+    };
+    let mount = TestMount::start(s, &options);
+    assert_eq!(std::fs::read(mount.path("shared.txt")).unwrap(), b"base");
+    std::fs::write(mount.path("shared.txt"), b"ours").unwrap();
+    // Someone else changes the object before our upload starts.
+    put(s, "library/shared.txt", b"theirs");
+    mount.flush();
+    assert_eq!(get(s, "library/shared.txt").unwrap(), b"theirs");
+    let conflicts: Vec<String> = keys(s, "library")
+        .into_iter()
+        .filter(|k| k.starts_with("library/shared.txt.conflict-"))
+        .collect();
+    assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+    assert_eq!(get(s, &conflicts[0]).unwrap(), b"ours");
+}
+
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {
+        mod local_adapter { $( #[test] fn $test() { super::$test(super::Backend::Local) } )* }
+        mod s3_adapter { $( #[test] fn $test() { super::$test(super::Backend::S3) } )* }
+    };
+}
+
+on_both_backends!(writes_reach_the_store, a_conflict_keeps_both_versions);
+
+/// The mount binary, killed with SIGKILL right after `close` of a large file (its multipart upload under
+/// way), then started again over the same cache: the object in the store equals what was written.
+#[test]
+fn kill_9_during_upload_then_restart_completes_it() {
+    let server = harness::S3Server::shared();
+    let prefix = harness::unique_name("mount-kill");
+    let s = common::s3_store_at(server, &prefix);
+    let dirs = tempfile::tempdir().unwrap();
+    let cache = dirs.path().join("cache");
+    let start = |mountpoint: &std::path::Path| {
+        std::fs::create_dir_all(mountpoint).unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_iphoto-mount"))
+            .arg("mount")
+            .arg(mountpoint)
+            .args([
+                "--prefix",
+                "videos",
+                "--profile",
+                "video-projects",
+                "--cache-max-size",
+                "1GiB",
+            ])
+            .arg("--cache-dir")
+            .arg(&cache)
+            .env("STORAGE_BACKEND", "s3")
+            .env("S3_ENDPOINT", &server.endpoint)
+            .env("S3_REGION", &server.region)
+            .env("S3_BUCKET", &server.bucket)
+            .env("S3_ACCESS_KEY_ID", &server.access_key_id)
+            .env("S3_SECRET_ACCESS_KEY", &server.secret_access_key)
+            .env("S3_PREFIX", &prefix)
+            .env("S3_PATH_STYLE", "true")
+            .spawn()
+            .unwrap();
+        let guard = ProcessMount {
+            child,
+            mountpoint: mountpoint.to_owned(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(&mountpoint.display().to_string())
+        {
+            assert!(Instant::now() < deadline, "the mount did not come up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        guard
+    };
+
+    let data = bytes(64 * MIB, 99);
+    let mut first = start(&dirs.path().join("mnt1"));
+    let started = Instant::now();
+    std::fs::write(first.mountpoint.join("render.mov"), &data).unwrap();
+    eprintln!("64 MiB written and closed in {:?}", started.elapsed());
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    let in_store_at_kill = get(&s, "videos/render.mov").map(|b| sha256(&b));
+    eprintln!(
+        "at kill the store had it complete: {}",
+        in_store_at_kill.as_deref() == Some(&*sha256(&data))
+    );
+    drop(first);
+
+    let second = start(&dirs.path().join("mnt2"));
+    let flushed = std::process::Command::new(env!("CARGO_BIN_EXE_iphoto-mount"))
+        .args(["flush", "--timeout-secs", "120", "--cache-dir"])
+        .arg(&cache)
+        .status()
+        .unwrap();
+    assert!(flushed.success());
+    assert_eq!(
+        get(&s, "videos/render.mov").map(|b| sha256(&b)),
+        Some(sha256(&data))
+    );
+    assert_eq!(
+        sha256(&std::fs::read(second.mountpoint.join("render.mov")).unwrap()),
+        sha256(&data)
+    );
+}
+
+/// A mount process that is killed and unmounted however the test ends.
+struct ProcessMount {
+    child: std::process::Child,
+    mountpoint: std::path::PathBuf,
+}
+
+impl Drop for ProcessMount {
+    fn drop(&mut self) {
+        // SIGTERM first (a clean unmount), then make sure.
+        let _ = std::process::Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        common::force_unmount(&self.mountpoint);
+    }
+}
