@@ -1,1 +1,346 @@
-//! The catalog port (being built).
+//! The catalog port: users and API tokens, the Mac libraries, photos with their resources, albums, the
+//! per-user version and the dedup table of stored content.
+//!
+//! [`Catalog`] is what the HTTP surfaces, the admin CLI and the workers call; they never see SQL. Two adapters
+//! implement it: [`sqlite::SqliteCatalog`] (the embedded default: a main file plus a second file attached as
+//! `icloud`) and [`postgres::PostgresCatalog`] (production: schema `icloud`). Both run the same SQL, kept in
+//! `catalog/sql/` and compiled once per driver, so the adapters only differ in how they connect, migrate and
+//! open a write transaction. [`connect`] picks the adapter from a [`Location`].
+//!
+//! What this module leaves to others: wire types and their conversion (the `api` crate and the HTTP layer),
+//! object keys (the `storage` crate formats them; the catalog only records them), status codes (the HTTP
+//! layer maps [`Error`]).
+//!
+//! Invariants every adapter keeps (the contract suite in `server/tests/catalog.rs` checks them):
+//! - every query filters by the calling user, so one user never reads or changes another's rows;
+//! - only the SHA-256 of a token is stored;
+//! - a sync batch is one transaction: a database error applies nothing, a bad item is rejected alone;
+//! - every change bumps the user's version once per call, and a call that changes nothing leaves it alone.
+
+pub mod postgres;
+pub mod sqlite;
+
+mod model;
+mod validate;
+
+use std::fmt::Debug;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+pub use api::{AssetKind, ResourceType, UnavailableReason};
+pub use model::{
+    AlbumKind, AlbumUpsert, AlbumsResult, Authenticated, Blob, Counts, DeclaredResource, ItemOutcome,
+    ItemResult, Library, LibraryId, LibraryStats, NewToken, Page, PendingQuery, PendingReason, PendingUpload,
+    PhotoId, PhotoUpsert, RecordedUpload, ResourceState, Scope, Stats, StoredObject, SyncBatchResult,
+    TokenId, TokenInfo, TokenSecret, UploadLookup, UploadRecord, UploadTarget, User, UserId,
+};
+pub use validate::{MAX_LOCAL_IDENTIFIER_LEN, MAX_RESOURCE_SIZE};
+
+/// What went wrong, by what the caller can do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The named thing does not exist for this user (or at all): a 404.
+    #[error("{what} not found")]
+    NotFound {
+        /// What was looked up (`user`, `library`, `token`, `photo`).
+        what: &'static str,
+    },
+    /// The request clashes with what is stored (a taken user name, an ambiguous identifier): a 409.
+    #[error("{what}: {reason}")]
+    Conflict {
+        /// What clashed.
+        what: &'static str,
+        /// Why, for a person.
+        reason: String,
+    },
+    /// A value the caller sent is not acceptable; nothing was written: a 4xx naming the field.
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// The field at fault, as the wire names it where there is one.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The database could not be reached in time (pool closed or exhausted, I/O): retry later, a 503.
+    #[error("catalog database unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    /// The database refused or failed a statement; nothing of the call was applied: a 500.
+    #[error("catalog database error")]
+    Database(#[source] sqlx::Error),
+    /// The schema could not be brought up to date: the process should not start.
+    #[error("catalog migration failed")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+}
+
+impl Error {
+    pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                Error::Unavailable(error)
+            }
+            other => Error::Database(other),
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for Error {
+    fn from(error: sqlx::migrate::MigrateError) -> Self {
+        Error::Migrate(error)
+    }
+}
+
+/// Result of every catalog call.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The catalog port. Every method that touches user data takes the caller's [`UserId`] and only ever sees
+/// that user's rows; ids of another user's rows behave as if they did not exist.
+#[async_trait]
+pub trait Catalog: Send + Sync + Debug {
+    /// Brings the schema up to date (idempotent). [`connect`] already does this unless told not to.
+    async fn migrate(&self) -> Result<()>;
+
+    /// One round trip to the database, for `/readyz`.
+    async fn ping(&self) -> Result<()>;
+
+    /// Creates a user; [`Error::Conflict`] when the name is taken, [`Error::Invalid`] for an unusable name.
+    async fn create_user(&self, name: &str) -> Result<User>;
+
+    /// The user with this name, if any.
+    async fn find_user_by_name(&self, name: &str) -> Result<Option<User>>;
+
+    /// Issues a token: 32 random bytes, shown once in the answer, stored only as a SHA-256.
+    async fn create_token(&self, user_id: &UserId, scope: Scope, name: &str) -> Result<NewToken>;
+
+    /// The user and scope a plaintext token grants; `None` for an unknown, malformed or revoked token.
+    async fn authenticate(&self, plaintext: &str) -> Result<Option<Authenticated>>;
+
+    /// One token by id, of any user (the admin CLI's `token revoke` looks the owner up with it).
+    async fn find_token(&self, token_id: &TokenId) -> Result<Option<TokenInfo>>;
+
+    /// Tokens of one user, or of everyone for `None` (admin listing), oldest first.
+    async fn list_tokens(&self, user_id: Option<&UserId>) -> Result<Vec<TokenInfo>>;
+
+    /// Revokes one of the user's tokens (idempotent); [`Error::NotFound`] when it is not theirs.
+    async fn revoke_token(&self, user_id: &UserId, token_id: &TokenId) -> Result<()>;
+
+    /// The user's library with the agent's id `library_key`, created on first use.
+    async fn ensure_library(&self, user_id: &UserId, library_key: &str) -> Result<Library>;
+
+    /// Applies one sync batch in one transaction; see [`SyncBatchResult`] for what each item gets. Items that
+    /// fail validation are `Rejected` and the rest still applies; a database error applies nothing.
+    async fn sync_photos(
+        &self,
+        user_id: &UserId,
+        library_id: &LibraryId,
+        items: Vec<PhotoUpsert>,
+    ) -> Result<SyncBatchResult>;
+
+    /// Replaces the library's albums and folders: listed ones are upserted with their ordered members,
+    /// missing ones soft-deleted, all in one transaction. Unknown member identifiers are skipped and counted.
+    async fn replace_albums(
+        &self,
+        user_id: &UserId,
+        library_id: &LibraryId,
+        albums: Vec<AlbumUpsert>,
+    ) -> Result<AlbumsResult>;
+
+    /// Resources whose bytes the server still needs (state pending or failed), keyset-paged.
+    async fn pending_uploads(&self, user_id: &UserId, query: &PendingQuery) -> Result<Page<PendingUpload>>;
+
+    /// What the upload route needs before reading a body: the photo, the resource's state and what is
+    /// stored. `None` when the user has no such photo; [`Error::Conflict`] when the identifier exists in
+    /// several of the user's libraries and none was named.
+    async fn resource_for_upload(
+        &self,
+        user_id: &UserId,
+        lookup: &UploadLookup,
+    ) -> Result<Option<UploadTarget>>;
+
+    /// Content the user already stores with this SHA-256 (lower-case hex), for dedup.
+    async fn blob_by_sha(&self, user_id: &UserId, sha256: &str) -> Result<Option<Blob>>;
+
+    /// Marks a resource stored (creating the row for an undeclared resource type), records the content in
+    /// the user's blob table (idempotent) and links the user's other pending resources that declared the
+    /// same SHA-256. Bumps the version.
+    async fn record_upload(&self, user_id: &UserId, upload: &UploadRecord) -> Result<RecordedUpload>;
+
+    /// Marks a declared, not yet stored resource as failed with a reason (it stays in the pending list).
+    async fn record_upload_failure(
+        &self,
+        user_id: &UserId,
+        photo_id: &PhotoId,
+        resource: ResourceType,
+        reason: &str,
+    ) -> Result<()>;
+
+    /// Counts and bytes per library and in total; `recent_since` bounds the "recent" figures the HTTP layer
+    /// turns into an upload rate and an ETA (from catalog times, so a restart does not reset them).
+    async fn stats(&self, user_id: &UserId, recent_since: DateTime<Utc>) -> Result<Stats>;
+
+    /// The user's catalog version (0 before the first change).
+    async fn version(&self, user_id: &UserId) -> Result<i64>;
+}
+
+/// Where the catalog lives.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Location {
+    /// Two SQLite files: `main` (users, tokens, migrations) and `icloud` (the photo catalog, attached).
+    Sqlite {
+        /// The main database file.
+        main: PathBuf,
+        /// The file attached as `icloud`.
+        icloud: PathBuf,
+    },
+    /// A PostgreSQL URL (`postgres://…`); the tables go to `public` and schema `icloud`.
+    Postgres {
+        /// The connection URL; may carry a password, so `Debug` hides it.
+        url: String,
+    },
+}
+
+impl Location {
+    /// `postgres://…` / `postgresql://…` → PostgreSQL; `sqlite:PATH`, `sqlite://PATH` or a bare path → SQLite
+    /// with the `icloud` file beside it (`catalog.db` → `catalog.icloud.db`).
+    pub fn parse(database: &str) -> Result<Location> {
+        if database.starts_with("postgres://") || database.starts_with("postgresql://") {
+            return Ok(Location::Postgres {
+                url: database.to_owned(),
+            });
+        }
+        let path = database
+            .strip_prefix("sqlite://")
+            .or_else(|| database.strip_prefix("sqlite:"))
+            .unwrap_or(database);
+        let path = path.split('?').next().unwrap_or(path);
+        if path.is_empty() || path == ":memory:" {
+            return Err(Error::invalid(
+                "database",
+                "name a SQLite file or a postgres:// URL (in-memory SQLite cannot attach `icloud`)",
+            ));
+        }
+        let main = PathBuf::from(path);
+        let icloud = sibling_icloud_path(&main);
+        Ok(Location::Sqlite { main, icloud })
+    }
+
+    /// The embedded default under a data directory: `catalog.sqlite3` and `icloud.sqlite3`.
+    pub fn sqlite_in(data_dir: &Path) -> Location {
+        Location::Sqlite {
+            main: data_dir.join("catalog.sqlite3"),
+            icloud: data_dir.join("icloud.sqlite3"),
+        }
+    }
+}
+
+impl Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Sqlite { main, icloud } => f
+                .debug_struct("Sqlite")
+                .field("main", main)
+                .field("icloud", icloud)
+                .finish(),
+            Location::Postgres { url } => {
+                let shown = url::Url::parse(url).map_or_else(
+                    |_| "<unparsable url>".to_owned(),
+                    |mut u| {
+                        if u.password().is_some() {
+                            let _ = u.set_password(Some("***"));
+                        }
+                        u.to_string()
+                    },
+                );
+                f.debug_struct("Postgres").field("url", &shown).finish()
+            }
+        }
+    }
+}
+
+/// How to connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// Pool size. SQLite serialises writers anyway; PostgreSQL benefits from a few per core.
+    pub max_connections: u32,
+    /// Run the embedded migrations before returning (the server does; `migrate --check` style tools may not).
+    pub migrate: bool,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            migrate: true,
+        }
+    }
+}
+
+/// Opens the catalog at `location` with the adapter it names, migrating first when `options.migrate`.
+pub async fn connect(location: &Location, options: &ConnectOptions) -> Result<Arc<dyn Catalog>> {
+    let catalog: Arc<dyn Catalog> = match location {
+        Location::Sqlite { main, icloud } => {
+            Arc::new(sqlite::SqliteCatalog::open(main, icloud, options).await?)
+        }
+        Location::Postgres { url } => Arc::new(postgres::PostgresCatalog::open(url, options).await?),
+    };
+    if options.migrate {
+        catalog.migrate().await?;
+    }
+    Ok(catalog)
+}
+
+fn sibling_icloud_path(main: &Path) -> PathBuf {
+    let stem = main.file_stem().map(|s| s.to_string_lossy().into_owned());
+    let name = match (stem, main.extension()) {
+        (Some(stem), Some(ext)) => format!("{stem}.icloud.{}", ext.to_string_lossy()),
+        (Some(stem), None) => format!("{stem}.icloud"),
+        (None, _) => "icloud.sqlite3".to_owned(),
+    };
+    main.with_file_name(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn location_picks_the_adapter() {
+        assert!(matches!(
+            Location::parse("postgres://u:p@h/db").unwrap(),
+            Location::Postgres { .. }
+        ));
+        assert_eq!(
+            Location::parse("sqlite:/d/catalog.db").unwrap(),
+            Location::Sqlite {
+                main: "/d/catalog.db".into(),
+                icloud: "/d/catalog.icloud.db".into()
+            }
+        );
+        assert_eq!(
+            Location::parse("/d/cat").unwrap(),
+            Location::Sqlite {
+                main: "/d/cat".into(),
+                icloud: "/d/cat.icloud".into()
+            }
+        );
+        assert!(Location::parse("sqlite::memory:").is_err());
+    }
+
+    #[test]
+    fn location_debug_hides_the_password() {
+        let shown = format!("{:?}", Location::parse("postgres://me:secret@db:5432/x").unwrap());
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("db:5432"), "{shown}");
+    }
+}

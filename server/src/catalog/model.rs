@@ -1,0 +1,625 @@
+//! The catalog's domain types: what goes into and comes out of [`super::Catalog`]. They are not wire types;
+//! the HTTP layer converts them to and from `api` per surface (the one inbound conversion that is pure
+//! plumbing, `api::SyncItem` → [`PhotoUpsert`], lives here so the sync route and the tests share it).
+
+use std::fmt;
+
+use chrono::{DateTime, FixedOffset, Utc};
+use serde::Serialize;
+
+use api::{AssetKind, ResourceType, UnavailableReason};
+
+use super::{Error, Result};
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Wraps an id string as the catalog handed it out (ids are opaque; an unknown one is simply not found).
+            pub fn new(id: impl Into<String>) -> Self {
+                Self(id.into())
+            }
+
+            /// The id as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A user's id (128 random bits, hex).
+    UserId
+);
+id_type!(
+    /// An API token's id (not the secret).
+    TokenId
+);
+id_type!(
+    /// The server's id of one of a user's Mac libraries.
+    LibraryId
+);
+id_type!(
+    /// The server's id of a photo row.
+    PhotoId
+);
+
+/// What a token may do; each HTTP surface accepts exactly one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// The Mac agent: sync, albums, uploads, stats.
+    Client,
+    /// Web frontends: read the catalog, presigned URLs.
+    Web,
+    /// Enrichment workers: lease jobs, post results.
+    Worker,
+    /// Administration.
+    Admin,
+}
+
+impl Scope {
+    /// Every scope.
+    pub const ALL: [Scope; 4] = [Scope::Client, Scope::Web, Scope::Worker, Scope::Admin];
+
+    /// The stored and CLI name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Client => "client",
+            Scope::Web => "web",
+            Scope::Worker => "worker",
+            Scope::Admin => "admin",
+        }
+    }
+
+    /// Parses a name; [`Error::Invalid`] names the field `scope`.
+    pub fn parse(name: &str) -> Result<Scope> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str() == name)
+            .ok_or_else(|| Error::invalid("scope", format!("{name:?} is not client, web, worker or admin")))
+    }
+}
+
+/// A user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Id.
+    pub id: UserId,
+    /// Unique login name.
+    pub name: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A token as listed: never its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// Id (what `token revoke` takes).
+    pub id: TokenId,
+    /// Owner.
+    pub user_id: UserId,
+    /// Owner's name, for listings.
+    pub user_name: String,
+    /// A label ("mac-mini agent").
+    pub name: String,
+    /// What it grants.
+    pub scope: Scope,
+    /// Issued at.
+    pub created_at: DateTime<Utc>,
+    /// Last successful authentication (updated at most once a minute).
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// Revoked at; a revoked token never authenticates again.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A token's plaintext: shown once, never logged (`Debug` hides it).
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenSecret(String);
+
+impl TokenSecret {
+    pub(crate) fn new(plaintext: String) -> Self {
+        Self(plaintext)
+    }
+
+    /// The plaintext, for writing to the token file or printing once.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for TokenSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenSecret(***)")
+    }
+}
+
+/// A freshly issued token.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    /// What listings will show.
+    pub info: TokenInfo,
+    /// The secret (`ips_` + 43 base64url characters); the catalog keeps only its SHA-256.
+    pub secret: TokenSecret,
+}
+
+/// Who a token authenticates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticated {
+    /// The owner.
+    pub user: User,
+    /// What the token grants.
+    pub scope: Scope,
+    /// Which token it was (for logs and revocation).
+    pub token_id: TokenId,
+}
+
+/// One Mac library of a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Library {
+    /// Server id.
+    pub id: LibraryId,
+    /// Owner.
+    pub user_id: UserId,
+    /// The agent's stable id for the library.
+    pub key: String,
+}
+
+/// One file of an asset as the Mac declares it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeclaredResource {
+    /// Which file.
+    pub resource_type: ResourceType,
+    /// Declared size in bytes.
+    pub size: u64,
+    /// Lower-case hex SHA-256 when the agent hashed it; enables linking content the user already stores.
+    pub sha256: Option<String>,
+    /// Whether the Mac can upload it.
+    pub available: bool,
+    /// Why not, when not available.
+    pub unavailable_reason: Option<UnavailableReason>,
+}
+
+/// One asset's metadata to upsert, keyed by `local_identifier` within a library.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PhotoUpsert {
+    /// PhotoKit's `localIdentifier`: the identity within the library (1..=256 characters).
+    pub local_identifier: String,
+    /// iCloud cloud GUID.
+    pub cloud_guid: Option<String>,
+    /// Apple's stable fingerprint.
+    pub fingerprint: Option<String>,
+    /// Photo or video.
+    pub kind: AssetKind,
+    /// Photos' subtype.
+    pub subtype: Option<String>,
+    /// A Live Photo.
+    pub live_photo: bool,
+    /// Pixels.
+    pub width: u32,
+    /// Pixels.
+    pub height: u32,
+    /// Video duration.
+    pub duration_ms: Option<u64>,
+    /// Taken at, with the recorded offset (stored as epoch ms + offset seconds).
+    pub taken_at: DateTime<FixedOffset>,
+    /// IANA zone name.
+    pub time_zone: Option<String>,
+    /// Last change in Photos.
+    pub modified_at: DateTime<FixedOffset>,
+    /// Favourite.
+    pub favorite: bool,
+    /// Hidden.
+    pub hidden: bool,
+    /// In "Recently Deleted".
+    pub trashed: bool,
+    /// Degrees, -90..=90.
+    pub latitude: Option<f64>,
+    /// Degrees, -180..=180.
+    pub longitude: Option<f64>,
+    /// Import file name.
+    pub original_filename: String,
+    /// Uniform type identifier.
+    pub uti: String,
+    /// Edited in Photos.
+    pub edited: bool,
+    /// Title.
+    pub title: Option<String>,
+    /// Caption.
+    pub caption: Option<String>,
+    /// Keywords.
+    pub keywords: Vec<String>,
+    /// Named people.
+    pub people: Vec<String>,
+    /// Its files, at most one per type.
+    pub resources: Vec<DeclaredResource>,
+    /// Gone from the Mac: soft-delete (blobs kept).
+    pub deleted: bool,
+}
+
+impl From<api::SyncItem> for PhotoUpsert {
+    fn from(item: api::SyncItem) -> Self {
+        Self {
+            local_identifier: item.local_identifier,
+            cloud_guid: item.cloud_guid,
+            fingerprint: item.fingerprint,
+            kind: item.kind,
+            subtype: item.subtype,
+            live_photo: item.live_photo,
+            width: item.width,
+            height: item.height,
+            duration_ms: item.duration_ms,
+            taken_at: item.taken_at,
+            time_zone: item.time_zone,
+            modified_at: item.modified_at,
+            favorite: item.favorite,
+            hidden: item.hidden,
+            trashed: item.trashed,
+            latitude: item.latitude,
+            longitude: item.longitude,
+            original_filename: item.original_filename,
+            uti: item.uti,
+            edited: item.edited,
+            title: item.title,
+            caption: item.caption,
+            keywords: item.keywords,
+            people: item.people,
+            resources: item
+                .resources
+                .into_iter()
+                .map(|r| DeclaredResource {
+                    resource_type: r.resource_type,
+                    size: r.size,
+                    sha256: r.sha256,
+                    available: r.available,
+                    unavailable_reason: r.unavailable_reason,
+                })
+                .collect(),
+            deleted: item.deleted,
+        }
+    }
+}
+
+/// What happened to one item of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemOutcome {
+    /// New to the catalog.
+    Created,
+    /// Metadata changed, or the photo was soft-deleted or restored.
+    Updated,
+    /// Nothing changed (also: a deletion of a photo the catalog does not have or already deleted).
+    Unchanged,
+    /// Not applied; the rest of the batch was.
+    Rejected {
+        /// Which field and why, for a person.
+        reason: String,
+    },
+}
+
+/// Per-item answer of [`super::Catalog::sync_photos`], in request order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemResult {
+    /// As sent.
+    pub local_identifier: String,
+    /// The photo's id, unless rejected or never stored.
+    pub photo_id: Option<PhotoId>,
+    /// What happened.
+    pub outcome: ItemOutcome,
+    /// Resources the server still needs bytes for (pending or failed), in type order. Empty for rejected and
+    /// deleted items.
+    pub needs_upload: Vec<ResourceType>,
+}
+
+/// Answer of [`super::Catalog::sync_photos`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncBatchResult {
+    /// One per item, in request order.
+    pub results: Vec<ItemResult>,
+    /// The user's version after the batch (unchanged when nothing changed).
+    pub version: i64,
+}
+
+/// Album, folder or shared album.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum AlbumKind {
+    /// A regular album with members.
+    Album,
+    /// A folder holding albums and folders.
+    Folder,
+    /// A shared album.
+    Shared,
+}
+
+impl AlbumKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlbumKind::Album => "album",
+            AlbumKind::Folder => "folder",
+            AlbumKind::Shared => "shared",
+        }
+    }
+}
+
+/// One album or folder as the Mac has it; the list order is the display order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AlbumUpsert {
+    /// The album's id on the Mac (1..=256 characters), unique in the list.
+    pub album_key: String,
+    /// Title.
+    pub title: String,
+    /// Kind.
+    pub kind: AlbumKind,
+    /// The containing folder's `album_key`.
+    pub parent_key: Option<String>,
+    /// Members by local identifier, in album order (a repeated identifier keeps its first position).
+    pub members: Vec<String>,
+}
+
+/// Answer of [`super::Catalog::replace_albums`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AlbumsResult {
+    /// New albums.
+    pub created: u64,
+    /// Albums whose title, kind, parent, position or members changed (or that came back).
+    pub updated: u64,
+    /// Albums as they were.
+    pub unchanged: u64,
+    /// Albums no longer listed, now soft-deleted.
+    pub deleted: u64,
+    /// Member identifiers the library does not have (skipped; a later call picks them up once synced).
+    pub unknown_members: u64,
+    /// The user's version afterwards.
+    pub version: i64,
+}
+
+/// A keyset page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Pass back to get the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// What [`super::Catalog::pending_uploads`] lists.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PendingQuery {
+    /// Only this library; all of the user's when `None`.
+    pub library_id: Option<LibraryId>,
+    /// Page size, 1..=1000.
+    pub limit: u32,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Why the server still needs a resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PendingReason {
+    /// Never uploaded.
+    NotUploaded,
+    /// Uploaded once, but the Mac now declares different content.
+    ContentChanged,
+    /// The last upload attempt failed.
+    Failed {
+        /// What failed.
+        detail: String,
+    },
+}
+
+impl PendingReason {
+    /// A stable code for the wire (`not_uploaded`, `content_changed`, `failed`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            PendingReason::NotUploaded => "not_uploaded",
+            PendingReason::ContentChanged => "content_changed",
+            PendingReason::Failed { .. } => "failed",
+        }
+    }
+}
+
+/// One resource the server still needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingUpload {
+    /// Photo id.
+    pub photo_id: PhotoId,
+    /// Library id.
+    pub library_id: LibraryId,
+    /// The agent's id of the library.
+    pub library_key: String,
+    /// The asset.
+    pub local_identifier: String,
+    /// Which file.
+    pub resource: ResourceType,
+    /// Why.
+    pub reason: PendingReason,
+    /// Declared size.
+    pub declared_size: u64,
+    /// Declared SHA-256, when the agent sent one.
+    pub declared_sha256: Option<String>,
+}
+
+/// Which resource an upload is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadLookup {
+    /// The library, when the client names it; otherwise the identifier must be unique among the user's.
+    pub library_id: Option<LibraryId>,
+    /// The asset.
+    pub local_identifier: String,
+    /// Which file.
+    pub resource: ResourceType,
+}
+
+/// Upload state of a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResourceState {
+    /// The server needs the bytes.
+    Pending,
+    /// The bytes are stored.
+    Stored,
+    /// The Mac cannot upload it (iCloud only, missing, unreadable).
+    Unavailable,
+    /// The last upload failed; still needed.
+    Failed,
+}
+
+impl ResourceState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceState::Pending => "pending",
+            ResourceState::Stored => "stored",
+            ResourceState::Unavailable => "unavailable",
+            ResourceState::Failed => "failed",
+        }
+    }
+
+    pub(crate) fn parse(name: &str) -> Option<Self> {
+        [Self::Pending, Self::Stored, Self::Unavailable, Self::Failed]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
+}
+
+/// Bytes the catalog knows are in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    /// Lower-case hex SHA-256.
+    pub sha256: String,
+    /// Object key.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// When it was recorded.
+    pub uploaded_at: DateTime<Utc>,
+}
+
+/// What the upload route learns before reading a body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadTarget {
+    /// Photo id.
+    pub photo_id: PhotoId,
+    /// Library id.
+    pub library_id: LibraryId,
+    /// The agent's library id (part of the object key).
+    pub library_key: String,
+    /// The asset.
+    pub local_identifier: String,
+    /// Import file name (its extension names the object).
+    pub original_filename: String,
+    /// Type identifier.
+    pub uti: String,
+    /// Which file.
+    pub resource: ResourceType,
+    /// What the Mac declared for it; `None` when this resource type was never declared.
+    pub declared: Option<DeclaredResource>,
+    /// Its state; `None` when never declared.
+    pub state: Option<ResourceState>,
+    /// What is stored for it, if anything.
+    pub stored: Option<StoredObject>,
+    /// The photo is soft-deleted.
+    pub deleted: bool,
+}
+
+/// Content the user stores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blob {
+    /// Lower-case hex SHA-256.
+    pub sha256: String,
+    /// Object key.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// A finished upload to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadRecord {
+    /// The photo (from [`UploadTarget::photo_id`]).
+    pub photo_id: PhotoId,
+    /// Which file.
+    pub resource: ResourceType,
+    /// Lower-case hex SHA-256 of the stored bytes.
+    pub sha256: String,
+    /// Stored size.
+    pub size: u64,
+    /// Object key.
+    pub key: String,
+    /// When it finished.
+    pub at: DateTime<Utc>,
+    /// No bytes were transferred (the content was already stored); rates leave it out.
+    pub deduplicated: bool,
+}
+
+/// Answer of [`super::Catalog::record_upload`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordedUpload {
+    /// The user's version afterwards.
+    pub version: i64,
+    /// Other pending resources of the user that declared the same SHA-256 and are now stored too.
+    pub linked: u64,
+}
+
+/// Counts and bytes over a set of photos. Resources of soft-deleted photos are left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counts {
+    /// Photos not deleted.
+    pub photos: u64,
+    /// Their resources.
+    pub resources: u64,
+    /// Resources stored.
+    pub uploaded: u64,
+    /// Resources still needed (pending or failed).
+    pub pending: u64,
+    /// Resources the Mac cannot upload.
+    pub unavailable: u64,
+    /// Of `pending`, those whose last upload failed.
+    pub failed: u64,
+    /// Declared bytes of all resources (stored size where stored).
+    pub bytes_total: u64,
+    /// Stored bytes.
+    pub bytes_uploaded: u64,
+    /// Declared bytes still needed.
+    pub bytes_pending: u64,
+    /// Stored bytes that really crossed the wire (not deduplicated).
+    pub bytes_transferred: u64,
+    /// First transferred upload.
+    pub first_upload_at: Option<DateTime<Utc>>,
+    /// Last transferred upload.
+    pub last_upload_at: Option<DateTime<Utc>>,
+    /// Transfers since `recent_since`.
+    pub recent_uploads: u64,
+    /// Bytes transferred since `recent_since`.
+    pub recent_bytes: u64,
+}
+
+/// One library's figures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LibraryStats {
+    /// Library id.
+    pub library_id: LibraryId,
+    /// The agent's id.
+    pub library_key: String,
+    /// Figures.
+    pub counts: Counts,
+}
+
+/// Answer of [`super::Catalog::stats`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stats {
+    /// The user's version.
+    pub version: i64,
+    /// All libraries together.
+    pub totals: Counts,
+    /// Per library, ordered by library key.
+    pub libraries: Vec<LibraryStats>,
+}

@@ -1,0 +1,225 @@
+//! The catalog's SQL, shared by both adapters and compiled once per driver: `sqlite.rs` and `postgres.rs`
+//! each include this module with `#[path]` after naming their `Db` (the sqlx driver) and `Adapter` (their
+//! catalog type, which provides `pool`, `begin_write` and `run_migrations`).
+//!
+//! Why not one generic implementation over `sqlx::Database`: the bounds that needs (higher-ranked executor
+//! and encode/decode bounds on every function) make the futures hard to prove `Send` for `async_trait`, and
+//! sqlx's `Any` driver is ruled out (it loses types). Compiling the same text twice keeps every query typed
+//! against the concrete driver at the cost of a second compilation. The SQL itself is portable: `$n`
+//! placeholders (SQLite reads them as numbered), `ON CONFLICT … DO UPDATE`, `RETURNING`, row-value keyset
+//! comparisons, integer epoch milliseconds, TEXT ids, sums cast to BIGINT (PostgreSQL widens SUM(bigint)
+//! to numeric).
+
+#[allow(
+    clippy::duplicate_mod,
+    reason = "compiled once per driver on purpose: see catalog/sql.rs"
+)]
+#[path = "sql/albums.rs"]
+mod albums;
+#[allow(
+    clippy::duplicate_mod,
+    reason = "compiled once per driver on purpose: see catalog/sql.rs"
+)]
+#[path = "sql/auth.rs"]
+mod auth;
+#[allow(
+    clippy::duplicate_mod,
+    reason = "compiled once per driver on purpose: see catalog/sql.rs"
+)]
+#[path = "sql/photos.rs"]
+mod photos;
+#[allow(
+    clippy::duplicate_mod,
+    reason = "compiled once per driver on purpose: see catalog/sql.rs"
+)]
+#[path = "sql/stats.rs"]
+mod stats;
+#[allow(
+    clippy::duplicate_mod,
+    reason = "compiled once per driver on purpose: see catalog/sql.rs"
+)]
+#[path = "sql/uploads.rs"]
+mod uploads;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{Adapter, Db};
+use crate::catalog::{
+    AlbumUpsert, AlbumsResult, Authenticated, Blob, Catalog, Error, Library, LibraryId, NewToken, Page,
+    PendingQuery, PendingUpload, PhotoId, PhotoUpsert, RecordedUpload, ResourceType, Result, Scope, Stats,
+    SyncBatchResult, TokenId, TokenInfo, UploadLookup, UploadRecord, UploadTarget, User, UserId,
+};
+
+/// A connection of this driver (what `&mut *transaction` gives).
+type Conn = <Db as sqlx::Database>::Connection;
+
+#[async_trait]
+impl Catalog for Adapter {
+    async fn migrate(&self) -> Result<()> {
+        self.run_migrations().await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn create_user(&self, name: &str) -> Result<User> {
+        auth::create_user(self, name).await
+    }
+
+    async fn find_user_by_name(&self, name: &str) -> Result<Option<User>> {
+        auth::find_user_by_name(self, name).await
+    }
+
+    async fn create_token(&self, user_id: &UserId, scope: Scope, name: &str) -> Result<NewToken> {
+        auth::create_token(self, user_id, scope, name).await
+    }
+
+    async fn authenticate(&self, plaintext: &str) -> Result<Option<Authenticated>> {
+        auth::authenticate(self, plaintext).await
+    }
+
+    async fn find_token(&self, token_id: &TokenId) -> Result<Option<TokenInfo>> {
+        auth::find_token(self, token_id).await
+    }
+
+    async fn list_tokens(&self, user_id: Option<&UserId>) -> Result<Vec<TokenInfo>> {
+        auth::list_tokens(self, user_id).await
+    }
+
+    async fn revoke_token(&self, user_id: &UserId, token_id: &TokenId) -> Result<()> {
+        auth::revoke_token(self, user_id, token_id).await
+    }
+
+    async fn ensure_library(&self, user_id: &UserId, library_key: &str) -> Result<Library> {
+        photos::ensure_library(self, user_id, library_key).await
+    }
+
+    async fn sync_photos(
+        &self,
+        user_id: &UserId,
+        library_id: &LibraryId,
+        items: Vec<PhotoUpsert>,
+    ) -> Result<SyncBatchResult> {
+        photos::sync_photos(self, user_id, library_id, items).await
+    }
+
+    async fn replace_albums(
+        &self,
+        user_id: &UserId,
+        library_id: &LibraryId,
+        albums: Vec<AlbumUpsert>,
+    ) -> Result<AlbumsResult> {
+        albums::replace_albums(self, user_id, library_id, albums).await
+    }
+
+    async fn pending_uploads(&self, user_id: &UserId, query: &PendingQuery) -> Result<Page<PendingUpload>> {
+        uploads::pending_uploads(self, user_id, query).await
+    }
+
+    async fn resource_for_upload(
+        &self,
+        user_id: &UserId,
+        lookup: &UploadLookup,
+    ) -> Result<Option<UploadTarget>> {
+        uploads::resource_for_upload(self, user_id, lookup).await
+    }
+
+    async fn blob_by_sha(&self, user_id: &UserId, sha256: &str) -> Result<Option<Blob>> {
+        uploads::blob_by_sha(self, user_id, sha256).await
+    }
+
+    async fn record_upload(&self, user_id: &UserId, upload: &UploadRecord) -> Result<RecordedUpload> {
+        uploads::record_upload(self, user_id, upload).await
+    }
+
+    async fn record_upload_failure(
+        &self,
+        user_id: &UserId,
+        photo_id: &PhotoId,
+        resource: ResourceType,
+        reason: &str,
+    ) -> Result<()> {
+        uploads::record_upload_failure(self, user_id, photo_id, resource, reason).await
+    }
+
+    async fn stats(&self, user_id: &UserId, recent_since: DateTime<Utc>) -> Result<Stats> {
+        stats::stats(self, user_id, recent_since).await
+    }
+
+    async fn version(&self, user_id: &UserId) -> Result<i64> {
+        let mut conn = self.pool.acquire().await?;
+        current_version(&mut conn, user_id).await
+    }
+}
+
+/// Most ids bound in one `IN (…)` list: far below SQLite's 32,766 and PostgreSQL's 65,535 parameters.
+const CHUNK: usize = 500;
+
+/// A fresh id: 128 random bits as 32 hex characters.
+fn new_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// Epoch milliseconds, the catalog's time representation.
+fn ms(time: DateTime<Utc>) -> i64 {
+    time.timestamp_millis()
+}
+
+/// Back from epoch milliseconds (the catalog only stores values it produced, all in chrono's range).
+fn time(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::UNIX_EPOCH)
+}
+
+/// A size or count for a BIGINT column; validation keeps sizes far below `i64::MAX`.
+fn to_i64(field: &str, value: u64) -> Result<i64> {
+    i64::try_from(value).map_err(|_| Error::invalid(field, "too large"))
+}
+
+/// A BIGINT column back to an unsigned figure (never negative in practice; clamp rather than fail).
+fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+/// `$start, $start+1, …` for `n` parameters.
+fn placeholders(start: usize, n: usize) -> String {
+    (start..start + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The user's version, 0 before the first change.
+async fn current_version(conn: &mut Conn, user_id: &UserId) -> Result<i64> {
+    let version: Option<i64> = sqlx::query_scalar("SELECT version FROM icloud.versions WHERE user_id = $1")
+        .bind(user_id.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(version.unwrap_or(0))
+}
+
+/// Bumps the user's version by one and returns it. Inside a write transaction: on PostgreSQL the row lock
+/// serialises concurrent writers of the same user until commit.
+async fn bump_version(conn: &mut Conn, user_id: &UserId) -> Result<i64> {
+    let version: i64 = sqlx::query_scalar(
+        "INSERT INTO icloud.versions AS v (user_id, version) VALUES ($1, 1) \
+         ON CONFLICT (user_id) DO UPDATE SET version = v.version + 1 RETURNING version",
+    )
+    .bind(user_id.as_str())
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(version)
+}
+
+/// Checks that the library is the user's (every write path starts here, so another user's library id
+/// behaves as unknown); returns its key.
+async fn library_key(conn: &mut Conn, user_id: &UserId, library_id: &LibraryId) -> Result<String> {
+    sqlx::query_scalar("SELECT library_key FROM icloud.libraries WHERE id = $1 AND user_id = $2")
+        .bind(library_id.as_str())
+        .bind(user_id.as_str())
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(Error::NotFound { what: "library" })
+}

@@ -1,0 +1,605 @@
+//! Libraries and the sync batch. A batch is validated first (bad items become `Rejected` without touching
+//! the database), then read, decided and written in one write transaction: the existing rows of the batch
+//! are fetched with a few `IN (…)` queries, each item is compared with its stored metadata hash and
+//! resource rows, and only rows that differ are written. The version is bumped once, and only when
+//! something is written, so a re-sync of an unchanged library writes nothing.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::Utc;
+use sqlx::Row as _;
+
+use super::{
+    Adapter, CHUNK, Conn, bump_version, current_version, library_key, ms, new_id, placeholders, to_i64,
+};
+use crate::catalog::model::{DeclaredResource, ResourceState};
+use crate::catalog::validate;
+use crate::catalog::{
+    Blob, Error, ItemOutcome, ItemResult, Library, LibraryId, PhotoId, PhotoUpsert, ResourceType, Result,
+    SyncBatchResult, UserId,
+};
+
+pub(super) async fn ensure_library(
+    catalog: &Adapter,
+    user_id: &UserId,
+    library_key: &str,
+) -> Result<Library> {
+    validate::key("libraryId", library_key)?;
+    let select = "SELECT id FROM icloud.libraries WHERE user_id = $1 AND library_key = $2";
+    let found: Option<String> = sqlx::query_scalar(select)
+        .bind(user_id.as_str())
+        .bind(library_key)
+        .fetch_optional(&catalog.pool)
+        .await?;
+    let id = match found {
+        Some(id) => id,
+        None => {
+            let user: Option<String> = sqlx::query_scalar("SELECT id FROM users WHERE id = $1")
+                .bind(user_id.as_str())
+                .fetch_optional(&catalog.pool)
+                .await?;
+            if user.is_none() {
+                return Err(Error::NotFound { what: "user" });
+            }
+            sqlx::query(
+                "INSERT INTO icloud.libraries (id, user_id, library_key, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (user_id, library_key) DO NOTHING",
+            )
+            .bind(new_id())
+            .bind(user_id.as_str())
+            .bind(library_key)
+            .bind(ms(Utc::now()))
+            .execute(&catalog.pool)
+            .await?;
+            sqlx::query_scalar(select)
+                .bind(user_id.as_str())
+                .bind(library_key)
+                .fetch_one(&catalog.pool)
+                .await?
+        }
+    };
+    Ok(Library {
+        id: LibraryId::new(id),
+        user_id: user_id.clone(),
+        key: library_key.to_owned(),
+    })
+}
+
+/// A stored resource row, as written (the photo id aside).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct ResourceRow {
+    pub(super) resource_type: ResourceType,
+    pub(super) declared_size: i64,
+    pub(super) declared_sha256: Option<String>,
+    pub(super) available: bool,
+    pub(super) unavailable_reason: Option<String>,
+    pub(super) state: ResourceState,
+    pub(super) state_reason: Option<String>,
+    pub(super) stored_sha256: Option<String>,
+    pub(super) stored_key: Option<String>,
+    pub(super) stored_size: Option<i64>,
+    pub(super) uploaded_at: Option<i64>,
+    pub(super) deduplicated: bool,
+}
+
+/// `state_reason` of a pending resource whose stored content the Mac no longer declares.
+pub(super) const CONTENT_CHANGED: &str = "content_changed";
+
+struct Existing {
+    id: String,
+    metadata_sha256: String,
+    deleted: bool,
+}
+
+enum Plan {
+    Reject(String),
+    /// Nothing to write.
+    Keep {
+        photo_id: Option<String>,
+        needs: Vec<ResourceType>,
+    },
+    /// Soft-delete the stored photo.
+    Delete {
+        photo_id: String,
+    },
+    /// Write the photo row (when `metadata`), the differing resource rows, drop undeclared ones.
+    Write {
+        item: Box<PhotoUpsert>,
+        hash: String,
+        photo_id: String,
+        created: bool,
+        metadata: bool,
+        resources: Vec<ResourceRow>,
+        stale: Vec<ResourceType>,
+        needs: Vec<ResourceType>,
+    },
+}
+
+pub(super) async fn sync_photos(
+    catalog: &Adapter,
+    user_id: &UserId,
+    library_id: &LibraryId,
+    items: Vec<PhotoUpsert>,
+) -> Result<SyncBatchResult> {
+    let now = ms(Utc::now());
+    let mut seen = HashSet::new();
+    // A rejected item keeps its identifier (as sent) for the answer.
+    let checked: Vec<std::result::Result<PhotoUpsert, (String, String)>> = items
+        .into_iter()
+        .map(|mut item| {
+            if let Err(reason) = validate::photo(&mut item) {
+                return Err((item.local_identifier, reason));
+            }
+            if !seen.insert(item.local_identifier.clone()) {
+                let reason = "localIdentifier: listed twice in the batch".to_owned();
+                return Err((item.local_identifier, reason));
+            }
+            Ok(item)
+        })
+        .collect();
+
+    let mut tx = catalog.begin_write().await?;
+    library_key(&mut tx, user_id, library_id).await?;
+    let identifiers: Vec<&str> = checked
+        .iter()
+        .flatten()
+        .map(|i| i.local_identifier.as_str())
+        .collect();
+    let existing = fetch_existing(&mut tx, user_id, library_id, &identifiers).await?;
+    let photo_ids: Vec<&str> = existing.values().map(|e| e.id.as_str()).collect();
+    let mut stored = fetch_resources(&mut tx, user_id, &photo_ids).await?;
+    let shas: Vec<&str> = checked
+        .iter()
+        .flatten()
+        .flat_map(|i| i.resources.iter().filter_map(|r| r.sha256.as_deref()))
+        .collect();
+    let blobs = fetch_blobs(&mut tx, user_id, &shas).await?;
+
+    let plans: Vec<(String, Plan)> = checked
+        .into_iter()
+        .map(|checked| match checked {
+            Err((local_identifier, reason)) => (local_identifier, Plan::Reject(reason)),
+            Ok(item) => {
+                let old = existing.get(&item.local_identifier);
+                let old_resources = old.and_then(|o| stored.remove(&o.id)).unwrap_or_default();
+                let id = item.local_identifier.clone();
+                (id, plan(item, old, old_resources, &blobs, now))
+            }
+        })
+        .collect();
+
+    let writes = plans
+        .iter()
+        .any(|(_, p)| matches!(p, Plan::Delete { .. } | Plan::Write { .. }));
+    let version = if writes {
+        bump_version(&mut tx, user_id).await?
+    } else {
+        current_version(&mut tx, user_id).await?
+    };
+
+    let mut results = Vec::with_capacity(plans.len());
+    for (local_identifier, plan) in plans {
+        let result = match plan {
+            Plan::Reject(reason) => ItemResult {
+                local_identifier,
+                photo_id: None,
+                outcome: ItemOutcome::Rejected { reason },
+                needs_upload: Vec::new(),
+            },
+            Plan::Keep { photo_id, needs } => ItemResult {
+                local_identifier,
+                photo_id: photo_id.map(PhotoId::new),
+                outcome: ItemOutcome::Unchanged,
+                needs_upload: needs,
+            },
+            Plan::Delete { photo_id } => {
+                sqlx::query(
+                    "UPDATE icloud.photos SET deleted_at = $1, updated_at = $1, version = $2 \
+                     WHERE id = $3 AND user_id = $4",
+                )
+                .bind(now)
+                .bind(version)
+                .bind(&photo_id)
+                .bind(user_id.as_str())
+                .execute(&mut *tx)
+                .await?;
+                ItemResult {
+                    local_identifier,
+                    photo_id: Some(PhotoId::new(photo_id)),
+                    outcome: ItemOutcome::Updated,
+                    needs_upload: Vec::new(),
+                }
+            }
+            Plan::Write {
+                item,
+                hash,
+                photo_id,
+                created,
+                metadata,
+                resources,
+                stale,
+                needs,
+            } => {
+                let photo_id = if metadata {
+                    upsert_photo(
+                        &mut tx, user_id, library_id, &photo_id, &item, &hash, version, now,
+                    )
+                    .await?
+                } else {
+                    sqlx::query("UPDATE icloud.photos SET version = $1, updated_at = $2 WHERE id = $3 AND user_id = $4")
+                        .bind(version)
+                        .bind(now)
+                        .bind(&photo_id)
+                        .bind(user_id.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                    photo_id
+                };
+                for row in &resources {
+                    upsert_resource(&mut tx, user_id, &photo_id, row).await?;
+                }
+                for resource_type in stale {
+                    sqlx::query("DELETE FROM icloud.resources WHERE photo_id = $1 AND resource_type = $2 AND user_id = $3")
+                        .bind(&photo_id)
+                        .bind(resource_type.as_str())
+                        .bind(user_id.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                ItemResult {
+                    local_identifier,
+                    photo_id: Some(PhotoId::new(photo_id)),
+                    outcome: if created {
+                        ItemOutcome::Created
+                    } else {
+                        ItemOutcome::Updated
+                    },
+                    needs_upload: needs,
+                }
+            }
+        };
+        results.push(result);
+    }
+    tx.commit().await?;
+    Ok(SyncBatchResult { results, version })
+}
+
+/// Decides what one valid item needs.
+fn plan(
+    item: PhotoUpsert,
+    old: Option<&Existing>,
+    old_resources: Vec<ResourceRow>,
+    blobs: &HashMap<String, Blob>,
+    now: i64,
+) -> Plan {
+    if item.deleted {
+        return match old {
+            Some(old) if !old.deleted => Plan::Delete {
+                photo_id: old.id.clone(),
+            },
+            Some(old) => Plan::Keep {
+                photo_id: Some(old.id.clone()),
+                needs: Vec::new(),
+            },
+            None => Plan::Keep {
+                photo_id: None,
+                needs: Vec::new(),
+            },
+        };
+    }
+    let hash = validate::metadata_hash(&item);
+    let metadata = old.is_none_or(|o| o.deleted || o.metadata_sha256 != hash);
+    let mut old_by_type: HashMap<ResourceType, ResourceRow> =
+        old_resources.into_iter().map(|r| (r.resource_type, r)).collect();
+    let mut resources = Vec::new();
+    let mut needs = Vec::new();
+    for declared in &item.resources {
+        let before = old_by_type.remove(&declared.resource_type);
+        let row = reconcile(declared, before.as_ref(), blobs, now);
+        if matches!(row.state, ResourceState::Pending | ResourceState::Failed) {
+            needs.push(row.resource_type);
+        }
+        if before.as_ref() != Some(&row) {
+            resources.push(row);
+        }
+    }
+    let stale: Vec<ResourceType> = old_by_type.into_keys().collect();
+    match old {
+        Some(old) if !metadata && resources.is_empty() && stale.is_empty() => Plan::Keep {
+            photo_id: Some(old.id.clone()),
+            needs,
+        },
+        _ => Plan::Write {
+            photo_id: old.map_or_else(new_id, |o| o.id.clone()),
+            created: old.is_none(),
+            item: Box::new(item),
+            hash,
+            metadata,
+            resources,
+            stale,
+            needs,
+        },
+    }
+}
+
+/// The row a declared resource should have, given what is stored and the user's blobs.
+fn reconcile(
+    declared: &DeclaredResource,
+    before: Option<&ResourceRow>,
+    blobs: &HashMap<String, Blob>,
+    now: i64,
+) -> ResourceRow {
+    let mut row = ResourceRow {
+        resource_type: declared.resource_type,
+        declared_size: i64::try_from(declared.size).unwrap_or(i64::MAX),
+        declared_sha256: declared.sha256.clone(),
+        available: declared.available,
+        unavailable_reason: declared.unavailable_reason.map(|r| {
+            serde_json::to_value(r)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        }),
+        state: ResourceState::Pending,
+        state_reason: None,
+        stored_sha256: None,
+        stored_key: None,
+        stored_size: None,
+        uploaded_at: None,
+        deduplicated: false,
+    };
+    let still_stored = before.is_some_and(|b| {
+        b.state == ResourceState::Stored && (declared.sha256.is_none() || declared.sha256 == b.stored_sha256)
+    });
+    if let (true, Some(b)) = (still_stored, before) {
+        // The bytes stay valid even when the Mac has since offloaded the file to iCloud.
+        row.state = ResourceState::Stored;
+        row.stored_sha256.clone_from(&b.stored_sha256);
+        row.stored_key.clone_from(&b.stored_key);
+        row.stored_size = b.stored_size;
+        row.uploaded_at = b.uploaded_at;
+        row.deduplicated = b.deduplicated;
+    } else if let Some(blob) = declared.sha256.as_ref().and_then(|s| blobs.get(s)) {
+        row.state = ResourceState::Stored;
+        row.stored_sha256 = Some(blob.sha256.clone());
+        row.stored_key = Some(blob.key.clone());
+        row.stored_size = Some(i64::try_from(blob.size).unwrap_or(i64::MAX));
+        row.uploaded_at = Some(now);
+        row.deduplicated = true;
+    } else if !declared.available {
+        row.state = ResourceState::Unavailable;
+        row.state_reason.clone_from(&row.unavailable_reason);
+    } else if let Some(b) = before {
+        let same_declaration = b.declared_sha256 == declared.sha256 && b.declared_size == row.declared_size;
+        if matches!(b.state, ResourceState::Pending | ResourceState::Failed) && same_declaration {
+            row.state = b.state;
+            row.state_reason.clone_from(&b.state_reason);
+        } else if b.state == ResourceState::Stored {
+            row.state_reason = Some(CONTENT_CHANGED.to_owned());
+        }
+    }
+    row
+}
+
+async fn fetch_existing(
+    conn: &mut Conn,
+    user_id: &UserId,
+    library_id: &LibraryId,
+    identifiers: &[&str],
+) -> Result<HashMap<String, Existing>> {
+    let mut found = HashMap::new();
+    for chunk in identifiers.chunks(CHUNK) {
+        let sql = format!(
+            "SELECT id, local_identifier, metadata_sha256, deleted_at FROM icloud.photos \
+             WHERE library_id = $1 AND user_id = $2 AND local_identifier IN ({})",
+            placeholders(3, chunk.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(library_id.as_str())
+            .bind(user_id.as_str());
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            let deleted_at: Option<i64> = row.try_get("deleted_at")?;
+            found.insert(
+                row.try_get("local_identifier")?,
+                Existing {
+                    id: row.try_get("id")?,
+                    metadata_sha256: row.try_get("metadata_sha256")?,
+                    deleted: deleted_at.is_some(),
+                },
+            );
+        }
+    }
+    Ok(found)
+}
+
+/// Resource rows of the given photos, by photo id.
+pub(super) async fn fetch_resources(
+    conn: &mut Conn,
+    user_id: &UserId,
+    photo_ids: &[&str],
+) -> Result<HashMap<String, Vec<ResourceRow>>> {
+    let mut found: HashMap<String, Vec<ResourceRow>> = HashMap::new();
+    for chunk in photo_ids.chunks(CHUNK) {
+        let sql = format!(
+            "SELECT photo_id, resource_type, declared_size, declared_sha256, available, unavailable_reason, \
+                    state, state_reason, stored_sha256, stored_key, stored_size, uploaded_at, deduplicated \
+             FROM icloud.resources WHERE user_id = $1 AND photo_id IN ({})",
+            placeholders(2, chunk.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(user_id.as_str());
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            let type_name: String = row.try_get("resource_type")?;
+            let state_name: String = row.try_get("state")?;
+            let (Some(resource_type), Some(state)) =
+                (ResourceType::parse(&type_name), ResourceState::parse(&state_name))
+            else {
+                // The CHECK constraints make this unreachable; a row we cannot read is treated as absent.
+                continue;
+            };
+            found
+                .entry(row.try_get("photo_id")?)
+                .or_default()
+                .push(ResourceRow {
+                    resource_type,
+                    declared_size: row.try_get("declared_size")?,
+                    declared_sha256: row.try_get("declared_sha256")?,
+                    available: row.try_get("available")?,
+                    unavailable_reason: row.try_get("unavailable_reason")?,
+                    state,
+                    state_reason: row.try_get("state_reason")?,
+                    stored_sha256: row.try_get("stored_sha256")?,
+                    stored_key: row.try_get("stored_key")?,
+                    stored_size: row.try_get("stored_size")?,
+                    uploaded_at: row.try_get("uploaded_at")?,
+                    deduplicated: row.try_get("deduplicated")?,
+                });
+        }
+    }
+    Ok(found)
+}
+
+async fn fetch_blobs(conn: &mut Conn, user_id: &UserId, shas: &[&str]) -> Result<HashMap<String, Blob>> {
+    let mut found = HashMap::new();
+    for chunk in shas.chunks(CHUNK) {
+        let sql = format!(
+            "SELECT sha256, storage_key, size FROM icloud.blobs WHERE user_id = $1 AND sha256 IN ({})",
+            placeholders(2, chunk.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(user_id.as_str());
+        for sha in chunk {
+            query = query.bind(*sha);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            let sha256: String = row.try_get("sha256")?;
+            let size: i64 = row.try_get("size")?;
+            found.insert(
+                sha256.clone(),
+                Blob {
+                    sha256,
+                    key: row.try_get("storage_key")?,
+                    size: super::to_u64(size),
+                },
+            );
+        }
+    }
+    Ok(found)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn upsert_photo(
+    conn: &mut Conn,
+    user_id: &UserId,
+    library_id: &LibraryId,
+    photo_id: &str,
+    item: &PhotoUpsert,
+    hash: &str,
+    version: i64,
+    now: i64,
+) -> Result<String> {
+    let keywords = serde_json::to_string(&item.keywords).unwrap_or_else(|_| "[]".to_owned());
+    let people = serde_json::to_string(&item.people).unwrap_or_else(|_| "[]".to_owned());
+    let kind = match item.kind {
+        api::AssetKind::Photo => "photo",
+        api::AssetKind::Video => "video",
+    };
+    let duration = item.duration_ms.map(|d| to_i64("durationMs", d)).transpose()?;
+    let id: String = sqlx::query_scalar(
+        "INSERT INTO icloud.photos (id, user_id, library_id, local_identifier, cloud_guid, fingerprint, kind, \
+             subtype, live_photo, width, height, duration_ms, taken_at, taken_at_offset_s, time_zone, \
+             modified_at, favorite, hidden, trashed, latitude, longitude, original_filename, uti, edited, \
+             title, caption, keywords, people, metadata_sha256, version, created_at, updated_at, deleted_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
+                 $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $31, NULL) \
+         ON CONFLICT (library_id, local_identifier) DO UPDATE SET \
+             cloud_guid = excluded.cloud_guid, fingerprint = excluded.fingerprint, kind = excluded.kind, \
+             subtype = excluded.subtype, live_photo = excluded.live_photo, width = excluded.width, \
+             height = excluded.height, duration_ms = excluded.duration_ms, taken_at = excluded.taken_at, \
+             taken_at_offset_s = excluded.taken_at_offset_s, time_zone = excluded.time_zone, \
+             modified_at = excluded.modified_at, favorite = excluded.favorite, hidden = excluded.hidden, \
+             trashed = excluded.trashed, latitude = excluded.latitude, longitude = excluded.longitude, \
+             original_filename = excluded.original_filename, uti = excluded.uti, edited = excluded.edited, \
+             title = excluded.title, caption = excluded.caption, keywords = excluded.keywords, \
+             people = excluded.people, metadata_sha256 = excluded.metadata_sha256, \
+             version = excluded.version, updated_at = excluded.updated_at, deleted_at = NULL \
+         RETURNING id",
+    )
+    .bind(photo_id)
+    .bind(user_id.as_str())
+    .bind(library_id.as_str())
+    .bind(&item.local_identifier)
+    .bind(&item.cloud_guid)
+    .bind(&item.fingerprint)
+    .bind(kind)
+    .bind(&item.subtype)
+    .bind(item.live_photo)
+    .bind(i64::from(item.width))
+    .bind(i64::from(item.height))
+    .bind(duration)
+    .bind(item.taken_at.timestamp_millis())
+    .bind(i64::from(item.taken_at.offset().local_minus_utc()))
+    .bind(&item.time_zone)
+    .bind(item.modified_at.timestamp_millis())
+    .bind(item.favorite)
+    .bind(item.hidden)
+    .bind(item.trashed)
+    .bind(item.latitude)
+    .bind(item.longitude)
+    .bind(&item.original_filename)
+    .bind(&item.uti)
+    .bind(item.edited)
+    .bind(&item.title)
+    .bind(&item.caption)
+    .bind(keywords)
+    .bind(people)
+    .bind(hash)
+    .bind(version)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(id)
+}
+
+/// Writes one resource row (insert or full overwrite).
+pub(super) async fn upsert_resource(
+    conn: &mut Conn,
+    user_id: &UserId,
+    photo_id: &str,
+    row: &ResourceRow,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO icloud.resources (photo_id, resource_type, user_id, declared_size, declared_sha256, \
+             available, unavailable_reason, state, state_reason, stored_sha256, stored_key, stored_size, \
+             uploaded_at, deduplicated) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+         ON CONFLICT (photo_id, resource_type) DO UPDATE SET \
+             declared_size = excluded.declared_size, declared_sha256 = excluded.declared_sha256, \
+             available = excluded.available, unavailable_reason = excluded.unavailable_reason, \
+             state = excluded.state, state_reason = excluded.state_reason, \
+             stored_sha256 = excluded.stored_sha256, stored_key = excluded.stored_key, \
+             stored_size = excluded.stored_size, uploaded_at = excluded.uploaded_at, \
+             deduplicated = excluded.deduplicated",
+    )
+    .bind(photo_id)
+    .bind(row.resource_type.as_str())
+    .bind(user_id.as_str())
+    .bind(row.declared_size)
+    .bind(&row.declared_sha256)
+    .bind(row.available)
+    .bind(&row.unavailable_reason)
+    .bind(row.state.as_str())
+    .bind(&row.state_reason)
+    .bind(&row.stored_sha256)
+    .bind(&row.stored_key)
+    .bind(row.stored_size)
+    .bind(row.uploaded_at)
+    .bind(row.deduplicated)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

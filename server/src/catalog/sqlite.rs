@@ -1,0 +1,105 @@
+//! The SQLite adapter: the embedded default. Two files: the main database (users, tokens, the migration
+//! table) and a second file attached as `icloud` on every pool connection, so the catalog's SQL names
+//! `icloud.photos` exactly as on PostgreSQL. Both files run in WAL mode with a busy timeout.
+//!
+//! Write transactions start with `BEGIN IMMEDIATE`: a deferred transaction that reads first and then writes
+//! can fail with `SQLITE_BUSY` at once when another connection wrote in between, whatever the busy timeout.
+//! Everything one sync batch writes lives in `icloud`, because a transaction over two WAL files is atomic
+//! per file only.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use futures::FutureExt as _;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use super::{ConnectOptions, Result};
+
+/// The driver the shared SQL in `catalog/sql/` is compiled for in this module.
+type Db = sqlx::Sqlite;
+/// The adapter the shared SQL implements [`super::Catalog`] for.
+type Adapter = SqliteCatalog;
+
+#[allow(
+    clippy::duplicate_mod,
+    reason = "compiled once per driver on purpose: see catalog/sql.rs"
+)]
+#[path = "sql.rs"]
+mod sql;
+
+/// The catalog on two SQLite files.
+#[derive(Debug, Clone)]
+pub struct SqliteCatalog {
+    pool: SqlitePool,
+    main: PathBuf,
+    icloud: PathBuf,
+}
+
+impl SqliteCatalog {
+    /// Opens (creating when missing) `main` and `icloud`; does not migrate.
+    pub async fn open(main: &Path, icloud: &Path, options: &ConnectOptions) -> Result<Self> {
+        let connect = SqliteConnectOptions::from_str("sqlite:")?
+            .filename(main)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let icloud_path = icloud.to_string_lossy().into_owned();
+        let pool = SqlitePoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .after_connect(move |conn, _meta| {
+                let path = icloud_path.clone();
+                async move {
+                    // ATTACH creates the file when missing; the path is bound, never spliced into SQL.
+                    sqlx::query("ATTACH DATABASE $1 AS icloud")
+                        .bind(path)
+                        .execute(&mut *conn)
+                        .await?;
+                    // Connect options set pragmas for `main` only.
+                    sqlx::query("PRAGMA icloud.journal_mode = WAL")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA icloud.synchronous = NORMAL")
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(())
+                }
+                .boxed()
+            })
+            .connect_with(connect)
+            .await?;
+        Ok(Self {
+            pool,
+            main: main.to_owned(),
+            icloud: icloud.to_owned(),
+        })
+    }
+
+    /// The main database file.
+    pub fn main_path(&self) -> &Path {
+        &self.main
+    }
+
+    /// The file attached as `icloud`.
+    pub fn icloud_path(&self) -> &Path {
+        &self.icloud
+    }
+
+    /// Closes the pool; later calls fail with [`super::Error::Unavailable`].
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn run_migrations(&self) -> Result<()> {
+        sqlx::migrate!("../migrations/sqlite").run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Db>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}

@@ -1,0 +1,217 @@
+//! Validation and normalisation before anything is written, shared by both adapters. Limits are generous
+//! for real libraries and exist so that one bad or hostile value cannot fail a whole batch in the database
+//! (PostgreSQL rejects NUL in TEXT, a u64 over `i64::MAX` does not fit a column) or bloat the catalog.
+
+use sha2::{Digest, Sha256};
+
+use super::model::{AlbumUpsert, PhotoUpsert};
+use super::{Error, Result};
+
+/// Longest accepted `localIdentifier` (and album id), in bytes.
+pub const MAX_LOCAL_IDENTIFIER_LEN: usize = 256;
+/// Largest accepted declared or stored resource size: 1 TiB.
+pub const MAX_RESOURCE_SIZE: u64 = 1 << 40;
+/// Largest accepted width or height in pixels (panoramas reach tens of thousands).
+const MAX_DIMENSION: u32 = 1_000_000;
+/// Longest accepted video: 100 days.
+const MAX_DURATION_MS: u64 = 100 * 24 * 3600 * 1000;
+const MAX_SHORT: usize = 256;
+const MAX_NAME: usize = 1024;
+const MAX_TEXT: usize = 16 * 1024;
+const MAX_LIST: usize = 1000;
+
+/// Checks a user name: 1..=64 bytes of letters, digits, `.`, `_`, `-`, `@`.
+pub(crate) fn user_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "name",
+            "a user name is 1 to 64 letters, digits, '.', '_', '-' or '@'",
+        ))
+    }
+}
+
+/// Checks a free-text label (token name), 0..=`max` bytes without control characters.
+pub(crate) fn label(field: &str, value: &str, max: usize) -> Result<()> {
+    text(value, max).map_err(|reason| Error::invalid(field, reason))
+}
+
+/// Checks an identifier the client chose (library key, album key): 1..=256 bytes, no control characters.
+pub(crate) fn key(field: &str, value: &str) -> Result<()> {
+    if value.is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    label(field, value, MAX_LOCAL_IDENTIFIER_LEN)
+}
+
+/// Lower-case hex SHA-256 (64 characters).
+pub(crate) fn is_sha256_hex(value: &str) -> bool {
+    value.len() == 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Validates one sync item and normalises it (resources sorted by type) so equal content hashes equally.
+/// The error is the rejection reason, naming the field.
+pub(crate) fn photo(item: &mut PhotoUpsert) -> std::result::Result<(), String> {
+    let id = &item.local_identifier;
+    if id.is_empty() {
+        return Err("localIdentifier: must not be empty".into());
+    }
+    text(id, MAX_LOCAL_IDENTIFIER_LEN).map_err(|r| format!("localIdentifier: {r}"))?;
+    let optional = [
+        ("cloudGuid", &item.cloud_guid, MAX_SHORT),
+        ("fingerprint", &item.fingerprint, MAX_SHORT),
+        ("subtype", &item.subtype, 64),
+        ("timeZone", &item.time_zone, 64),
+        ("title", &item.title, MAX_NAME),
+        ("caption", &item.caption, MAX_TEXT),
+    ];
+    for (field, value, max) in optional {
+        if let Some(value) = value {
+            text(value, max).map_err(|r| format!("{field}: {r}"))?;
+        }
+    }
+    text(&item.original_filename, MAX_NAME).map_err(|r| format!("originalFilename: {r}"))?;
+    text(&item.uti, MAX_SHORT).map_err(|r| format!("uti: {r}"))?;
+    for (field, list) in [("keywords", &item.keywords), ("people", &item.people)] {
+        if list.len() > MAX_LIST {
+            return Err(format!("{field}: more than {MAX_LIST} entries"));
+        }
+        for value in list {
+            text(value, MAX_SHORT).map_err(|r| format!("{field}: {r}"))?;
+        }
+    }
+    if item.width > MAX_DIMENSION || item.height > MAX_DIMENSION {
+        return Err(format!("width/height: more than {MAX_DIMENSION} pixels"));
+    }
+    if item.duration_ms.is_some_and(|d| d > MAX_DURATION_MS) {
+        return Err("durationMs: longer than 100 days".into());
+    }
+    if let Some(lat) = item.latitude
+        && !(lat.is_finite() && (-90.0..=90.0).contains(&lat))
+    {
+        return Err(format!("latitude: {lat} is outside -90..=90"));
+    }
+    if let Some(lon) = item.longitude
+        && !(lon.is_finite() && (-180.0..=180.0).contains(&lon))
+    {
+        return Err(format!("longitude: {lon} is outside -180..=180"));
+    }
+    item.resources.sort_by_key(|r| r.resource_type);
+    for pair in item.resources.windows(2) {
+        if pair[0].resource_type == pair[1].resource_type {
+            return Err(format!(
+                "resources: {} is listed twice",
+                pair[0].resource_type.as_str()
+            ));
+        }
+    }
+    for resource in &mut item.resources {
+        let name = resource.resource_type.as_str();
+        if resource.size > MAX_RESOURCE_SIZE {
+            return Err(format!("resources.{name}.size: more than 1 TiB"));
+        }
+        if let Some(sha) = &resource.sha256
+            && !is_sha256_hex(sha)
+        {
+            return Err(format!(
+                "resources.{name}.sha256: not 64 lower-case hex characters"
+            ));
+        }
+        if resource.available {
+            // A reason only means something for an unavailable resource; drop it so it cannot make an
+            // otherwise equal item hash differently.
+            resource.unavailable_reason = None;
+        }
+    }
+    Ok(())
+}
+
+/// SHA-256 (hex) of the normalised item: equal hashes mean nothing the catalog stores has changed.
+pub(crate) fn metadata_hash(item: &PhotoUpsert) -> String {
+    // serde_json of a struct is deterministic (field order fixed, floats printed shortest-exact).
+    let bytes = serde_json::to_vec(item).unwrap_or_default();
+    hex::encode(Sha256::digest(&bytes))
+}
+
+/// SHA-256 (hex) of an album's stored content, with its members resolved to photo ids (so an album whose
+/// unknown members later sync is seen as changed).
+pub(crate) fn album_hash(album: &AlbumUpsert, sort_index: i64, member_ids: &[&str]) -> String {
+    let value = serde_json::json!([album.title, album.kind, album.parent_key, sort_index, member_ids]);
+    hex::encode(Sha256::digest(value.to_string().as_bytes()))
+}
+
+/// Validates an albums request as a whole (it is applied atomically, so one bad album refuses the call).
+pub(crate) fn albums(albums: &[AlbumUpsert]) -> Result<()> {
+    let mut keys = std::collections::HashSet::new();
+    for (i, album) in albums.iter().enumerate() {
+        key(&format!("albums[{i}].albumKey"), &album.album_key)?;
+        if !keys.insert(album.album_key.as_str()) {
+            return Err(Error::invalid(format!("albums[{i}].albumKey"), "listed twice"));
+        }
+        label(&format!("albums[{i}].title"), &album.title, MAX_NAME)?;
+        if let Some(parent) = &album.parent_key {
+            key(&format!("albums[{i}].parentKey"), parent)?;
+            if parent == &album.album_key {
+                return Err(Error::invalid(
+                    format!("albums[{i}].parentKey"),
+                    "an album cannot contain itself",
+                ));
+            }
+        }
+        if album.members.len() > 1_000_000 {
+            return Err(Error::invalid(
+                format!("albums[{i}].members"),
+                "more than 1,000,000 members",
+            ));
+        }
+        for member in &album.members {
+            if member.is_empty() || member.len() > MAX_LOCAL_IDENTIFIER_LEN {
+                return Err(Error::invalid(
+                    format!("albums[{i}].members"),
+                    "an identifier is empty or longer than 256 bytes",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn text(value: &str, max: usize) -> std::result::Result<(), String> {
+    if value.len() > max {
+        return Err(format!("longer than {max} bytes"));
+    }
+    if value.chars().any(|c| c == '\0') {
+        return Err("contains a NUL character".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_hex_is_strict() {
+        assert!(is_sha256_hex(&"a".repeat(64)));
+        assert!(!is_sha256_hex(&"A".repeat(64)));
+        assert!(!is_sha256_hex(&"a".repeat(63)));
+        assert!(!is_sha256_hex(&"g".repeat(64)));
+    }
+
+    #[test]
+    fn user_names() {
+        assert!(user_name("alice@example.org").is_ok());
+        assert!(user_name("").is_err());
+        assert!(user_name("a b").is_err());
+        assert!(user_name(&"a".repeat(65)).is_err());
+    }
+}
