@@ -7,9 +7,13 @@
 //!
 //! Fields may be added; the names in `DESIGN.md` must not be renamed.
 
+mod client;
 mod error;
 mod sync;
 
+pub use client::{
+    Album, AlbumKind, AlbumsAnswer, AlbumsRequest, Counts, LibraryStats, PendingPage, PendingUpload, Stats,
+};
 pub use error::{ErrorBody, ErrorDetail};
 pub use sync::{
     AssetKind, Resource, ResourceType, SyncAnswer, SyncItem, SyncOutcome, SyncRequest, SyncResult,

@@ -79,6 +79,7 @@ contract!(
     round_trip_bytes,
     round_trip_stream,
     byte_ranges,
+    parallel_get_is_in_order,
     missing_is_not_found,
     overwrite_replaces,
     conditional_puts,

@@ -198,6 +198,24 @@ pub async fn byte_ranges(s: &Subject) {
     }
 }
 
+pub async fn parallel_get_is_in_order(s: &Subject) {
+    let k = key("parallel/p.bin");
+    let body = data(3 * 1024 * 1024 + 17, 21);
+    s.store
+        .put(&k, body.clone().into(), &PutOptions::default())
+        .await
+        .unwrap();
+    for (part, concurrency) in [(256 * 1024, 4), (1024 * 1024, 2), (10 * 1024 * 1024, 4)] {
+        let got = s.store.get_parallel(&k, part, concurrency).await.unwrap();
+        assert_eq!(got.range, 0..body.len() as u64);
+        assert_eq!(got.bytes().await.unwrap(), body, "part {part}");
+    }
+    assert!(matches!(
+        s.store.get_parallel(&key("parallel/none"), 1024, 2).await,
+        Err(Error::NotFound { .. })
+    ));
+}
+
 pub async fn missing_is_not_found(s: &Subject) {
     let k = key("nothing/here.jpg");
     assert!(matches!(s.store.head(&k).await, Err(Error::NotFound { .. })));
