@@ -21,6 +21,7 @@ pub mod postgres;
 pub mod sqlite;
 
 mod model;
+mod transfer;
 mod validate;
 
 use std::fmt::Debug;
@@ -32,10 +33,13 @@ use chrono::{DateTime, Utc};
 
 pub use api::{AssetKind, ResourceType, UnavailableReason};
 pub use model::{
-    AlbumKind, AlbumUpsert, AlbumsResult, Authenticated, Blob, Counts, DeclaredResource, ItemOutcome,
-    ItemResult, Library, LibraryId, LibraryStats, NewToken, Page, PendingQuery, PendingReason, PendingUpload,
-    PhotoId, PhotoUpsert, RecordedUpload, ResourceState, Scope, Stats, StoredObject, SyncBatchResult,
-    TokenId, TokenInfo, TokenSecret, UploadLookup, UploadRecord, UploadTarget, User, UserId,
+    AlbumKind, AlbumUpsert, AlbumsResult, Authenticated, DeclaredResource, ItemOutcome, ItemResult, Library,
+    LibraryId, NewToken, PhotoId, PhotoUpsert, Scope, SyncBatchResult, TokenId, TokenInfo, TokenSecret, User,
+    UserId,
+};
+pub use transfer::{
+    Blob, Counts, LibraryStats, Page, PendingQuery, PendingReason, PendingUpload, RecordedUpload,
+    ResourceState, Stats, StoredObject, UploadLookup, UploadRecord, UploadTarget,
 };
 pub use validate::{MAX_LOCAL_IDENTIFIER_LEN, MAX_RESOURCE_SIZE};
 

@@ -32,6 +32,12 @@ mod photos;
     clippy::duplicate_mod,
     reason = "compiled once per driver on purpose: see catalog/sql.rs"
 )]
+#[path = "sql/resources.rs"]
+mod resources;
+#[allow(
+    clippy::duplicate_mod,
+    reason = "compiled once per driver on purpose: see catalog/sql.rs"
+)]
 #[path = "sql/stats.rs"]
 mod stats;
 #[allow(

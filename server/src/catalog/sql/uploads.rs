@@ -3,14 +3,14 @@
 
 use sqlx::Row as _;
 
-use super::photos::{CONTENT_CHANGED, ResourceRow, fetch_resources, upsert_resource};
+use super::resources::{CONTENT_CHANGED, ResourceRow, fetch_resources, upsert_resource};
 use super::{Adapter, CHUNK, Conn, bump_version, placeholders, time, to_i64, to_u64};
-use crate::catalog::model::{DeclaredResource, ResourceState, StoredObject};
 use crate::catalog::validate::{self, MAX_RESOURCE_SIZE};
 use crate::catalog::{
     Blob, Error, LibraryId, Page, PendingQuery, PendingReason, PendingUpload, PhotoId, RecordedUpload,
     ResourceType, Result, UnavailableReason, UploadLookup, UploadRecord, UploadTarget, UserId,
 };
+use crate::catalog::{DeclaredResource, ResourceState, StoredObject};
 
 /// Largest page of the pending list.
 const MAX_PAGE: u32 = 1000;

@@ -1,0 +1,117 @@
+//! Resource rows: reading them for a set of photos and writing one whole row. Shared by the sync batch
+//! (which reconciles declared resources with stored ones) and the upload paths (which mark them stored).
+
+use std::collections::HashMap;
+
+use sqlx::Row as _;
+
+use super::{CHUNK, Conn, placeholders};
+use crate::catalog::{ResourceState, ResourceType, Result, UserId};
+
+/// A stored resource row, as written (the photo id aside).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct ResourceRow {
+    pub(super) resource_type: ResourceType,
+    pub(super) declared_size: i64,
+    pub(super) declared_sha256: Option<String>,
+    pub(super) available: bool,
+    pub(super) unavailable_reason: Option<String>,
+    pub(super) state: ResourceState,
+    pub(super) state_reason: Option<String>,
+    pub(super) stored_sha256: Option<String>,
+    pub(super) stored_key: Option<String>,
+    pub(super) stored_size: Option<i64>,
+    pub(super) uploaded_at: Option<i64>,
+    pub(super) deduplicated: bool,
+}
+
+/// `state_reason` of a pending resource whose stored content the Mac no longer declares.
+pub(super) const CONTENT_CHANGED: &str = "content_changed";
+
+/// Resource rows of the given photos, by photo id.
+pub(super) async fn fetch_resources(
+    conn: &mut Conn,
+    user_id: &UserId,
+    photo_ids: &[&str],
+) -> Result<HashMap<String, Vec<ResourceRow>>> {
+    let mut found: HashMap<String, Vec<ResourceRow>> = HashMap::new();
+    for chunk in photo_ids.chunks(CHUNK) {
+        let sql = format!(
+            "SELECT photo_id, resource_type, declared_size, declared_sha256, available, unavailable_reason, \
+                    state, state_reason, stored_sha256, stored_key, stored_size, uploaded_at, deduplicated \
+             FROM icloud.resources WHERE user_id = $1 AND photo_id IN ({})",
+            placeholders(2, chunk.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(user_id.as_str());
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            let type_name: String = row.try_get("resource_type")?;
+            let state_name: String = row.try_get("state")?;
+            let (Some(resource_type), Some(state)) =
+                (ResourceType::parse(&type_name), ResourceState::parse(&state_name))
+            else {
+                // The CHECK constraints make this unreachable; a row we cannot read is treated as absent.
+                continue;
+            };
+            found
+                .entry(row.try_get("photo_id")?)
+                .or_default()
+                .push(ResourceRow {
+                    resource_type,
+                    declared_size: row.try_get("declared_size")?,
+                    declared_sha256: row.try_get("declared_sha256")?,
+                    available: row.try_get("available")?,
+                    unavailable_reason: row.try_get("unavailable_reason")?,
+                    state,
+                    state_reason: row.try_get("state_reason")?,
+                    stored_sha256: row.try_get("stored_sha256")?,
+                    stored_key: row.try_get("stored_key")?,
+                    stored_size: row.try_get("stored_size")?,
+                    uploaded_at: row.try_get("uploaded_at")?,
+                    deduplicated: row.try_get("deduplicated")?,
+                });
+        }
+    }
+    Ok(found)
+}
+
+/// Writes one resource row (insert or full overwrite).
+pub(super) async fn upsert_resource(
+    conn: &mut Conn,
+    user_id: &UserId,
+    photo_id: &str,
+    row: &ResourceRow,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO icloud.resources (photo_id, resource_type, user_id, declared_size, declared_sha256, \
+             available, unavailable_reason, state, state_reason, stored_sha256, stored_key, stored_size, \
+             uploaded_at, deduplicated) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+         ON CONFLICT (photo_id, resource_type) DO UPDATE SET \
+             declared_size = excluded.declared_size, declared_sha256 = excluded.declared_sha256, \
+             available = excluded.available, unavailable_reason = excluded.unavailable_reason, \
+             state = excluded.state, state_reason = excluded.state_reason, \
+             stored_sha256 = excluded.stored_sha256, stored_key = excluded.stored_key, \
+             stored_size = excluded.stored_size, uploaded_at = excluded.uploaded_at, \
+             deduplicated = excluded.deduplicated",
+    )
+    .bind(photo_id)
+    .bind(row.resource_type.as_str())
+    .bind(user_id.as_str())
+    .bind(row.declared_size)
+    .bind(&row.declared_sha256)
+    .bind(row.available)
+    .bind(&row.unavailable_reason)
+    .bind(row.state.as_str())
+    .bind(&row.state_reason)
+    .bind(&row.stored_sha256)
+    .bind(&row.stored_key)
+    .bind(row.stored_size)
+    .bind(row.uploaded_at)
+    .bind(row.deduplicated)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
