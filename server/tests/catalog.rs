@@ -85,4 +85,5 @@ contract!(
     stats_count_resources_and_bytes,
     users_are_isolated,
     database_error_mid_batch_applies_nothing,
+    concurrent_batches_of_one_user_all_apply,
 );

@@ -314,3 +314,45 @@ pub async fn database_error_mid_batch_applies_nothing(s: &Subject) {
     );
     assert_eq!(r.version, version + 1);
 }
+
+pub async fn concurrent_batches_of_one_user_all_apply(s: &Subject) {
+    let c = s.c();
+    let (user, library) = user_and_library(c, "alice").await;
+    c.sync_photos(&user, &library, items("shared", 5)).await.unwrap();
+    let tasks: Vec<_> = (0..4)
+        .map(|n| {
+            let catalog = Arc::clone(&s.catalog);
+            let (user, library) = (user.clone(), library.clone());
+            // Each batch creates its own photos and changes one shared photo: real write contention.
+            let mut batch = items(&format!("T{n}-"), 20);
+            let mut shared = item(&format!("shared{n:03}/L0/001"));
+            shared.favorite = true;
+            batch.push(shared);
+            tokio::spawn(async move { catalog.sync_photos(&user, &library, batch).await })
+        })
+        .collect();
+    let mut versions = Vec::new();
+    for task in tasks {
+        let result = task.await.unwrap().unwrap();
+        assert!(
+            result.results[..20]
+                .iter()
+                .all(|r| r.outcome == ItemOutcome::Created)
+        );
+        assert_eq!(result.results[20].outcome, ItemOutcome::Updated);
+        versions.push(result.version);
+    }
+    versions.sort_unstable();
+    assert_eq!(
+        versions,
+        vec![2, 3, 4, 5],
+        "one version per batch, none lost or shared"
+    );
+    assert_eq!(s.raw.int("SELECT COUNT(*) FROM icloud.photos").await, 85);
+    assert_eq!(
+        s.raw
+            .int("SELECT COUNT(*) FROM icloud.photos WHERE favorite")
+            .await,
+        4
+    );
+}
