@@ -1,4 +1,7 @@
 //! The iPhoto sync server: the catalog (SQLite or PostgreSQL), the HTTP surfaces (client, web, worker, ops),
-//! the enrichment workers and the admin CLI. `main.rs` only parses configuration and calls into here.
+//! the enrichment workers and the admin CLI. `main.rs` only parses configuration and calls [`app::run`].
 
+pub mod app;
 pub mod catalog;
+pub mod config;
+pub mod http;

@@ -1,6 +1,15 @@
-//! `iphoto-server`: parses configuration and hands over to the library.
+//! `iphoto-server`: parses the command line and hands over to [`server::app::run`].
 
-fn main() {
-    eprintln!("iphoto-server: the HTTP server is being built; see README.md");
-    std::process::exit(2);
+use clap::Parser as _;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = server::config::Cli::parse();
+    match server::app::run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("iphoto-server: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

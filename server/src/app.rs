@@ -1,0 +1,213 @@
+//! `run`: what each subcommand does, with its configuration already parsed.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+
+use crate::catalog::{self, Catalog, ConnectOptions, Location, Scope, TokenId};
+use crate::config::{CatalogArgs, Cli, Command, ServeArgs, TokenCommand, UserCommand};
+use crate::http::{self, AppState, HttpSettings};
+
+/// Runs one subcommand to completion.
+pub async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(*args).await,
+        Command::Migrate(args) => {
+            open_catalog(&args).await?;
+            println!("catalog is up to date");
+            Ok(())
+        }
+        Command::User(UserCommand::Add { name, catalog }) => {
+            let user = open_catalog(&catalog).await?.create_user(&name).await?;
+            println!("created user {} ({})", user.name, user.id);
+            Ok(())
+        }
+        Command::Token(command) => token(command).await,
+    }
+}
+
+async fn token(command: TokenCommand) -> Result<()> {
+    match command {
+        TokenCommand::Create {
+            user,
+            scope,
+            name,
+            catalog,
+        } => {
+            let catalog = open_catalog(&catalog).await?;
+            let scope = Scope::parse(&scope)?;
+            let owner = catalog
+                .find_user_by_name(&user)
+                .await?
+                .with_context(|| format!("no user named {user:?}"))?;
+            let token = catalog.create_token(&owner.id, scope, &name).await?;
+            eprintln!(
+                "token {} for {} ({}); it is shown once:",
+                token.info.id,
+                owner.name,
+                scope.as_str()
+            );
+            println!("{}", token.secret.expose());
+        }
+        TokenCommand::Revoke { id, catalog } => {
+            let catalog = open_catalog(&catalog).await?;
+            let token_id = TokenId::new(id.clone());
+            let info = catalog
+                .find_token(&token_id)
+                .await?
+                .with_context(|| format!("no token with id {id:?}"))?;
+            catalog.revoke_token(&info.user_id, &token_id).await?;
+            println!("revoked token {id}");
+        }
+        TokenCommand::List { user, catalog } => {
+            let catalog = open_catalog(&catalog).await?;
+            let owner = match user {
+                Some(name) => Some(
+                    catalog
+                        .find_user_by_name(&name)
+                        .await?
+                        .with_context(|| format!("no user named {name:?}"))?
+                        .id,
+                ),
+                None => None,
+            };
+            for t in catalog.list_tokens(owner.as_ref()).await? {
+                let state = if t.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    t.id,
+                    t.user_name,
+                    t.scope.as_str(),
+                    t.name,
+                    state
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn open_catalog(args: &CatalogArgs) -> Result<Arc<dyn Catalog>> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("IPHOTO_DATA_DIR: cannot create {}", args.data_dir.display()))?;
+    let location = match &args.database_url {
+        Some(url) => Location::parse(url).context("DATABASE_URL")?,
+        None => Location::sqlite_in(&args.data_dir),
+    };
+    catalog::connect(&location, &ConnectOptions::default())
+        .await
+        .with_context(|| format!("opening the catalog at {location:?}"))
+}
+
+async fn serve(mut args: ServeArgs) -> Result<()> {
+    init_tracing(args.log_json);
+    let data_dir = args.catalog.data_dir.clone();
+    let catalog = open_catalog(&args.catalog).await?;
+    // Embedded defaults: blobs and the presign key under the data directory.
+    if args.storage.storage_backend == storage::Backend::Local {
+        args.storage
+            .storage_local_path
+            .get_or_insert_with(|| data_dir.join("blobs"));
+        if args.storage.presign_secret.is_none() && args.storage.presign_secret_file.is_none() {
+            args.storage.presign_secret_file = Some(ensure_secret_file(&data_dir.join("presign.secret"))?);
+        }
+        args.storage.public_url = format!("http://{}", args.listen).parse()?;
+    }
+    let store = storage::create_object_store(&args.storage.into_config()?)?;
+    first_start(catalog.as_ref(), &data_dir).await?;
+
+    let state = AppState::new(
+        catalog,
+        store.clone(),
+        HttpSettings {
+            max_sync_batch: args.max_sync_batch,
+            max_upload_bytes: args.max_upload_bytes,
+        },
+    );
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("LISTEN: cannot listen on {}", args.listen))?;
+    tracing::info!(listen = %listener.local_addr()?, store = store.describe(), "iphoto-server ready");
+    axum::serve(listener, http::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// On the first start, an `admin` user and its `client`, `web` and `admin` tokens, written to the data
+/// directory with mode 0600 so the agent and a browser can be pointed at them.
+async fn first_start(catalog: &dyn Catalog, data_dir: &Path) -> Result<()> {
+    if catalog.find_user_by_name("admin").await?.is_some() {
+        return Ok(());
+    }
+    let admin = catalog.create_user("admin").await?;
+    for scope in [Scope::Client, Scope::Web, Scope::Admin] {
+        let token = catalog.create_token(&admin.id, scope, "first start").await?;
+        let path = data_dir.join(format!("{}.token", scope.as_str()));
+        write_private(&path, token.secret.expose())?;
+        tracing::info!(path = %path.display(), scope = scope.as_str(), "wrote first-start token");
+    }
+    Ok(())
+}
+
+/// A random 256-bit key in `path` (mode 0600), made on first use.
+fn ensure_secret_file(path: &Path) -> Result<std::path::PathBuf> {
+    if !path.exists() {
+        let bytes: [u8; 32] = rand::random();
+        write_private(path, &hex::encode(bytes))?;
+    }
+    Ok(path.to_path_buf())
+}
+
+fn write_private(path: &Path, content: &str) -> Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(content.as_bytes())?;
+    file.write_all(b"\n")?;
+    Ok(())
+}
+
+fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,131 @@
+//! The HTTP surfaces, assembled per consumer: `client` (the Mac agent), `ops` (health, readiness), and — in
+//! their issues — `web` and `worker`. All middleware is applied in one place, [`router`]: a request id echoed
+//! in `x-request-id`, one span and one closing log line per request, a timeout for everything but uploads,
+//! and a panic catcher that answers a JSON 500.
+
+pub mod auth;
+pub mod client;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod openapi;
+pub mod ops;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderName, Request};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::catalog::Catalog;
+
+/// Settings handlers need.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Most items in one sync batch.
+    pub max_sync_batch: usize,
+    /// Largest upload body, bytes.
+    pub max_upload_bytes: u64,
+}
+
+/// Shared state: cheap to clone, built once in `run`.
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    /// The catalog adapter (SQLite or PostgreSQL).
+    catalog: Arc<dyn Catalog>,
+    /// The object store.
+    store: storage::Store,
+    /// Limits.
+    settings: HttpSettings,
+    /// Prometheus counters.
+    metrics: Arc<metrics::Metrics>,
+}
+
+impl AppState {
+    /// Builds the state.
+    pub fn new(catalog: Arc<dyn Catalog>, store: storage::Store, settings: HttpSettings) -> Self {
+        Self(Arc::new(Inner {
+            catalog,
+            store,
+            settings,
+            metrics: Arc::default(),
+        }))
+    }
+
+    /// The catalog.
+    pub fn catalog(&self) -> &dyn Catalog {
+        self.0.catalog.as_ref()
+    }
+
+    /// The object store.
+    pub fn store(&self) -> &storage::Store {
+        &self.0.store
+    }
+
+    /// Limits.
+    pub fn settings(&self) -> &HttpSettings {
+        &self.0.settings
+    }
+
+    /// Prometheus counters.
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.0.metrics
+    }
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole application: every surface and every middleware.
+pub fn router(state: AppState) -> Router {
+    let metrics = Arc::clone(&state.0.metrics);
+    Router::new()
+        .merge(client::router())
+        .merge(ops::router())
+        .merge(openapi::router())
+        .route("/metrics", axum::routing::get(metrics::get_metrics))
+        .fallback(|| async { error::ApiError::not_found("route") })
+        // JSON bodies: a sync batch of 500 is ~1 MB; uploads stream past this limit with their own.
+        .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .route_layer(axum::middleware::from_fn_with_state(metrics, metrics::track))
+        .with_state(state)
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(|request: &Request<_>| {
+                            let request_id = request
+                                .headers()
+                                .get(&REQUEST_ID)
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("-");
+                            let matched = request
+                                .extensions()
+                                .get::<axum::extract::MatchedPath>()
+                                .map_or(request.uri().path(), |m| m.as_str());
+                            tracing::info_span!(
+                                "http_request",
+                                request_id,
+                                method = %request.method(),
+                                matched_path = matched,
+                                user_id = tracing::field::Empty,
+                            )
+                        })
+                        // Errors are logged once where they happen; the closing line carries the status.
+                        .on_failure(()),
+                )
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
+                    tracing::error!("handler panicked");
+                    axum::response::IntoResponse::into_response(error::ApiError::internal(&"panic"))
+                })),
+        )
+}
+
+/// Largest JSON body.
+pub const JSON_BODY_LIMIT: usize = 16 * 1024 * 1024;

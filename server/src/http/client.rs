@@ -1,0 +1,36 @@
+//! The client surface (scope `client`): what the Mac agent calls.
+
+pub(crate) mod albums;
+pub(crate) mod pending;
+pub(crate) mod stats;
+pub(crate) mod sync;
+pub(crate) mod upload;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use super::AppState;
+use super::error::ApiError;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/client/iphoto/sync", post(sync::post_sync))
+        .route("/client/iphoto/albums", post(albums::post_albums))
+        .route("/client/iphoto/upload/pending", get(pending::get_pending))
+        .route(
+            "/client/iphoto/upload/{*local_identifier}",
+            post(upload::post_upload),
+        )
+        .route("/client/iphoto/stats", get(stats::get_stats))
+}
+
+/// The agent's library id: 1 to 200 characters.
+fn check_library_id(id: &str) -> Result<(), ApiError> {
+    if id.is_empty() || id.len() > 200 || id.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "libraryId: must be 1 to 200 printable characters",
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,65 @@
+//! `GET /client/iphoto/upload/pending`: what the server still needs, keyset-paged.
+
+use axum::extract::State;
+
+use crate::catalog::{PendingQuery, PendingReason};
+use crate::http::AppState;
+use crate::http::auth::ClientAuth;
+use crate::http::error::ApiError;
+use crate::http::extract::{Json, Query};
+
+/// Query of the pending list.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct PendingParams {
+    /// Page size, 1..=1000 (default 100).
+    limit: Option<u32>,
+    /// `nextCursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// Lists resources whose bytes the server still needs, with the reason.
+#[utoipa::path(get, path = "/client/iphoto/upload/pending", tag = "client", operation_id = "get_pending_uploads",
+    params(("limit" = Option<u32>, Query, description = "page size, 1..=1000, default 100"),
+        ("cursor" = Option<String>, Query, description = "nextCursor of the previous page")),
+    responses((status = 200, body = api::PendingPage), (status = 400, body = api::ErrorBody), (status = 401, body = api::ErrorBody)),
+    security(("bearer" = ["client"])))]
+pub(crate) async fn get_pending(
+    State(state): State<AppState>,
+    ClientAuth(caller): ClientAuth,
+    Query(params): Query<PendingParams>,
+) -> Result<Json<api::PendingPage>, ApiError> {
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit: {limit} is outside 1..=1000"),
+        ));
+    }
+    let query = PendingQuery {
+        library_id: None,
+        limit,
+        cursor: params.cursor,
+    };
+    let page = state.catalog().pending_uploads(&caller.user.id, &query).await?;
+    let items = page
+        .items
+        .into_iter()
+        .map(|p| api::PendingUpload {
+            library_id: p.library_key,
+            local_identifier: p.local_identifier,
+            resource: p.resource,
+            reason: p.reason.code().to_owned(),
+            detail: match p.reason {
+                PendingReason::Failed { detail } => Some(detail),
+                _ => None,
+            },
+            size: p.declared_size,
+            sha256: p.declared_sha256,
+        })
+        .collect();
+    Ok(Json(api::PendingPage {
+        items,
+        next_cursor: page.next_cursor,
+    }))
+}

@@ -1,0 +1,286 @@
+//! `POST /client/iphoto/upload/{localIdentifier}?resource=…`: one resource's bytes, streamed to the store.
+//!
+//! The body is never held whole: it goes through `storage::Store::put_stream`, which hashes it on the way and
+//! aborts on a digest mismatch, a body error or a client that goes away — nothing is left under the key and
+//! the catalog is only told once the bytes are stored. When the client announces a digest the server already
+//! has (for this resource, or as content of the user's), it answers before reading the body.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use chrono::Utc;
+use futures::TryStreamExt as _;
+use storage::{LibraryLayout, PutOptions, Sha256Digest, StorageKey};
+
+use crate::catalog::{Blob, UploadLookup, UploadRecord, UploadTarget};
+use crate::http::AppState;
+use crate::http::auth::ClientAuth;
+use crate::http::error::ApiError;
+use crate::http::extract::{Json, Path, Query};
+
+/// Query of an upload.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct UploadParams {
+    /// `original` (default), `live_video`, `render` or `raw`.
+    resource: Option<String>,
+    /// The library (the agent's id), when the identifier is not unique among the user's libraries.
+    library: Option<String>,
+}
+
+/// Stores one resource's bytes.
+#[utoipa::path(post, path = "/client/iphoto/upload/{localIdentifier}", tag = "client", operation_id = "post_upload",
+    params(("localIdentifier" = String, Path, description = "PhotoKit localIdentifier (`<UUID>/L0/001`)"),
+        ("resource" = Option<String>, Query, description = "original (default), live_video, render or raw"),
+        ("library" = Option<String>, Query, description = "the agent's library id, when the identifier is in several"),
+        ("X-Content-SHA256" = Option<String>, Header, description = "hex SHA-256 of the body"),
+        ("Content-Digest" = Option<String>, Header, description = "sha-256=:<base64>: (RFC 9530)")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, body = api::UploadAnswer), (status = 400, body = api::ErrorBody),
+        (status = 401, body = api::ErrorBody), (status = 404, body = api::ErrorBody),
+        (status = 413, body = api::ErrorBody), (status = 422, body = api::ErrorBody)),
+    security(("bearer" = ["client"])))]
+#[tracing::instrument(skip_all, fields(resource))]
+pub(crate) async fn post_upload(
+    State(state): State<AppState>,
+    ClientAuth(caller): ClientAuth,
+    Path(local_identifier): Path<String>,
+    Query(params): Query<UploadParams>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<api::UploadAnswer>, ApiError> {
+    let resource_name = params.resource.as_deref().unwrap_or("original");
+    let resource = api::ResourceType::parse(resource_name).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_query",
+            format!("resource: {resource_name:?} is not original, live_video, render or raw"),
+        )
+    })?;
+    tracing::Span::current().record("resource", resource.as_str());
+    let expected = client_digest(&headers)?;
+    let max = state.settings().max_upload_bytes;
+    if let Some(length) = content_length(&headers)?
+        && length > max
+    {
+        return Err(too_large(max));
+    }
+
+    let catalog = state.catalog();
+    let library_id = match &params.library {
+        Some(key) => Some(catalog.ensure_library(&caller.user.id, key).await?.id),
+        None => None,
+    };
+    let lookup = UploadLookup {
+        library_id,
+        local_identifier: local_identifier.clone(),
+        resource,
+    };
+    let target = catalog
+        .resource_for_upload(&caller.user.id, &lookup)
+        .await?
+        .filter(|t| !t.deleted)
+        .ok_or_else(|| ApiError::not_found("photo"))?;
+
+    // Answered before the body is read: this resource already holds these bytes, or the user stores them.
+    if let Some(expected) = expected {
+        let hex = expected.to_hex();
+        if let Some(stored) = target.stored.as_ref().filter(|s| s.sha256 == hex) {
+            return Ok(answer(&target, &hex, stored.size, &stored.key, true));
+        }
+        if let Some(blob) = catalog.blob_by_sha(&caller.user.id, &hex).await? {
+            return link(&state, &caller.user.id, &target, blob).await;
+        }
+    }
+
+    let key = object_key(&caller.user.id, &target)?;
+    let over_limit = Arc::new(AtomicBool::new(false));
+    let body = limited(body, max, Arc::clone(&over_limit));
+    let options = PutOptions {
+        expected_sha256: expected,
+        size_hint: content_length(&headers)?,
+        ..Default::default()
+    };
+    let receipt = match state.store().put_stream(&key, body, &options).await {
+        Ok(receipt) => receipt,
+        Err(_) if over_limit.load(Ordering::Relaxed) => {
+            state.metrics().upload("rejected", 0);
+            return Err(too_large(max));
+        }
+        Err(e) => {
+            state.metrics().upload("rejected", 0);
+            return Err(e.into());
+        }
+    };
+    let hex = receipt.sha256.to_hex();
+
+    // Content the user already stores under another key: keep one copy.
+    if let Some(blob) = catalog.blob_by_sha(&caller.user.id, &hex).await?
+        && blob.key != key.as_str()
+    {
+        state.store().delete(&key).await?;
+        return link(&state, &caller.user.id, &target, blob).await;
+    }
+    let record = UploadRecord {
+        photo_id: target.photo_id.clone(),
+        resource,
+        sha256: hex.clone(),
+        size: receipt.size,
+        key: key.to_string(),
+        at: Utc::now(),
+        deduplicated: false,
+    };
+    catalog.record_upload(&caller.user.id, &record).await?;
+    state.metrics().upload("stored", receipt.size);
+    tracing::info!(bytes = receipt.size, "stored");
+    Ok(answer(&target, &hex, receipt.size, key.as_str(), false))
+}
+
+/// Records that this resource's bytes are the user's existing `blob`: no transfer.
+async fn link(
+    state: &AppState,
+    user_id: &crate::catalog::UserId,
+    target: &UploadTarget,
+    blob: Blob,
+) -> Result<Json<api::UploadAnswer>, ApiError> {
+    let record = UploadRecord {
+        photo_id: target.photo_id.clone(),
+        resource: target.resource,
+        sha256: blob.sha256.clone(),
+        size: blob.size,
+        key: blob.key.clone(),
+        at: Utc::now(),
+        deduplicated: true,
+    };
+    state.catalog().record_upload(user_id, &record).await?;
+    state.metrics().upload("deduplicated", 0);
+    Ok(answer(target, &blob.sha256, blob.size, &blob.key, true))
+}
+
+fn answer(
+    target: &UploadTarget,
+    sha256: &str,
+    size: u64,
+    key: &str,
+    deduplicated: bool,
+) -> Json<api::UploadAnswer> {
+    Json(api::UploadAnswer {
+        local_identifier: target.local_identifier.clone(),
+        resource: target.resource,
+        sha256: sha256.to_owned(),
+        size,
+        key: key.to_owned(),
+        deduplicated,
+    })
+}
+
+/// Where the bytes go: the Photos bundle layout under the user's library (see `storage::LibraryLayout`).
+fn object_key(user_id: &crate::catalog::UserId, target: &UploadTarget) -> Result<StorageKey, ApiError> {
+    let layout = LibraryLayout::new(user_id.as_str(), target.library_id.as_str())?;
+    let uuid = target.local_identifier.split('/').next().unwrap_or_default();
+    let ext = extension(&target.original_filename, &target.uti);
+    let key = match target.resource {
+        api::ResourceType::Original => layout.original(uuid, &ext),
+        api::ResourceType::LiveVideo => layout.live_video(uuid),
+        api::ResourceType::Render => layout.render(uuid, &ext),
+        api::ResourceType::Raw => layout.original(&format!("{uuid}_raw"), &ext),
+    };
+    Ok(key?)
+}
+
+/// The file extension: from the import name, else from the type identifier.
+fn extension(original_filename: &str, uti: &str) -> String {
+    let from_name = original_filename
+        .rsplit_once('.')
+        .map(|(_, ext)| ext.to_ascii_lowercase())
+        .filter(|e| !e.is_empty() && e.len() <= 8 && e.bytes().all(|b| b.is_ascii_alphanumeric()));
+    from_name.unwrap_or_else(|| {
+        match uti {
+            "public.jpeg" => "jpeg",
+            "public.heic" => "heic",
+            "public.png" => "png",
+            "com.apple.quicktime-movie" => "mov",
+            "public.mpeg-4" => "mp4",
+            _ => "bin",
+        }
+        .to_owned()
+    })
+}
+
+/// `X-Content-SHA256: <hex>` or `Content-Digest: sha-256=:<base64>:` (RFC 9530); both must agree.
+fn client_digest(headers: &HeaderMap) -> Result<Option<Sha256Digest>, ApiError> {
+    let hex = match headers.get("x-content-sha256") {
+        None => None,
+        Some(v) => Some(v.to_str().ok().and_then(Sha256Digest::from_hex).ok_or_else(|| {
+            ApiError::bad_request("invalid_header", "X-Content-SHA256: must be 64 hex digits")
+        })?),
+    };
+    let digest = match headers.get("content-digest") {
+        None => None,
+        Some(v) => {
+            let text = v.to_str().unwrap_or_default();
+            let parsed = text
+                .split(',')
+                .map(str::trim)
+                .find_map(|item| {
+                    item.strip_prefix("sha-256=:")
+                        .and_then(|rest| rest.strip_suffix(':'))
+                })
+                .and_then(Sha256Digest::from_base64);
+            Some(parsed.ok_or_else(|| {
+                ApiError::bad_request("invalid_header", "Content-Digest: expected sha-256=:<base64>:")
+            })?)
+        }
+    };
+    match (hex, digest) {
+        (Some(a), Some(b)) if a != b => Err(ApiError::bad_request(
+            "invalid_header",
+            "X-Content-SHA256 and Content-Digest disagree",
+        )),
+        (a, b) => Ok(a.or(b)),
+    }
+}
+
+fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| ApiError::bad_request("invalid_header", "Content-Length: not a number"))
+        })
+        .transpose()
+}
+
+fn too_large(max: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("body: over the limit of {max} bytes"),
+    )
+}
+
+/// The body as a stream that fails once more than `max` bytes arrived (a chunked body has no length to
+/// check up front), flagging why.
+fn limited(
+    body: Body,
+    max: u64,
+    over: Arc<AtomicBool>,
+) -> impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send {
+    let mut seen = 0u64;
+    body.into_data_stream()
+        .map_err(std::io::Error::other)
+        .and_then(move |chunk| {
+            seen += chunk.len() as u64;
+            let result = if seen > max {
+                over.store(true, Ordering::Relaxed);
+                Err(std::io::Error::other("body over the size limit"))
+            } else {
+                Ok(chunk)
+            };
+            futures::future::ready(result)
+        })
+}
