@@ -226,6 +226,11 @@ pub async fn upload_streams_hashes_and_dedups(app: TestApp) {
     .await
     .expect("answered without reading the body")
     .unwrap();
+    assert_eq!(
+        response.headers()["connection"],
+        "close",
+        "unread body: the connection is not reused"
+    );
     let (status, linked) = read(response).await;
     assert_eq!(status, 200, "{linked}");
     assert_eq!(linked["deduplicated"], true);

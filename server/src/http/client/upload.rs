@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse as _, Response};
 use chrono::Utc;
 use futures::TryStreamExt as _;
 use storage::{LibraryLayout, PutOptions, Sha256Digest, StorageKey};
@@ -45,12 +46,43 @@ pub(crate) struct UploadParams {
     security(("bearer" = ["client"])))]
 #[tracing::instrument(skip_all, fields(resource))]
 pub(crate) async fn post_upload(
+    state: State<AppState>,
+    caller: ClientAuth,
+    local_identifier: Path<String>,
+    params: Query<UploadParams>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let read = Arc::new(AtomicBool::new(false));
+    let result = upload(
+        state,
+        caller,
+        local_identifier,
+        params,
+        headers,
+        body,
+        Arc::clone(&read),
+    )
+    .await;
+    let mut response = result.into_response();
+    // An answer given before the body was read leaves unread bytes on the connection: close it, so the
+    // client does not reuse a connection the server is about to drop.
+    if !read.load(Ordering::Relaxed) {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+async fn upload(
     State(state): State<AppState>,
     ClientAuth(caller): ClientAuth,
     Path(local_identifier): Path<String>,
     Query(params): Query<UploadParams>,
     headers: HeaderMap,
     body: Body,
+    body_read: Arc<AtomicBool>,
 ) -> Result<Json<api::UploadAnswer>, ApiError> {
     let resource_name = params.resource.as_deref().unwrap_or("original");
     let resource = api::ResourceType::parse(resource_name).ok_or_else(|| {
@@ -103,7 +135,9 @@ pub(crate) async fn post_upload(
         size_hint: content_length(&headers)?,
         ..Default::default()
     };
-    let receipt = match state.store().put_stream(&key, body, &options).await {
+    let receipt = state.store().put_stream(&key, body, &options).await;
+    body_read.store(true, Ordering::Relaxed);
+    let receipt = match receipt {
         Ok(receipt) => receipt,
         Err(_) if over_limit.load(Ordering::Relaxed) => {
             state.metrics().upload("rejected", 0);
