@@ -92,6 +92,7 @@ pub fn router(state: AppState) -> Router {
         // JSON bodies: a sync batch of 500 is ~1 MB; uploads stream past this limit with their own.
         .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .route_layer(axum::middleware::from_fn_with_state(metrics, metrics::track))
+        .layer(axum::middleware::from_fn(limit_headers))
         .with_state(state)
         .layer(
             tower::ServiceBuilder::new()
@@ -125,6 +126,28 @@ pub fn router(state: AppState) -> Router {
                     axum::response::IntoResponse::into_response(error::ApiError::internal(&"panic"))
                 })),
         )
+}
+
+/// Headers larger than this get a JSON 431 (hyper's own limit, far higher, answers with no body).
+pub const HEADER_LIMIT: usize = 64 * 1024;
+
+async fn limit_headers(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let size: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if size > HEADER_LIMIT {
+        return axum::response::IntoResponse::into_response(error::ApiError::new(
+            axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!("request headers: {size} bytes, at most {HEADER_LIMIT}"),
+        ));
+    }
+    next.run(request).await
 }
 
 /// Largest JSON body.

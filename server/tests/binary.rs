@@ -163,3 +163,231 @@ fn bad_configuration_names_the_variable() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("DATABASE_URL"));
 }
+
+/// A served data dir with one synced photo whose original is `size` bytes; returns (server, base URL, token).
+async fn served_with_photo(dir: &std::path::Path, uuid: &str, size: u64) -> (Running, String, String) {
+    let data = dir.join("data");
+    let port = harness::free_port().unwrap();
+    let server = serve(&data, port, &[]);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&format!("{base}/readyz")).await;
+    let token = std::fs::read_to_string(data.join("client.token"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let item = serde_json::json!({
+        "localIdentifier": format!("{uuid}/L0/001"), "kind": "video", "livePhoto": false, "width": 1920, "height": 1080,
+        "takenAt": "2024-05-01T10:00:00+02:00", "modifiedAt": "2024-05-02T10:00:00Z",
+        "favorite": false, "hidden": false, "trashed": false, "originalFilename": "clip.mov",
+        "uti": "com.apple.quicktime-movie", "edited": false,
+        "resources": [{ "type": "original", "size": size, "available": true }]
+    });
+    let answer = reqwest::Client::new()
+        .post(format!("{base}/client/iphoto/sync"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "libraryId": "L", "items": [item] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    (server, base, token)
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+/// Pseudo-random chunks, generated as they are sent: the test holds no more than one chunk either.
+fn generated_body(
+    total: u64,
+    chunk: usize,
+) -> (
+    reqwest::Body,
+    std::sync::Arc<std::sync::Mutex<sha2_hasher::Hasher>>,
+) {
+    let hasher = std::sync::Arc::new(std::sync::Mutex::new(sha2_hasher::Hasher::default()));
+    let h = std::sync::Arc::clone(&hasher);
+    let stream = futures::stream::unfold((0u64, 0x1234_5678_9abc_def0u64), move |(sent, mut x)| {
+        let h = std::sync::Arc::clone(&h);
+        async move {
+            if sent >= total {
+                return None;
+            }
+            let n = chunk.min(usize::try_from(total - sent).unwrap());
+            let mut buf = Vec::with_capacity(n + 8);
+            while buf.len() < n {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                buf.extend_from_slice(&x.to_le_bytes());
+            }
+            buf.truncate(n);
+            h.lock().unwrap().update(&buf);
+            Some((
+                Ok::<_, std::io::Error>(bytes::Bytes::from(buf)),
+                (sent + n as u64, x),
+            ))
+        }
+    });
+    (reqwest::Body::wrap_stream(stream), hasher)
+}
+
+mod sha2_hasher {
+    /// Incremental SHA-256 of what the test sent.
+    #[derive(Default)]
+    pub struct Hasher(pub storage::Sha256Hasher);
+    impl Hasher {
+        pub fn update(&mut self, bytes: &[u8]) {
+            self.0.update(bytes);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_1_gib_upload_streams_with_flat_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let size: u64 = 1 << 30;
+    let (server, base, token) = served_with_photo(dir.path(), "BIGF0001", size).await;
+    let before = peak_rss_kib(server.0.id());
+    let (body, hasher) = generated_body(size, 1 << 20);
+    let answer = reqwest::Client::new()
+        .post(format!("{base}/client/iphoto/upload/BIGF0001/L0/001"))
+        .bearer_auth(&token)
+        .header("content-length", size.to_string())
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let stored: serde_json::Value = answer.json().await.unwrap();
+    let sent = std::mem::take(&mut hasher.lock().unwrap().0).finish();
+    assert_eq!(stored["sha256"], sent.to_hex());
+    assert_eq!(stored["size"], size);
+    let file = dir
+        .path()
+        .join("data/blobs")
+        .join(stored["key"].as_str().unwrap());
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), size);
+    let after = peak_rss_kib(server.0.id());
+    // Flat: the peak grows by a few multipart parts, not by the body (1 GiB).
+    assert!(
+        after - before < 100 * 1024,
+        "server peak RSS grew {} MiB (before {} MiB)",
+        (after - before) / 1024,
+        before / 1024
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_mid_body_leaves_nothing() {
+    use tokio::io::AsyncWriteExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let size: u64 = 20 << 20;
+    let (_server, base, token) = served_with_photo(dir.path(), "DROP0001", size).await;
+    let address = base.trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /client/iphoto/upload/DROP0001/L0/001 HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nContent-Length: {size}\r\n\r\n"
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    // More than one multipart part, then the client goes away.
+    socket.write_all(&vec![1u8; 12 << 20]).await.unwrap();
+    socket.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(socket);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let blobs = dir.path().join("data/blobs");
+    assert_eq!(
+        files_under(&blobs),
+        Vec::<std::path::PathBuf>::new(),
+        "no object, no staging file"
+    );
+    let pending: serde_json::Value = reqwest::Client::new()
+        .get(format!("{base}/client/iphoto/upload/pending"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        pending["items"].as_array().unwrap().len(),
+        1,
+        "still pending: {pending}"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_finishes_an_upload_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let size: u64 = 4 << 20;
+    let (mut server, base, token) = served_with_photo(dir.path(), "SLOW0001", size).await;
+    let pid = server.0.id();
+    // 4 MiB in 16 chunks, 100 ms apart: SIGTERM lands mid-body.
+    let stream = futures::stream::unfold(0u32, |i| async move {
+        if i == 16 {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Some((
+            Ok::<_, std::io::Error>(bytes::Bytes::from(vec![i as u8; 256 << 10])),
+            i + 1,
+        ))
+    });
+    let upload = tokio::spawn(
+        reqwest::Client::new()
+            .post(format!("{base}/client/iphoto/upload/SLOW0001/L0/001"))
+            .bearer_auth(&token)
+            .header("content-length", size.to_string())
+            .body(reqwest::Body::wrap_stream(stream))
+            .send(),
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let answer = upload.await.unwrap().unwrap();
+    assert_eq!(answer.status(), 200, "the upload in flight completes");
+    let stored: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(stored["size"], size);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(exit) = server.0.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "server did not stop after the upload");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success());
+    let file = dir
+        .path()
+        .join("data/blobs")
+        .join(stored["key"].as_str().unwrap());
+    assert_eq!(std::fs::metadata(file).unwrap().len(), size);
+}

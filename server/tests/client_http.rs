@@ -431,3 +431,62 @@ matrix!(
     upload_rejects_bad_input_and_keeps_nothing,
     pending_pages_and_albums,
 );
+
+#[tokio::test]
+async fn malformed_requests_get_4xx_not_500() {
+    let app = TestApp::start(Backends::SqliteLocal).await;
+    let (_, token) = app.user_with_token(Scope::Client).await;
+    // Bad UTF-8 in the path.
+    let bad_utf8 = read(
+        app.http
+            .post(app.url("/client/iphoto/upload/%FF%FE/L0/001"))
+            .bearer_auth(&token)
+            .body("x")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(&bad_utf8, 400, "invalid_path");
+    // A huge header: 431 with the envelope; a header past hyper's own buffer is refused before any handler.
+    let huge = app
+        .http
+        .get(app.url("/client/iphoto/stats"))
+        .bearer_auth(&token)
+        .header("x-filler", "a".repeat(200_000));
+    assert_error(&read(huge.send().await.unwrap()).await, 431, "headers_too_large");
+    let enormous = app
+        .http
+        .get(app.url("/client/iphoto/stats"))
+        .header("x-filler", "a".repeat(2_000_000))
+        .send()
+        .await;
+    match enormous {
+        Ok(response) => assert!(response.status().is_client_error(), "{}", response.status()),
+        Err(e) => assert!(e.is_request() || e.is_connect() || e.is_body(), "{e}"),
+    }
+    // An over-long token is not looked up.
+    assert_error(
+        &app.get_json(&"x".repeat(5000), "/client/iphoto/stats").await,
+        401,
+        "unauthorized",
+    );
+    // A JSON body over the limit.
+    let big = serde_json::json!({ "libraryId": "L", "items": [], "pad": "x".repeat(17 << 20) });
+    assert_error(
+        &app.post_json(&token, "/client/iphoto/sync", &big).await,
+        413,
+        "body_too_large",
+    );
+    // Wrong types inside an item: the whole body is refused as JSON, not half-applied.
+    let mut bad = item("GGGG0001", 10, None);
+    bad["width"] = "wide".into();
+    assert_error(
+        &app.post_json(&token, "/client/iphoto/sync", &sync_body(vec![bad]))
+            .await,
+        422,
+        "invalid_json",
+    );
+    let (_, stats) = app.get_json(&token, "/client/iphoto/stats").await;
+    assert_eq!(stats["photos"], 0);
+}
