@@ -116,7 +116,9 @@ async fn serve(mut args: ServeArgs) -> Result<()> {
         if args.storage.presign_secret.is_none() && args.storage.presign_secret_file.is_none() {
             args.storage.presign_secret_file = Some(ensure_secret_file(&data_dir.join("presign.secret"))?);
         }
-        args.storage.public_url = format!("http://{}", args.listen).parse()?;
+        if args.storage.public_url.is_none() {
+            args.storage.public_url = Some(format!("http://{}", args.listen).parse()?);
+        }
     }
     let store = storage::create_object_store(&args.storage.into_config()?)?;
     first_start(catalog.as_ref(), &data_dir).await?;

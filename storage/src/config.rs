@@ -106,8 +106,9 @@ pub struct StorageArgs {
     pub presign_secret_file: Option<PathBuf>,
 
     /// The server's externally reachable base URL: local presigned URLs point at its `/blobs/` route.
-    #[arg(long, env = "PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
-    pub public_url: Url,
+    /// Default: `http://127.0.0.1:8080` (the server uses its listen address).
+    #[arg(long, env = "PUBLIC_URL")]
+    pub public_url: Option<Url>,
 
     /// Lifetime of a presigned URL when the caller names none, seconds.
     #[arg(long, env = "PRESIGN_TTL_SECS", default_value_t = 300)]
@@ -126,10 +127,13 @@ impl std::fmt::Debug for StorageArgs {
             .field("s3_endpoint", &self.s3_endpoint)
             .field("s3_bucket", &self.s3_bucket)
             .field("s3_prefix", &self.s3_prefix)
-            .field("public_url", &self.public_url.as_str())
+            .field("public_url", &self.public_url.as_ref().map(Url::as_str))
             .finish_non_exhaustive()
     }
 }
+
+/// Where local presigned URLs point when `PUBLIC_URL` is not set.
+pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
 
 /// Settings of the local backend, validated.
 #[derive(Debug, Clone)]
@@ -246,13 +250,17 @@ impl StorageArgs {
         if presign_secret.expose().len() < 32 {
             return Err(config("PRESIGN_SECRET", "must be at least 32 bytes"));
         }
-        if !matches!(self.public_url.scheme(), "http" | "https") {
+        let public_url = match &self.public_url {
+            Some(url) => url.clone(),
+            None => Url::parse(DEFAULT_PUBLIC_URL).map_err(|e| config("PUBLIC_URL", e.to_string()))?,
+        };
+        if !matches!(public_url.scheme(), "http" | "https") {
             return Err(config("PUBLIC_URL", "must be an http or https URL"));
         }
         Ok(LocalConfig {
             root,
             presign_secret,
-            public_url: self.public_url.clone(),
+            public_url,
         })
     }
 
@@ -381,7 +389,18 @@ mod tests {
             "PRESIGN_SECRET"
         );
         let ok = parse(&["--storage-local-path=/tmp/x", SECRET]).unwrap();
-        assert!(matches!(ok.backend, BackendConfig::Local(_)));
+        let BackendConfig::Local(local) = &ok.backend else {
+            panic!()
+        };
+        assert_eq!(local.public_url.as_str(), "http://127.0.0.1:8080/");
+        assert_eq!(
+            variable_of(parse(&[
+                "--storage-local-path=/tmp/x",
+                SECRET,
+                "--public-url=ftp://x"
+            ])),
+            "PUBLIC_URL"
+        );
         assert_eq!(ok.presign, PresignPolicy::default());
     }
 
