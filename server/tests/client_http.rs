@@ -490,3 +490,55 @@ async fn malformed_requests_get_4xx_not_500() {
     let (_, stats) = app.get_json(&token, "/client/iphoto/stats").await;
     assert_eq!(stats["photos"], 0);
 }
+
+#[tokio::test]
+async fn expect_100_continue_gets_the_answer_instead_of_a_go_ahead() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let app = TestApp::start(Backends::SqliteLocal).await;
+    let (_, token) = app.user_with_token(Scope::Client).await;
+    let bytes = vec![5u8; 2_000_000];
+    let sha = sha256_hex(&bytes);
+    let items = vec![
+        item("HHHH0001", 2_000_000, Some(&sha)),
+        item("HHHH0002", 2_000_000, Some(&sha)),
+    ];
+    app.post_json(&token, "/client/iphoto/sync", &sync_body(items))
+        .await;
+    let first = app
+        .http
+        .post(app.url("/client/iphoto/upload/HHHH0001/L0/001"))
+        .bearer_auth(&token)
+        .body(bytes)
+        .send()
+        .await;
+    assert_eq!(first.unwrap().status(), 200);
+
+    // As curl does for a large body: headers with Expect: 100-continue, then wait for the go-ahead.
+    let address = app.url.trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /client/iphoto/upload/HHHH0002/L0/001 HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\
+         X-Content-SHA256: {sha}\r\nContent-Length: 2000000\r\nExpect: 100-continue\r\n\r\n"
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    while !String::from_utf8_lossy(&answer).contains('}') {
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), socket.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            n > 0,
+            "connection closed early: {}",
+            String::from_utf8_lossy(&answer)
+        );
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        text.starts_with("HTTP/1.1 200"),
+        "the final answer, not 100 Continue: {text}"
+    );
+    assert!(text.contains("\"deduplicated\":true"), "{text}");
+}
