@@ -23,7 +23,7 @@ use storage::Store;
 use crate::cache::disk::DiskCache;
 pub use crate::error::{Error, Result};
 use crate::fs::{Fs, FsConfig};
-pub use crate::status::Status;
+pub use crate::status::{Status, now_ms};
 
 /// What a mount is for; decides the defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -185,6 +185,9 @@ impl Drop for Mount {
     }
 }
 
+/// How long a signalled mount waits for uploads under way before it unmounts (they are journaled anyway).
+const SHUTDOWN_UPLOAD_WAIT: Duration = Duration::from_secs(30);
+
 /// Mounts and serves until SIGINT or SIGTERM (or an external unmount), then unmounts cleanly.
 pub fn run(config: MountConfig, store: Store) -> Result<()> {
     let mount = Mount::start(config, store)?;
@@ -201,8 +204,19 @@ pub fn run(config: MountConfig, store: Store) -> Result<()> {
                 _ = ticker.tick() => if mount.is_finished() { break },
             }
         }
-        tracing::info!("unmounting");
         Ok::<(), Error>(())
     })?;
+    // Finish the uploads under way if they finish soon; what is left stays in the journal for the next start.
+    let fs = mount.fs().clone();
+    if let Some(runtime) = &mount.runtime {
+        let (dirty, files) = fs.dirty();
+        if files > 0 {
+            tracing::info!(dirty, files, "waiting for uploads before unmounting");
+            if let Err(e) = runtime.block_on(fs.flush_all(SHUTDOWN_UPLOAD_WAIT)) {
+                tracing::warn!(error = %e, "unmounting with uploads left in the journal; the next start resumes them");
+            }
+        }
+    }
+    tracing::info!("unmounting");
     mount.unmount()
 }

@@ -150,10 +150,12 @@ fn main() -> Result<()> {
             timeout_secs,
         } => {
             let deadline = std::time::Instant::now() + Duration::from_secs(timeout_secs);
+            let started = mount::now_ms();
             loop {
                 let status = Status::read(&cache_dir)
                     .with_context(|| format!("no status in {}", cache_dir.display()))?;
-                if status.pending_uploads == 0 && status.dirty_bytes == 0 {
+                // Only a status written after this command started speaks for the writes before it.
+                if status.written_at_ms > started && status.pending_uploads == 0 && status.dirty_bytes == 0 {
                     return Ok(());
                 }
                 if std::time::Instant::now() > deadline {
@@ -162,7 +164,7 @@ fn main() -> Result<()> {
                         status.dirty_bytes
                     );
                 }
-                std::thread::sleep(Duration::from_millis(500));
+                std::thread::sleep(Duration::from_millis(100));
             }
         }
     }

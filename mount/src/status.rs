@@ -1,5 +1,5 @@
 //! `status.json` in the cache directory: what a running mount reports to `iphoto-mount status` and `flush`
-//! (another process), written atomically every second and at unmount.
+//! (another process), written atomically four times a second and at unmount.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -20,6 +20,9 @@ pub struct Status {
     pub dirty_bytes: u64,
     /// Uploads not yet committed.
     pub pending_uploads: u64,
+    /// When the mount wrote this, milliseconds since the Unix epoch: `flush` trusts only a status written
+    /// after it started.
+    pub written_at_ms: u64,
 }
 
 impl Status {
@@ -39,19 +42,29 @@ impl Status {
             cache_blocks: field("cache_blocks"),
             dirty_bytes: field("dirty_bytes"),
             pending_uploads: field("pending_uploads"),
+            written_at_ms: field("written_at_ms"),
         })
     }
 
     fn json(&self) -> String {
+        // Hand-written: six numbers do not justify a serde dependency.
         format!(
-            "{{\"cache_used_bytes\":{},\"cache_max_bytes\":{},\"cache_blocks\":{},\"dirty_bytes\":{},\"pending_uploads\":{}}}\n",
+            "{{\"cache_used_bytes\":{},\"cache_max_bytes\":{},\"cache_blocks\":{},\"dirty_bytes\":{},\"pending_uploads\":{},\"written_at_ms\":{}}}\n",
             self.cache_used_bytes,
             self.cache_max_bytes,
             self.cache_blocks,
             self.dirty_bytes,
-            self.pending_uploads
+            self.pending_uploads,
+            self.written_at_ms
         )
     }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Writes the status now (atomically: temporary file, rename).
@@ -64,6 +77,7 @@ pub(crate) fn write(fs: &Fs, cache_dir: &Path) {
         cache_blocks: usage.blocks,
         dirty_bytes,
         pending_uploads,
+        written_at_ms: now_ms(),
     };
     let temporary = cache_dir.join("status.json.tmp");
     let result = std::fs::write(&temporary, status.json())
@@ -75,7 +89,7 @@ pub(crate) fn write(fs: &Fs, cache_dir: &Path) {
 
 pub(crate) fn spawn_writer(runtime: &tokio::runtime::Runtime, fs: Arc<Fs>, cache_dir: std::path::PathBuf) {
     runtime.spawn(async move {
-        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        let mut ticker = tokio::time::interval(Duration::from_millis(250));
         loop {
             ticker.tick().await;
             write(&fs, &cache_dir);
