@@ -1,0 +1,110 @@
+//! Checks of `mount/SEMANTICS.md`: the claims not covered elsewhere, and that every test the document names
+//! exists, so a claim cannot outlive its test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{Backend, Options, TestMount, errno, put, store};
+
+fn a_listing_is_trusted_for_the_ttl(backend: Backend) {
+    let test_store = store(backend);
+    put(&test_store.store, "library/a.txt", b"a");
+    put(&test_store.store, "library/b.txt", b"b");
+    let options = Options {
+        metadata_ttl: Duration::from_secs(2),
+        ..Options::default()
+    };
+    let mount = TestMount::start(&test_store.store, &options);
+    let names = || {
+        let mut names: Vec<String> = std::fs::read_dir(&mount.mountpoint)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(), ["a.txt", "b.txt"]);
+    // Behind the mount's back: the warm listing still answers from memory within the TTL...
+    put(&test_store.store, "library/c.txt", b"c");
+    assert_eq!(names(), ["a.txt", "b.txt"]);
+    // ...and the store is asked again after it.
+    std::thread::sleep(Duration::from_millis(2200));
+    assert_eq!(names(), ["a.txt", "b.txt", "c.txt"]);
+}
+
+fn renaming_a_directory_is_exdev_and_metadata_changes_are_ignored(backend: Backend) {
+    let test_store = store(backend);
+    put(&test_store.store, "library/dir/inner.txt", b"inner");
+    let mount = TestMount::start(
+        &test_store.store,
+        &Options {
+            read_only: false,
+            ..Options::default()
+        },
+    );
+    let error = std::fs::rename(mount.path("dir"), mount.path("moved")).unwrap_err();
+    assert_eq!(errno(&error), libc::EXDEV);
+    assert_eq!(std::fs::read(mount.path("dir/inner.txt")).unwrap(), b"inner");
+
+    use std::os::unix::fs::PermissionsExt as _;
+    let before = std::fs::metadata(mount.path("dir/inner.txt")).unwrap();
+    std::fs::set_permissions(
+        mount.path("dir/inner.txt"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let after = std::fs::metadata(mount.path("dir/inner.txt")).unwrap();
+    assert_eq!(before.permissions().mode(), after.permissions().mode());
+    assert_eq!(
+        common::get(&test_store.store, "library/dir/inner.txt").unwrap(),
+        b"inner"
+    );
+}
+
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {
+        mod local_adapter { $( #[test] fn $test() { super::$test(super::Backend::Local) } )* }
+        mod s3_adapter { $( #[test] fn $test() { super::$test(super::Backend::S3) } )* }
+    };
+}
+
+on_both_backends!(
+    a_listing_is_trusted_for_the_ttl,
+    renaming_a_directory_is_exdev_and_metadata_changes_are_ignored
+);
+
+/// Every `file::test` SEMANTICS.md names is a function in that test file (or unit-test module).
+#[test]
+fn every_test_the_semantics_document_names_exists() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let document = std::fs::read_to_string(root.join("SEMANTICS.md")).unwrap();
+    let mut named = 0;
+    for reference in document.split('`').skip(1).step_by(2) {
+        let parts: Vec<&str> = reference.split("::").collect();
+        let source = match parts.as_slice() {
+            [file, _test] if root.join("tests").join(format!("{file}.rs")).exists() => {
+                root.join("tests").join(format!("{file}.rs"))
+            }
+            [module @ .., "tests", _test] if !module.is_empty() => {
+                root.join("src").join(format!("{}.rs", module.join("/")))
+            }
+            _ => continue,
+        };
+        let test = parts[parts.len() - 1];
+        let text = std::fs::read_to_string(&source).unwrap_or_default();
+        assert!(
+            text.contains(&format!("fn {test}(")),
+            "SEMANTICS.md names {reference}, which {} does not define",
+            source.display()
+        );
+        named += 1;
+    }
+    assert!(
+        named >= 15,
+        "only {named} test references found: the parser or the document broke"
+    );
+}
