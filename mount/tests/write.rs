@@ -252,3 +252,30 @@ impl Drop for ProcessMount {
         common::force_unmount(&self.mountpoint);
     }
 }
+
+/// A full dirty budget makes writers wait for uploads (backpressure) and only then fail with ENOSPC; the data
+/// already accepted is not lost.
+#[test]
+fn a_full_dirty_budget_waits_then_gives_enospc() {
+    let test_store = store(Backend::Local);
+    let options = Options {
+        dirty_budget: 2 * MIB,
+        request_timeout: Duration::from_secs(2),
+        upload_delay: Duration::from_secs(3),
+        ..read_write()
+    };
+    let mount = TestMount::start(&test_store.store, &options);
+    let started = Instant::now();
+    let error = std::fs::write(mount.path("big.bin"), bytes(3 * MIB, 5)).unwrap_err();
+    let waited = started.elapsed();
+    assert_eq!(errno(&error), libc::ENOSPC, "{error}");
+    assert!(
+        waited >= Duration::from_secs(2),
+        "ENOSPC after {waited:?}: no backpressure"
+    );
+    // Once the upload of what was accepted ran, there is room again.
+    mount.flush();
+    std::fs::write(mount.path("small.bin"), b"fits").unwrap();
+    mount.flush();
+    assert_eq!(get(&test_store.store, "library/small.bin").unwrap(), b"fits");
+}
