@@ -14,6 +14,8 @@ use fuser::{
     ReplyStatfs, Request,
 };
 
+use tracing::Instrument as _;
+
 use crate::error::Error;
 use crate::fs::{Attr, Fs, Kind};
 
@@ -76,12 +78,21 @@ fn name_of(name: &OsStr) -> Result<String, Error> {
         })
 }
 
+impl FuseFs {
+    /// Runs a request's work on the runtime inside a span naming the operation and the kernel's request id,
+    /// so every log line of one request can be found together.
+    fn spawn(&self, request: &Request, op: &'static str, work: impl Future<Output = ()> + Send + 'static) {
+        let span = tracing::debug_span!("fuse", op, request = request.unique().0);
+        self.runtime.spawn(work.instrument(span));
+    }
+}
+
 impl Filesystem for FuseFs {
-    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let fs = self.fs.clone();
         let ttl = self.ttl;
         let name = name_of(name);
-        self.runtime.spawn(async move {
+        self.spawn(req, "lookup", async move {
             let result = match name {
                 Ok(name) => fs.lookup(parent.0, &name).await,
                 Err(e) => Err(e),
@@ -96,10 +107,10 @@ impl Filesystem for FuseFs {
         });
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+    fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         let fs = self.fs.clone();
         let ttl = self.ttl;
-        self.runtime.spawn(async move {
+        self.spawn(req, "getattr", async move {
             match fs.getattr(ino.0).await {
                 Ok(attr) => reply.attr(&ttl, &file_attr(&attr)),
                 Err(e) => reply.error(errno(&e)),
@@ -107,11 +118,11 @@ impl Filesystem for FuseFs {
         });
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let fs = self.fs.clone();
         let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
         let truncate = flags.0 & libc::O_TRUNC != 0;
-        self.runtime.spawn(async move {
+        self.spawn(req, "open", async move {
             match fs.open(ino.0, write, truncate).await {
                 Ok(handle) => reply.opened(FileHandle(handle), FopenFlags::empty()),
                 Err(e) => reply.error(errno(&e)),
@@ -121,7 +132,7 @@ impl Filesystem for FuseFs {
 
     fn read(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -131,7 +142,7 @@ impl Filesystem for FuseFs {
         reply: ReplyData,
     ) {
         let fs = self.fs.clone();
-        self.runtime.spawn(async move {
+        self.spawn(req, "read", async move {
             match fs.read(fh.0, offset, size).await {
                 Ok(bytes) => reply.data(&bytes),
                 Err(e) => {
@@ -144,7 +155,7 @@ impl Filesystem for FuseFs {
 
     fn release(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
@@ -153,7 +164,7 @@ impl Filesystem for FuseFs {
         reply: ReplyEmpty,
     ) {
         let fs = self.fs.clone();
-        self.runtime.spawn(async move {
+        self.spawn(req, "release", async move {
             match fs.release(fh.0).await {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno(&e)),
@@ -161,16 +172,9 @@ impl Filesystem for FuseFs {
         });
     }
 
-    fn flush(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        _lock_owner: LockOwner,
-        reply: ReplyEmpty,
-    ) {
+    fn flush(&self, req: &Request, _ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
         let fs = self.fs.clone();
-        self.runtime.spawn(async move {
+        self.spawn(req, "flush", async move {
             match fs.flush(fh.0).await {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno(&e)),
@@ -178,9 +182,9 @@ impl Filesystem for FuseFs {
         });
     }
 
-    fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+    fn fsync(&self, req: &Request, _ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
         let fs = self.fs.clone();
-        self.runtime.spawn(async move {
+        self.spawn(req, "fsync", async move {
             match fs.flush(fh.0).await {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno(&e)),
@@ -190,7 +194,7 @@ impl Filesystem for FuseFs {
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -202,7 +206,7 @@ impl Filesystem for FuseFs {
     ) {
         let fs = self.fs.clone();
         let data = data.to_vec();
-        self.runtime.spawn(async move {
+        self.spawn(req, "write", async move {
             match fs.write(fh.0, offset, &data).await {
                 Ok(n) => reply.written(n),
                 Err(e) => reply.error(errno(&e)),
@@ -210,9 +214,9 @@ impl Filesystem for FuseFs {
         });
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         let fs = self.fs.clone();
-        self.runtime.spawn(async move {
+        self.spawn(req, "opendir", async move {
             match fs.opendir(ino.0).await {
                 Ok(handle) => reply.opened(FileHandle(handle), FopenFlags::empty()),
                 Err(e) => reply.error(errno(&e)),
@@ -260,7 +264,7 @@ impl Filesystem for FuseFs {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _mode: Option<u32>,
         _uid: Option<u32>,
@@ -278,7 +282,7 @@ impl Filesystem for FuseFs {
     ) {
         let fs = self.fs.clone();
         let ttl = self.ttl;
-        self.runtime.spawn(async move {
+        self.spawn(req, "setattr", async move {
             // Only the size is kept; mode, owner and times are not stored (objects have none).
             let result = match size {
                 Some(size) => fs.set_size(ino.0, size).await,
@@ -293,7 +297,7 @@ impl Filesystem for FuseFs {
 
     fn mkdir(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         _mode: u32,
@@ -303,7 +307,7 @@ impl Filesystem for FuseFs {
         let fs = self.fs.clone();
         let ttl = self.ttl;
         let name = name_of(name);
-        self.runtime.spawn(async move {
+        self.spawn(req, "mkdir", async move {
             let result = match name {
                 Ok(name) => fs.mkdir(parent.0, &name).await,
                 Err(e) => Err(e),
@@ -315,10 +319,10 @@ impl Filesystem for FuseFs {
         });
     }
 
-    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let fs = self.fs.clone();
         let name = name_of(name);
-        self.runtime.spawn(async move {
+        self.spawn(req, "unlink", async move {
             let result = match name {
                 Ok(name) => fs.unlink(parent.0, &name).await,
                 Err(e) => Err(e),
@@ -330,10 +334,10 @@ impl Filesystem for FuseFs {
         });
     }
 
-    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let fs = self.fs.clone();
         let name = name_of(name);
-        self.runtime.spawn(async move {
+        self.spawn(req, "rmdir", async move {
             let result = match name {
                 Ok(name) => fs.rmdir(parent.0, &name).await,
                 Err(e) => Err(e),
@@ -347,7 +351,7 @@ impl Filesystem for FuseFs {
 
     fn rename(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         newparent: INodeNo,
@@ -357,7 +361,7 @@ impl Filesystem for FuseFs {
     ) {
         let fs = self.fs.clone();
         let names = name_of(name).and_then(|a| name_of(newname).map(|b| (a, b)));
-        self.runtime.spawn(async move {
+        self.spawn(req, "rename", async move {
             let result = match names {
                 Ok((name, newname)) => fs.rename(parent.0, &name, newparent.0, &newname).await,
                 Err(e) => Err(e),
@@ -374,7 +378,7 @@ impl Filesystem for FuseFs {
 
     fn create(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         _mode: u32,
@@ -385,7 +389,7 @@ impl Filesystem for FuseFs {
         let fs = self.fs.clone();
         let ttl = self.ttl;
         let name = name_of(name);
-        self.runtime.spawn(async move {
+        self.spawn(req, "create", async move {
             let result = match name {
                 Ok(name) => fs.create(parent.0, &name).await,
                 Err(e) => Err(e),
