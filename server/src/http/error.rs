@@ -88,10 +88,10 @@ impl From<storage::Error> for ApiError {
                 ApiError::bad_request("invalid_key", format!("invalid key {key:?}: {reason}"))
             }
             E::NotFound { .. } => ApiError::not_found("object"),
-            E::RangeNotSatisfiable { .. } => ApiError::new(
+            ref e @ E::RangeNotSatisfiable { .. } => ApiError::new(
                 StatusCode::RANGE_NOT_SATISFIABLE,
                 "range_not_satisfiable",
-                error_text(&error),
+                e.to_string(),
             ),
             E::DigestMismatch { expected, actual, .. } => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -122,10 +122,6 @@ impl From<storage::Error> for ApiError {
             }
         }
     }
-}
-
-fn error_text(error: &storage::Error) -> String {
-    error.to_string()
 }
 
 impl From<JsonRejection> for ApiError {
