@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build -q -p iphoto-bench --bins
-for bin in storage; do
+cargo build -q -p iphoto-server --bin iphoto-server
+for bin in storage ingest upload; do
   echo "== bench $bin --small"
-  "target/debug/$bin" --small
+  "${CARGO_TARGET_DIR:-target}/debug/$bin" --small
 done
