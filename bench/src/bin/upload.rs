@@ -48,9 +48,10 @@ fn main() -> Result<()> {
     let sha256 = file_sha256(&src)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
 
-    let mut rows = Vec::new();
-    rows.push(local(&runtime, work.path(), &src, &sha256, size, runs)?);
-    rows.push(s3(&runtime, work.path(), &src, &sha256, size, runs)?);
+    let rows = vec![
+        local(&runtime, work.path(), &src, &sha256, size, runs)?,
+        s3(&runtime, work.path(), &src, &sha256, size, runs)?,
+    ];
     for r in &rows {
         let rss = if r.ours_peak_rss_mib < 100.0 {
             "met"
