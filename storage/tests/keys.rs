@@ -39,8 +39,10 @@ thread_local! {
 fn the_property_sees_accepted_and_rejected_keys() {
     accepted_keys_stay_under_the_root();
     let (accepted, rejected) = ACCEPTED.with(|a| *a.borrow());
+    // About a quarter of the generated keys are accepted: 400 cases give ~90 ± 9. The bounds sit far from
+    // that so the check never flakes, yet it fails if either side stops being exercised.
     assert!(
-        accepted >= 100 && rejected >= 50,
+        accepted >= 40 && rejected >= 40,
         "accepted {accepted}, rejected {rejected}"
     );
 }
