@@ -17,7 +17,7 @@ pub const MAX_SEGMENT_BYTES: usize = 255;
 /// - not empty, at most [`MAX_KEY_BYTES`] bytes, each `/`-separated segment at most [`MAX_SEGMENT_BYTES`];
 /// - no leading or trailing `/`, no empty segment (`a//b`), no `.` or `..` segment;
 /// - no backslash, no NUL or other control character (C0, DEL, C1);
-/// - no segment that URL parsing takes for a Windows drive letter (`c:`, `c|`);
+/// - no segment ending like a Windows drive letter (`c:`, `ab|`), which URL parsing rewrites;
 /// - no file name (last segment) ending in `#` + digits, which the local adapter reserves for staging files.
 ///
 /// So a key can never name a file outside the local adapter's root, and means the same object on every backend.
@@ -114,7 +114,7 @@ fn check(key: &str) -> Result<(), &'static str> {
             "" => return Err("empty path segment"),
             "." | ".." => return Err("'.' or '..' segment"),
             _ if segment.len() > MAX_SEGMENT_BYTES => return Err("segment longer than 255 bytes"),
-            _ if is_drive_letter(segment) => return Err("segment looks like a drive letter ('c:')"),
+            _ if is_drive_letter(segment) => return Err("segment ends like a drive letter ('c:')"),
             _ => {}
         }
     }
@@ -124,11 +124,14 @@ fn check(key: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// URL parsing (which `LocalFileSystem` maps paths through) treats `c:` and `c|` as a Windows drive and
-/// rewrites the path around it; found by the property test in `tests/keys.rs`.
+/// URL parsing (which `LocalFileSystem` maps paths through) takes a segment ending in an ASCII letter and `:`
+/// or `|` for a Windows drive (`c:`) and rewrites the path around it, so such a key would not round-trip.
+/// Found by the property test in `tests/keys.rs` (`t:`, then `ab:` and `x|`).
 fn is_drive_letter(segment: &str) -> bool {
     let bytes = segment.as_bytes();
-    bytes.len() == 2 && bytes[0].is_ascii_alphabetic() && matches!(bytes[1], b':' | b'|')
+    bytes.len() >= 2
+        && bytes[bytes.len() - 2].is_ascii_alphabetic()
+        && matches!(bytes[bytes.len() - 1], b':' | b'|')
 }
 
 /// `LocalFileSystem` stages writes as `<name>#<n>` and refuses such names as objects.
@@ -189,8 +192,10 @@ mod tests {
             (&long_key, "longer than 1024 bytes"),
             ("file#1", "file name ends in '#' and digits (reserved)"),
             ("dir/file.jpg#42", "file name ends in '#' and digits (reserved)"),
-            ("a/t:", "segment looks like a drive letter ('c:')"),
-            ("C|/x", "segment looks like a drive letter ('c:')"),
+            ("a/t:", "segment ends like a drive letter ('c:')"),
+            ("C|/x", "segment ends like a drive letter ('c:')"),
+            ("a/[r:", "segment ends like a drive letter ('c:')"),
+            ("photo ab|", "segment ends like a drive letter ('c:')"),
         ];
         assert!(table.len() >= 20);
         for (key, reason) in table {
@@ -209,6 +214,7 @@ mod tests {
             "...",
             "a/..b/c..",
             "with space/and%20percent",
+            "a:b/é:/12:",
         ] {
             assert_eq!(StorageKey::parse(key).unwrap().as_str(), key);
         }
