@@ -1,5 +1,14 @@
 //! The Mac agent: reads a Photos library (or a plain folder) and syncs it to the server.
 //!
-//! So far this crate holds the reader ([`library`]); the sync loop and uploader build on it.
+//! [`library`] reads; [`sync`] diffs against the local [`state`] DB and talks to the server through
+//! [`client`]; [`cli`] is the `iphoto-agent` command line, kept here so `main.rs` stays a thin shim.
 
+pub mod cli;
+pub mod client;
+pub mod error;
+pub mod hash;
 pub mod library;
+pub mod state;
+pub mod sync;
+
+pub use error::{Error, Result};

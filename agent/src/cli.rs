@@ -1,0 +1,343 @@
+//! The `iphoto-agent` command line: `sync`, `status` and `scan`. One clap parser; every flag also reads an
+//! environment variable, so launchd and systemd units configure the agent without a wrapper script.
+
+mod progress;
+
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::client::{Retry, Server};
+use crate::error::{Error, Result};
+use crate::state::StateDb;
+use crate::sync::source::{Source, wire_album};
+use crate::sync::{NoProgress, PassOptions, Progress, run_pass};
+
+pub use progress::TerminalProgress;
+
+/// `iphoto-agent`: reads a Photos library without PhotoKit and syncs it to an iPhoto sync server.
+#[derive(Debug, clap::Parser)]
+#[command(name = "iphoto-agent", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log filter (`info`, `warn`, `iphoto_agent=debug`…). Default: `info`, or `warn` when progress bars show.
+    #[arg(long, env = "IPHOTO_LOG", global = true, help_heading = "Logging")]
+    pub log: Option<String>,
+}
+
+/// The subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Sync the library to the server: once, or every `--interval`.
+    Sync(SyncArgs),
+    /// What the last pass did, what is pending, upload rate, bytes uploaded and ETA (from the state DB).
+    Status(StatusArgs),
+    /// What the reader sees, without network: every sync item and album as sent on the wire.
+    Scan(ScanArgs),
+}
+
+/// `sync` flags.
+#[derive(Debug, clap::Args)]
+pub struct SyncArgs {
+    /// Server base URL, e.g. `https://photos.example.org`.
+    #[arg(long, env = "IPHOTO_SERVER", help_heading = "Server")]
+    pub server: String,
+    /// File holding a client token (`<data-dir>/client.token` on a fresh server). Never the token itself, so it
+    /// stays out of process lists.
+    #[arg(long, env = "IPHOTO_TOKEN_FILE", help_heading = "Server")]
+    pub token_file: PathBuf,
+    /// The `.photoslibrary` bundle (or its `Photos.sqlite`), or a plain folder of photos and videos.
+    #[arg(long, env = "IPHOTO_LIBRARY", help_heading = "Library")]
+    pub library: PathBuf,
+    /// Run one pass and exit (non-zero when it failed).
+    #[arg(long, env = "IPHOTO_ONCE", help_heading = "Schedule")]
+    pub once: bool,
+    /// Time between passes: `300s`, `5m`, `1h` or plain seconds.
+    #[arg(long, env = "IPHOTO_INTERVAL", default_value = "300s", value_parser = parse_interval, help_heading = "Schedule")]
+    pub interval: Duration,
+    /// Items per metadata batch (1..=500).
+    #[arg(long, env = "IPHOTO_BATCH", default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=500), help_heading = "Transfer")]
+    pub batch: u16,
+    /// Uploads in flight at once (1..=64).
+    #[arg(long, env = "IPHOTO_UPLOADS", default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=64), help_heading = "Transfer")]
+    pub uploads: u8,
+    /// Where the state DB lives. Default: `~/Library/Application Support/iphoto-agent` on macOS,
+    /// `~/.local/state/iphoto-agent` elsewhere.
+    #[arg(long, env = "IPHOTO_STATE_DIR", help_heading = "Library")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// `status` flags.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// The state directory `sync` used (same default).
+    #[arg(long, env = "IPHOTO_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long, env = "IPHOTO_JSON")]
+    pub json: bool,
+}
+
+/// `scan` flags.
+#[derive(Debug, clap::Args)]
+pub struct ScanArgs {
+    /// The `.photoslibrary` bundle (or its `Photos.sqlite`), or a plain folder.
+    #[arg(long, env = "IPHOTO_LIBRARY")]
+    pub library: PathBuf,
+    /// Print `{ items, albums, skipped }` as JSON (the wire types) instead of a summary.
+    #[arg(long, env = "IPHOTO_JSON")]
+    pub json: bool,
+}
+
+/// Parses `300s`, `5m`, `1h` or `300`.
+pub fn parse_interval(text: &str) -> std::result::Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: expected a number with s, m or h"))?;
+    let seconds = match unit {
+        "s" => value,
+        "m" => value * 60,
+        "h" => value * 3600,
+        _ => return Err(format!("{text:?}: unit must be s, m or h")),
+    };
+    if seconds == 0 {
+        return Err("the interval must be at least 1s".into());
+    }
+    Ok(Duration::from_secs(seconds))
+}
+
+/// The default state directory under a home directory.
+pub fn default_state_dir(home: Option<&Path>) -> Result<PathBuf> {
+    let home = home.ok_or_else(|| Error::Config {
+        name: "--state-dir (IPHOTO_STATE_DIR)",
+        reason: "not set and HOME is unknown".into(),
+    })?;
+    Ok(if cfg!(target_os = "macos") {
+        home.join("Library/Application Support/iphoto-agent")
+    } else {
+        home.join(".local/state/iphoto-agent")
+    })
+}
+
+/// Whether progress bars are drawn: only when a person watches stderr.
+pub fn interactive() -> bool {
+    std::io::stderr().is_terminal()
+}
+
+/// Runs a parsed command; `home` resolves the default state directory.
+pub async fn run(cli: Cli, home: Option<&Path>) -> Result<()> {
+    match cli.command {
+        Command::Sync(args) => sync(args, home).await,
+        Command::Status(args) => {
+            let dir = match args.state_dir {
+                Some(dir) => dir,
+                None => default_state_dir(home)?,
+            };
+            status(&dir, args.json).await
+        }
+        Command::Scan(args) => scan(&args.library, args.json).await,
+    }
+}
+
+async fn sync(args: SyncArgs, home: Option<&Path>) -> Result<()> {
+    let token = std::fs::read_to_string(&args.token_file).map_err(|source| Error::Io {
+        path: args.token_file.clone(),
+        action: "reading the token file",
+        source,
+    })?;
+    let server = Server::new(&args.server, &token, Retry::default())?;
+    let state_dir = match args.state_dir {
+        Some(dir) => dir,
+        None => default_state_dir(home)?,
+    };
+    let options = PassOptions {
+        library: args.library,
+        state_dir,
+        batch: usize::from(args.batch),
+        uploads: usize::from(args.uploads),
+    };
+    loop {
+        let bars = interactive().then(TerminalProgress::new);
+        let progress: &dyn Progress = match &bars {
+            Some(bars) => bars,
+            None => &NoProgress,
+        };
+        let result = run_pass(&server, &options, progress).await;
+        match result {
+            Ok(report) => {
+                if bars.is_some() {
+                    eprintln!(
+                        "sent {} items, uploaded {} resources ({} bytes), {} pending without a file here",
+                        report.items_sent, report.uploaded, report.bytes_uploaded, report.not_on_disk
+                    );
+                }
+            }
+            Err(error) if args.once => return Err(error),
+            Err(error) => tracing::error!(%error, "pass failed; retried next interval"),
+        }
+        if args.once {
+            return Ok(());
+        }
+        tokio::select! {
+            () = tokio::time::sleep(args.interval) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+    }
+}
+
+async fn status(dir: &Path, json: bool) -> Result<()> {
+    let Some(state) = StateDb::open_existing(dir).await? else {
+        println!("no state in {}: no pass has run yet", dir.display());
+        return Ok(());
+    };
+    let last_pass = state.last_pass().await?;
+    let figures = state.figures().await?;
+    let failures = state.failures().await?;
+    if json {
+        let value = serde_json::json!({
+            "lastPass": last_pass,
+            "figures": figures,
+            "failures": failures,
+        });
+        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+        return Ok(());
+    }
+    match &last_pass {
+        Some(pass) => {
+            println!(
+                "last pass: {} → {}{}",
+                pass.started_at,
+                pass.finished_at.as_deref().unwrap_or("running"),
+                pass.error
+                    .as_deref()
+                    .map(|e| format!(" (failed: {e})"))
+                    .unwrap_or_default()
+            );
+            println!(
+                "  {} assets, {} items sent ({} deleted), {} rejected, {} uploaded ({} deduplicated), {} refused",
+                pass.assets,
+                pass.items_sent,
+                pass.deleted_sent,
+                pass.rejected,
+                pass.uploaded,
+                pass.deduplicated,
+                pass.upload_failures
+            );
+            println!(
+                "  {} resources unavailable ({} only in iCloud), {} pending without a file here",
+                pass.unavailable, pass.icloud_only, pass.not_on_disk
+            );
+        }
+        None => println!("last pass: none"),
+    }
+    println!(
+        "pending: {} uploads, {} bytes",
+        figures.pending_uploads, figures.pending_bytes
+    );
+    println!("upload rate: {:.0} bytes/s", figures.upload_rate);
+    println!("bytes uploaded: {}", figures.bytes_uploaded);
+    match figures.eta {
+        Some(eta) => println!("eta: {eta} s"),
+        None => println!("eta: unknown"),
+    }
+    for failure in &failures {
+        println!(
+            "failed: {} {}: {} ({})",
+            failure.local_identifier, failure.resource, failure.reason, failure.at
+        );
+    }
+    Ok(())
+}
+
+async fn scan(library: &Path, json: bool) -> Result<()> {
+    let source = Source::open(library).await?;
+    let scan = source.scan().await?;
+    let albums: Vec<api::Album> = source.albums().await?.iter().map(wire_album).collect();
+    let items: Vec<&api::SyncItem> = scan.assets.iter().map(|a| &a.item).collect();
+    if json {
+        let skipped: Vec<serde_json::Value> = scan
+            .skipped
+            .iter()
+            .map(|s| serde_json::json!({ "row": s.row, "uuid": s.uuid, "reason": format!("{:?}", s.reason) }))
+            .collect();
+        let value = serde_json::json!({ "items": items, "albums": albums, "skipped": skipped });
+        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+        return Ok(());
+    }
+    for item in &items {
+        let resources: Vec<String> = item
+            .resources
+            .iter()
+            .map(|r| {
+                let state = if r.available { "on disk" } else { "unavailable" };
+                format!("{} {} B {state}", r.resource_type.as_str(), r.size)
+            })
+            .collect();
+        println!(
+            "{} {} {:?} {} [{}]",
+            item.local_identifier,
+            item.taken_at.to_rfc3339(),
+            item.kind,
+            item.original_filename,
+            resources.join(", ")
+        );
+    }
+    for album in &albums {
+        println!(
+            "album {} {:?} {:?}: {} members",
+            album.id,
+            album.kind,
+            album.title,
+            album.members.len()
+        );
+    }
+    println!(
+        "{} items, {} albums, {} rows skipped",
+        items.len(),
+        albums.len(),
+        scan.skipped.len()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_parse_with_units() {
+        assert_eq!(parse_interval("300s"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_interval("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_interval("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_interval("45"), Ok(Duration::from_secs(45)));
+        assert!(parse_interval("0s").is_err());
+        assert!(parse_interval("5d").is_err());
+        assert!(parse_interval("soon").is_err());
+    }
+
+    #[test]
+    fn every_flag_has_an_environment_variable() {
+        use clap::CommandFactory as _;
+        let command = Cli::command();
+        for sub in command.get_subcommands() {
+            for arg in sub.get_arguments() {
+                if matches!(arg.get_id().as_str(), "help" | "version") {
+                    continue;
+                }
+                assert!(
+                    arg.get_env().is_some(),
+                    "{} --{} has no env",
+                    sub.get_name(),
+                    arg.get_id()
+                );
+            }
+        }
+    }
+}

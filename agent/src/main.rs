@@ -1,0 +1,22 @@
+//! `iphoto-agent`: parses the command line, sets up logging and hands over to [`iphoto_agent::cli::run`].
+
+use clap::Parser as _;
+use iphoto_agent::cli::{Cli, interactive, run};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // With bars on a terminal, only warnings interleave with them; under launchd/systemd, quiet info lines.
+    let default = if interactive() { "warn" } else { "info" };
+    let filter = EnvFilter::try_new(cli.log.as_deref().unwrap_or(default))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(interactive())
+        .compact()
+        .init();
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    run(cli, home.as_deref()).await?;
+    Ok(())
+}

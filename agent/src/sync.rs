@@ -1,0 +1,302 @@
+//! One sync pass: read the library → hash what is on disk → send new and changed metadata in batches (and
+//! deletions) → send albums when they changed → upload what the server's pending list asks for.
+//!
+//! The pass is idempotent and resumable: the state DB only remembers what the server confirmed, and the uploads
+//! are driven by the server's pending list, so a pass killed at any point is completed by the next one and no
+//! resource is uploaded twice (a resource the server already holds leaves the list when its upload is answered,
+//! and an announced digest it already stores is answered without reading the body).
+
+mod prepare;
+pub mod source;
+mod upload;
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest as _, Sha256};
+
+use crate::client::Server;
+use crate::error::{Error, Result};
+use crate::state::{SentAsset, StateDb};
+use source::{Source, wire_album};
+
+/// What a pass works on; the server connection is passed separately.
+#[derive(Debug, Clone)]
+pub struct PassOptions {
+    /// The `.photoslibrary` bundle, its `Photos.sqlite`, or a plain folder.
+    pub library: PathBuf,
+    /// Where the state DB lives.
+    pub state_dir: PathBuf,
+    /// Items per metadata batch (the server accepts at most 500).
+    pub batch: usize,
+    /// Uploads in flight at once.
+    pub uploads: usize,
+}
+
+impl PassOptions {
+    /// Defaults from the design: batches of 100, 4 concurrent uploads.
+    pub fn new(library: &Path, state_dir: &Path) -> PassOptions {
+        PassOptions {
+            library: library.to_path_buf(),
+            state_dir: state_dir.to_path_buf(),
+            batch: 100,
+            uploads: 4,
+        }
+    }
+}
+
+/// What one pass did; persisted in the state DB for `status`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PassReport {
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// When it ended; absent while running.
+    pub finished_at: Option<String>,
+    /// The library id sent to the server.
+    pub library_id: String,
+    /// Assets read from the library.
+    pub assets: u64,
+    /// Asset rows deliberately skipped by the reader.
+    pub skipped_rows: u64,
+    /// Files hashed (not found in the hash cache).
+    pub files_hashed: u64,
+    /// Items sent (new, changed or deleted).
+    pub items_sent: u64,
+    /// Of those, deletions.
+    pub deleted_sent: u64,
+    /// Sync requests made.
+    pub batches: u64,
+    /// Server outcomes.
+    pub created: u64,
+    /// Server outcomes.
+    pub updated: u64,
+    /// Server outcomes.
+    pub unchanged: u64,
+    /// Server outcomes: refused items, recorded as failures.
+    pub rejected: u64,
+    /// Albums sent (0 when they had not changed).
+    pub albums_sent: u64,
+    /// Resources that cannot be uploaded from this Mac.
+    pub unavailable: u64,
+    /// Of those, only in iCloud.
+    pub icloud_only: u64,
+    /// Resources of this library on the server's pending list.
+    pub pending: u64,
+    /// Pending resources without a file here (not retried until they appear).
+    pub not_on_disk: u64,
+    /// Uploads the server confirmed.
+    pub uploaded: u64,
+    /// Of those, answered as already stored.
+    pub deduplicated: u64,
+    /// Uploads refused (4xx), recorded with their reason.
+    pub upload_failures: u64,
+    /// Bytes sent over the wire.
+    pub bytes_uploaded: u64,
+    /// Why the pass stopped early, if it did.
+    pub error: Option<String>,
+}
+
+/// Which stage a progress report is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Hashing resources (unit: assets).
+    Hashing,
+    /// Sending metadata (unit: items).
+    Metadata,
+    /// Uploading (unit: bytes).
+    Uploads,
+}
+
+/// Receives progress; every method defaults to doing nothing. Implemented by the terminal's progress bars and
+/// by tests that act at a given point of a pass.
+pub trait Progress: Send + Sync {
+    /// A phase starts with `total` units to do.
+    fn start(&self, _phase: Phase, _total: u64) {}
+    /// `n` more units are done.
+    fn advance(&self, _phase: Phase, _n: u64) {}
+    /// A phase is over.
+    fn finish(&self, _phase: Phase) {}
+    /// The server confirmed an upload.
+    fn uploaded(&self, _answer: &api::UploadAnswer) {}
+}
+
+/// Progress that goes nowhere (logs still do).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {}
+
+/// Runs one pass and stores its report (also when it fails) in the state DB.
+#[tracing::instrument(skip_all, fields(library = %options.library.display()))]
+pub async fn run_pass(server: &Server, options: &PassOptions, progress: &dyn Progress) -> Result<PassReport> {
+    let state = StateDb::open(&options.state_dir).await?;
+    let mut report = PassReport {
+        started_at: chrono::Utc::now().to_rfc3339(),
+        ..PassReport::default()
+    };
+    let result = pass(server, options, &state, progress, &mut report).await;
+    report.finished_at = Some(chrono::Utc::now().to_rfc3339());
+    if let Err(error) = &result {
+        report.error = Some(error.to_string());
+    }
+    state.set_last_pass(&report).await?;
+    result?;
+    tracing::info!(
+        items_sent = report.items_sent,
+        uploaded = report.uploaded,
+        bytes = report.bytes_uploaded,
+        pending = report.pending,
+        "pass complete"
+    );
+    Ok(report)
+}
+
+async fn pass(
+    server: &Server,
+    options: &PassOptions,
+    state: &StateDb,
+    progress: &dyn Progress,
+    report: &mut PassReport,
+) -> Result<()> {
+    let library_id = library_id(state, &options.library).await?;
+    report.library_id = library_id.clone();
+    let source = Source::open(&options.library).await?;
+    let scan = source.scan().await?;
+    report.assets = scan.assets.len() as u64;
+    report.skipped_rows = scan.skipped.len() as u64;
+    let albums = source.albums().await?;
+
+    let prepared = prepare::prepare(state, scan.assets, progress).await?;
+    report.files_hashed = prepared.hashed;
+    report.unavailable = prepared.unavailable;
+    report.icloud_only = prepared.icloud_only;
+
+    let sent = state.sent_assets().await?;
+    let outgoing = prepare::diff(&prepared.items, &sent);
+    send_metadata(
+        server,
+        state,
+        &library_id,
+        outgoing,
+        options.batch,
+        progress,
+        report,
+    )
+    .await?;
+    send_albums(server, state, &library_id, &albums, report).await?;
+    upload::upload_pending(
+        server,
+        state,
+        &library_id,
+        &prepared.files,
+        options.uploads,
+        progress,
+        report,
+    )
+    .await
+}
+
+/// The id this library is known by on the server: derived once from the library's path and then kept, so
+/// renaming the state directory's library is refused rather than read as "every asset was deleted".
+async fn library_id(state: &StateDb, library: &Path) -> Result<String> {
+    let path = std::fs::canonicalize(library).unwrap_or_else(|_| library.to_path_buf());
+    let path = path.to_string_lossy().into_owned();
+    match (state.meta("library_id").await?, state.meta("library_path").await?) {
+        (Some(id), Some(known)) if known == path => Ok(id),
+        (Some(_), Some(known)) => Err(Error::Config {
+            name: "--state-dir (IPHOTO_STATE_DIR)",
+            reason: format!(
+                "this state directory belongs to the library {known}; use another one for {path}"
+            ),
+        }),
+        _ => {
+            let id = hex::encode(&Sha256::digest(path.as_bytes())[..8]);
+            state.set_meta("library_path", &path).await?;
+            state.set_meta("library_id", &id).await?;
+            Ok(id)
+        }
+    }
+}
+
+#[tracing::instrument(skip_all, fields(items = outgoing.len()))]
+async fn send_metadata(
+    server: &Server,
+    state: &StateDb,
+    library_id: &str,
+    outgoing: Vec<prepare::Outgoing>,
+    batch: usize,
+    progress: &dyn Progress,
+    report: &mut PassReport,
+) -> Result<()> {
+    progress.start(Phase::Metadata, outgoing.len() as u64);
+    for chunk in outgoing.chunks(batch.clamp(1, 500)) {
+        let request = api::SyncRequest {
+            library_id: library_id.to_owned(),
+            items: chunk.iter().map(|o| o.item.clone()).collect(),
+        };
+        let answer = server.sync(&request).await?;
+        report.batches += 1;
+        report.items_sent += chunk.len() as u64;
+        let mut accepted = Vec::with_capacity(chunk.len());
+        for (outgoing, result) in chunk.iter().zip(&answer.results) {
+            if outgoing.item.deleted {
+                report.deleted_sent += 1;
+            }
+            match result.outcome {
+                api::SyncOutcome::Rejected => {
+                    report.rejected += 1;
+                    let reason = result.reason.clone().unwrap_or_else(|| "rejected".into());
+                    tracing::warn!(local_identifier = %result.local_identifier, %reason, "item rejected");
+                    state
+                        .record_failure(&result.local_identifier, "metadata", &reason)
+                        .await?;
+                    continue;
+                }
+                api::SyncOutcome::Created => report.created += 1,
+                api::SyncOutcome::Updated => report.updated += 1,
+                api::SyncOutcome::Unchanged => report.unchanged += 1,
+            }
+            accepted.push((
+                outgoing.item.local_identifier.clone(),
+                SentAsset {
+                    metadata_hash: outgoing.metadata_hash.clone(),
+                    item: serde_json::to_string(&outgoing.item).unwrap_or_default(),
+                    deleted: outgoing.item.deleted,
+                },
+            ));
+        }
+        state.record_sent(&accepted).await?;
+        progress.advance(Phase::Metadata, chunk.len() as u64);
+    }
+    progress.finish(Phase::Metadata);
+    Ok(())
+}
+
+/// Sends every album when any changed; the hash is kept only once every member was known to the server.
+async fn send_albums(
+    server: &Server,
+    state: &StateDb,
+    library_id: &str,
+    albums: &[crate::library::ReadAlbum],
+    report: &mut PassReport,
+) -> Result<()> {
+    let request = api::AlbumsRequest {
+        library_id: library_id.to_owned(),
+        albums: albums.iter().map(wire_album).collect(),
+    };
+    let hash = hex::encode(Sha256::digest(serde_json::to_vec(&request).unwrap_or_default()));
+    if state.meta("albums_hash").await?.as_deref() == Some(hash.as_str()) {
+        return Ok(());
+    }
+    let answer = server.albums(&request).await?;
+    report.albums_sent = request.albums.len() as u64;
+    if answer.unknown_members == 0 {
+        state.set_meta("albums_hash", &hash).await?;
+    } else {
+        tracing::info!(
+            unknown = answer.unknown_members,
+            "albums name unsynced members; resent next pass"
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,196 @@
+//! The upload step: page through the server's pending list (the source of truth for what it still needs, so a
+//! pass killed at any point is finished by the next one) and stream each resource from disk, at most N at once.
+//! An upload is recorded as done only after the server answered; a refusal (4xx) is recorded with its reason
+//! and the pass goes on; a server that stays unreachable through every retry ends the pass.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use api::{PendingUpload, ResourceType};
+use futures::StreamExt as _;
+
+use super::prepare::LocalFile;
+use super::{PassReport, Phase, Progress};
+use crate::client::{Server, Upload};
+use crate::error::{Error, Result};
+use crate::state::{StateDb, UploadFigures};
+
+/// Pending-list page size (the server allows up to 1000).
+const PAGE: u32 = 500;
+
+enum Outcome {
+    Stored { sent: u64, deduplicated: bool },
+    Refused,
+}
+
+/// Uploads everything the server lists as pending for this library and has a file here.
+pub(crate) async fn upload_pending(
+    server: &Server,
+    state: &StateDb,
+    library_id: &str,
+    files: &HashMap<(String, ResourceType), LocalFile>,
+    concurrency: usize,
+    progress: &dyn Progress,
+    report: &mut PassReport,
+) -> Result<()> {
+    let pending = pending_list(server, library_id).await?;
+    report.pending = pending.len() as u64;
+    let mut jobs = Vec::new();
+    for entry in pending {
+        match files.get(&(entry.local_identifier.clone(), entry.resource)) {
+            Some(file) => jobs.push((entry, file)),
+            None => report.not_on_disk += 1,
+        }
+    }
+    let total_bytes: u64 = jobs.iter().map(|(_, file)| file.size).sum();
+    let previous = state.figures().await?;
+    state
+        .set_figures(&UploadFigures {
+            pending_uploads: jobs.len() as u64,
+            pending_bytes: total_bytes,
+            ..previous
+        })
+        .await?;
+    progress.start(Phase::Uploads, total_bytes);
+
+    let started = Instant::now();
+    let mut done_bytes = 0u64;
+    let mut sent_bytes = 0u64;
+    let mut remaining = jobs.len() as u64;
+    let sent_counter = Arc::new(AtomicU64::new(0));
+    let mut shown = 0u64;
+    let mut ticker = tokio::time::interval(Duration::from_millis(200));
+    // The futures are built in a plain loop, not a `map` closure: a closure returning borrowing futures trips
+    // the compiler's higher-ranked `Send` check when the pass is spawned. They are lazy, so nothing starts yet.
+    let mut uploads = Vec::with_capacity(jobs.len());
+    for (entry, file) in jobs {
+        uploads.push(upload_one(
+            server,
+            state,
+            library_id,
+            entry,
+            file,
+            &sent_counter,
+            progress,
+        ));
+    }
+    let mut results = futures::stream::iter(uploads).buffer_unordered(concurrency.max(1));
+    loop {
+        let result = tokio::select! {
+            next = results.next() => match next {
+                Some(result) => result,
+                None => break,
+            },
+            _ = ticker.tick() => {
+                let now = sent_counter.load(Ordering::Relaxed);
+                progress.advance(Phase::Uploads, now.saturating_sub(shown));
+                shown = now;
+                continue;
+            }
+        };
+        let (size, outcome) = result?;
+        match outcome {
+            Outcome::Stored { sent, deduplicated } => {
+                report.uploaded += 1;
+                report.deduplicated += u64::from(deduplicated);
+                report.bytes_uploaded += sent;
+                sent_bytes += sent;
+                done_bytes += size;
+                remaining -= 1;
+            }
+            Outcome::Refused => report.upload_failures += 1,
+        }
+    }
+    drop(results);
+    progress.advance(
+        Phase::Uploads,
+        sent_counter.load(Ordering::Relaxed).saturating_sub(shown),
+    );
+    progress.finish(Phase::Uploads);
+
+    let elapsed = started.elapsed().as_secs_f64();
+    let upload_rate = if sent_bytes > 0 && elapsed > 0.0 {
+        sent_bytes as f64 / elapsed
+    } else {
+        previous.upload_rate
+    };
+    let pending_bytes = total_bytes.saturating_sub(done_bytes);
+    let eta = if pending_bytes == 0 {
+        Some(0)
+    } else if upload_rate > 0.0 {
+        Some((pending_bytes as f64 / upload_rate).ceil() as u64)
+    } else {
+        None
+    };
+    state
+        .set_figures(&UploadFigures {
+            bytes_uploaded: previous.bytes_uploaded,
+            upload_rate,
+            eta,
+            pending_uploads: remaining,
+            pending_bytes,
+        })
+        .await
+}
+
+/// Every page of the pending list that belongs to this library.
+async fn pending_list(server: &Server, library_id: &str) -> Result<Vec<PendingUpload>> {
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = server.pending(PAGE, cursor.as_deref()).await?;
+        all.extend(page.items.into_iter().filter(|p| p.library_id == library_id));
+        match page.next_cursor {
+            Some(next) if Some(&next) != cursor.as_ref() => cursor = Some(next),
+            _ => return Ok(all),
+        }
+    }
+}
+
+async fn upload_one(
+    server: &Server,
+    state: &StateDb,
+    library_id: &str,
+    entry: PendingUpload,
+    file: &LocalFile,
+    sent_counter: &Arc<AtomicU64>,
+    progress: &dyn Progress,
+) -> Result<(u64, Outcome)> {
+    let upload = Upload {
+        library_id,
+        local_identifier: &entry.local_identifier,
+        resource: entry.resource,
+        path: &file.path,
+        sha256: &file.sha256,
+        size: file.size,
+    };
+    match server.upload(&upload, sent_counter).await {
+        Ok(answer) => {
+            let sent = if answer.deduplicated { 0 } else { answer.size };
+            state.record_upload(&answer, sent).await?;
+            progress.uploaded(&answer);
+            Ok((
+                file.size,
+                Outcome::Stored {
+                    sent,
+                    deduplicated: answer.deduplicated,
+                },
+            ))
+        }
+        Err(error @ (Error::Refused { .. } | Error::Io { .. })) => {
+            tracing::warn!(local_identifier = %entry.local_identifier, resource = entry.resource.as_str(),
+                %error, "upload refused; recorded");
+            state
+                .record_failure(
+                    &entry.local_identifier,
+                    entry.resource.as_str(),
+                    &error.to_string(),
+                )
+                .await?;
+            Ok((file.size, Outcome::Refused))
+        }
+        Err(other) => Err(other),
+    }
+}
