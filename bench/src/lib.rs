@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod server;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -79,7 +81,12 @@ impl ChildReport {
 
 /// This process's peak resident set size (VmHWM), KiB.
 pub fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    peak_rss_kib_of("self")
+}
+
+/// The peak resident set size (VmHWM) of process `pid` (or `self`), KiB; 0 when it cannot be read.
+pub fn peak_rss_kib_of(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()

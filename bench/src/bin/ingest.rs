@@ -15,11 +15,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
+use bench::server::Server;
 use bench::{Row, Sample, report};
 use bytes::Bytes;
 use clap::Parser;
@@ -236,12 +236,12 @@ async fn ours(
         envs.push(("DATABASE_URL".to_owned(), url.to_owned()));
     }
     let server = Server::start(data_dir, &envs).await?;
-    let new = server.sync_all(bodies, "created", in_flight).await?;
+    let new = sync_all(&server, bodies, "created", in_flight).await?;
     let new = Sample {
         elapsed: new,
         peak_rss_kib: server.peak_rss_kib(),
     };
-    let same = server.sync_all(bodies, "unchanged", in_flight).await?;
+    let same = sync_all(&server, bodies, "unchanged", in_flight).await?;
     let same = Sample {
         elapsed: same,
         peak_rss_kib: server.peak_rss_kib(),
@@ -263,152 +263,44 @@ struct SyncResult {
     reason: Option<String>,
 }
 
-/// The real server binary as a child process, next to this benchmark in the same target directory.
-struct Server {
-    child: Child,
-    url: String,
-    token: String,
-    http: reqwest::Client,
-    log: PathBuf,
-}
-
-impl Server {
-    async fn start(data_dir: &Path, envs: &[(String, String)]) -> Result<Server> {
-        let exe = std::env::current_exe()?
-            .parent()
-            .context("benchmark has no directory")?
-            .join("iphoto-server");
-        if !exe.exists() {
-            bail!(
-                "{} is missing: build it first (cargo build [--release] -p iphoto-server --bin iphoto-server)",
-                exe.display()
-            );
-        }
-        std::fs::create_dir_all(data_dir)?;
-        let log = data_dir.with_extension("log");
-        let port = harness::free_port()?;
-        let mut command = Command::new(&exe);
-        command
-            .arg("serve")
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--data-dir")
-            .arg(data_dir);
-        for key in [
-            "DATABASE_URL",
-            "STORAGE_BACKEND",
-            "STORAGE_LOCAL_PATH",
-            "IPHOTO_DATA_DIR",
-            "LISTEN",
-        ] {
-            command.env_remove(key);
-        }
-        let child = command
-            .envs(envs.iter().cloned())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log)?)
-            .spawn()
-            .with_context(|| format!("starting {}", exe.display()))?;
-        let mut server = Server {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            token: String::new(),
-            http: reqwest::Client::new(),
-            log,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = server.child.try_wait()? {
-                bail!("iphoto-server exited ({status}):\n{}", server.log_text());
-            }
-            if let Ok(r) = server.http.get(format!("{}/readyz", server.url)).send().await
-                && r.status().is_success()
-            {
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!("iphoto-server not ready after 60 s:\n{}", server.log_text());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        server.token = std::fs::read_to_string(data_dir.join("client.token"))
-            .context("reading the first-start client token")?
-            .trim()
-            .to_owned();
-        Ok(server)
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The server's peak resident set (VmHWM), KiB.
-    fn peak_rss_kib(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmHWM:"))
-                    .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-            })
-            .unwrap_or(0)
-    }
-
-    /// Kills the server, failing if it had already died.
-    fn stop(mut self) -> Result<()> {
-        if let Some(status) = self.child.try_wait()? {
-            bail!("iphoto-server died ({status}):\n{}", self.log_text());
-        }
-        Ok(())
-    }
-
-    /// Posts every body, `in_flight` at a time, and checks every item came back as `expected`.
-    async fn sync_all(&self, bodies: &[Bytes], expected: &str, in_flight: usize) -> Result<Duration> {
-        let url = format!("{}/client/iphoto/sync", self.url);
-        let started = Instant::now();
-        futures::stream::iter(bodies.iter().cloned())
-            .map(|body| {
-                let request = self
-                    .http
-                    .post(&url)
-                    .bearer_auth(&self.token)
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(body);
-                async move {
-                    let response = request.send().await?;
-                    let status = response.status();
-                    let text = response.bytes().await?;
-                    if !status.is_success() {
-                        bail!("sync answered {status}: {}", String::from_utf8_lossy(&text));
-                    }
-                    let answer: SyncAnswer = serde_json::from_slice(&text).context("sync answer")?;
-                    if answer.results.len() != BATCH {
-                        bail!("{} results for a batch of {BATCH}", answer.results.len());
-                    }
-                    if let Some(bad) = answer.results.iter().find(|r| r.outcome != expected) {
-                        bail!(
-                            "{} came back {} ({}), expected {expected}",
-                            bad.local_identifier,
-                            bad.outcome,
-                            bad.reason.as_deref().unwrap_or("no reason")
-                        );
-                    }
-                    anyhow::Ok(())
+/// Posts every body, `in_flight` at a time, and checks every item came back as `expected`.
+async fn sync_all(server: &Server, bodies: &[Bytes], expected: &str, in_flight: usize) -> Result<Duration> {
+    let url = format!("{}/client/iphoto/sync", server.url);
+    let started = Instant::now();
+    futures::stream::iter(bodies.iter().cloned())
+        .map(|body| {
+            let request = server
+                .http
+                .post(&url)
+                .bearer_auth(&server.token)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body);
+            async move {
+                let response = request.send().await?;
+                let status = response.status();
+                let text = response.bytes().await?;
+                if !status.is_success() {
+                    bail!("sync answered {status}: {}", String::from_utf8_lossy(&text));
                 }
-            })
-            .buffer_unordered(in_flight)
-            .try_collect::<Vec<()>>()
-            .await?;
-        Ok(started.elapsed())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+                let answer: SyncAnswer = serde_json::from_slice(&text).context("sync answer")?;
+                if answer.results.len() != BATCH {
+                    bail!("{} results for a batch of {BATCH}", answer.results.len());
+                }
+                if let Some(bad) = answer.results.iter().find(|r| r.outcome != expected) {
+                    bail!(
+                        "{} came back {} ({}), expected {expected}",
+                        bad.local_identifier,
+                        bad.outcome,
+                        bad.reason.as_deref().unwrap_or("no reason")
+                    );
+                }
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(in_flight)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(started.elapsed())
 }
 
 /// The columns of `icloud.photos`, in both migrations' order.

@@ -11,11 +11,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
 
 use anyhow::{Context as _, Result, bail};
+use bench::server::Server;
 use bench::{Row, Sample, report, time_command, write_data_file};
 use clap::Parser;
 
@@ -96,7 +97,7 @@ fn local(
         let data_dir = work.join(format!("local-{run}"));
         ours.push(runtime.block_on(async {
             let server = Server::start(&data_dir, &[]).await?;
-            let (sample, key) = server.upload_once(src, sha256, size, run).await?;
+            let (sample, key) = upload_once(&server, src, sha256, size, run).await?;
             let stored = data_dir.join("blobs").join(&key);
             let on_disk = std::fs::metadata(&stored)
                 .with_context(|| format!("stored file {}", stored.display()))?
@@ -159,7 +160,7 @@ fn s3(
         let peer_key = format!("bench/run{run}/rclone.bin");
         let (sample, ours_key) = runtime.block_on(async {
             let server = Server::start(&data_dir, &envs).await?;
-            let done = server.upload_once(src, sha256, size, run).await?;
+            let done = upload_once(&server, src, sha256, size, run).await?;
             server.stop()?;
             anyhow::Ok(done)
         })?;
@@ -208,178 +209,76 @@ struct UploadAnswer {
     deduplicated: bool,
 }
 
-/// The real server binary as a child process, next to this benchmark in the same target directory.
-struct Server {
-    child: Child,
-    url: String,
-    token: String,
-    http: reqwest::Client,
-    log: PathBuf,
-}
-
-impl Server {
-    async fn start(data_dir: &Path, envs: &[(String, String)]) -> Result<Server> {
-        let exe = std::env::current_exe()?
-            .parent()
-            .context("benchmark has no directory")?
-            .join("iphoto-server");
-        if !exe.exists() {
-            bail!(
-                "{} is missing: build it first (cargo build [--release] -p iphoto-server --bin iphoto-server)",
-                exe.display()
-            );
-        }
-        std::fs::create_dir_all(data_dir)?;
-        let log = data_dir.with_extension("log");
-        let port = harness::free_port()?;
-        let mut command = Command::new(&exe);
-        command
-            .arg("serve")
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--data-dir")
-            .arg(data_dir);
-        for key in [
-            "DATABASE_URL",
-            "STORAGE_BACKEND",
-            "STORAGE_LOCAL_PATH",
-            "IPHOTO_DATA_DIR",
-            "LISTEN",
-        ] {
-            command.env_remove(key);
-        }
-        let child = command
-            .envs(envs.iter().cloned())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log)?)
-            .spawn()
-            .with_context(|| format!("starting {}", exe.display()))?;
-        let mut server = Server {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            token: String::new(),
-            http: reqwest::Client::new(),
-            log,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = server.child.try_wait()? {
-                bail!("iphoto-server exited ({status}):\n{}", server.log_text());
-            }
-            if let Ok(r) = server.http.get(format!("{}/readyz", server.url)).send().await
-                && r.status().is_success()
-            {
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!("iphoto-server not ready after 60 s:\n{}", server.log_text());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        server.token = std::fs::read_to_string(data_dir.join("client.token"))
-            .context("reading the first-start client token")?
-            .trim()
-            .to_owned();
-        Ok(server)
+/// Syncs one new item declaring the file, then times its upload; returns the sample (with the server's
+/// peak RSS) and the stored key.
+async fn upload_once(
+    server: &Server,
+    src: &Path,
+    sha256: &str,
+    size: u64,
+    run: usize,
+) -> Result<(Sample, String)> {
+    let local_identifier = format!("BE0C{run:04X}-0000-4000-8000-000000000001/L0/001");
+    let item = serde_json::json!({
+        "localIdentifier": local_identifier,
+        "kind": "photo", "livePhoto": false, "width": 4032, "height": 3024,
+        "takenAt": "2024-05-01T10:00:00+02:00", "modifiedAt": "2024-05-02T10:00:00Z",
+        "favorite": false, "hidden": false, "trashed": false,
+        "originalFilename": "BIG.MOV", "uti": "com.apple.quicktime-movie", "edited": false,
+        "resources": [{ "type": "original", "size": size, "sha256": sha256, "available": true }]
+    });
+    let response = server
+        .http
+        .post(format!("{}/client/iphoto/sync", server.url))
+        .bearer_auth(&server.token)
+        .json(&serde_json::json!({ "libraryId": "bench-library", "items": [item] }))
+        .send()
+        .await?;
+    let status = response.status();
+    let answer: serde_json::Value = response.json().await.context("sync answer")?;
+    if !status.is_success()
+        || answer["results"][0]["outcome"] != "created"
+        || answer["results"][0]["needsUpload"] != serde_json::json!(["original"])
+    {
+        bail!("sync answered {status}: {answer}");
     }
 
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The server's peak resident set (VmHWM), KiB.
-    fn peak_rss_kib(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmHWM:"))
-                    .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-            })
-            .unwrap_or(0)
-    }
-
-    /// Kills the server, failing if it had already died.
-    fn stop(mut self) -> Result<()> {
-        if let Some(status) = self.child.try_wait()? {
-            bail!("iphoto-server died ({status}):\n{}", self.log_text());
-        }
-        Ok(())
-    }
-
-    /// Syncs one new item declaring the file, then times its upload; returns the sample (with the server's
-    /// peak RSS) and the stored key.
-    async fn upload_once(&self, src: &Path, sha256: &str, size: u64, run: usize) -> Result<(Sample, String)> {
-        let local_identifier = format!("BE0C{run:04X}-0000-4000-8000-000000000001/L0/001");
-        let item = serde_json::json!({
-            "localIdentifier": local_identifier,
-            "kind": "photo", "livePhoto": false, "width": 4032, "height": 3024,
-            "takenAt": "2024-05-01T10:00:00+02:00", "modifiedAt": "2024-05-02T10:00:00Z",
-            "favorite": false, "hidden": false, "trashed": false,
-            "originalFilename": "BIG.MOV", "uti": "com.apple.quicktime-movie", "edited": false,
-            "resources": [{ "type": "original", "size": size, "sha256": sha256, "available": true }]
-        });
-        let response = self
-            .http
-            .post(format!("{}/client/iphoto/sync", self.url))
-            .bearer_auth(&self.token)
-            .json(&serde_json::json!({ "libraryId": "bench-library", "items": [item] }))
-            .send()
-            .await?;
-        let status = response.status();
-        let answer: serde_json::Value = response.json().await.context("sync answer")?;
-        if !status.is_success()
-            || answer["results"][0]["outcome"] != "created"
-            || answer["results"][0]["needsUpload"] != serde_json::json!(["original"])
-        {
-            bail!("sync answered {status}: {answer}");
-        }
-
-        let file = tokio::fs::File::open(src).await?;
-        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
-        let started = Instant::now();
-        let response = self
-            .http
-            .post(format!(
-                "{}/client/iphoto/upload/{local_identifier}?resource=original",
-                self.url
-            ))
-            .bearer_auth(&self.token)
-            .header("X-Content-SHA256", sha256)
-            .header(reqwest::header::CONTENT_LENGTH, size)
-            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-            .body(body)
-            .send()
-            .await?;
-        let status = response.status();
-        let text = response.bytes().await?;
-        let elapsed = started.elapsed();
-        if !status.is_success() {
-            bail!("upload answered {status}: {}", String::from_utf8_lossy(&text));
-        }
-        let answer: UploadAnswer = serde_json::from_slice(&text).context("upload answer")?;
-        if answer.sha256 != sha256 || answer.size != size || answer.deduplicated {
-            bail!(
-                "upload stored sha256 {} size {} deduplicated {}, expected {sha256} {size} false",
-                answer.sha256,
-                answer.size,
-                answer.deduplicated
-            );
-        }
-        Ok((
-            Sample {
-                elapsed,
-                peak_rss_kib: self.peak_rss_kib(),
-            },
-            answer.key,
+    let file = tokio::fs::File::open(src).await?;
+    let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
+    let started = Instant::now();
+    let response = server
+        .http
+        .post(format!(
+            "{}/client/iphoto/upload/{local_identifier}?resource=original",
+            server.url
         ))
+        .bearer_auth(&server.token)
+        .header("X-Content-SHA256", sha256)
+        .header(reqwest::header::CONTENT_LENGTH, size)
+        .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+        .body(body)
+        .send()
+        .await?;
+    let status = response.status();
+    let text = response.bytes().await?;
+    let elapsed = started.elapsed();
+    if !status.is_success() {
+        bail!("upload answered {status}: {}", String::from_utf8_lossy(&text));
     }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    let answer: UploadAnswer = serde_json::from_slice(&text).context("upload answer")?;
+    if answer.sha256 != sha256 || answer.size != size || answer.deduplicated {
+        bail!(
+            "upload stored sha256 {} size {} deduplicated {}, expected {sha256} {size} false",
+            answer.sha256,
+            answer.size,
+            answer.deduplicated
+        );
     }
+    Ok((
+        Sample {
+            elapsed,
+            peak_rss_kib: server.peak_rss_kib(),
+        },
+        answer.key,
+    ))
 }
