@@ -3,8 +3,9 @@
 # (not gated: CI machines are shared and noisy). The full runs are documented in bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build -q -p iphoto-bench --bins
-cargo build -q -p iphoto-server --bin iphoto-server
+# One build of every binary: the server's is run by `ingest` and `upload`. Building them together keeps one
+# feature resolution, so the crates the tests just built are not rebuilt once per package.
+cargo build -q --workspace --bins
 for bin in storage ingest upload; do
   echo "== bench $bin --small"
   "${CARGO_TARGET_DIR:-target}/debug/$bin" --small
