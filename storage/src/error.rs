@@ -93,6 +93,16 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A local file (the destination of a download) could not be written.
+    #[error("cannot write {path}: {source}")]
+    LocalFile {
+        /// The file.
+        path: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// The operation is not supported in this form.
     #[error("not supported: {what}")]
     Unsupported {

@@ -15,6 +15,7 @@
 
 mod config;
 mod digest;
+mod download;
 mod error;
 mod key;
 mod layout;

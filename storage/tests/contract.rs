@@ -80,6 +80,7 @@ contract!(
     round_trip_stream,
     byte_ranges,
     parallel_get_is_in_order,
+    download_to_file_in_parts,
     missing_is_not_found,
     overwrite_replaces,
     conditional_puts,

@@ -14,9 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use bench::{ChildReport, Row, Sample, report, time_child, time_command, write_data_file};
 use clap::{Parser, Subcommand};
-use futures::StreamExt as _;
 use storage::{PutOptions, StorageKey};
-use tokio::io::AsyncWriteExt as _;
 
 #[derive(Parser)]
 struct Cli {
@@ -86,15 +84,10 @@ fn run_child(child: Child) -> Result<()> {
                 }
             }
             Child::Get { key, dst } => {
+                // Four ranged streams, each writing its part of the file, as rclone's multi-thread
+                // download does.
                 let key = StorageKey::parse(key)?;
-                // Four 8 MiB ranges in flight on S3, as rclone's multi-thread download does; a plain stream
-                // of the file on the local backend.
-                let mut object = store.get_parallel(&key, 8 << 20, 4).await?;
-                let mut out = tokio::fs::File::create(&dst).await?;
-                while let Some(chunk) = object.body.next().await {
-                    out.write_all(&chunk?).await?;
-                }
-                out.flush().await?;
+                store.download_to_file(&key, &dst, 4).await?;
             }
         }
         anyhow::Ok(())

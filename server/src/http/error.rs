@@ -111,8 +111,11 @@ impl From<storage::Error> for ApiError {
             E::Body { source, .. } => {
                 ApiError::bad_request("body_error", format!("reading the body failed: {source}"))
             }
-            ref
-            e @ (E::AccessDenied { .. } | E::Config { .. } | E::Unsupported { .. } | E::Backend { .. }) => {
+            ref e @ (E::AccessDenied { .. }
+            | E::Config { .. }
+            | E::Unsupported { .. }
+            | E::LocalFile { .. }
+            | E::Backend { .. }) => {
                 tracing::error!(error = %e, "object store error");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

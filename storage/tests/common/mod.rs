@@ -216,6 +216,41 @@ pub async fn parallel_get_is_in_order(s: &Subject) {
     ));
 }
 
+pub async fn download_to_file_in_parts(s: &Subject) {
+    let k = key("download/d.bin");
+    let body = data(20 * 1024 * 1024 + 5, 31);
+    s.store
+        .put_stream(&k, chunked(&body, 1 << 20), &PutOptions::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for streams in [1, 3, 8] {
+        let dst = dir.path().join(format!("out-{streams}"));
+        let meta = s.store.download_to_file(&k, &dst, streams).await.unwrap();
+        assert_eq!(meta.size, body.len() as u64);
+        assert_eq!(std::fs::read(&dst).unwrap(), body, "{streams} streams");
+    }
+    let small = key("download/small.txt");
+    s.store
+        .put(&small, Bytes::from_static(b"tiny"), &PutOptions::default())
+        .await
+        .unwrap();
+    let dst = dir.path().join("small");
+    s.store.download_to_file(&small, &dst, 4).await.unwrap();
+    assert_eq!(std::fs::read(&dst).unwrap(), b"tiny");
+    let missing = dir.path().join("missing");
+    assert!(matches!(
+        s.store.download_to_file(&key("download/none"), &missing, 4).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(!missing.exists(), "nothing is created for a missing object");
+    let unwritable = dir.path().join("no/such/dir/file");
+    assert!(matches!(
+        s.store.download_to_file(&k, &unwritable, 2).await,
+        Err(Error::LocalFile { .. })
+    ));
+}
+
 pub async fn missing_is_not_found(s: &Subject) {
     let k = key("nothing/here.jpg");
     assert!(matches!(s.store.head(&k).await, Err(Error::NotFound { .. })));
