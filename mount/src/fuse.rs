@@ -70,6 +70,14 @@ fn file_attr(attr: &Attr) -> FileAttr {
     }
 }
 
+/// Answers an operation that returns nothing: `ok`, or the error's errno.
+fn reply_empty(reply: ReplyEmpty, result: Result<(), Error>) {
+    match result {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(errno(&e)),
+    }
+}
+
 fn name_of(name: &OsStr) -> Result<String, Error> {
     name.to_str()
         .map(str::to_owned)
@@ -165,31 +173,26 @@ impl Filesystem for FuseFs {
     ) {
         let fs = self.fs.clone();
         self.spawn(req, "release", async move {
-            match fs.release(fh.0).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno(&e)),
-            }
+            reply_empty(reply, fs.release(fh.0).await)
         });
     }
 
     fn flush(&self, req: &Request, _ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
         let fs = self.fs.clone();
-        self.spawn(req, "flush", async move {
-            match fs.flush(fh.0).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno(&e)),
-            }
-        });
+        self.spawn(
+            req,
+            "flush",
+            async move { reply_empty(reply, fs.flush(fh.0).await) },
+        );
     }
 
     fn fsync(&self, req: &Request, _ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
         let fs = self.fs.clone();
-        self.spawn(req, "fsync", async move {
-            match fs.flush(fh.0).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno(&e)),
-            }
-        });
+        self.spawn(
+            req,
+            "fsync",
+            async move { reply_empty(reply, fs.flush(fh.0).await) },
+        );
     }
 
     fn write(
@@ -327,10 +330,7 @@ impl Filesystem for FuseFs {
                 Ok(name) => fs.unlink(parent.0, &name).await,
                 Err(e) => Err(e),
             };
-            match result {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno(&e)),
-            }
+            reply_empty(reply, result)
         });
     }
 
@@ -342,10 +342,7 @@ impl Filesystem for FuseFs {
                 Ok(name) => fs.rmdir(parent.0, &name).await,
                 Err(e) => Err(e),
             };
-            match result {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno(&e)),
-            }
+            reply_empty(reply, result)
         });
     }
 
