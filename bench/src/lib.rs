@@ -230,6 +230,22 @@ pub fn write_data_file(path: &std::path::Path, len: u64) -> Result<()> {
     Ok(())
 }
 
+/// The file a transfer benchmark moves: `--size` when given, else 64 MiB in `--small` mode and 2 GiB in full
+/// mode, written as `source.bin` in a fresh temporary directory (kept alive by the returned handle).
+pub fn source_file(
+    name: &str,
+    size: Option<&str>,
+    small: bool,
+) -> Result<(tempfile::TempDir, std::path::PathBuf, u64)> {
+    let size = parse_size(size.unwrap_or(if small { "64MiB" } else { "2GiB" }))?;
+    let work = tempfile::Builder::new()
+        .prefix(&format!("iphoto-bench-{name}-"))
+        .tempdir()?;
+    let src = work.path().join("source.bin");
+    write_data_file(&src, size)?;
+    Ok((work, src, size))
+}
+
 /// Parses sizes like `2GiB`, `64MiB`, `1000`.
 pub fn parse_size(text: &str) -> Result<u64> {
     let t = text.trim();

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
-use bench::{ChildReport, Row, Sample, report, time_child, time_command, write_data_file};
+use bench::{ChildReport, Row, Sample, report, time_child, time_command};
 use clap::{Parser, Subcommand};
 use storage::{PutOptions, StorageKey};
 
@@ -44,17 +44,8 @@ fn main() -> Result<()> {
     if let Some(child) = cli.child {
         return run_child(child);
     }
-    let size = bench::parse_size(
-        cli.size
-            .as_deref()
-            .unwrap_or(if cli.small { "64MiB" } else { "2GiB" }),
-    )?;
+    let (work, src, size) = bench::source_file("storage", cli.size.as_deref(), cli.small)?;
     let runs = cli.runs.unwrap_or(if cli.small { 2 } else { 5 });
-    let work = tempfile::Builder::new()
-        .prefix("iphoto-bench-storage-")
-        .tempdir()?;
-    let src = work.path().join("source.bin");
-    write_data_file(&src, size)?;
 
     let mut rows = Vec::new();
     rows.extend(local(work.path(), &src, size, runs)?);

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use anyhow::{Context as _, Result, bail};
 use bench::server::Server;
-use bench::{Row, Sample, report, time_command, write_data_file};
+use bench::{Row, Sample, report, time_command};
 use clap::Parser;
 
 #[derive(Parser)]
@@ -35,17 +35,8 @@ struct Cli {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    let size = bench::parse_size(
-        cli.size
-            .as_deref()
-            .unwrap_or(if cli.small { "64MiB" } else { "2GiB" }),
-    )?;
+    let (work, src, size) = bench::source_file("upload", cli.size.as_deref(), cli.small)?;
     let runs = cli.runs.unwrap_or(if cli.small { 2 } else { 5 });
-    let work = tempfile::Builder::new()
-        .prefix("iphoto-bench-upload-")
-        .tempdir()?;
-    let src = work.path().join("source.bin");
-    write_data_file(&src, size)?;
     let sha256 = file_sha256(&src)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
 
