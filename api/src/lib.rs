@@ -9,12 +9,14 @@
 
 mod client;
 mod error;
+mod jobs;
 mod sync;
 
 pub use client::{
     Album, AlbumKind, AlbumsAnswer, AlbumsRequest, Counts, LibraryStats, PendingPage, PendingUpload, Stats,
 };
 pub use error::{ErrorBody, ErrorDetail};
+pub use jobs::{JobAnswer, JobFailure, JobKind, JobResult, LeaseAnswer, LeasedJob, ThumbnailResult};
 pub use sync::{
     AssetKind, Resource, ResourceType, SyncAnswer, SyncItem, SyncOutcome, SyncRequest, SyncResult,
     UnavailableReason, UploadAnswer,
