@@ -9,9 +9,9 @@ use std::collections::{HashMap, HashSet};
 use chrono::Utc;
 use sqlx::Row as _;
 
-use super::resources::{CONTENT_CHANGED, ResourceRow, fetch_resources, upsert_resource};
+use super::resources::{CONTENT_CHANGED, ResourceRow, fetch_resources, upsert_resources};
 use super::{
-    Adapter, CHUNK, Conn, bump_version, current_version, library_key, ms, new_id, placeholders, to_i64,
+    Adapter, CHUNK, Conn, Db, bump_version, current_version, library_key, ms, new_id, placeholders, to_i64,
 };
 use crate::catalog::validate;
 use crate::catalog::{
@@ -158,7 +158,33 @@ pub(super) async fn sync_photos(
         current_version(&mut tx, user_id).await?
     };
 
+    // Gather the writes of the whole batch, then issue them as a few multi-row statements: one statement
+    // per row made a batch of 100 photos cost some 200 round trips into the database.
+    let mut deleted: Vec<&str> = Vec::new();
+    let mut touched: Vec<&str> = Vec::new();
+    let mut rows: Vec<PhotoRow<'_>> = Vec::new();
+    for (_, plan) in &plans {
+        match plan {
+            Plan::Delete { photo_id } => deleted.push(photo_id),
+            Plan::Write {
+                item,
+                hash,
+                photo_id,
+                metadata: true,
+                ..
+            } => rows.push(PhotoRow { id: photo_id, item, hash }),
+            Plan::Write { photo_id, .. } => touched.push(photo_id),
+            Plan::Reject(_) | Plan::Keep { .. } => {}
+        }
+    }
+    set_photo_versions(&mut tx, user_id, &deleted, version, now, true).await?;
+    set_photo_versions(&mut tx, user_id, &touched, version, now, false).await?;
+    // The id a row really has: another transaction may have inserted the same identity first.
+    let ids = upsert_photos(&mut tx, user_id, library_id, &rows, version, now).await?;
+    drop(rows);
+
     let mut results = Vec::with_capacity(plans.len());
+    let mut resource_rows: Vec<(String, ResourceRow)> = Vec::new();
     for (local_identifier, plan) in plans {
         let result = match plan {
             Plan::Reject(reason) => ItemResult {
@@ -173,52 +199,21 @@ pub(super) async fn sync_photos(
                 outcome: ItemOutcome::Unchanged,
                 needs_upload: needs,
             },
-            Plan::Delete { photo_id } => {
-                sqlx::query(
-                    "UPDATE icloud.photos SET deleted_at = $1, updated_at = $1, version = $2 \
-                     WHERE id = $3 AND user_id = $4",
-                )
-                .bind(now)
-                .bind(version)
-                .bind(&photo_id)
-                .bind(user_id.as_str())
-                .execute(&mut *tx)
-                .await?;
-                ItemResult {
-                    local_identifier,
-                    photo_id: Some(PhotoId::new(photo_id)),
-                    outcome: ItemOutcome::Updated,
-                    needs_upload: Vec::new(),
-                }
-            }
+            Plan::Delete { photo_id } => ItemResult {
+                local_identifier,
+                photo_id: Some(PhotoId::new(photo_id)),
+                outcome: ItemOutcome::Updated,
+                needs_upload: Vec::new(),
+            },
             Plan::Write {
-                item,
-                hash,
                 photo_id,
                 created,
-                metadata,
                 resources,
                 stale,
                 needs,
+                ..
             } => {
-                let photo_id = if metadata {
-                    upsert_photo(
-                        &mut tx, user_id, library_id, &photo_id, &item, &hash, version, now,
-                    )
-                    .await?
-                } else {
-                    sqlx::query("UPDATE icloud.photos SET version = $1, updated_at = $2 WHERE id = $3 AND user_id = $4")
-                        .bind(version)
-                        .bind(now)
-                        .bind(&photo_id)
-                        .bind(user_id.as_str())
-                        .execute(&mut *tx)
-                        .await?;
-                    photo_id
-                };
-                for row in &resources {
-                    upsert_resource(&mut tx, user_id, &photo_id, row).await?;
-                }
+                let photo_id = ids.get(&local_identifier).cloned().unwrap_or(photo_id);
                 for resource_type in stale {
                     sqlx::query("DELETE FROM icloud.resources WHERE photo_id = $1 AND resource_type = $2 AND user_id = $3")
                         .bind(&photo_id)
@@ -227,6 +222,7 @@ pub(super) async fn sync_photos(
                         .execute(&mut *tx)
                         .await?;
                 }
+                resource_rows.extend(resources.into_iter().map(|row| (photo_id.clone(), row)));
                 ItemResult {
                     local_identifier,
                     photo_id: Some(PhotoId::new(photo_id)),
@@ -241,6 +237,9 @@ pub(super) async fn sync_photos(
         };
         results.push(result);
     }
+    let resource_refs: Vec<(&str, &ResourceRow)> =
+        resource_rows.iter().map(|(id, row)| (id.as_str(), row)).collect();
+    upsert_resources(&mut tx, user_id, &resource_refs).await?;
     tx.commit().await?;
     Ok(SyncBatchResult { results, version })
 }
@@ -423,76 +422,128 @@ async fn fetch_blobs(conn: &mut Conn, user_id: &UserId, shas: &[&str]) -> Result
     Ok(found)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn upsert_photo(
+/// A photo row to write: its id (a fresh one for a new photo), the validated item and its metadata hash.
+struct PhotoRow<'a> {
+    id: &'a str,
+    item: &'a PhotoUpsert,
+    hash: &'a str,
+}
+
+/// Photo rows per statement: 32 parameters each, well under SQLite's 32,766 and PostgreSQL's 65,535.
+const PHOTO_ROWS_PER_STATEMENT: usize = 250;
+
+/// Sets `version` (and `deleted_at` when `delete`) on the given photos, in a few statements.
+async fn set_photo_versions(
+    conn: &mut Conn,
+    user_id: &UserId,
+    photo_ids: &[&str],
+    version: i64,
+    now: i64,
+    delete: bool,
+) -> Result<()> {
+    let deleted_at = if delete { "deleted_at = $1, " } else { "" };
+    for chunk in photo_ids.chunks(CHUNK) {
+        let sql = format!(
+            "UPDATE icloud.photos SET {deleted_at}updated_at = $1, version = $2 \
+             WHERE user_id = $3 AND id IN ({})",
+            placeholders(4, chunk.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now)
+            .bind(version)
+            .bind(user_id.as_str());
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Inserts or overwrites whole photo rows, many per statement; answers each row's id by `localIdentifier`.
+async fn upsert_photos(
     conn: &mut Conn,
     user_id: &UserId,
     library_id: &LibraryId,
-    photo_id: &str,
-    item: &PhotoUpsert,
-    hash: &str,
+    rows: &[PhotoRow<'_>],
     version: i64,
     now: i64,
-) -> Result<String> {
-    let keywords = serde_json::to_string(&item.keywords).unwrap_or_else(|_| "[]".to_owned());
-    let people = serde_json::to_string(&item.people).unwrap_or_else(|_| "[]".to_owned());
-    let kind = match item.kind {
-        api::AssetKind::Photo => "photo",
-        api::AssetKind::Video => "video",
-    };
-    let duration = item.duration_ms.map(|d| to_i64("durationMs", d)).transpose()?;
-    let id: String = sqlx::query_scalar(
-        "INSERT INTO icloud.photos (id, user_id, library_id, local_identifier, cloud_guid, fingerprint, kind, \
-             subtype, live_photo, width, height, duration_ms, taken_at, taken_at_offset_s, time_zone, \
-             modified_at, favorite, hidden, trashed, latitude, longitude, original_filename, uti, edited, \
-             title, caption, keywords, people, metadata_sha256, version, created_at, updated_at, deleted_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
-                 $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $31, NULL) \
-         ON CONFLICT (library_id, local_identifier) DO UPDATE SET \
-             cloud_guid = excluded.cloud_guid, fingerprint = excluded.fingerprint, kind = excluded.kind, \
-             subtype = excluded.subtype, live_photo = excluded.live_photo, width = excluded.width, \
-             height = excluded.height, duration_ms = excluded.duration_ms, taken_at = excluded.taken_at, \
-             taken_at_offset_s = excluded.taken_at_offset_s, time_zone = excluded.time_zone, \
-             modified_at = excluded.modified_at, favorite = excluded.favorite, hidden = excluded.hidden, \
-             trashed = excluded.trashed, latitude = excluded.latitude, longitude = excluded.longitude, \
-             original_filename = excluded.original_filename, uti = excluded.uti, edited = excluded.edited, \
-             title = excluded.title, caption = excluded.caption, keywords = excluded.keywords, \
-             people = excluded.people, metadata_sha256 = excluded.metadata_sha256, \
-             version = excluded.version, updated_at = excluded.updated_at, deleted_at = NULL \
-         RETURNING id",
-    )
-    .bind(photo_id)
-    .bind(user_id.as_str())
-    .bind(library_id.as_str())
-    .bind(&item.local_identifier)
-    .bind(&item.cloud_guid)
-    .bind(&item.fingerprint)
-    .bind(kind)
-    .bind(&item.subtype)
-    .bind(item.live_photo)
-    .bind(i64::from(item.width))
-    .bind(i64::from(item.height))
-    .bind(duration)
-    .bind(item.taken_at.timestamp_millis())
-    .bind(i64::from(item.taken_at.offset().local_minus_utc()))
-    .bind(&item.time_zone)
-    .bind(item.modified_at.timestamp_millis())
-    .bind(item.favorite)
-    .bind(item.hidden)
-    .bind(item.trashed)
-    .bind(item.latitude)
-    .bind(item.longitude)
-    .bind(&item.original_filename)
-    .bind(&item.uti)
-    .bind(item.edited)
-    .bind(&item.title)
-    .bind(&item.caption)
-    .bind(keywords)
-    .bind(people)
-    .bind(hash)
-    .bind(version)
-    .bind(now)
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(id)
+) -> Result<HashMap<String, String>> {
+    let mut ids = HashMap::with_capacity(rows.len());
+    for chunk in rows.chunks(PHOTO_ROWS_PER_STATEMENT) {
+        let mut values = Vec::with_capacity(chunk.len());
+        for row in chunk {
+            let item = row.item;
+            values.push((
+                row,
+                serde_json::to_string(&item.keywords).unwrap_or_else(|_| "[]".to_owned()),
+                serde_json::to_string(&item.people).unwrap_or_else(|_| "[]".to_owned()),
+                item.duration_ms.map(|d| to_i64("durationMs", d)).transpose()?,
+            ));
+        }
+        let mut qb = sqlx::QueryBuilder::<Db>::new(
+            "INSERT INTO icloud.photos (id, user_id, library_id, local_identifier, cloud_guid, fingerprint, \
+                 kind, subtype, live_photo, width, height, duration_ms, taken_at, taken_at_offset_s, time_zone, \
+                 modified_at, favorite, hidden, trashed, latitude, longitude, original_filename, uti, edited, \
+                 title, caption, keywords, people, metadata_sha256, version, created_at, updated_at, deleted_at) ",
+        );
+        qb.push_values(values, |mut b, (row, keywords, people, duration)| {
+            let item = row.item;
+            let kind = match item.kind {
+                api::AssetKind::Photo => "photo",
+                api::AssetKind::Video => "video",
+            };
+            b.push_bind(row.id)
+                .push_bind(user_id.as_str())
+                .push_bind(library_id.as_str())
+                .push_bind(item.local_identifier.as_str())
+                .push_bind(item.cloud_guid.as_deref())
+                .push_bind(item.fingerprint.as_deref())
+                .push_bind(kind)
+                .push_bind(item.subtype.as_deref())
+                .push_bind(item.live_photo)
+                .push_bind(i64::from(item.width))
+                .push_bind(i64::from(item.height))
+                .push_bind(duration)
+                .push_bind(item.taken_at.timestamp_millis())
+                .push_bind(i64::from(item.taken_at.offset().local_minus_utc()))
+                .push_bind(item.time_zone.as_deref())
+                .push_bind(item.modified_at.timestamp_millis())
+                .push_bind(item.favorite)
+                .push_bind(item.hidden)
+                .push_bind(item.trashed)
+                .push_bind(item.latitude)
+                .push_bind(item.longitude)
+                .push_bind(item.original_filename.as_str())
+                .push_bind(item.uti.as_str())
+                .push_bind(item.edited)
+                .push_bind(item.title.as_deref())
+                .push_bind(item.caption.as_deref())
+                .push_bind(keywords)
+                .push_bind(people)
+                .push_bind(row.hash)
+                .push_bind(version)
+                .push_bind(now)
+                .push_bind(now)
+                .push_bind(None::<i64>);
+        });
+        qb.push(
+            " ON CONFLICT (library_id, local_identifier) DO UPDATE SET \
+                 cloud_guid = excluded.cloud_guid, fingerprint = excluded.fingerprint, kind = excluded.kind, \
+                 subtype = excluded.subtype, live_photo = excluded.live_photo, width = excluded.width, \
+                 height = excluded.height, duration_ms = excluded.duration_ms, taken_at = excluded.taken_at, \
+                 taken_at_offset_s = excluded.taken_at_offset_s, time_zone = excluded.time_zone, \
+                 modified_at = excluded.modified_at, favorite = excluded.favorite, hidden = excluded.hidden, \
+                 trashed = excluded.trashed, latitude = excluded.latitude, longitude = excluded.longitude, \
+                 original_filename = excluded.original_filename, uti = excluded.uti, edited = excluded.edited, \
+                 title = excluded.title, caption = excluded.caption, keywords = excluded.keywords, \
+                 people = excluded.people, metadata_sha256 = excluded.metadata_sha256, \
+                 version = excluded.version, updated_at = excluded.updated_at, deleted_at = NULL \
+             RETURNING id, local_identifier",
+        );
+        for row in qb.build().fetch_all(&mut *conn).await? {
+            ids.insert(row.try_get("local_identifier")?, row.try_get("id")?);
+        }
+    }
+    Ok(ids)
 }

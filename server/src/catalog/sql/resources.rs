@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use sqlx::Row as _;
 
-use super::{CHUNK, Conn, placeholders};
+use super::{CHUNK, Conn, Db, placeholders};
 use crate::catalog::{ResourceState, ResourceType, Result, UserId};
 
 /// A stored resource row, as written (the photo id aside).
@@ -77,6 +77,9 @@ pub(super) async fn fetch_resources(
     Ok(found)
 }
 
+/// Resource rows per statement: 14 parameters each.
+const RESOURCE_ROWS_PER_STATEMENT: usize = 500;
+
 /// Writes one resource row (insert or full overwrite).
 pub(super) async fn upsert_resource(
     conn: &mut Conn,
@@ -84,34 +87,47 @@ pub(super) async fn upsert_resource(
     photo_id: &str,
     row: &ResourceRow,
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO icloud.resources (photo_id, resource_type, user_id, declared_size, declared_sha256, \
-             available, unavailable_reason, state, state_reason, stored_sha256, stored_key, stored_size, \
-             uploaded_at, deduplicated) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-         ON CONFLICT (photo_id, resource_type) DO UPDATE SET \
-             declared_size = excluded.declared_size, declared_sha256 = excluded.declared_sha256, \
-             available = excluded.available, unavailable_reason = excluded.unavailable_reason, \
-             state = excluded.state, state_reason = excluded.state_reason, \
-             stored_sha256 = excluded.stored_sha256, stored_key = excluded.stored_key, \
-             stored_size = excluded.stored_size, uploaded_at = excluded.uploaded_at, \
-             deduplicated = excluded.deduplicated",
-    )
-    .bind(photo_id)
-    .bind(row.resource_type.as_str())
-    .bind(user_id.as_str())
-    .bind(row.declared_size)
-    .bind(&row.declared_sha256)
-    .bind(row.available)
-    .bind(&row.unavailable_reason)
-    .bind(row.state.as_str())
-    .bind(&row.state_reason)
-    .bind(&row.stored_sha256)
-    .bind(&row.stored_key)
-    .bind(row.stored_size)
-    .bind(row.uploaded_at)
-    .bind(row.deduplicated)
-    .execute(&mut *conn)
-    .await?;
+    upsert_resources(conn, user_id, &[(photo_id, row)]).await
+}
+
+/// Writes resource rows (insert or full overwrite), many per statement.
+pub(super) async fn upsert_resources(
+    conn: &mut Conn,
+    user_id: &UserId,
+    rows: &[(&str, &ResourceRow)],
+) -> Result<()> {
+    for chunk in rows.chunks(RESOURCE_ROWS_PER_STATEMENT) {
+        let mut qb = sqlx::QueryBuilder::<Db>::new(
+            "INSERT INTO icloud.resources (photo_id, resource_type, user_id, declared_size, declared_sha256, \
+                 available, unavailable_reason, state, state_reason, stored_sha256, stored_key, stored_size, \
+                 uploaded_at, deduplicated) ",
+        );
+        qb.push_values(chunk, |mut b, (photo_id, row)| {
+            b.push_bind(*photo_id)
+                .push_bind(row.resource_type.as_str())
+                .push_bind(user_id.as_str())
+                .push_bind(row.declared_size)
+                .push_bind(row.declared_sha256.as_deref())
+                .push_bind(row.available)
+                .push_bind(row.unavailable_reason.as_deref())
+                .push_bind(row.state.as_str())
+                .push_bind(row.state_reason.as_deref())
+                .push_bind(row.stored_sha256.as_deref())
+                .push_bind(row.stored_key.as_deref())
+                .push_bind(row.stored_size)
+                .push_bind(row.uploaded_at)
+                .push_bind(row.deduplicated);
+        });
+        qb.push(
+            " ON CONFLICT (photo_id, resource_type) DO UPDATE SET \
+                 declared_size = excluded.declared_size, declared_sha256 = excluded.declared_sha256, \
+                 available = excluded.available, unavailable_reason = excluded.unavailable_reason, \
+                 state = excluded.state, state_reason = excluded.state_reason, \
+                 stored_sha256 = excluded.stored_sha256, stored_key = excluded.stored_key, \
+                 stored_size = excluded.stored_size, uploaded_at = excluded.uploaded_at, \
+                 deduplicated = excluded.deduplicated",
+        );
+        qb.build().execute(&mut *conn).await?;
+    }
     Ok(())
 }
