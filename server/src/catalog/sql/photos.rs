@@ -240,7 +240,14 @@ pub(super) async fn sync_photos(
     let resource_refs: Vec<(&str, &ResourceRow)> =
         resource_rows.iter().map(|(id, row)| (id.as_str(), row)).collect();
     upsert_resources(&mut tx, user_id, &resource_refs).await?;
+    let resource_refs_len = resource_refs.len();
+    drop(resource_refs);
     tx.commit().await?;
+    let created = results
+        .iter()
+        .filter(|r| matches!(r.outcome, ItemOutcome::Created))
+        .count();
+    catalog.rows_created(u64::try_from(created + resource_refs_len).unwrap_or(u64::MAX));
     Ok(SyncBatchResult { results, version })
 }
 
