@@ -164,9 +164,14 @@ impl Catalog for Adapter {
 /// Most ids bound in one `IN (…)` list: far below SQLite's 32,766 and PostgreSQL's 65,535 parameters.
 const CHUNK: usize = 500;
 
-/// A fresh id: 128 random bits as 32 hex characters.
+/// A fresh id, 32 hex characters: the creation time in milliseconds (48 bits, as in UUIDv7) then 80 random
+/// bits. Ids made one after another sort one after another, so a batch's rows land at the right edge of each
+/// id index instead of dirtying a page per row at random places (a profile of a 100-photo batch on SQLite
+/// was dominated by writing those pages to the WAL); 80 random bits keep ids unguessable and unique.
 fn new_id() -> String {
-    format!("{:032x}", rand::random::<u128>())
+    let millis = u128::try_from(Utc::now().timestamp_millis()).unwrap_or(0) & ((1 << 48) - 1);
+    let random = rand::random::<u128>() & ((1 << 80) - 1);
+    format!("{:032x}", (millis << 80) | random)
 }
 
 /// Epoch milliseconds, the catalog's time representation.
