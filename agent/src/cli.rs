@@ -336,6 +336,16 @@ async fn status(dir: &Path, json: bool) -> Result<()> {
                 "  {} resources unavailable ({} only in iCloud), {} pending without a file here",
                 pass.unavailable, pass.icloud_only, pass.not_on_disk
             );
+            println!(
+                "  time: read {} ms, hash {} ms ({} files), metadata {} ms ({} batches), albums {} ms, uploads {} ms",
+                pass.read_ms,
+                pass.hash_ms,
+                pass.files_hashed,
+                pass.metadata_ms,
+                pass.batches,
+                pass.albums_ms,
+                pass.upload_ms
+            );
         }
         None => println!("last pass: none"),
     }

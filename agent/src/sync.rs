@@ -11,6 +11,7 @@ pub mod source;
 mod upload;
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use sha2::{Digest as _, Sha256};
 
@@ -94,6 +95,16 @@ pub struct PassReport {
     pub bytes_uploaded: u64,
     /// Why the pass stopped early, if it did.
     pub error: Option<String>,
+    /// Where the time went, milliseconds: reading the library (assets and albums).
+    pub read_ms: u64,
+    /// Hashing files not in the hash cache, and diffing against the state DB.
+    pub hash_ms: u64,
+    /// Sending metadata batches (and deletions).
+    pub metadata_ms: u64,
+    /// Sending albums.
+    pub albums_ms: u64,
+    /// Fetching the pending list and uploading.
+    pub upload_ms: u64,
 }
 
 /// Which stage a progress report is about.
@@ -160,11 +171,18 @@ async fn pass(
 ) -> Result<()> {
     let library_id = library_id(state, &options.library).await?;
     report.library_id = library_id.clone();
+    let mut clock = Instant::now();
+    let mut lap = move || {
+        let ms = clock.elapsed().as_millis() as u64;
+        clock = Instant::now();
+        ms
+    };
     let source = Source::open(&options.library).await?;
     let scan = source.scan().await?;
     report.assets = scan.assets.len() as u64;
     report.skipped_rows = scan.skipped.len() as u64;
     let albums = source.albums().await?;
+    report.read_ms = lap();
 
     let prepared = prepare::prepare(state, scan.assets, progress).await?;
     report.files_hashed = prepared.hashed;
@@ -173,6 +191,7 @@ async fn pass(
 
     let sent = state.sent_assets().await?;
     let outgoing = prepare::diff(&prepared.items, &sent);
+    report.hash_ms = lap();
     send_metadata(
         server,
         state,
@@ -183,8 +202,10 @@ async fn pass(
         report,
     )
     .await?;
+    report.metadata_ms = lap();
     send_albums(server, state, &library_id, &albums, report).await?;
-    upload::upload_pending(
+    report.albums_ms = lap();
+    let uploaded = upload::upload_pending(
         server,
         state,
         &library_id,
@@ -193,7 +214,9 @@ async fn pass(
         progress,
         report,
     )
-    .await
+    .await;
+    report.upload_ms = lap();
+    uploaded
 }
 
 /// The id this library is known by on the server: derived once from the library's path and then kept, so
