@@ -592,3 +592,84 @@ fn walk_files(dir: &Path) -> Vec<PathBuf> {
     }
     files
 }
+
+/// Rewrites one file (same size, other bytes) just as the uploads start, after it was hashed: its upload
+/// announces a digest the body no longer has.
+struct ChangeOneFileBeforeUploads {
+    path: PathBuf,
+    bytes: Vec<u8>,
+}
+
+impl Progress for ChangeOneFileBeforeUploads {
+    fn start(&self, phase: iphoto_agent::sync::Phase, _total: u64) {
+        if phase == iphoto_agent::sync::Phase::Uploads {
+            std::fs::write(&self.path, &self.bytes).unwrap();
+            // A later mtime, whatever the clock's resolution: the hash cache must see a changed file.
+            let later = std::time::SystemTime::now() + Duration::from_secs(10);
+            std::fs::File::options()
+                .write(true)
+                .open(&self.path)
+                .unwrap()
+                .set_modified(later)
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_refused_upload_is_recorded_and_the_pass_goes_on() {
+    let data = tempfile::tempdir().unwrap();
+    let server = TestServer::start(data.path()).await;
+    let mut library = Library::new(16 * 1024).await;
+    let uuid = "A1B2C3D4-0001-4000-8000-000000000001";
+    let assets = PhotosLibrary::open(&library.bundle)
+        .await
+        .unwrap()
+        .assets()
+        .await
+        .unwrap();
+    let path = assets
+        .iter()
+        .find(|a| a.uuid == uuid)
+        .unwrap()
+        .path(ResourceType::Original)
+        .unwrap()
+        .to_path_buf();
+    let size = std::fs::metadata(&path).unwrap().len() as usize;
+    let changed = content("changed after hashing", size);
+    let progress = ChangeOneFileBeforeUploads {
+        path,
+        bytes: changed.clone(),
+    };
+
+    let report = run_pass(&server.client(), &library.options(), &progress)
+        .await
+        .unwrap();
+    assert_eq!((report.uploaded, report.upload_failures), (6, 1), "{report:?}");
+    let state = StateDb::open(&library.state_dir()).await.unwrap();
+    let failures = state.failures().await.unwrap();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0].local_identifier, format!("{uuid}/L0/001"));
+    assert_eq!(failures[0].resource, "original");
+    assert!(failures[0].reason.contains("digest_mismatch"), "{failures:?}");
+    assert_eq!(server.stats().await.totals.pending, 1);
+
+    // The next pass sees the changed file: new digest sent once, then uploaded; the failure is cleared.
+    let next = pass(&server, &library).await;
+    assert_eq!(
+        (
+            next.files_hashed,
+            next.items_sent,
+            next.updated,
+            next.uploaded,
+            next.upload_failures
+        ),
+        (1, 1, 1, 1, 0),
+        "{next:?}"
+    );
+    assert!(state.failures().await.unwrap().is_empty());
+    library
+        .files
+        .insert((uuid.to_owned(), ResourceType::Original), sha256(&changed));
+    assert_stored_once(&server, &library, 0);
+}
