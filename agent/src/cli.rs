@@ -41,7 +41,7 @@ pub enum Command {
     Scan(ScanArgs),
     /// Copy the library's originals into the object store in the Photos bundle layout, so the prefix can be
     /// mounted as the library's `originals/` folder. Resumable: what is already there is skipped.
-    SeedOriginals(SeedArgs),
+    SeedOriginals(Box<SeedArgs>),
 }
 
 /// `sync` flags.
@@ -193,7 +193,7 @@ pub async fn run(cli: Cli, home: Option<&Path>) -> Result<()> {
             status(&dir, args.json).await
         }
         Command::Scan(args) => scan(&args.library, args.json).await,
-        Command::SeedOriginals(args) => seed(args).await,
+        Command::SeedOriginals(args) => seed(*args).await,
     }
 }
 

@@ -139,7 +139,7 @@ fn library_scenario(
     }
 
     // First and unchanged passes, each run on a fresh server and state directory.
-    let mut passes: Vec<(Duration, PassFigures, Duration, PassFigures)> = vec![];
+    let mut passes: Vec<Passes> = vec![];
     for run in 0..runs {
         let data = work.join(format!("library-server-{run}"));
         let state = work.join(format!("library-state-{run}"));
@@ -181,9 +181,7 @@ fn library_scenario(
             0.0,
         )],
     );
-    let pick = |f: &dyn Fn(&(Duration, PassFigures, Duration, PassFigures)) -> Duration| {
-        median(&passes.iter().map(f).collect::<Vec<_>>())
-    };
+    let pick = |f: &dyn Fn(&Passes) -> Duration| median(&passes.iter().map(f).collect::<Vec<_>>());
     let ms = |v: u64| Duration::from_millis(v);
     let first_wall = pick(&|p| p.0);
     let read = pick(&|p| ms(p.1.read_ms));
@@ -240,6 +238,9 @@ fn library_scenario(
     );
     Ok(())
 }
+
+/// One run: the first pass (wall time, report), then the unchanged pass.
+type Passes = (Duration, PassFigures, Duration, PassFigures);
 
 /// The rows the reader reads, dumped as JSON by the sqlite3 shell: assets with their attributes, and resources.
 const DUMP_SQL: &str = "SELECT a.*, aa.* FROM ZASSET a LEFT JOIN ZADDITIONALASSETATTRIBUTES aa ON aa.ZASSET = a.Z_PK \
