@@ -63,6 +63,17 @@ pub enum Error {
         #[source]
         source: reqwest::Error,
     },
+    /// The object store could not be configured or used.
+    #[error(transparent)]
+    Storage(#[from] storage::Error),
+    /// A run finished but some of its items failed (each reported with its reason).
+    #[error("{what}: {failed} items failed (listed above)")]
+    Incomplete {
+        /// The command.
+        what: &'static str,
+        /// How many failed.
+        failed: u64,
+    },
     /// A configuration value is unusable (empty token file, bad server URL).
     #[error("{name}: {reason}")]
     Config {

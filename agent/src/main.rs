@@ -5,7 +5,18 @@ use iphoto_agent::cli::{Cli, interactive, run};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    match start().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            // The message and its causes on one line, without a backtrace: this is for the user, not a bug.
+            eprintln!("iphoto-agent: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn start() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // With bars on a terminal, only warnings interleave with them; under launchd/systemd, quiet info lines.
     let default = if interactive() { "warn" } else { "info" };

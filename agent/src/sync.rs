@@ -11,6 +11,7 @@ pub mod source;
 mod upload;
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use sha2::{Digest as _, Sha256};
 
@@ -94,6 +95,16 @@ pub struct PassReport {
     pub bytes_uploaded: u64,
     /// Why the pass stopped early, if it did.
     pub error: Option<String>,
+    /// Where the time went, milliseconds: reading the library (assets and albums).
+    pub read_ms: u64,
+    /// Hashing files not in the hash cache, and diffing against the state DB.
+    pub hash_ms: u64,
+    /// Sending metadata batches (and deletions).
+    pub metadata_ms: u64,
+    /// Sending albums.
+    pub albums_ms: u64,
+    /// Fetching the pending list and uploading.
+    pub upload_ms: u64,
 }
 
 /// Which stage a progress report is about.
@@ -160,11 +171,18 @@ async fn pass(
 ) -> Result<()> {
     let library_id = library_id(state, &options.library).await?;
     report.library_id = library_id.clone();
+    let mut clock = Instant::now();
+    let mut lap = move || {
+        let ms = clock.elapsed().as_millis() as u64;
+        clock = Instant::now();
+        ms
+    };
     let source = Source::open(&options.library).await?;
     let scan = source.scan().await?;
     report.assets = scan.assets.len() as u64;
     report.skipped_rows = scan.skipped.len() as u64;
     let albums = source.albums().await?;
+    report.read_ms = lap();
 
     let prepared = prepare::prepare(state, scan.assets, progress).await?;
     report.files_hashed = prepared.hashed;
@@ -173,6 +191,7 @@ async fn pass(
 
     let sent = state.sent_assets().await?;
     let outgoing = prepare::diff(&prepared.items, &sent);
+    report.hash_ms = lap();
     send_metadata(
         server,
         state,
@@ -183,8 +202,10 @@ async fn pass(
         report,
     )
     .await?;
+    report.metadata_ms = lap();
     send_albums(server, state, &library_id, &albums, report).await?;
-    upload::upload_pending(
+    report.albums_ms = lap();
+    let uploaded = upload::upload_pending(
         server,
         state,
         &library_id,
@@ -193,7 +214,9 @@ async fn pass(
         progress,
         report,
     )
-    .await
+    .await;
+    report.upload_ms = lap();
+    uploaded
 }
 
 /// The id this library is known by on the server: derived once from the library's path and then kept, so
@@ -229,46 +252,95 @@ async fn send_metadata(
     report: &mut PassReport,
 ) -> Result<()> {
     progress.start(Phase::Metadata, outgoing.len() as u64);
-    for chunk in outgoing.chunks(batch.clamp(1, 500)) {
-        let request = api::SyncRequest {
-            library_id: library_id.to_owned(),
-            items: chunk.iter().map(|o| o.item.clone()).collect(),
-        };
-        let answer = server.sync(&request).await?;
-        report.batches += 1;
-        report.items_sent += chunk.len() as u64;
-        let mut accepted = Vec::with_capacity(chunk.len());
-        for (outgoing, result) in chunk.iter().zip(&answer.results) {
-            if outgoing.item.deleted {
-                report.deleted_sent += 1;
-            }
-            match result.outcome {
-                api::SyncOutcome::Rejected => {
-                    report.rejected += 1;
-                    let reason = result.reason.clone().unwrap_or_else(|| "rejected".into());
-                    tracing::warn!(local_identifier = %result.local_identifier, %reason, "item rejected");
-                    state
-                        .record_failure(&result.local_identifier, "metadata", &reason)
-                        .await?;
-                    continue;
-                }
-                api::SyncOutcome::Created => report.created += 1,
-                api::SyncOutcome::Updated => report.updated += 1,
-                api::SyncOutcome::Unchanged => report.unchanged += 1,
-            }
-            accepted.push((
-                outgoing.item.local_identifier.clone(),
-                SentAsset {
-                    metadata_hash: outgoing.metadata_hash.clone(),
-                    item: serde_json::to_string(&outgoing.item).unwrap_or_default(),
-                    deleted: outgoing.item.deleted,
-                },
-            ));
-        }
-        state.record_sent(&accepted).await?;
+    let chunks = outgoing.chunks(batch.clamp(1, 500));
+    let batches = chunks.len();
+    for (number, chunk) in chunks.enumerate() {
+        send_batch(server, state, library_id, chunk, (number + 1, batches), report).await?;
         progress.advance(Phase::Metadata, chunk.len() as u64);
     }
     progress.finish(Phase::Metadata);
+    Ok(())
+}
+
+/// One sync request, in its own span: which batch of how many, its items and deletions, the server's outcomes,
+/// the catalog version it answered with and how long it took (retries logged inside carry these fields).
+#[tracing::instrument(name = "batch", skip_all, fields(
+    batch = position.0,
+    of = position.1,
+    items = chunk.len(),
+    deleted = chunk.iter().filter(|o| o.item.deleted).count(),
+    first = chunk.first().map(|o| o.item.local_identifier.as_str()).unwrap_or_default(),
+    created = tracing::field::Empty,
+    updated = tracing::field::Empty,
+    unchanged = tracing::field::Empty,
+    rejected = tracing::field::Empty,
+    version = tracing::field::Empty,
+    ms = tracing::field::Empty,
+))]
+async fn send_batch(
+    server: &Server,
+    state: &StateDb,
+    library_id: &str,
+    chunk: &[prepare::Outgoing],
+    position: (usize, usize),
+    report: &mut PassReport,
+) -> Result<()> {
+    let started = std::time::Instant::now();
+    let request = api::SyncRequest {
+        library_id: library_id.to_owned(),
+        items: chunk.iter().map(|o| o.item.clone()).collect(),
+    };
+    let answer = server.sync(&request).await?;
+    report.batches += 1;
+    report.items_sent += chunk.len() as u64;
+    let mut outcomes = [0u64; 4];
+    let mut accepted = Vec::with_capacity(chunk.len());
+    for (outgoing, result) in chunk.iter().zip(&answer.results) {
+        if outgoing.item.deleted {
+            report.deleted_sent += 1;
+        }
+        match result.outcome {
+            api::SyncOutcome::Rejected => {
+                outcomes[3] += 1;
+                report.rejected += 1;
+                let reason = result.reason.clone().unwrap_or_else(|| "rejected".into());
+                tracing::warn!(local_identifier = %result.local_identifier, %reason, "item rejected");
+                state
+                    .record_failure(&result.local_identifier, "metadata", &reason)
+                    .await?;
+                continue;
+            }
+            api::SyncOutcome::Created => {
+                outcomes[0] += 1;
+                report.created += 1;
+            }
+            api::SyncOutcome::Updated => {
+                outcomes[1] += 1;
+                report.updated += 1;
+            }
+            api::SyncOutcome::Unchanged => {
+                outcomes[2] += 1;
+                report.unchanged += 1;
+            }
+        }
+        accepted.push((
+            outgoing.item.local_identifier.clone(),
+            SentAsset {
+                metadata_hash: outgoing.metadata_hash.clone(),
+                item: serde_json::to_string(&outgoing.item).unwrap_or_default(),
+                deleted: outgoing.item.deleted,
+            },
+        ));
+    }
+    state.record_sent(&accepted).await?;
+    let span = tracing::Span::current();
+    span.record("created", outcomes[0]);
+    span.record("updated", outcomes[1]);
+    span.record("unchanged", outcomes[2]);
+    span.record("rejected", outcomes[3]);
+    span.record("version", answer.version);
+    span.record("ms", started.elapsed().as_millis() as u64);
+    tracing::debug!("batch sent");
     Ok(())
 }
 

@@ -446,3 +446,230 @@ async fn the_pass_retries_while_the_server_is_down() {
     assert_eq!((report.items_sent, report.uploaded), (6, 7), "{report:?}");
     assert_stored_once(&server, &library, 0);
 }
+
+/// `name{labels} value` from the server's `/metrics`, 0 when the series does not exist yet.
+async fn metric(server: &TestServer, series: &str) -> u64 {
+    let text = reqwest::get(format!("{}/metrics", server.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+const STORED: &str = "iphoto_uploads_total{outcome=\"stored\"}";
+const DEDUPLICATED: &str = "iphoto_uploads_total{outcome=\"deduplicated\"}";
+const BYTES: &str = "iphoto_upload_bytes_total";
+
+/// The real binary, SIGKILLed (no cleanup, no destructor) while its uploads run: the next run finishes the
+/// work, and the server's own counters show every original stored exactly once, none deduplicated (an upload
+/// the server received before the kill is never sent again) and no byte stored twice.
+#[tokio::test]
+async fn the_agent_killed_with_sigkill_mid_upload_resumes_without_uploading_twice() {
+    let data = tempfile::tempdir().unwrap();
+    let server = TestServer::start(data.path()).await;
+    let library = Library::new(12 * 1024 * 1024).await;
+    let log = library.dir.path().join("agent.log");
+    let agent = |log: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_iphoto-agent"))
+            .args(["sync", "--once", "--uploads", "1", "--server", &server.url()])
+            .arg("--token-file")
+            .arg(data.path().join("client.token"))
+            .arg("--library")
+            .arg(&library.bundle)
+            .arg("--state-dir")
+            .arg(library.state_dir())
+            .env("IPHOTO_LOG", "iphoto_agent=debug")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap()
+    };
+
+    let mut child = agent(&log);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let stored_at_kill = loop {
+        let stored = metric(&server, STORED).await;
+        if stored >= 2 {
+            break stored;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the pass ended before it could be killed"
+        );
+        assert!(Instant::now() < deadline, "no upload within 2 minutes");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9),
+        "{status:?}"
+    );
+    assert!(
+        stored_at_kill < 7,
+        "killed after {stored_at_kill} of 7 uploads: too late to test a resume"
+    );
+    assert!(server.stats().await.totals.pending > 0);
+    // An upload in flight at the kill may have been stored between the last look and the kill.
+    let stored_before = metric(&server, STORED).await;
+
+    // The per-batch and per-upload spans carry their fields into the logs.
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let batch = logged.lines().find(|l| l.contains("batch sent")).expect(&logged);
+    for field in [
+        "batch=1 of=1 items=6 deleted=0",
+        "created=6 updated=0",
+        "version=1",
+        "ms=",
+    ] {
+        assert!(batch.contains(field), "{field} in {batch}");
+    }
+    let upload = logged.lines().find(|l| l.contains(" uploaded ")).expect(&logged);
+    for field in [
+        "local_identifier=",
+        "resource=",
+        "size=",
+        "sha256=",
+        "outcome=\"stored\"",
+        "sent=",
+    ] {
+        assert!(upload.contains(field), "{field} in {upload}");
+    }
+
+    let resumed_log = library.dir.path().join("resumed.log");
+    let status = agent(&resumed_log).wait().unwrap();
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&resumed_log).unwrap()
+    );
+    let stats = server.stats().await;
+    assert_eq!((stats.totals.uploaded, stats.totals.pending), (7, 0), "{stats:?}");
+    assert_eq!(
+        metric(&server, STORED).await,
+        7,
+        "every original received and stored once"
+    );
+    assert_eq!(metric(&server, DEDUPLICATED).await, 0, "nothing sent again");
+    let on_disk: u64 = walk_files(&library.bundle)
+        .iter()
+        .filter(|p| !p.starts_with(library.bundle.join("database")))
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    assert_eq!(metric(&server, BYTES).await, on_disk, "no byte stored twice");
+    assert_stored_once(&server, &library, 0);
+
+    // What `status` reports after the resumed pass.
+    let output = Command::new(env!("CARGO_BIN_EXE_iphoto-agent"))
+        .args(["status", "--json", "--state-dir"])
+        .arg(library.state_dir())
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let status: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(status["lastPass"]["uploaded"], 7 - stored_before, "{status}");
+    assert_eq!(status["lastPass"]["itemsSent"], 0, "{status}");
+    assert_eq!(status["figures"]["pendingUploads"], 0, "{status}");
+}
+
+fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return files;
+    };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk_files(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// Rewrites one file (same size, other bytes) just as the uploads start, after it was hashed: its upload
+/// announces a digest the body no longer has.
+struct ChangeOneFileBeforeUploads {
+    path: PathBuf,
+    bytes: Vec<u8>,
+}
+
+impl Progress for ChangeOneFileBeforeUploads {
+    fn start(&self, phase: iphoto_agent::sync::Phase, _total: u64) {
+        if phase == iphoto_agent::sync::Phase::Uploads {
+            std::fs::write(&self.path, &self.bytes).unwrap();
+            // A later mtime, whatever the clock's resolution: the hash cache must see a changed file.
+            let later = std::time::SystemTime::now() + Duration::from_secs(10);
+            std::fs::File::options()
+                .write(true)
+                .open(&self.path)
+                .unwrap()
+                .set_modified(later)
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_refused_upload_is_recorded_and_the_pass_goes_on() {
+    let data = tempfile::tempdir().unwrap();
+    let server = TestServer::start(data.path()).await;
+    let mut library = Library::new(16 * 1024).await;
+    let uuid = "A1B2C3D4-0001-4000-8000-000000000001";
+    let assets = PhotosLibrary::open(&library.bundle)
+        .await
+        .unwrap()
+        .assets()
+        .await
+        .unwrap();
+    let path = assets
+        .iter()
+        .find(|a| a.uuid == uuid)
+        .unwrap()
+        .path(ResourceType::Original)
+        .unwrap()
+        .to_path_buf();
+    let size = std::fs::metadata(&path).unwrap().len() as usize;
+    let changed = content("changed after hashing", size);
+    let progress = ChangeOneFileBeforeUploads {
+        path,
+        bytes: changed.clone(),
+    };
+
+    let report = run_pass(&server.client(), &library.options(), &progress)
+        .await
+        .unwrap();
+    assert_eq!((report.uploaded, report.upload_failures), (6, 1), "{report:?}");
+    let state = StateDb::open(&library.state_dir()).await.unwrap();
+    let failures = state.failures().await.unwrap();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0].local_identifier, format!("{uuid}/L0/001"));
+    assert_eq!(failures[0].resource, "original");
+    assert!(failures[0].reason.contains("digest_mismatch"), "{failures:?}");
+    assert_eq!(server.stats().await.totals.pending, 1);
+
+    // The next pass sees the changed file: new digest sent once, then uploaded; the failure is cleared.
+    let next = pass(&server, &library).await;
+    assert_eq!(
+        (
+            next.files_hashed,
+            next.items_sent,
+            next.updated,
+            next.uploaded,
+            next.upload_failures
+        ),
+        (1, 1, 1, 1, 0),
+        "{next:?}"
+    );
+    assert!(state.failures().await.unwrap().is_empty());
+    library
+        .files
+        .insert((uuid.to_owned(), ResourceType::Original), sha256(&changed));
+    assert_stored_once(&server, &library, 0);
+}

@@ -149,6 +149,17 @@ async fn pending_list(server: &Server, library_id: &str) -> Result<Vec<PendingUp
     }
 }
 
+/// One upload, in its own span: which resource, its size and digest, then what the server did with it, how
+/// many bytes went over the wire and how long it took (retries logged inside carry these fields).
+#[tracing::instrument(name = "upload", skip_all, fields(
+    local_identifier = %entry.local_identifier,
+    resource = entry.resource.as_str(),
+    size = file.size,
+    sha256 = %file.sha256.get(..12).unwrap_or_default(),
+    outcome = tracing::field::Empty,
+    sent = tracing::field::Empty,
+    ms = tracing::field::Empty,
+))]
 async fn upload_one(
     server: &Server,
     state: &StateDb,
@@ -166,9 +177,23 @@ async fn upload_one(
         sha256: &file.sha256,
         size: file.size,
     };
-    match server.upload(&upload, sent_counter).await {
+    let started = Instant::now();
+    let span = tracing::Span::current();
+    let result = server.upload(&upload, sent_counter).await;
+    span.record("ms", started.elapsed().as_millis() as u64);
+    match result {
         Ok(answer) => {
             let sent = if answer.deduplicated { 0 } else { answer.size };
+            span.record(
+                "outcome",
+                if answer.deduplicated {
+                    "deduplicated"
+                } else {
+                    "stored"
+                },
+            );
+            span.record("sent", sent);
+            tracing::debug!("uploaded");
             state.record_upload(&answer, sent).await?;
             progress.uploaded(&answer);
             Ok((
@@ -180,8 +205,8 @@ async fn upload_one(
             ))
         }
         Err(error @ (Error::Refused { .. } | Error::Io { .. })) => {
-            tracing::warn!(local_identifier = %entry.local_identifier, resource = entry.resource.as_str(),
-                %error, "upload refused; recorded");
+            span.record("outcome", "refused");
+            tracing::warn!(%error, "upload refused; recorded");
             state
                 .record_failure(
                     &entry.local_identifier,
