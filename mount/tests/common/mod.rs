@@ -141,6 +141,32 @@ pub fn sha256(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// SHA-256 of a file, read in a stream (for files too large to hold twice).
+pub fn file_sha256(path: &Path) -> String {
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut std::fs::File::open(path).unwrap(), &mut hasher).unwrap();
+    hex::encode(hasher.finalize())
+}
+
+/// SHA-256 of an object, read in a stream; `None` when there is none.
+pub fn object_sha256(store: &Store, key: &str) -> Option<String> {
+    use futures::StreamExt as _;
+    let key = StorageKey::parse(key).unwrap();
+    block_on(async {
+        let object = match store.get(&key, None).await {
+            Ok(object) => object,
+            Err(storage::Error::NotFound { .. }) => return None,
+            Err(e) => panic!("get {key}: {e}"),
+        };
+        let mut hasher = Sha256::new();
+        let mut body = object.body;
+        while let Some(chunk) = body.next().await {
+            hasher.update(chunk.unwrap());
+        }
+        Some(hex::encode(hasher.finalize()))
+    })
+}
+
 /// Settings of a test mount.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -361,7 +387,10 @@ impl CountingProxy {
         use std::io::{Read as _, Write as _};
         use std::net::{TcpListener, TcpStream};
         use std::sync::{Arc, Mutex};
-        let upstream = upstream.trim_start_matches("http://").trim_end_matches('/').to_owned();
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let counts = Arc::new(Mutex::new(Requests::default()));
