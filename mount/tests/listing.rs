@@ -22,7 +22,11 @@ const OBJECTS: usize = 20_000;
 
 /// `ls -l DIR`: its output lines (one per entry, after the `total` line).
 fn ls_l(dir: &std::path::Path) -> Vec<String> {
-    let output = std::process::Command::new("ls").arg("-l").arg(dir).output().unwrap();
+    let output = std::process::Command::new("ls")
+        .arg("-l")
+        .arg(dir)
+        .output()
+        .unwrap();
     assert!(
         output.status.success(),
         "{}",
@@ -86,7 +90,11 @@ fn ls_l_of_a_large_directory_is_answered_from_the_listing_cache() {
         }
     );
     assert_eq!(lines.len(), OBJECTS);
-    assert!(lines[0].ends_with(" f000000.txt") && lines[0].contains(" 1 "), "{}", lines[0]);
+    assert!(
+        lines[0].ends_with(" f000000.txt") && lines[0].contains(" 1 "),
+        "{}",
+        lines[0]
+    );
     let pages = (OBJECTS / 1000) as u64;
     assert!(
         cold.list - before.list <= pages + 3,
@@ -111,7 +119,11 @@ fn ls_l_of_a_large_directory_is_answered_from_the_listing_cache() {
     assert_eq!(lines.len(), OBJECTS);
     assert!(lines.iter().any(|l| l.ends_with(" new.txt") && l.contains(" 5 ")));
     assert!(!lines.iter().any(|l| l.ends_with(" f000001.txt")));
-    assert_eq!(proxy.requests().list, after_writes.list, "no LIST after our own writes");
+    assert_eq!(
+        proxy.requests().list,
+        after_writes.list,
+        "no LIST after our own writes"
+    );
 
     // A clean restart: the saved listing answers while younger than the TTL, the store is not asked.
     let (dirs, cache_dir) = mount.unmount();
@@ -124,7 +136,10 @@ fn ls_l_of_a_large_directory_is_answered_from_the_listing_cache() {
     assert!(lines.iter().any(|l| l.ends_with(" new.txt") && l.contains(" 5 ")));
     assert!(!lines.iter().any(|l| l.ends_with(" f000001.txt")));
     let after = proxy.requests();
-    assert_eq!(after.list, before.list, "the saved listing answers after a restart");
+    assert_eq!(
+        after.list, before.list,
+        "the saved listing answers after a restart"
+    );
     assert_eq!(after.head, before.head);
     // ...and the files read right through it.
     assert_eq!(std::fs::read(mount.path("big/f012345.txt")).unwrap(), b"12345");

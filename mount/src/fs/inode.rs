@@ -275,7 +275,11 @@ impl InodeTable {
                 })
                 .collect();
             saved.push(SavedListing {
-                key: inode.key.as_ref().map(|k| k.as_str().to_owned()).unwrap_or_default(),
+                key: inode
+                    .key
+                    .as_ref()
+                    .map(|k| k.as_str().to_owned())
+                    .unwrap_or_default(),
                 fetched_ms: listing.fetched_ms,
                 entries,
             });

@@ -100,11 +100,7 @@ pub(crate) fn load(cache_dir: &Path) -> HashMap<String, SavedListing> {
         }
     };
     match serde_json::from_slice::<SavedFile>(&text) {
-        Ok(saved) if saved.clean => saved
-            .listings
-            .into_iter()
-            .map(|l| (l.key.clone(), l))
-            .collect(),
+        Ok(saved) if saved.clean => saved.listings.into_iter().map(|l| (l.key.clone(), l)).collect(),
         Ok(_) => {
             tracing::info!("the last mount did not unmount cleanly; its listing cache is not trusted");
             HashMap::new()
@@ -145,7 +141,10 @@ mod tests {
         save(dir.path(), vec![saved.clone()], true).unwrap();
         assert_eq!(load(dir.path())["library/x"], saved);
         fs::write(dir.path().join(FILE_NAME), b"{not json").unwrap();
-        assert!(load(dir.path()).is_empty(), "a damaged file is ignored, not an error");
+        assert!(
+            load(dir.path()).is_empty(),
+            "a damaged file is ignored, not an error"
+        );
     }
 
     #[test]
