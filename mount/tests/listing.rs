@@ -3,8 +3,9 @@
 //! a new LIST; and after a clean restart the saved listing answers, again without a request.
 //!
 //! The directory holds 20,000 objects (the figure is 100,000): putting them into SeaweedFS is most of
-//! the test's time, and 20,000 already shows the difference between 20 LIST pages and 20,000 HEADs. Requests
-//! are counted by a TCP proxy between the mount and SeaweedFS (`common::CountingProxy`).
+//! the test's time, and 20,000 already shows the difference between 20 LIST pages and 20,000 HEADs. Set
+//! `MOUNT_LISTING_OBJECTS=100000` to run it at the size. Requests are counted by a TCP proxy between
+//! the mount and SeaweedFS (`common::CountingProxy`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -18,7 +19,13 @@ use futures::StreamExt as _;
 use harness::{S3Server, unique_name};
 use storage::{PutOptions, StorageKey};
 
-const OBJECTS: usize = 20_000;
+/// Objects in the large directory: 20,000, or `MOUNT_LISTING_OBJECTS`.
+fn objects() -> usize {
+    std::env::var("MOUNT_LISTING_OBJECTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000)
+}
 
 /// `ls -l DIR`: its output lines (one per entry, after the `total` line).
 fn ls_l(dir: &std::path::Path) -> Vec<String> {
@@ -42,12 +49,13 @@ fn ls_l(dir: &std::path::Path) -> Vec<String> {
 
 #[test]
 fn ls_l_of_a_large_directory_is_answered_from_the_listing_cache() {
+    let objects = objects();
     let server = S3Server::shared();
     let namespace = unique_name("listing");
     let direct = s3_store_at(server, &namespace);
     let started = Instant::now();
     block_on(async {
-        futures::stream::iter(0..OBJECTS)
+        futures::stream::iter(0..objects)
             .map(|i| {
                 let direct = direct.clone();
                 async move {
@@ -62,7 +70,7 @@ fn ls_l_of_a_large_directory_is_answered_from_the_listing_cache() {
             .collect::<Vec<()>>()
             .await
     });
-    eprintln!("put {OBJECTS} objects in {:?}", started.elapsed());
+    eprintln!("put {objects} objects in {:?}", started.elapsed());
 
     let proxy = CountingProxy::start(&server.endpoint);
     let store = s3_store_via(server, &proxy.endpoint, &namespace);
@@ -80,7 +88,7 @@ fn ls_l_of_a_large_directory_is_answered_from_the_listing_cache() {
     let lines = ls_l(&big);
     let cold = proxy.requests();
     eprintln!(
-        "cold ls -l of {OBJECTS}: {:?}, {:?}",
+        "cold ls -l of {objects}: {:?}, {:?}",
         started.elapsed(),
         Requests {
             list: cold.list - before.list,
@@ -89,13 +97,13 @@ fn ls_l_of_a_large_directory_is_answered_from_the_listing_cache() {
             other: cold.other - before.other,
         }
     );
-    assert_eq!(lines.len(), OBJECTS);
+    assert_eq!(lines.len(), objects);
     assert!(
         lines[0].ends_with(" f000000.txt") && lines[0].contains(" 1 "),
         "{}",
         lines[0]
     );
-    let pages = (OBJECTS / 1000) as u64;
+    let pages = (objects / 1000) as u64;
     assert!(
         cold.list - before.list <= pages + 3,
         "{} LIST requests for {pages} pages",
@@ -106,8 +114,8 @@ fn ls_l_of_a_large_directory_is_answered_from_the_listing_cache() {
 
     // Warm: not one request.
     let started = Instant::now();
-    assert_eq!(ls_l(&big).len(), OBJECTS);
-    eprintln!("warm ls -l of {OBJECTS}: {:?}", started.elapsed());
+    assert_eq!(ls_l(&big).len(), objects);
+    eprintln!("warm ls -l of {objects}: {:?}", started.elapsed());
     assert_eq!(proxy.requests(), cold, "a warm listing answers from the cache");
 
     // Our own writes update the cached listing: a new file and a removed one show without a LIST.
@@ -116,7 +124,7 @@ fn ls_l_of_a_large_directory_is_answered_from_the_listing_cache() {
     mount.flush();
     let after_writes = proxy.requests();
     let lines = ls_l(&big);
-    assert_eq!(lines.len(), OBJECTS);
+    assert_eq!(lines.len(), objects);
     assert!(lines.iter().any(|l| l.ends_with(" new.txt") && l.contains(" 5 ")));
     assert!(!lines.iter().any(|l| l.ends_with(" f000001.txt")));
     assert_eq!(
@@ -132,7 +140,7 @@ fn ls_l_of_a_large_directory_is_answered_from_the_listing_cache() {
     let mount = TestMount::start_with_cache(&store, &options, dirs, cache_dir);
     let lines = ls_l(&mount.path("big"));
     eprintln!("restart + ls -l from the saved listing: {:?}", started.elapsed());
-    assert_eq!(lines.len(), OBJECTS);
+    assert_eq!(lines.len(), objects);
     assert!(lines.iter().any(|l| l.ends_with(" new.txt") && l.contains(" 5 ")));
     assert!(!lines.iter().any(|l| l.ends_with(" f000001.txt")));
     let after = proxy.requests();
