@@ -332,7 +332,27 @@ impl Fs {
             return Ok(());
         }
         let listing = self.timed("a LIST", self.store.list_dir(key.as_ref())).await?;
-        self.table().apply_listing(dir, &listing);
+        let mut table = self.table();
+        table.apply_listing(dir, &listing);
+        // Files staged in the journal and not uploaded yet (also those a crashed mount left) are in the
+        // directory even though the store does not list them.
+        if let Some(journal) = self.journal.get() {
+            for staged in journal.keys() {
+                let name = match &key {
+                    Some(dir_key) => staged
+                        .as_str()
+                        .strip_prefix(dir_key.as_str())
+                        .and_then(|rest| rest.strip_prefix('/')),
+                    None => Some(staged.as_str()),
+                };
+                if let Some(name) = name
+                    && !name.contains('/')
+                    && table.listing(dir).is_some_and(|l| !l.children.contains_key(name))
+                {
+                    table.create_local(dir, name, staged.clone(), Kind::File);
+                }
+            }
+        }
         Ok(())
     }
 

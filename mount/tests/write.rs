@@ -172,7 +172,7 @@ fn kill_9_during_upload_then_restart_completes_it() {
     let s = common::s3_store_at(server, &prefix);
     let dirs = tempfile::tempdir().unwrap();
     let cache = dirs.path().join("cache");
-    let start = |mountpoint: &std::path::Path| {
+    let start = |mountpoint: &std::path::Path, upload_delay_ms: &str| {
         std::fs::create_dir_all(mountpoint).unwrap();
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_iphoto-mount"))
             .arg("mount")
@@ -195,6 +195,7 @@ fn kill_9_during_upload_then_restart_completes_it() {
             .env("S3_SECRET_ACCESS_KEY", &server.secret_access_key)
             .env("S3_PREFIX", &prefix)
             .env("S3_PATH_STYLE", "true")
+            .env("IPHOTO_MOUNT_UPLOAD_DELAY_MS", upload_delay_ms)
             .spawn()
             .unwrap();
         let guard = ProcessMount {
@@ -215,7 +216,7 @@ fn kill_9_during_upload_then_restart_completes_it() {
     // The 1 GiB: its upload (128 parts of 8 MiB) takes seconds, so the kill lands in the middle of it.
     let data = bytes(1024 * MIB, 99);
     let expected = sha256(&data);
-    let mut first = start(&dirs.path().join("mnt1"));
+    let mut first = start(&dirs.path().join("mnt1"), "0");
     let started = Instant::now();
     std::fs::write(first.mountpoint.join("render.mov"), &data).unwrap();
     drop(data);
@@ -229,7 +230,14 @@ fn kill_9_during_upload_then_restart_completes_it() {
     );
     drop(first);
 
-    let second = start(&dirs.path().join("mnt2"));
+    // The second start waits 3 s before resuming the upload: meanwhile the file is listed, from the journal.
+    let second = start(&dirs.path().join("mnt2"), "3000");
+    assert_eq!(
+        std::fs::metadata(second.mountpoint.join("render.mov"))
+            .unwrap()
+            .len(),
+        1024 * MIB
+    );
     let flushed = std::process::Command::new(env!("CARGO_BIN_EXE_iphoto-mount"))
         .args(["flush", "--timeout-secs", "120", "--cache-dir"])
         .arg(&cache)

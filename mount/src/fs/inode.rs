@@ -226,12 +226,19 @@ impl InodeTable {
             children.insert(name, ino);
         }
         if let Some(old) = self.listings.get(&dir) {
-            let gone: Vec<String> = old
-                .children
-                .keys()
-                .filter(|n| !children.contains_key(*n))
-                .cloned()
-                .collect();
+            let mut gone = Vec::new();
+            for (name, ino) in &old.children {
+                if children.contains_key(name) {
+                    continue;
+                }
+                // Made here and not in the store yet (a file waiting for its upload, an empty directory):
+                // the store cannot list it, so its absence there is no news.
+                if self.inodes.get(ino).is_some_and(|i| i.local) {
+                    children.insert(name.clone(), *ino);
+                } else {
+                    gone.push(name.clone());
+                }
+            }
             for name in gone {
                 self.by_name.remove(&(dir, name));
             }

@@ -177,6 +177,11 @@ impl Journal {
             .map(|(id, s)| (*id, s.size))
     }
 
+    /// The keys staged and not yet retired.
+    pub(crate) fn keys(&self) -> Vec<StorageKey> {
+        self.lock().entries.values().map(|s| s.key.clone()).collect()
+    }
+
     /// Bytes staged and not yet in the store, and how many files.
     pub(crate) fn dirty(&self) -> (u64, u64) {
         let state = self.lock();
