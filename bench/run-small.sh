@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 # Building them together keeps one feature resolution, so the crates the tests just built are not rebuilt once
 # per package.
 cargo build -q --workspace --bins
-for bin in storage ingest upload agent; do
+for bin in storage ingest upload agent mount; do
   echo "== bench $bin --small"
   "${CARGO_TARGET_DIR:-target}/debug/$bin" --small
 done

@@ -8,6 +8,7 @@
 
 pub(crate) mod inode;
 mod journal;
+mod listings;
 mod read;
 mod write;
 
@@ -93,6 +94,13 @@ pub struct Fs {
     files: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<OpenFile>>>>,
     dirs: Mutex<HashMap<u64, Vec<DirEntry>>>,
     next_handle: AtomicU64,
+    /// Listings a clean unmount saved and not yet taken into the table, by directory key.
+    saved_listings: Mutex<HashMap<String, listings::SavedListing>>,
+    /// The table's change count when the listing cache was last written.
+    listings_saved_at: AtomicU64,
+    /// Held while the listing cache is written; `true` once the clean (final) copy is written, after which a
+    /// periodic snapshot must not replace it.
+    listings_closed: Mutex<bool>,
 }
 
 #[derive(Debug)]
@@ -129,6 +137,9 @@ impl Fs {
             files: Mutex::new(HashMap::new()),
             dirs: Mutex::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
+            saved_listings: Mutex::new(HashMap::new()),
+            listings_saved_at: AtomicU64::new(0),
+            listings_closed: Mutex::new(false),
         })
     }
 
@@ -145,6 +156,56 @@ impl Fs {
     /// Writes the cache index (at unmount).
     pub fn persist(&self) -> Result<()> {
         self.reader.cache().persist()
+    }
+
+    /// Reads the listing cache a clean unmount left in `cache_dir` (see `fs/listings.rs`).
+    pub fn load_listings(&self, cache_dir: &std::path::Path) {
+        let saved = listings::load(cache_dir);
+        tracing::info!(directories = saved.len(), "listing cache loaded");
+        *self
+            .saved_listings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = saved;
+    }
+
+    /// Writes the listing cache to `cache_dir` if a listing changed since the last write (always when
+    /// `clean`, at unmount). The saved listings not yet used are kept while younger than the TTL.
+    pub fn save_listings(&self, cache_dir: &std::path::Path, clean: bool) -> Result<()> {
+        let mut closed = self
+            .listings_closed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *closed {
+            return Ok(());
+        }
+        let (changes, mut snapshot) = {
+            let table = self.table();
+            let changes = table.changes();
+            if !clean && changes == self.listings_saved_at.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            (changes, table.snapshot())
+        };
+        {
+            let saved = self
+                .saved_listings
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let taken: std::collections::HashSet<&str> = snapshot.iter().map(|l| l.key.as_str()).collect();
+            let kept: Vec<listings::SavedListing> = saved
+                .values()
+                .filter(|l| {
+                    !taken.contains(l.key.as_str())
+                        && listings::fresh_instant(l.fetched_ms, self.config.metadata_ttl).is_some()
+                })
+                .cloned()
+                .collect();
+            snapshot.extend(kept);
+        }
+        listings::save(cache_dir, snapshot, clean)?;
+        self.listings_saved_at.store(changes, Ordering::Relaxed);
+        *closed = clean;
+        Ok(())
     }
 
     /// Opens the write journal in `cache_dir` and starts uploading what it holds (also on a read-only mount:
@@ -258,8 +319,40 @@ impl Fs {
             }
             inode.key.clone()
         };
+        // A listing the last mount saved answers while it is younger than the TTL.
+        let saved = self
+            .saved_listings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key.as_ref().map_or("", |k| k.as_str()));
+        if let Some(saved) = saved
+            && let Some(fetched) = listings::fresh_instant(saved.fetched_ms, self.config.metadata_ttl)
+        {
+            self.table().apply_saved(dir, &saved, fetched);
+            return Ok(());
+        }
         let listing = self.timed("a LIST", self.store.list_dir(key.as_ref())).await?;
-        self.table().apply_listing(dir, &listing);
+        let mut table = self.table();
+        table.apply_listing(dir, &listing);
+        // Files staged in the journal and not uploaded yet (also those a crashed mount left) are in the
+        // directory even though the store does not list them.
+        if let Some(journal) = self.journal.get() {
+            for staged in journal.keys() {
+                let name = match &key {
+                    Some(dir_key) => staged
+                        .as_str()
+                        .strip_prefix(dir_key.as_str())
+                        .and_then(|rest| rest.strip_prefix('/')),
+                    None => Some(staged.as_str()),
+                };
+                if let Some(name) = name
+                    && !name.contains('/')
+                    && table.listing(dir).is_some_and(|l| !l.children.contains_key(name))
+                {
+                    table.create_local(dir, name, staged.clone(), Kind::File);
+                }
+            }
+        }
         Ok(())
     }
 

@@ -96,6 +96,7 @@ impl Mount {
             })?;
         let cache = Arc::new(DiskCache::open(&config.cache_dir, clean_bound)?);
         let fs = Arc::new(Fs::new(store, cache, config.fs.clone())?);
+        fs.load_listings(&config.cache_dir);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(4)
             .thread_name("iphoto-mount")
@@ -129,6 +130,7 @@ impl Mount {
                 source,
             })?;
         status::spawn_writer(&runtime, fs.clone(), config.cache_dir.clone());
+        spawn_listing_saver(&runtime, fs.clone(), config.cache_dir.clone());
         tracing::info!(mountpoint = %config.mountpoint.display(), "mounted");
         Ok(Mount {
             session: Some(session),
@@ -168,6 +170,9 @@ impl Mount {
         if let Err(e) = self.fs.persist() {
             tracing::warn!(error = %e, "writing the cache index at unmount failed");
         }
+        if let Err(e) = self.fs.save_listings(&self.cache_dir, true) {
+            tracing::warn!(error = %e, "writing the listing cache at unmount failed");
+        }
         status::write(&self.fs, &self.cache_dir);
         if let Some(runtime) = self.runtime.take() {
             // Not `drop`: dropping a runtime inside another runtime's task panics.
@@ -183,6 +188,24 @@ impl Drop for Mount {
             tracing::warn!(error = %e, "unmount on drop failed");
         }
     }
+}
+
+/// How often the listing cache is written while mounted (when a listing changed).
+const LISTING_SAVE_INTERVAL: Duration = Duration::from_secs(5);
+
+fn spawn_listing_saver(runtime: &tokio::runtime::Runtime, fs: Arc<Fs>, cache_dir: PathBuf) {
+    runtime.spawn(async move {
+        let mut ticker = tokio::time::interval(LISTING_SAVE_INTERVAL);
+        ticker.tick().await;
+        loop {
+            ticker.tick().await;
+            let (fs, cache_dir) = (fs.clone(), cache_dir.clone());
+            let saved = tokio::task::spawn_blocking(move || fs.save_listings(&cache_dir, false)).await;
+            if let Ok(Err(e)) = saved {
+                tracing::warn!(error = %e, "writing the listing cache failed");
+            }
+        }
+    });
 }
 
 /// How long a signalled mount waits for uploads under way before it unmounts (they are journaled anyway).

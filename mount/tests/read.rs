@@ -2,8 +2,7 @@
 //! source at every block boundary and for a large file, random preads, concurrent readers under a cache bound
 //! three times smaller than the data, a changed object read new after the TTL, EROFS on a read-only mount.
 //!
-//! The large file is 64 MiB (not the 300 MB) to keep the default run fast; it still spans 16 blocks
-//! and the whole prefetch window.
+//! The large file is the 300 MB (300,000,000 bytes: 72 blocks of 4 MiB, the last one partial).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -19,7 +18,7 @@ use common::{Backend, MIB, Options, TestMount, Tmpfs, bytes, dir_bytes, errno, p
 fn sizes_read_back(backend: Backend) {
     let test_store = store(backend);
     let block = Options::default().block_size;
-    let sizes = [0, 1, block - 1, block, block + 1, 64 * MIB];
+    let sizes = [0, 1, block - 1, block, block + 1, 300_000_000];
     let mut expected = Vec::new();
     for (i, size) in sizes.iter().enumerate() {
         let data = bytes(*size, i as u64 + 1);

@@ -65,6 +65,41 @@ fn renaming_a_directory_is_exdev_and_metadata_changes_are_ignored(backend: Backe
     );
 }
 
+fn entries_made_here_survive_a_new_listing(backend: Backend) {
+    let test_store = store(backend);
+    put(&test_store.store, "library/a.txt", b"a");
+    let options = Options {
+        read_only: false,
+        metadata_ttl: Duration::from_secs(1),
+        // The new file stays in the journal (not in the store) past the TTL.
+        upload_delay: Duration::from_secs(3),
+        ..Options::default()
+    };
+    let mount = TestMount::start(&test_store.store, &options);
+    std::fs::create_dir(mount.path("empty")).unwrap();
+    std::fs::write(mount.path("pending.txt"), b"pending").unwrap();
+    let names = || {
+        let mut names: Vec<String> = std::fs::read_dir(&mount.mountpoint)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(), ["a.txt", "empty", "pending.txt"]);
+    // A new LIST after the TTL does not show them (the store has neither yet); they stay.
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(names(), ["a.txt", "empty", "pending.txt"]);
+    assert_eq!(std::fs::read(mount.path("pending.txt")).unwrap(), b"pending");
+    mount.flush();
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(names(), ["a.txt", "empty", "pending.txt"]);
+    assert_eq!(
+        common::get(&test_store.store, "library/pending.txt").unwrap(),
+        b"pending"
+    );
+}
+
 macro_rules! on_both_backends {
     ($($test:ident),* $(,)?) => {
         mod local_adapter { $( #[test] fn $test() { super::$test(super::Backend::Local) } )* }
@@ -74,7 +109,8 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     a_listing_is_trusted_for_the_ttl,
-    renaming_a_directory_is_exdev_and_metadata_changes_are_ignored
+    renaming_a_directory_is_exdev_and_metadata_changes_are_ignored,
+    entries_made_here_survive_a_new_listing
 );
 
 /// Every `file::test` SEMANTICS.md names is a function in that test file (or unit-test module).

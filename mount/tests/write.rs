@@ -10,7 +10,9 @@ mod common;
 use std::os::unix::fs::FileExt as _;
 use std::time::{Duration, Instant};
 
-use common::{Backend, MIB, Options, TestMount, bytes, errno, get, keys, put, sha256, store};
+use common::{
+    Backend, MIB, Options, TestMount, bytes, errno, file_sha256, get, keys, object_sha256, put, sha256, store,
+};
 
 fn read_write() -> Options {
     Options {
@@ -137,6 +139,19 @@ fn a_conflict_keeps_both_versions(backend: Backend) {
         .collect();
     assert_eq!(conflicts.len(), 1, "{conflicts:?}");
     assert_eq!(get(s, &conflicts[0]).unwrap(), b"ours");
+
+    // A file created here while someone else creates the same key: the write is conditional on there being
+    // none (If-None-Match), so theirs stays and ours goes aside.
+    std::fs::write(mount.path("new.txt"), b"ours, new").unwrap();
+    put(s, "library/new.txt", b"theirs, new");
+    mount.flush();
+    assert_eq!(get(s, "library/new.txt").unwrap(), b"theirs, new");
+    let conflicts: Vec<String> = keys(s, "library")
+        .into_iter()
+        .filter(|k| k.starts_with("library/new.txt.conflict-"))
+        .collect();
+    assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+    assert_eq!(get(s, &conflicts[0]).unwrap(), b"ours, new");
 }
 
 macro_rules! on_both_backends {
@@ -157,7 +172,7 @@ fn kill_9_during_upload_then_restart_completes_it() {
     let s = common::s3_store_at(server, &prefix);
     let dirs = tempfile::tempdir().unwrap();
     let cache = dirs.path().join("cache");
-    let start = |mountpoint: &std::path::Path| {
+    let start = |mountpoint: &std::path::Path, upload_delay_ms: &str| {
         std::fs::create_dir_all(mountpoint).unwrap();
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_iphoto-mount"))
             .arg("mount")
@@ -168,7 +183,7 @@ fn kill_9_during_upload_then_restart_completes_it() {
                 "--profile",
                 "video-projects",
                 "--cache-max-size",
-                "1GiB",
+                "3GiB",
             ])
             .arg("--cache-dir")
             .arg(&cache)
@@ -180,6 +195,7 @@ fn kill_9_during_upload_then_restart_completes_it() {
             .env("S3_SECRET_ACCESS_KEY", &server.secret_access_key)
             .env("S3_PREFIX", &prefix)
             .env("S3_PATH_STYLE", "true")
+            .env("IPHOTO_MOUNT_UPLOAD_DELAY_MS", upload_delay_ms)
             .spawn()
             .unwrap();
         let guard = ProcessMount {
@@ -197,35 +213,39 @@ fn kill_9_during_upload_then_restart_completes_it() {
         guard
     };
 
-    let data = bytes(64 * MIB, 99);
-    let mut first = start(&dirs.path().join("mnt1"));
+    // The 1 GiB: its upload (128 parts of 8 MiB) takes seconds, so the kill lands in the middle of it.
+    let data = bytes(1024 * MIB, 99);
+    let expected = sha256(&data);
+    let mut first = start(&dirs.path().join("mnt1"), "0");
     let started = Instant::now();
     std::fs::write(first.mountpoint.join("render.mov"), &data).unwrap();
-    eprintln!("64 MiB written and closed in {:?}", started.elapsed());
+    drop(data);
+    eprintln!("1 GiB written and closed in {:?}", started.elapsed());
     first.child.kill().unwrap();
     first.child.wait().unwrap();
-    let in_store_at_kill = get(&s, "videos/render.mov").map(|b| sha256(&b));
-    eprintln!(
-        "at kill the store had it complete: {}",
-        in_store_at_kill.as_deref() == Some(&*sha256(&data))
+    assert_ne!(
+        object_sha256(&s, "videos/render.mov").as_deref(),
+        Some(&*expected),
+        "the upload had finished before the kill: the test did not test a crash mid-upload"
     );
     drop(first);
 
-    let second = start(&dirs.path().join("mnt2"));
+    // The second start waits 3 s before resuming the upload: meanwhile the file is listed, from the journal.
+    let second = start(&dirs.path().join("mnt2"), "3000");
+    assert_eq!(
+        std::fs::metadata(second.mountpoint.join("render.mov"))
+            .unwrap()
+            .len(),
+        1024 * MIB
+    );
     let flushed = std::process::Command::new(env!("CARGO_BIN_EXE_iphoto-mount"))
         .args(["flush", "--timeout-secs", "120", "--cache-dir"])
         .arg(&cache)
         .status()
         .unwrap();
     assert!(flushed.success());
-    assert_eq!(
-        get(&s, "videos/render.mov").map(|b| sha256(&b)),
-        Some(sha256(&data))
-    );
-    assert_eq!(
-        sha256(&std::fs::read(second.mountpoint.join("render.mov")).unwrap()),
-        sha256(&data)
-    );
+    assert_eq!(object_sha256(&s, "videos/render.mov"), Some(expected.clone()));
+    assert_eq!(file_sha256(&second.mountpoint.join("render.mov")), expected);
 }
 
 /// A mount process that is killed and unmounted however the test ends.

@@ -10,6 +10,8 @@ use std::time::{Instant, SystemTime};
 
 use storage::{DirListing, ObjectMeta, StorageKey};
 
+use crate::fs::listings::{self, SavedEntry, SavedListing};
+
 /// The root directory's inode number (FUSE's convention).
 pub const ROOT_INO: u64 = 1;
 
@@ -47,6 +49,8 @@ pub(crate) struct Inode {
 pub(crate) struct Listing {
     pub(crate) children: BTreeMap<String, u64>,
     pub(crate) fetched: Instant,
+    /// The same moment as Unix milliseconds, for the persistent listing cache.
+    pub(crate) fetched_ms: u64,
 }
 
 /// Inodes, names and listings.
@@ -56,6 +60,8 @@ pub(crate) struct InodeTable {
     by_name: HashMap<(u64, String), u64>,
     listings: HashMap<u64, Listing>,
     next: u64,
+    /// Bumped by every change of a listing: the persistent cache is written only when it moved.
+    changes: u64,
 }
 
 /// The version string blocks are keyed by.
@@ -90,6 +96,7 @@ impl InodeTable {
             by_name: HashMap::new(),
             listings: HashMap::new(),
             next: ROOT_INO + 1,
+            changes: 0,
         }
     }
 
@@ -145,6 +152,7 @@ impl InodeTable {
         if let Some(listing) = self.listings.get_mut(&parent) {
             listing.children.insert(name.to_owned(), ino);
         }
+        self.changes += 1;
         ino
     }
 
@@ -154,6 +162,7 @@ impl InodeTable {
             inode.size = size;
             inode.mtime = SystemTime::now();
         }
+        self.changes += 1;
     }
 
     /// Moves an entry to another name (after the store did the same).
@@ -174,6 +183,7 @@ impl InodeTable {
         if let Some(listing) = self.listings.get_mut(&parent) {
             listing.children.insert(name.to_owned(), ino);
         }
+        self.changes += 1;
     }
 
     /// Forgets a name the store says is gone (a HEAD answered "not found").
@@ -182,12 +192,17 @@ impl InodeTable {
         if let Some(listing) = self.listings.get_mut(&parent) {
             listing.children.remove(name);
         }
+        self.changes += 1;
     }
 
     /// Replaces a directory's listing with what the store just returned. Names keep their inode while
     /// their kind is unchanged; a name both an object and a prefix shows as the directory.
     pub(crate) fn apply_listing(&mut self, dir: u64, listing: &DirListing) {
-        let now = Instant::now();
+        self.apply_listing_at(dir, listing, Instant::now(), listings::unix_ms(SystemTime::now()));
+    }
+
+    /// [`InodeTable::apply_listing`] of a listing the store gave at `now` (earlier, for a saved one).
+    fn apply_listing_at(&mut self, dir: u64, listing: &DirListing, now: Instant, now_ms: u64) {
         let mut children = BTreeMap::new();
         for prefix in &listing.prefixes {
             let name = prefix.file_name().to_owned();
@@ -211,12 +226,19 @@ impl InodeTable {
             children.insert(name, ino);
         }
         if let Some(old) = self.listings.get(&dir) {
-            let gone: Vec<String> = old
-                .children
-                .keys()
-                .filter(|n| !children.contains_key(*n))
-                .cloned()
-                .collect();
+            let mut gone = Vec::new();
+            for (name, ino) in &old.children {
+                if children.contains_key(name) {
+                    continue;
+                }
+                // Made here and not in the store yet (a file waiting for its upload, an empty directory):
+                // the store cannot list it, so its absence there is no news.
+                if self.inodes.get(ino).is_some_and(|i| i.local) {
+                    children.insert(name.clone(), *ino);
+                } else {
+                    gone.push(name.clone());
+                }
+            }
             for name in gone {
                 self.by_name.remove(&(dir, name));
             }
@@ -226,8 +248,92 @@ impl InodeTable {
             Listing {
                 children,
                 fetched: now,
+                fetched_ms: now_ms,
             },
         );
+        self.changes += 1;
+    }
+
+    /// How many listing changes the table has seen.
+    pub(crate) fn changes(&self) -> u64 {
+        self.changes
+    }
+
+    /// Every listing, for the persistent cache.
+    pub(crate) fn snapshot(&self) -> Vec<SavedListing> {
+        let mut saved = Vec::with_capacity(self.listings.len());
+        for (dir, listing) in &self.listings {
+            let Some(inode) = self.inodes.get(dir) else {
+                continue;
+            };
+            let entries = listing
+                .children
+                .iter()
+                .filter_map(|(name, ino)| {
+                    let child = self.inodes.get(ino)?;
+                    Some(SavedEntry {
+                        name: name.clone(),
+                        dir: child.kind == Kind::Directory,
+                        size: child.size,
+                        version: child.version.clone(),
+                        mtime_ns: listings::unix_ns(child.mtime),
+                        local: child.local,
+                    })
+                })
+                .collect();
+            saved.push(SavedListing {
+                key: inode
+                    .key
+                    .as_ref()
+                    .map(|k| k.as_str().to_owned())
+                    .unwrap_or_default(),
+                fetched_ms: listing.fetched_ms,
+                entries,
+            });
+        }
+        saved
+    }
+
+    /// Takes a saved listing of `dir` as if the store had just given it at `fetched`. Entries that are
+    /// not valid keys any more are skipped (the listing then counts as fetched: they show up after the TTL).
+    pub(crate) fn apply_saved(&mut self, dir: u64, saved: &SavedListing, fetched: Instant) {
+        let Some(parent_key) = self.inodes.get(&dir).map(|i| i.key.clone()) else {
+            return;
+        };
+        let key_of = |name: &str| match &parent_key {
+            Some(parent) => parent.join(name),
+            None => StorageKey::parse(name),
+        };
+        let mut listing = DirListing::default();
+        let mut local = Vec::new();
+        for entry in &saved.entries {
+            let Ok(key) = key_of(&entry.name) else {
+                continue;
+            };
+            if entry.dir {
+                listing.prefixes.push(key);
+            } else {
+                let nanos = i64::try_from(entry.mtime_ns).unwrap_or(i64::MAX);
+                listing.objects.push(ObjectMeta {
+                    key,
+                    size: entry.size,
+                    etag: (!entry.version.is_empty()).then(|| entry.version.clone()),
+                    last_modified: chrono::DateTime::from_timestamp_nanos(nanos),
+                });
+            }
+            if entry.local {
+                local.push(entry.name.clone());
+            }
+        }
+        self.apply_listing_at(dir, &listing, fetched, saved.fetched_ms);
+        for name in local {
+            if let Some(&ino) = self.by_name.get(&(dir, name))
+                && let Some(inode) = self.inodes.get_mut(&ino)
+            {
+                inode.local = true;
+                inode.version.clear();
+            }
+        }
     }
 
     fn upsert(

@@ -11,10 +11,18 @@
 //! Dirty bytes have a budget of their own; a write that would pass it waits for uploads (backpressure) up to
 //! the request timeout and then fails with ENOSPC. Staged data is never evicted.
 //!
-//! Commits are conditional: before uploading, the key is checked (HEAD); when the object changed since the
-//! file was read (or appeared since it was created), the local version goes to `<name>.conflict-<time>` and
-//! the store's version is kept — never a silent overwrite. (The check and the write are two requests; a
-//! writer racing in between is not detected: `object_store` offers no conditional multipart completion.)
+//! Commits are conditional: when the object changed since the file was read (or appeared since it was
+//! created), the local version goes to `<name>.conflict-<time>` and the store's version is kept — never a
+//! silent overwrite. A file of one part (up to `storage::part_size`, 8 MiB or more) is written with one
+//! conditional PUT (`If-Match` the version read, `If-None-Match: *` for a new file), so the store decides and
+//! no racing writer slips through. A larger file, or a backend without compare-and-swap (the local file
+//! system), is checked with a HEAD before the upload: a writer racing between the two is not detected, since
+//! `object_store` offers no conditional multipart completion.
+//!
+//! After a crash an upload restarts from the staged file (the journal keeps the whole file, so nothing is
+//! lost); the multipart upload the crash interrupted cannot be aborted from here (`object_store` neither
+//! exposes the upload id nor lists uploads), so its parts wait for the bucket's lifecycle rule
+//! (`AbortIncompleteMultipartUpload`, which `deploy/` documents).
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -23,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use storage::{PutOptions, StorageKey, Store};
+use storage::{PutMode, PutOptions, StorageKey, Store};
 use tokio::sync::{Notify, mpsc};
 
 use crate::error::{Error, Result};
@@ -167,6 +175,11 @@ impl Journal {
             .iter()
             .find(|(_, s)| &s.key == key)
             .map(|(id, s)| (*id, s.size))
+    }
+
+    /// The keys staged and not yet retired.
+    pub(crate) fn keys(&self) -> Vec<StorageKey> {
+        self.lock().entries.values().map(|s| s.key.clone()).collect()
     }
 
     /// Bytes staged and not yet in the store, and how many files.
@@ -452,31 +465,62 @@ impl Journal {
         id: u64,
     ) -> Result<()> {
         tokio::time::sleep(self.upload_delay).await;
-        let head = match conflict {
-            Some(conflict) => Err(conflict),
-            None => Ok(self.store.head(key).await),
-        };
-        let target = match head {
-            Err(conflict) => conflict,
-            Ok(Ok(meta)) if Some(crate::fs::inode::version_of(&meta).as_str()) != base => {
-                let conflict = conflict_key(key)?;
-                tracing::warn!(%key, %conflict, "the object changed in the store; keeping the local version aside");
-                if let Some(staged) = self.lock().entries.get_mut(&id) {
-                    staged.conflict = Some(conflict.clone());
+        if let Some(conflict) = conflict {
+            return self.put_staged(id, &conflict, PutMode::Overwrite).await;
+        }
+        let size = tokio::fs::metadata(self.data_path(id)).await?.len();
+        if size <= storage::part_size(Some(size)) as u64 {
+            // One request: the store itself checks the version (If-Match, or If-None-Match for a new file),
+            // so a writer racing in between is caught too.
+            let mode = match base {
+                Some(base) => PutMode::IfMatch(base.to_owned()),
+                None => PutMode::Create,
+            };
+            match self.put_staged(id, key, mode).await {
+                Ok(()) => return Ok(()),
+                Err(Error::Store(
+                    storage::Error::PreconditionFailed { .. } | storage::Error::AlreadyExists { .. },
+                )) => {
+                    return self.keep_aside(key, id).await;
                 }
-                conflict
+                // No compare-and-swap on this backend (the local file system), or the object is gone: the
+                // HEAD check below decides.
+                Err(Error::Store(storage::Error::Unsupported { .. } | storage::Error::NotFound { .. })) => {}
+                Err(e) => return Err(e),
             }
-            Ok(Ok(_) | Err(storage::Error::NotFound { .. })) => key.clone(),
-            Ok(Err(e)) => return Err(e.into()),
-        };
+        }
+        match self.store.head(key).await {
+            Ok(meta) if Some(crate::fs::inode::version_of(&meta).as_str()) != base => {
+                self.keep_aside(key, id).await
+            }
+            Ok(_) | Err(storage::Error::NotFound { .. }) => {
+                self.put_staged(id, key, PutMode::Overwrite).await
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The object changed in the store since the file was read: ours goes to a conflict name.
+    async fn keep_aside(&self, key: &StorageKey, id: u64) -> Result<()> {
+        let conflict = conflict_key(key)?;
+        tracing::warn!(%key, %conflict, "the object changed in the store; keeping the local version aside");
+        if let Some(staged) = self.lock().entries.get_mut(&id) {
+            staged.conflict = Some(conflict.clone());
+        }
+        self.put_staged(id, &conflict, PutMode::Overwrite).await
+    }
+
+    /// Streams the staged file of `id` to `target`.
+    async fn put_staged(&self, id: u64, target: &StorageKey, mode: PutMode) -> Result<()> {
         let file = tokio::fs::File::open(self.data_path(id)).await?;
         let size = file.metadata().await?.len();
         let body = tokio_util::io::ReaderStream::with_capacity(file, 1 << 20);
         let options = PutOptions {
             size_hint: Some(size),
+            mode,
             ..PutOptions::default()
         };
-        self.store.put_stream(&target, body, &options).await?;
+        self.store.put_stream(target, body, &options).await?;
         Ok(())
     }
 }

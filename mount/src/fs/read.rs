@@ -223,11 +223,15 @@ impl Reader {
         let reader = Arc::clone(self);
         let file = file.clone();
         let task_id = id.clone();
-        let task = tokio::spawn(async move {
-            let result = reader.fetch(&file, &task_id).await;
-            if let Ok(bytes) = &result {
+        // The readers get the bytes as soon as they arrive; the task then writes them to the disk cache and
+        // only after that gives back the budget and leaves `inflight` (so nobody fetches the block again
+        // while it is being written).
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let result = reader.fetch(&file, &task_id).await.map_err(Arc::new);
+            let _ = sender.send(result.clone());
+            if let Ok(bytes) = result {
                 let cache = reader.cache.clone();
-                let bytes = bytes.clone();
                 let put_id = task_id.clone();
                 match tokio::task::spawn_blocking(move || cache.put(&put_id, &bytes)).await {
                     Ok(Ok(_)) => {}
@@ -241,10 +245,9 @@ impl Reader {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .remove(&task_id);
-            result.map_err(Arc::new)
         });
         let shared = async move {
-            match task.await {
+            match receiver.await {
                 Ok(result) => result,
                 Err(_) => Err(Arc::new(Error::Panicked { what: "block fetch" })),
             }

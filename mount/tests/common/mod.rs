@@ -59,8 +59,13 @@ pub fn s3_store(server: &S3Server) -> Store {
 
 /// A store over `server` under `prefix`.
 pub fn s3_store_at(server: &S3Server, prefix: &str) -> Store {
+    s3_store_via(server, &server.endpoint, prefix)
+}
+
+/// A store over `server` under `prefix`, reached at `endpoint` (a [`CountingProxy`] in front of it).
+pub fn s3_store_via(server: &S3Server, endpoint: &str, prefix: &str) -> Store {
     let config = S3Config {
-        endpoint: Some(server.endpoint.parse().unwrap()),
+        endpoint: Some(endpoint.parse().unwrap()),
         region: server.region.clone(),
         bucket: server.bucket.clone(),
         access_key_id: server.access_key_id.clone(),
@@ -134,6 +139,32 @@ pub fn bytes(len: u64, seed: u64) -> Vec<u8> {
 
 pub fn sha256(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
+}
+
+/// SHA-256 of a file, read in a stream (for files too large to hold twice).
+pub fn file_sha256(path: &Path) -> String {
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut std::fs::File::open(path).unwrap(), &mut hasher).unwrap();
+    hex::encode(hasher.finalize())
+}
+
+/// SHA-256 of an object, read in a stream; `None` when there is none.
+pub fn object_sha256(store: &Store, key: &str) -> Option<String> {
+    use futures::StreamExt as _;
+    let key = StorageKey::parse(key).unwrap();
+    block_on(async {
+        let object = match store.get(&key, None).await {
+            Ok(object) => object,
+            Err(storage::Error::NotFound { .. }) => return None,
+            Err(e) => panic!("get {key}: {e}"),
+        };
+        let mut hasher = Sha256::new();
+        let mut body = object.body;
+        while let Some(chunk) = body.next().await {
+            hasher.update(chunk.unwrap());
+        }
+        Some(hex::encode(hasher.finalize()))
+    })
 }
 
 /// Settings of a test mount.
@@ -322,4 +353,106 @@ impl Drop for Tmpfs {
 /// The errno of an I/O error.
 pub fn errno(error: &std::io::Error) -> i32 {
     error.raw_os_error().unwrap_or(-1)
+}
+
+/// Store requests seen by a [`CountingProxy`], by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Requests {
+    /// GET with `list-type` (a LIST page).
+    pub list: u64,
+    pub head: u64,
+    /// GET of an object (whole or ranged).
+    pub get: u64,
+    /// PUT, POST, DELETE.
+    pub other: u64,
+}
+
+impl Requests {
+    pub fn total(&self) -> u64 {
+        self.list + self.head + self.get + self.other
+    }
+}
+
+/// A TCP proxy in front of the S3 endpoint that counts the HTTP requests going through it, so a test can
+/// say how many requests the mount made (counted on the wire, independently of the mount's code). Request
+/// lines are recognised as lines ending in ` HTTP/1.1`; the tests using it send no request bodies that could
+/// contain such a line.
+pub struct CountingProxy {
+    pub endpoint: String,
+    counts: std::sync::Arc<std::sync::Mutex<Requests>>,
+}
+
+impl CountingProxy {
+    pub fn start(upstream: &str) -> CountingProxy {
+        use std::io::{Read as _, Write as _};
+        use std::net::{TcpListener, TcpStream};
+        use std::sync::{Arc, Mutex};
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let counts = Arc::new(Mutex::new(Requests::default()));
+        let shared = Arc::clone(&counts);
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { continue };
+                let Ok(mut server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let (mut client_back, mut server_back) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut server_back, &mut client_back);
+                    let _ = client_back.shutdown(std::net::Shutdown::Both);
+                });
+                let counts = Arc::clone(&shared);
+                std::thread::spawn(move || {
+                    let mut line = Vec::new();
+                    let mut buffer = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = match client.read(&mut buffer) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        for &byte in &buffer[..n] {
+                            if byte == b'\n' {
+                                count_request_line(&line, &counts);
+                                line.clear();
+                            } else if line.len() < 8192 {
+                                line.push(byte);
+                            }
+                        }
+                        if server.write_all(&buffer[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = server.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        CountingProxy { endpoint, counts }
+    }
+
+    /// The requests so far.
+    pub fn requests(&self) -> Requests {
+        *self.counts.lock().unwrap()
+    }
+}
+
+fn count_request_line(line: &[u8], counts: &std::sync::Mutex<Requests>) {
+    let line = String::from_utf8_lossy(line);
+    let line = line.trim_end_matches('\r');
+    if !line.ends_with(" HTTP/1.1") {
+        return;
+    }
+    let mut counts = counts.lock().unwrap();
+    match line.split(' ').next() {
+        Some("GET") if line.contains("list-type=") => counts.list += 1,
+        Some("GET") => counts.get += 1,
+        Some("HEAD") => counts.head += 1,
+        Some("PUT" | "POST" | "DELETE") => counts.other += 1,
+        _ => {}
+    }
 }
