@@ -120,7 +120,19 @@ async fn serve(mut args: ServeArgs) -> Result<()> {
             args.storage.public_url = Some(format!("http://{}", args.listen).parse()?);
         }
     }
-    let store = storage::create_object_store(&args.storage.into_config()?)?;
+    if args.job_lease_secs == 0 || args.job_lease_secs > 3600 {
+        anyhow::bail!("JOB_LEASE_SECS: must be 1 to 3600");
+    }
+    if args.job_max_failures == 0 {
+        anyhow::bail!("JOB_MAX_FAILURES: must be at least 1");
+    }
+    let storage_config = args.storage.into_config()?;
+    // Web cursors are signed with a key every replica derives from the secret they already share.
+    let cursor_key = http::web::CursorKey::derive(match &storage_config.backend {
+        storage::BackendConfig::Local(local) => local.presign_secret.expose().as_bytes(),
+        storage::BackendConfig::S3(s3) => s3.secret_access_key.expose().as_bytes(),
+    });
+    let store = storage::create_object_store(&storage_config)?;
     first_start(catalog.as_ref(), &data_dir).await?;
 
     let state = AppState::new(
@@ -129,6 +141,10 @@ async fn serve(mut args: ServeArgs) -> Result<()> {
         HttpSettings {
             max_sync_batch: args.max_sync_batch,
             max_upload_bytes: args.max_upload_bytes,
+            cursor_key,
+            job_lease: std::time::Duration::from_secs(args.job_lease_secs),
+            job_max_failures: args.job_max_failures,
+            job_retry_after: std::time::Duration::from_secs(args.job_retry_secs),
         },
     );
     let listener = tokio::net::TcpListener::bind(args.listen)
