@@ -158,14 +158,14 @@ async fn serve(mut args: ServeArgs) -> Result<()> {
     Ok(())
 }
 
-/// On the first start, an `admin` user and its `client`, `web` and `admin` tokens, written to the data
-/// directory with mode 0600 so the agent and a browser can be pointed at them.
+/// On the first start, an `admin` user and its `client`, `web`, `worker` and `admin` tokens, written to the
+/// data directory with mode 0600 so the agent, a browser and an enrichment worker can be pointed at them.
 async fn first_start(catalog: &dyn Catalog, data_dir: &Path) -> Result<()> {
     if catalog.find_user_by_name("admin").await?.is_some() {
         return Ok(());
     }
     let admin = catalog.create_user("admin").await?;
-    for scope in [Scope::Client, Scope::Web, Scope::Admin] {
+    for scope in [Scope::Client, Scope::Web, Scope::Worker, Scope::Admin] {
         let token = catalog.create_token(&admin.id, scope, "first start").await?;
         let path = data_dir.join(format!("{}.token", scope.as_str()));
         write_private(&path, token.secret.expose())?;
