@@ -22,7 +22,11 @@ fn mode(path: &Path) -> u32 {
 #[test]
 fn installs_idempotently_and_uninstalls() {
     let syntax = Command::new("bash").arg("-n").arg(script()).output().unwrap();
-    assert!(syntax.status.success(), "{}", String::from_utf8_lossy(&syntax.stderr));
+    assert!(
+        syntax.status.success(),
+        "{}",
+        String::from_utf8_lossy(&syntax.stderr)
+    );
 
     let root = tempfile::tempdir().unwrap();
     let r = root.path().to_str().unwrap();
@@ -45,7 +49,14 @@ fn installs_idempotently_and_uninstalls() {
     assert!(unit_text.contains("EnvironmentFile=/etc/iphoto/iphoto-server.env"));
     // Every variable the README documents for the server is offered in the settings file.
     let env_text = std::fs::read_to_string(&env).unwrap();
-    for variable in ["DATABASE_URL", "LISTEN", "PUBLIC_URL", "STORAGE_BACKEND", "S3_BUCKET", "JOB_LEASE_SECS"] {
+    for variable in [
+        "DATABASE_URL",
+        "LISTEN",
+        "PUBLIC_URL",
+        "STORAGE_BACKEND",
+        "S3_BUCKET",
+        "JOB_LEASE_SECS",
+    ] {
         assert!(env_text.contains(&format!("#{variable}=")), "{variable}");
     }
 
@@ -61,7 +72,10 @@ fn installs_idempotently_and_uninstalls() {
     let out = run(&["--root", r, "--uninstall"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!bin.exists() && !unit.exists());
-    assert!(env.exists() && data.join("catalog.sqlite3").exists(), "data and settings are kept");
+    assert!(
+        env.exists() && data.join("catalog.sqlite3").exists(),
+        "data and settings are kept"
+    );
     let out = run(&["--root", r, "--uninstall", "--purge"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!env.exists() && !data.exists());
@@ -77,5 +91,8 @@ fn bad_arguments_are_refused_with_a_reason() {
     let out = run(&["--root", r, "--binary", "/nonexistent/iphoto-server"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no iphoto-server binary"));
-    assert!(!root.path().join("usr/local/bin/iphoto-server").exists(), "nothing installed");
+    assert!(
+        !root.path().join("usr/local/bin/iphoto-server").exists(),
+        "nothing installed"
+    );
 }

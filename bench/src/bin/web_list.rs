@@ -244,7 +244,9 @@ async fn load(conn: &mut Conn, n: usize) -> Result<String> {
         Conn::Sqlite(_) => "printf('%032x', i)",
         Conn::Postgres(_) => "lpad(to_hex(i), 32, '0')",
     };
-    let series = format!("WITH RECURSIVE s(i) AS (SELECT CAST(1 AS BIGINT) UNION ALL SELECT i + 1 FROM s WHERE i < {n})");
+    let series = format!(
+        "WITH RECURSIVE s(i) AS (SELECT CAST(1 AS BIGINT) UNION ALL SELECT i + 1 FROM s WHERE i < {n})"
+    );
     let photos = format!(
         "{series} INSERT INTO icloud.photos (id, user_id, library_id, local_identifier, kind, live_photo, \
              width, height, taken_at, taken_at_offset_s, modified_at, favorite, hidden, trashed, \
