@@ -3,11 +3,11 @@
 # (not gated: CI machines are shared and noisy). The full runs are documented in bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# One build of every binary: the server's is run by `ingest`, `upload` and `agent`, the agent's by `agent`.
-# Building them together keeps one feature resolution, so the crates the tests just built are not rebuilt once
-# per package.
+# One build of every binary: the server's is run by `ingest`, `upload`, `agent` and `web_list`, the agent's by
+# `agent`, the mount's by `mount`. Building them together keeps one feature resolution, so the crates the tests
+# just built are not rebuilt once per package.
 cargo build -q --workspace --bins
-for bin in storage ingest upload agent mount; do
+for bin in storage ingest upload agent mount web_list; do
   echo "== bench $bin --small"
   "${CARGO_TARGET_DIR:-target}/debug/$bin" --small
 done

@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::Utc;
 use sqlx::Row as _;
 
+use super::jobs::queue_jobs;
 use super::resources::{CONTENT_CHANGED, ResourceRow, fetch_resources, upsert_resources};
 use super::{
     Adapter, CHUNK, Conn, Db, bump_version, current_version, library_key, ms, new_id, placeholders, to_i64,
@@ -185,6 +186,7 @@ pub(super) async fn sync_photos(
 
     let mut results = Vec::with_capacity(plans.len());
     let mut resource_rows: Vec<(String, ResourceRow)> = Vec::new();
+    let mut linked: Vec<(String, String)> = Vec::new();
     for (local_identifier, plan) in plans {
         let result = match plan {
             Plan::Reject(reason) => ItemResult {
@@ -214,6 +216,13 @@ pub(super) async fn sync_photos(
                 ..
             } => {
                 let photo_id = ids.get(&local_identifier).cloned().unwrap_or(photo_id);
+                // An original linked to content the user already stores is stored now: enrich it.
+                linked.extend(
+                    resources
+                        .iter()
+                        .filter(|r| r.resource_type == ResourceType::Original && r.state == ResourceState::Stored)
+                        .filter_map(|r| r.stored_sha256.clone().map(|sha| (photo_id.clone(), sha))),
+                );
                 for resource_type in stale {
                     sqlx::query("DELETE FROM icloud.resources WHERE photo_id = $1 AND resource_type = $2 AND user_id = $3")
                         .bind(&photo_id)
@@ -242,6 +251,7 @@ pub(super) async fn sync_photos(
     upsert_resources(&mut tx, user_id, &resource_refs).await?;
     let resource_refs_len = resource_refs.len();
     drop(resource_refs);
+    queue_jobs(&mut tx, user_id, &linked, now).await?;
     tx.commit().await?;
     let created = results
         .iter()
