@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 # One build of every binary: the server's is run by `ingest` and `upload`. Building them together keeps one
 # feature resolution, so the crates the tests just built are not rebuilt once per package.
 cargo build -q --workspace --bins
-for bin in storage ingest upload; do
+for bin in storage ingest upload thumbnails; do
   echo "== bench $bin --small"
   "${CARGO_TARGET_DIR:-target}/debug/$bin" --small
 done
