@@ -3,10 +3,10 @@
 # (not gated: CI machines are shared and noisy). The full runs are documented in bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# One build of every binary: the server's is run by `ingest` and `upload`. Building them together keeps one
-# feature resolution, so the crates the tests just built are not rebuilt once per package.
+# One build of every binary: the server's is run by `ingest`, `upload` and `web_list`. Building them together
+# keeps one feature resolution, so the crates the tests just built are not rebuilt once per package.
 cargo build -q --workspace --bins
-for bin in storage ingest upload thumbnails; do
+for bin in storage ingest upload web_list thumbnails; do
   echo "== bench $bin --small"
   "${CARGO_TARGET_DIR:-target}/debug/$bin" --small
 done

@@ -11,6 +11,7 @@ mod client;
 mod error;
 mod jobs;
 mod sync;
+mod web;
 
 pub use client::{
     Album, AlbumKind, AlbumsAnswer, AlbumsRequest, Counts, LibraryStats, PendingPage, PendingUpload, Stats,
@@ -20,4 +21,7 @@ pub use jobs::{JobAnswer, JobFailure, JobKind, JobResult, LeaseAnswer, LeasedJob
 pub use sync::{
     AssetKind, Resource, ResourceType, SyncAnswer, SyncItem, SyncOutcome, SyncRequest, SyncResult,
     UnavailableReason, UploadAnswer,
+};
+pub use web::{
+    WebAlbum, WebAlbumPage, WebAlbums, WebEnrichment, WebListItem, WebPhoto, WebPhotoPage, WebResource,
 };

@@ -162,7 +162,19 @@ async fn serve(mut args: ServeArgs) -> Result<()> {
             args.storage.public_url = Some(format!("http://{}", args.listen).parse()?);
         }
     }
-    let store = storage::create_object_store(&args.storage.into_config()?)?;
+    if args.job_lease_secs == 0 || args.job_lease_secs > 3600 {
+        anyhow::bail!("JOB_LEASE_SECS: must be 1 to 3600");
+    }
+    if args.job_max_failures == 0 {
+        anyhow::bail!("JOB_MAX_FAILURES: must be at least 1");
+    }
+    let storage_config = args.storage.into_config()?;
+    // Web cursors are signed with a key every replica derives from the secret they already share.
+    let cursor_key = http::web::CursorKey::derive(match &storage_config.backend {
+        storage::BackendConfig::Local(local) => local.presign_secret.expose().as_bytes(),
+        storage::BackendConfig::S3(s3) => s3.secret_access_key.expose().as_bytes(),
+    });
+    let store = storage::create_object_store(&storage_config)?;
     first_start(catalog.as_ref(), &data_dir).await?;
 
     let catalog_for_workers = Arc::clone(&catalog);
@@ -172,6 +184,10 @@ async fn serve(mut args: ServeArgs) -> Result<()> {
         HttpSettings {
             max_sync_batch: args.max_sync_batch,
             max_upload_bytes: args.max_upload_bytes,
+            cursor_key,
+            job_lease: std::time::Duration::from_secs(args.job_lease_secs),
+            job_max_failures: args.job_max_failures,
+            job_retry_after: std::time::Duration::from_secs(args.job_retry_secs),
         },
     );
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -209,8 +225,8 @@ async fn serve(mut args: ServeArgs) -> Result<()> {
     Ok(())
 }
 
-/// The in-process workers' `worker` token: made once for the `admin` user and kept in the data directory
-/// (mode 0600) like the first-start tokens.
+/// The in-process workers' `worker` token: the first start's `worker.token`, or (for a data directory from
+/// before workers) a new one for the `admin` user, kept there with mode 0600.
 async fn worker_token(catalog: &dyn Catalog, data_dir: &Path) -> Result<String> {
     let path = data_dir.join("worker.token");
     if let Ok(token) = worker::read_token_file(&path) {
@@ -226,14 +242,14 @@ async fn worker_token(catalog: &dyn Catalog, data_dir: &Path) -> Result<String> 
     Ok(token.secret.expose().to_owned())
 }
 
-/// On the first start, an `admin` user and its `client`, `web` and `admin` tokens, written to the data
-/// directory with mode 0600 so the agent and a browser can be pointed at them.
+/// On the first start, an `admin` user and its `client`, `web`, `worker` and `admin` tokens, written to the
+/// data directory with mode 0600 so the agent, a browser and an enrichment worker can be pointed at them.
 async fn first_start(catalog: &dyn Catalog, data_dir: &Path) -> Result<()> {
     if catalog.find_user_by_name("admin").await?.is_some() {
         return Ok(());
     }
     let admin = catalog.create_user("admin").await?;
-    for scope in [Scope::Client, Scope::Web, Scope::Admin] {
+    for scope in [Scope::Client, Scope::Web, Scope::Worker, Scope::Admin] {
         let token = catalog.create_token(&admin.id, scope, "first start").await?;
         let path = data_dir.join(format!("{}.token", scope.as_str()));
         write_private(&path, token.secret.expose())?;

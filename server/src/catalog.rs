@@ -20,6 +20,7 @@
 pub mod postgres;
 pub mod sqlite;
 
+mod browse;
 mod model;
 mod transfer;
 mod validate;
@@ -32,6 +33,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 pub use api::{AssetKind, ResourceType, UnavailableReason};
+pub use browse::{
+    AlbumPageQuery, AlbumSummary, Enrichment, JobInfo, JobState, JobStatus, LeaseRequest, ListedPhoto,
+    PhotoDetail, PhotoFilter, PhotoResource, StoredRef, TimelineKey, TimelineQuery,
+};
 pub use model::{
     AlbumKind, AlbumUpsert, AlbumsResult, Authenticated, DeclaredResource, ItemOutcome, ItemResult, Library,
     LibraryId, NewToken, PhotoId, PhotoUpsert, Scope, SyncBatchResult, TokenId, TokenInfo, TokenSecret, User,
@@ -195,6 +200,50 @@ pub trait Catalog: Send + Sync + Debug {
 
     /// The user's catalog version (0 before the first change).
     async fn version(&self, user_id: &UserId) -> Result<i64>;
+
+    /// One timeline page: the user's photos matching the filter, newest first (ties by id, descending),
+    /// after `query.after`; up to `limit + 1` rows, so the caller sees whether there is a next page.
+    async fn list_photos(&self, user_id: &UserId, query: &TimelineQuery) -> Result<Vec<ListedPhoto>>;
+
+    /// The database's plan for [`Catalog::list_photos`] (for the query-plan test and operators).
+    async fn explain_timeline(&self, user_id: &UserId, query: &TimelineQuery) -> Result<String>;
+
+    /// The user's albums and folders (or only `album_id`), display order, with counts and covers.
+    async fn list_albums(&self, user_id: &UserId, album_id: Option<&str>) -> Result<Vec<AlbumSummary>>;
+
+    /// One page of an album's photos in album order; up to `limit + 1` rows.
+    async fn album_photos(&self, user_id: &UserId, query: &AlbumPageQuery) -> Result<Vec<ListedPhoto>>;
+
+    /// One photo with its resources, albums and enrichment results; `None` when the user has no such photo
+    /// (or it is deleted).
+    async fn photo(&self, user_id: &UserId, photo_id: &PhotoId) -> Result<Option<PhotoDetail>>;
+
+    /// Leases up to `request.max` of the user's jobs of one kind that are queued or whose lease expired,
+    /// atomically: two concurrent calls never get the same job. Jobs whose original is gone are parked.
+    async fn lease_jobs(&self, user_id: &UserId, request: &LeaseRequest) -> Result<Vec<JobInfo>>;
+
+    /// One of the user's jobs.
+    async fn job(&self, user_id: &UserId, job_id: &str) -> Result<Option<JobInfo>>;
+
+    /// Stores a job's result as the photo's enrichment of that kind and marks the job done (never leased
+    /// again). A job already done is left as it is. [`Error::NotFound`] when it is not the user's.
+    async fn complete_job(
+        &self,
+        user_id: &UserId,
+        job_id: &str,
+        result: &serde_json::Value,
+    ) -> Result<JobStatus>;
+
+    /// Records a leased job's failure: queued again after `retry_after_ms`, or parked with `error` once it
+    /// failed `max_failures` times. A job not currently leased is left as it is.
+    async fn fail_job(
+        &self,
+        user_id: &UserId,
+        job_id: &str,
+        error: &str,
+        max_failures: u32,
+        retry_after_ms: i64,
+    ) -> Result<JobStatus>;
 }
 
 /// Where the catalog lives.

@@ -165,6 +165,18 @@ pub struct ServeArgs {
     #[arg(long, env = "MAX_UPLOAD_BYTES", default_value_t = 64 * 1024 * 1024 * 1024, help_heading = "Server")]
     pub max_upload_bytes: u64,
 
+    /// How long an enrichment job lease holds when the worker names no duration, seconds.
+    #[arg(long, env = "JOB_LEASE_SECS", default_value_t = 300, help_heading = "Workers")]
+    pub job_lease_secs: u64,
+
+    /// Failures after which an enrichment job is parked with its last error (no more retries).
+    #[arg(long, env = "JOB_MAX_FAILURES", default_value_t = 5, help_heading = "Workers")]
+    pub job_max_failures: u32,
+
+    /// Pause before a failed enrichment job is offered again, seconds.
+    #[arg(long, env = "JOB_RETRY_SECS", default_value_t = 30, help_heading = "Workers")]
+    pub job_retry_secs: u64,
+
     /// Log as JSON lines (for journald and log shippers) instead of text.
     #[arg(long, env = "LOG_JSON", help_heading = "Server")]
     pub log_json: bool,

@@ -1,15 +1,19 @@
-//! The HTTP surfaces, assembled per consumer: `client` (the Mac agent), `ops` (health, readiness), and — in
-//! their issues — `web` and `worker`. All middleware is applied in one place, [`router`]: a request id echoed
+//! The HTTP surfaces, assembled per consumer: `client` (the Mac agent), `web` (browsers: timeline, albums,
+//! photo details), `worker` (enrichment job leases), `blobs` (the local backend's presigned GETs) and `ops`
+//! (health, readiness). All middleware is applied in one place, [`router`]: a request id echoed
 //! in `x-request-id`, one span and one closing log line per request, a timeout for everything but uploads,
 //! and a panic catcher that answers a JSON 500.
 
 pub mod auth;
+pub mod blobs;
 pub mod client;
 pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
+pub mod web;
+pub mod worker;
 
 use std::sync::Arc;
 
@@ -28,6 +32,29 @@ pub struct HttpSettings {
     pub max_sync_batch: usize,
     /// Largest upload body, bytes.
     pub max_upload_bytes: u64,
+    /// Signs the web lists' cursors, so a client cannot forge or alter one. Every replica must derive the
+    /// same key (`run` derives it from the store's secret).
+    pub cursor_key: web::CursorKey,
+    /// How long a job lease holds when the worker names no duration.
+    pub job_lease: std::time::Duration,
+    /// After this many reported failures a job is parked with its last error.
+    pub job_max_failures: u32,
+    /// How long a failed job waits before it is offered again.
+    pub job_retry_after: std::time::Duration,
+}
+
+impl Default for HttpSettings {
+    /// The server's defaults, with a random cursor key (cursors then only work against this process).
+    fn default() -> Self {
+        Self {
+            max_sync_batch: 500,
+            max_upload_bytes: 64 * 1024 * 1024 * 1024,
+            cursor_key: web::CursorKey::random(),
+            job_lease: std::time::Duration::from_secs(300),
+            job_max_failures: 5,
+            job_retry_after: std::time::Duration::from_secs(30),
+        }
+    }
 }
 
 /// Shared state: cheap to clone, built once in `run`.
@@ -85,6 +112,9 @@ pub fn router(state: AppState) -> Router {
     let metrics = Arc::clone(&state.0.metrics);
     Router::new()
         .merge(client::router())
+        .merge(web::router())
+        .merge(worker::router())
+        .merge(blobs::router())
         .merge(ops::router())
         .merge(openapi::router())
         .route("/metrics", axum::routing::get(metrics::get_metrics))

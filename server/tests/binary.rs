@@ -54,7 +54,7 @@ async fn serve_on_an_empty_directory_is_ready_with_tokens() {
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(body["status"], "ready");
 
-    for scope in ["client", "web", "admin"] {
+    for scope in ["client", "web", "worker", "admin"] {
         let path = data.join(format!("{scope}.token"));
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{scope}.token must be private");

@@ -55,3 +55,166 @@ async fn sync_lookups_search_an_index() {
         assert!(!plan.contains("SCAN"), "{sql}\n  plan: {plan}");
     }
 }
+
+/// The web timeline's page queries, as the route builds them, on each database: an index range read in the
+/// list's order (no sort of the user's photos, no scan of the table), first page and deep page alike.
+mod timeline {
+    use std::sync::Arc;
+
+    use server::catalog::{
+        self, AssetKind, Catalog, ConnectOptions, Location, PhotoFilter, TimelineKey, TimelineQuery, UserId,
+    };
+
+    fn queries() -> Vec<(&'static str, TimelineQuery, &'static str)> {
+        let page = |filter: PhotoFilter, after: Option<TimelineKey>| TimelineQuery {
+            filter,
+            limit: 100,
+            after,
+        };
+        let deep = Some(TimelineKey {
+            taken_at_ms: 1_500_000_000_000,
+            photo_id: "00000000000000000000000000000abc".into(),
+        });
+        vec![
+            (
+                "first page",
+                page(PhotoFilter::default(), None),
+                "photos_timeline",
+            ),
+            (
+                "deep page",
+                page(PhotoFilter::default(), deep.clone()),
+                "photos_timeline",
+            ),
+            (
+                "videos",
+                page(
+                    PhotoFilter {
+                        kind: Some(AssetKind::Video),
+                        ..Default::default()
+                    },
+                    deep.clone(),
+                ),
+                "photos_timeline_by_kind",
+            ),
+            (
+                "favourites",
+                page(
+                    PhotoFilter {
+                        favorite: Some(true),
+                        ..Default::default()
+                    },
+                    deep.clone(),
+                ),
+                "photos_timeline_favorites",
+            ),
+            (
+                "hidden and trashed too",
+                page(
+                    PhotoFilter {
+                        include_hidden: true,
+                        include_trashed: true,
+                        ..Default::default()
+                    },
+                    deep,
+                ),
+                "photos_by_user_taken",
+            ),
+        ]
+    }
+
+    /// 20,000 photos of one user (one in ten a video, one in fifty a favourite, 1 % hidden, 1 % trashed),
+    /// inserted with one statement so the test stays fast.
+    async fn fill(catalog: &Arc<dyn Catalog>, execute: impl AsyncFnOnce(String, String)) -> UserId {
+        let user = catalog.create_user("plan").await.unwrap();
+        let library = catalog.ensure_library(&user.id, "L").await.unwrap();
+        execute(user.id.to_string(), library.id.to_string()).await;
+        user.id
+    }
+
+    /// The bulk insert; `id` is the driver's expression for a 32-hex-digit id from `i`.
+    fn insert_sql(id: &str) -> String {
+        format!(
+            "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 20000) \
+             INSERT INTO icloud.photos (id, user_id, library_id, local_identifier, kind, live_photo, width, \
+                 height, taken_at, taken_at_offset_s, modified_at, favorite, hidden, trashed, original_filename, \
+                 uti, edited, keywords, people, metadata_sha256, version, created_at, updated_at) \
+             SELECT {id}, $1, $2, 'U' || i || '/L0/001', CASE WHEN i % 10 = 0 THEN 'video' ELSE 'photo' END, \
+                 FALSE, 4032, 3024, 1400000000000 + i * 60000, 0, 0, i % 50 = 0, i % 100 = 1, i % 100 = 2, \
+                 'IMG.HEIC', 'public.heic', FALSE, '[]', '[]', '', 1, 0, 0 FROM s"
+        )
+    }
+
+    async fn check(catalog: &Arc<dyn Catalog>, user: &UserId, postgres: bool) {
+        for (name, query, index) in queries() {
+            let plan = catalog.explain_timeline(user, &query).await.unwrap();
+            assert!(plan.contains(index), "{name}: expected {index}\n{plan}");
+            if postgres {
+                assert!(!plan.contains("Sort"), "{name}: sorts\n{plan}");
+                assert!(!plan.contains("Seq Scan on photos"), "{name}: scans\n{plan}");
+            } else {
+                assert!(!plan.contains("TEMP B-TREE"), "{name}: sorts\n{plan}");
+                assert!(!plan.contains("SCAN p"), "{name}: scans\n{plan}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn sqlite_pages_read_an_index_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = Location::sqlite_in(dir.path());
+        let catalog = catalog::connect(&location, &ConnectOptions::default())
+            .await
+            .unwrap();
+        let Location::Sqlite { main, icloud } = &location else {
+            unreachable!()
+        };
+        let (main, icloud) = (main.clone(), icloud.clone());
+        let user = fill(&catalog, async |user, library| {
+            use sqlx::Connection as _;
+            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", main.display()))
+                .await
+                .unwrap();
+            sqlx::query("ATTACH DATABASE $1 AS icloud")
+                .bind(icloud.display().to_string())
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(insert_sql("printf('%032x', i)")))
+                .bind(user)
+                .bind(library)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        })
+        .await;
+        check(&catalog, &user, false).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_pages_read_an_index_range() {
+        let url = harness::Postgres::shared().fresh_database().unwrap();
+        let catalog = catalog::connect(
+            &Location::Postgres { url: url.clone() },
+            &ConnectOptions::default(),
+        )
+        .await
+        .unwrap();
+        let user = fill(&catalog, async |user, library| {
+            use sqlx::Connection as _;
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(insert_sql("lpad(to_hex(i), 32, '0')")))
+                .bind(user)
+                .bind(library)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            sqlx::query("ANALYZE icloud.photos")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        })
+        .await;
+        check(&catalog, &user, true).await;
+    }
+}

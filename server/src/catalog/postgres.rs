@@ -15,6 +15,11 @@ type Db = sqlx::Postgres;
 /// The adapter the shared SQL implements [`super::Catalog`] for.
 type Adapter = PostgresCatalog;
 
+/// How this driver shows a query plan.
+const EXPLAIN: &str = "EXPLAIN";
+/// What a job lease's inner select adds so concurrent leases skip each other's rows.
+const SKIP_LOCKED: &str = "FOR UPDATE SKIP LOCKED";
+
 #[allow(
     clippy::duplicate_mod,
     reason = "compiled once per driver on purpose: see catalog/sql.rs"

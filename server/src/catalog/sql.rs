@@ -26,6 +26,12 @@ mod auth;
     clippy::duplicate_mod,
     reason = "compiled once per driver on purpose: see catalog/sql.rs"
 )]
+#[path = "sql/jobs.rs"]
+mod jobs;
+#[allow(
+    clippy::duplicate_mod,
+    reason = "compiled once per driver on purpose: see catalog/sql.rs"
+)]
 #[path = "sql/photos.rs"]
 mod photos;
 #[allow(
@@ -46,15 +52,22 @@ mod stats;
 )]
 #[path = "sql/uploads.rs"]
 mod uploads;
+#[allow(
+    clippy::duplicate_mod,
+    reason = "compiled once per driver on purpose: see catalog/sql.rs"
+)]
+#[path = "sql/web.rs"]
+mod web;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{Adapter, Db};
 use crate::catalog::{
-    AlbumUpsert, AlbumsResult, Authenticated, Blob, Catalog, Error, Library, LibraryId, NewToken, Page,
-    PendingQuery, PendingUpload, PhotoId, PhotoUpsert, RecordedUpload, ResourceType, Result, Scope, Stats,
-    SyncBatchResult, TokenId, TokenInfo, UploadLookup, UploadRecord, UploadTarget, User, UserId,
+    AlbumPageQuery, AlbumSummary, AlbumUpsert, AlbumsResult, Authenticated, Blob, Catalog, Error, JobInfo,
+    JobStatus, LeaseRequest, Library, LibraryId, ListedPhoto, NewToken, Page, PendingQuery, PendingUpload,
+    PhotoDetail, PhotoId, PhotoUpsert, RecordedUpload, ResourceType, Result, Scope, Stats, SyncBatchResult,
+    TimelineQuery, TokenId, TokenInfo, UploadLookup, UploadRecord, UploadTarget, User, UserId,
 };
 
 /// A connection of this driver (what `&mut *transaction` gives).
@@ -158,6 +171,54 @@ impl Catalog for Adapter {
     async fn version(&self, user_id: &UserId) -> Result<i64> {
         let mut conn = self.pool.acquire().await?;
         current_version(&mut conn, user_id).await
+    }
+
+    async fn list_photos(&self, user_id: &UserId, query: &TimelineQuery) -> Result<Vec<ListedPhoto>> {
+        web::list_photos(self, user_id, query).await
+    }
+
+    async fn explain_timeline(&self, user_id: &UserId, query: &TimelineQuery) -> Result<String> {
+        web::explain_timeline(self, user_id, query).await
+    }
+
+    async fn list_albums(&self, user_id: &UserId, album_id: Option<&str>) -> Result<Vec<AlbumSummary>> {
+        web::list_albums(self, user_id, album_id).await
+    }
+
+    async fn album_photos(&self, user_id: &UserId, query: &AlbumPageQuery) -> Result<Vec<ListedPhoto>> {
+        web::album_photos(self, user_id, query).await
+    }
+
+    async fn photo(&self, user_id: &UserId, photo_id: &PhotoId) -> Result<Option<PhotoDetail>> {
+        web::photo(self, user_id, photo_id).await
+    }
+
+    async fn lease_jobs(&self, user_id: &UserId, request: &LeaseRequest) -> Result<Vec<JobInfo>> {
+        jobs::lease_jobs(self, user_id, request).await
+    }
+
+    async fn job(&self, user_id: &UserId, job_id: &str) -> Result<Option<JobInfo>> {
+        jobs::job(self, user_id, job_id).await
+    }
+
+    async fn complete_job(
+        &self,
+        user_id: &UserId,
+        job_id: &str,
+        result: &serde_json::Value,
+    ) -> Result<JobStatus> {
+        jobs::complete_job(self, user_id, job_id, result).await
+    }
+
+    async fn fail_job(
+        &self,
+        user_id: &UserId,
+        job_id: &str,
+        error: &str,
+        max_failures: u32,
+        retry_after_ms: i64,
+    ) -> Result<JobStatus> {
+        jobs::fail_job(self, user_id, job_id, error, max_failures, retry_after_ms).await
     }
 }
 

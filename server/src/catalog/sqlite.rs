@@ -23,6 +23,11 @@ type Db = sqlx::Sqlite;
 /// The adapter the shared SQL implements [`super::Catalog`] for.
 type Adapter = SqliteCatalog;
 
+/// How this driver shows a query plan.
+const EXPLAIN: &str = "EXPLAIN QUERY PLAN";
+/// What a job lease's inner select adds (nothing: `BEGIN IMMEDIATE` already serialises writers).
+const SKIP_LOCKED: &str = "";
+
 #[allow(
     clippy::duplicate_mod,
     reason = "compiled once per driver on purpose: see catalog/sql.rs"

@@ -40,6 +40,11 @@ scoped!(
     "A caller holding a `client` token (the Mac agent)."
 );
 scoped!(WebAuth, Scope::Web, "A caller holding a `web` token.");
+scoped!(
+    WorkerAuth,
+    Scope::Worker,
+    "A caller holding a `worker` token (an enrichment worker; it sees its user's jobs only)."
+);
 
 async fn authenticate(parts: &Parts, state: &AppState, scope: Scope) -> Result<Caller, ApiError> {
     let header = parts

@@ -5,7 +5,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{client, ops};
+use super::{blobs, client, ops, web, worker};
 
 /// The whole API.
 #[derive(OpenApi)]
@@ -17,12 +17,24 @@ use super::{client, ops};
         client::pending::get_pending,
         client::upload::post_upload,
         client::stats::get_stats,
+        web::photos::get_photos,
+        web::photos::get_photo,
+        web::albums::get_albums,
+        web::albums::get_album,
+        worker::post_lease,
+        worker::post_result,
+        worker::post_fail,
+        blobs::get_blob,
         ops::get_healthz,
         ops::get_readyz,
     ),
     components(schemas(api::ErrorBody, api::SyncRequest, api::SyncAnswer, api::UploadAnswer)),
     modifiers(&BearerAuth),
-    tags((name = "client", description = "The Mac agent (scope client)"), (name = "ops", description = "Health"))
+    tags((name = "client", description = "The Mac agent (scope client)"),
+        (name = "web", description = "Web frontends (scope web)"),
+        (name = "worker", description = "Enrichment workers (scope worker)"),
+        (name = "blobs", description = "Presigned GETs of the local backend (signature in the URL)"),
+        (name = "ops", description = "Health"))
 )]
 #[derive(Debug)]
 pub struct ApiDoc;

@@ -44,6 +44,7 @@ impl TestApp {
             HttpSettings {
                 max_sync_batch: 500,
                 max_upload_bytes: 64 << 20,
+                ..HttpSettings::default()
             },
         )
         .await
@@ -51,6 +52,9 @@ impl TestApp {
 
     pub async fn start_with(backends: Backends, settings: HttpSettings) -> TestApp {
         let dir = Arc::new(tempfile::tempdir().unwrap());
+        // Bound first, so the local backend's presigned URLs point at this server's `/blobs/` route.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let public_url = format!("http://{}", listener.local_addr().unwrap());
         let location = match backends {
             Backends::SqliteLocal | Backends::SqliteS3 => Location::sqlite_in(dir.path()),
             Backends::PostgresLocal | Backends::PostgresS3 => Location::Postgres {
@@ -63,7 +67,7 @@ impl TestApp {
                     backend: storage::BackendConfig::Local(storage::LocalConfig {
                         root: dir.path().join("blobs"),
                         presign_secret: storage::Secret::new("test-presign-secret-0123456789abcdef".into()),
-                        public_url: "http://127.0.0.1:8080".parse().unwrap(),
+                        public_url: public_url.parse().unwrap(),
                     }),
                     presign: Default::default(),
                 })
@@ -86,7 +90,7 @@ impl TestApp {
                 .unwrap()
             }
         };
-        Self::serve(backends, location, store, settings, dir).await
+        Self::serve(backends, location, store, settings, dir, listener).await
     }
 
     async fn serve(
@@ -95,12 +99,12 @@ impl TestApp {
         store: storage::Store,
         settings: HttpSettings,
         dir: Arc<tempfile::TempDir>,
+        listener: tokio::net::TcpListener,
     ) -> TestApp {
         let catalog = catalog::connect(&location, &ConnectOptions::default())
             .await
             .unwrap();
         let state = AppState::new(Arc::clone(&catalog), store.clone(), settings.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let router = server::http::router(state);
         let server = tokio::spawn(async move {
@@ -129,7 +133,8 @@ impl TestApp {
             Arc::clone(&self.dir),
         );
         drop(self);
-        Self::serve(backends, location, store, settings, dir).await
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve(backends, location, store, settings, dir, listener).await
     }
 
     /// A new user with a token of `scope`.

@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::Utc;
 use sqlx::Row as _;
 
+use super::jobs::queue_jobs;
 use super::resources::{CONTENT_CHANGED, ResourceRow, fetch_resources, upsert_resource};
 use super::{
     Adapter, CHUNK, Conn, bump_version, current_version, library_key, ms, new_id, placeholders, to_i64,
@@ -219,6 +220,13 @@ pub(super) async fn sync_photos(
                 for row in &resources {
                     upsert_resource(&mut tx, user_id, &photo_id, row).await?;
                 }
+                // An original linked to content the user already stores is stored now: enrich it.
+                let stored: Vec<(String, String)> = resources
+                    .iter()
+                    .filter(|r| r.resource_type == ResourceType::Original && r.state == ResourceState::Stored)
+                    .filter_map(|r| r.stored_sha256.clone().map(|sha| (photo_id.clone(), sha)))
+                    .collect();
+                queue_jobs(&mut tx, user_id, &stored, now).await?;
                 for resource_type in stale {
                     sqlx::query("DELETE FROM icloud.resources WHERE photo_id = $1 AND resource_type = $2 AND user_id = $3")
                         .bind(&photo_id)

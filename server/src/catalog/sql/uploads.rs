@@ -3,6 +3,7 @@
 
 use sqlx::Row as _;
 
+use super::jobs::queue_jobs;
 use super::resources::{CONTENT_CHANGED, ResourceRow, fetch_resources, upsert_resource};
 use super::{Adapter, CHUNK, Conn, bump_version, placeholders, time, to_i64, to_u64};
 use crate::catalog::validate::{self, MAX_RESOURCE_SIZE};
@@ -229,11 +230,11 @@ pub(super) async fn record_upload(
     let canonical = blob(&mut tx, user_id, &upload.sha256)
         .await?
         .ok_or(Error::NotFound { what: "blob" })?;
-    let linked: Vec<String> = sqlx::query_scalar(
+    let linked_rows = sqlx::query(
         "UPDATE icloud.resources SET state = 'stored', state_reason = NULL, stored_sha256 = $1, \
              stored_key = $2, stored_size = $3, uploaded_at = $4, deduplicated = $5 \
          WHERE user_id = $6 AND declared_sha256 = $1 AND state IN ('pending', 'failed', 'unavailable') \
-         RETURNING photo_id",
+         RETURNING photo_id, resource_type",
     )
     .bind(&canonical.sha256)
     .bind(&canonical.key)
@@ -243,6 +244,21 @@ pub(super) async fn record_upload(
     .bind(user_id.as_str())
     .fetch_all(&mut *tx)
     .await?;
+    let mut linked = Vec::with_capacity(linked_rows.len());
+    let mut originals = Vec::new();
+    if upload.resource == ResourceType::Original {
+        originals.push((photo.to_owned(), upload.sha256.clone()));
+    }
+    for row in &linked_rows {
+        let photo_id: String = row.try_get("photo_id")?;
+        let resource_type: String = row.try_get("resource_type")?;
+        if resource_type == ResourceType::Original.as_str() {
+            originals.push((photo_id.clone(), canonical.sha256.clone()));
+        }
+        linked.push(photo_id);
+    }
+    // A stored original is what the enrichment workers start from.
+    queue_jobs(&mut tx, user_id, &originals, at).await?;
     let mut touched: Vec<&str> = linked.iter().map(String::as_str).collect();
     touched.push(photo);
     set_photo_versions(&mut tx, user_id, &touched, version).await?;

@@ -1,0 +1,100 @@
+//! The web surface (scope `web`): the photo timeline, albums and one photo's details, each item with
+//! short-lived presigned URLs of its thumbnail and original (never bare object URLs).
+//!
+//! Lists are keyset-paged: a page is "the next `limit` rows after this position", read from an index, so the
+//! millionth photo costs what the first does. The position travels in an opaque cursor signed by the server
+//! ([`CursorKey`]); a forged, truncated or foreign cursor is a 400.
+
+pub(crate) mod albums;
+mod cursor;
+pub(crate) mod photos;
+
+use axum::Router;
+use axum::routing::get;
+use storage::StorageKey;
+
+pub use cursor::CursorKey;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::catalog::{ListedPhoto, UserId};
+
+/// Page size when the client names none.
+pub const DEFAULT_LIMIT: u32 = 100;
+/// Largest page; a larger `limit` is a 400 (not silently clamped, so a client never mistakes a short page
+/// for the end of the list).
+pub const MAX_LIMIT: u32 = 500;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/my/photos/", get(photos::get_photos))
+        .route("/my/photos", get(photos::get_photos))
+        .route("/my/photos/albums", get(albums::get_albums))
+        .route("/my/photos/albums/{album_id}", get(albums::get_album))
+        .route("/my/photos/{photo_id}", get(photos::get_photo))
+}
+
+/// The page size asked for, checked.
+fn limit(requested: Option<u32>) -> Result<u32, ApiError> {
+    let limit = requested.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit: {limit} is outside 1..={MAX_LIMIT}"),
+        ));
+    }
+    Ok(limit)
+}
+
+/// A presigned GET of `key`, if the key is the user's. The catalog only records keys under the user's
+/// prefix; checking again here means a bad row can never hand out another user's object.
+async fn presign(state: &AppState, user_id: &UserId, key: &str) -> Result<Option<String>, ApiError> {
+    let Ok(prefix) = storage::LibraryLayout::user_prefix(user_id.as_str()) else {
+        return Ok(None);
+    };
+    let Ok(key) = StorageKey::parse(key) else {
+        return Ok(None);
+    };
+    if !key.as_str().starts_with(&format!("{}/", prefix.as_str())) {
+        tracing::warn!("a catalog key outside the user's prefix was not presigned");
+        return Ok(None);
+    }
+    Ok(Some(state.store().presign_get(&key, None).await?.url.to_string()))
+}
+
+/// A list item with its presigned URLs.
+async fn item(state: &AppState, user_id: &UserId, photo: &ListedPhoto) -> Result<api::WebListItem, ApiError> {
+    let original_url = match &photo.original {
+        Some(original) => presign(state, user_id, &original.key).await?,
+        None => None,
+    };
+    let thumbnail_url = match &photo.thumbnail_key {
+        Some(key) => presign(state, user_id, key).await?,
+        None => None,
+    };
+    Ok(api::WebListItem {
+        id: photo.id.as_str().to_owned(),
+        local_identifier: photo.local_identifier.clone(),
+        taken_at: photo.taken_at,
+        kind: photo.kind,
+        favorite: photo.favorite,
+        width: photo.width,
+        height: photo.height,
+        sha256: photo.original.as_ref().map(|o| o.sha256.clone()),
+        thumbnail_url,
+        original_url,
+    })
+}
+
+/// List items for a page of rows.
+async fn items(
+    state: &AppState,
+    user_id: &UserId,
+    photos: &[ListedPhoto],
+) -> Result<Vec<api::WebListItem>, ApiError> {
+    let mut items = Vec::with_capacity(photos.len());
+    for photo in photos {
+        items.push(item(state, user_id, photo).await?);
+    }
+    Ok(items)
+}

@@ -1,0 +1,115 @@
+//! `GET /my/photos/albums` (albums and folders with counts and covers) and `GET /my/photos/albums/{albumId}`
+//! (one album and a page of its photos in the album's order).
+
+use axum::extract::State;
+
+use super::{cursor, item, items, limit};
+use crate::catalog::{AlbumKind, AlbumPageQuery, AlbumSummary, UserId};
+use crate::http::AppState;
+use crate::http::auth::WebAuth;
+use crate::http::error::ApiError;
+use crate::http::extract::{Json, Path, Query};
+
+/// Query of an album page.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct AlbumParams {
+    /// Page size.
+    limit: Option<u32>,
+    /// `nextCursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// The caller's albums and folders, in the Mac's display order, each with its count and cover.
+#[utoipa::path(get, path = "/my/photos/albums", tag = "web", operation_id = "get_albums",
+    responses((status = 200, body = api::WebAlbums), (status = 401, body = api::ErrorBody)),
+    security(("bearer" = ["web"])))]
+#[tracing::instrument(skip_all)]
+pub(crate) async fn get_albums(
+    State(state): State<AppState>,
+    WebAuth(caller): WebAuth,
+) -> Result<Json<api::WebAlbums>, ApiError> {
+    let rows = state.catalog().list_albums(&caller.user.id, None).await?;
+    let mut albums = Vec::with_capacity(rows.len());
+    for row in &rows {
+        albums.push(album(&state, &caller.user.id, row).await?);
+    }
+    Ok(Json(api::WebAlbums { albums }))
+}
+
+/// One album and a page of its photos, in the album's order.
+#[utoipa::path(get, path = "/my/photos/albums/{albumId}", tag = "web", operation_id = "get_album",
+    params(("albumId" = String, Path, description = "the album's id (from the album list)"),
+        ("limit" = Option<u32>, Query, description = "page size, 1..=500 (default 100); above 500 is a 400"),
+        ("cursor" = Option<String>, Query, description = "nextCursor of the previous page")),
+    responses((status = 200, body = api::WebAlbumPage), (status = 400, body = api::ErrorBody),
+        (status = 401, body = api::ErrorBody), (status = 404, body = api::ErrorBody)),
+    security(("bearer" = ["web"])))]
+#[tracing::instrument(skip_all)]
+pub(crate) async fn get_album(
+    State(state): State<AppState>,
+    WebAuth(caller): WebAuth,
+    Path(album_id): Path<String>,
+    Query(params): Query<AlbumParams>,
+) -> Result<Json<api::WebAlbumPage>, ApiError> {
+    let user_id = &caller.user.id;
+    let limit = limit(params.limit)?;
+    let summary = state
+        .catalog()
+        .list_albums(user_id, Some(&album_id))
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::not_found("album"))?;
+    let key = &state.settings().cursor_key;
+    let scope = cursor::scope(&["album", user_id.as_str(), &album_id]);
+    let after = match &params.cursor {
+        None => None,
+        Some(text) => Some(parse_position(&key.open(&scope, text)?)?),
+    };
+    let query = AlbumPageQuery {
+        album_id,
+        limit,
+        after,
+    };
+    let mut rows = state.catalog().album_photos(user_id, &query).await?;
+    let next_cursor = if rows.len() > limit as usize {
+        rows.truncate(limit as usize);
+        rows.last()
+            .map(|last| key.seal(&scope, &format!("a|{}|{}", last.position, last.id)))
+    } else {
+        None
+    };
+    Ok(Json(api::WebAlbumPage {
+        album: album(&state, user_id, &summary).await?,
+        items: items(&state, user_id, &rows).await?,
+        next_cursor,
+    }))
+}
+
+async fn album(state: &AppState, user_id: &UserId, row: &AlbumSummary) -> Result<api::WebAlbum, ApiError> {
+    Ok(api::WebAlbum {
+        id: row.id.clone(),
+        title: row.title.clone(),
+        kind: match row.kind {
+            AlbumKind::Album => api::AlbumKind::Album,
+            AlbumKind::Folder => api::AlbumKind::Folder,
+            AlbumKind::Shared => api::AlbumKind::Shared,
+        },
+        parent_id: row.parent_id.clone(),
+        count: row.count,
+        cover: match &row.cover {
+            Some(cover) => Some(item(state, user_id, cover).await?),
+            None => None,
+        },
+    })
+}
+
+fn parse_position(payload: &str) -> Result<(i64, String), ApiError> {
+    let bad = || ApiError::bad_request("invalid_cursor", "cursor: not a cursor this list handed out");
+    let mut parts = payload.splitn(3, '|');
+    let (Some("a"), Some(position), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad());
+    };
+    Ok((position.parse().map_err(|_| bad())?, id.to_owned()))
+}

@@ -1,0 +1,280 @@
+//! The worker surface over HTTP, against {SQLite, PostgreSQL} × {local directory, SeaweedFS}: jobs queued
+//! when an original is stored (uploaded or linked by SHA-256), leased atomically with a presigned original,
+//! completed (never leased again), failed and parked, and re-offered when a lease expires.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod app;
+mod owner;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use app::{Backends, TestApp, assert_error, item, sha256_hex};
+use owner::Owner;
+use serde_json::{Value, json};
+use server::http::HttpSettings;
+
+fn settings() -> HttpSettings {
+    HttpSettings {
+        max_upload_bytes: 64 << 20,
+        job_max_failures: 3,
+        job_retry_after: Duration::ZERO,
+        ..HttpSettings::default()
+    }
+}
+
+async fn lease(app: &TestApp, token: &str, query: &str) -> Vec<Value> {
+    let (status, answer) = app
+        .post_json(token, &format!("/worker/jobs/lease?{query}"), &json!(null))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    answer["jobs"].as_array().unwrap().clone()
+}
+
+/// One uploaded original and `n` photos linked to it by SHA-256 in sync: `n + 1` jobs of each kind.
+async fn library(app: &TestApp, owner: &Owner, prefix: &str, n: usize) -> Vec<u8> {
+    let bytes: Vec<u8> = format!("{prefix} original bytes").into_bytes();
+    owner
+        .photo_with_original(app, &format!("{prefix}000"), &bytes)
+        .await;
+    let sha = sha256_hex(&bytes);
+    let items = (1..=n)
+        .map(|i| item(&format!("{prefix}{i:03}"), bytes.len() as u64, Some(&sha)))
+        .collect();
+    owner.sync(app, items).await;
+    bytes
+}
+
+pub async fn jobs_are_leased_with_the_original_and_completed(app: TestApp) {
+    let owner = Owner::new(&app).await;
+    let bytes = library(&app, &owner, "AAAA", 1).await;
+    let jobs = lease(&app, &owner.worker, "kind=thumbnail&max=10").await;
+    assert_eq!(
+        jobs.len(),
+        2,
+        "the uploaded original and the one linked by SHA-256: {jobs:?}"
+    );
+    for job in &jobs {
+        assert_eq!(job["kind"], "thumbnail");
+        assert_eq!(job["attempts"], 0);
+        assert_eq!(job["sha256"], sha256_hex(&bytes));
+        assert_eq!(job["uti"], "public.heic");
+        let url = job["originalUrl"].as_str().unwrap();
+        let fetched = reqwest::get(url).await.unwrap();
+        assert_eq!(fetched.status(), 200, "{url}");
+        assert_eq!(fetched.bytes().await.unwrap(), bytes);
+        let key = job["derivativeKey"].as_str().unwrap();
+        let prefix = format!("users/{}/libraries/", owner.user.id);
+        assert!(
+            key.starts_with(&prefix) && key.contains("/derivatives/thumbnail/"),
+            "{key}"
+        );
+    }
+    // Other kinds are separate jobs; a leased job is not offered again while its lease holds.
+    assert_eq!(lease(&app, &owner.worker, "kind=classify&max=10").await.len(), 2);
+    assert!(
+        lease(&app, &owner.worker, "kind=thumbnail&max=10")
+            .await
+            .is_empty()
+    );
+
+    let job = &jobs[0];
+    let id = job["id"].as_str().unwrap();
+    let key = job["derivativeKey"].as_str().unwrap();
+    let thumbnail = b"jpeg thumbnail bytes".to_vec();
+    app.store
+        .put(
+            &storage::StorageKey::parse(key).unwrap(),
+            thumbnail.clone().into(),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    let result = json!({ "result": {
+        "key": key, "contentType": "image/jpeg", "width": 256, "height": 192, "size": thumbnail.len()
+    }});
+    // A result naming another key, or not a thumbnail result at all, is refused and changes nothing.
+    let mut wrong = result.clone();
+    wrong["result"]["key"] = format!("users/{}/elsewhere.jpg", owner.user.id).into();
+    let path = format!("/worker/jobs/{id}/result");
+    assert_error(
+        &app.post_json(&owner.worker, &path, &wrong).await,
+        422,
+        "invalid_field",
+    );
+    assert_error(
+        &app.post_json(&owner.worker, &path, &json!({ "result": { "labels": [] } }))
+            .await,
+        422,
+        "invalid_field",
+    );
+    assert_error(
+        &app.post_json(&owner.worker, &path, &json!({})).await,
+        422,
+        "invalid_json",
+    );
+    // Another user's worker does not see the job.
+    let stranger = Owner::new(&app).await;
+    assert_error(
+        &app.post_json(&stranger.worker, &path, &result).await,
+        404,
+        "not_found",
+    );
+    assert!(
+        lease(&app, &stranger.worker, "kind=thumbnail&max=10")
+            .await
+            .is_empty()
+    );
+
+    let (status, done) = app.post_json(&owner.worker, &path, &result).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["state"], "done");
+    // Done is final: a second result, or a failure report, leaves it done.
+    assert_eq!(
+        app.post_json(&owner.worker, &path, &result).await.1["state"],
+        "done"
+    );
+    let fail = json!({ "reason": "corrupt", "message": "late" });
+    let (_, after) = app
+        .post_json(&owner.worker, &format!("/worker/jobs/{id}/fail"), &fail)
+        .await;
+    assert_eq!(after["state"], "done");
+
+    // The result shows in the photo's details, and the list carries a presigned thumbnail URL.
+    let photo_id = job["photoId"].as_str().unwrap();
+    let (status, photo) = app.get_json(&owner.web, &format!("/my/photos/{photo_id}")).await;
+    assert_eq!(status, 200, "{photo}");
+    let enrichments = photo["enrichments"].as_array().unwrap();
+    assert_eq!(enrichments.len(), 1, "{photo}");
+    assert_eq!(enrichments[0]["kind"], "thumbnail");
+    assert_eq!(enrichments[0]["result"]["key"], key);
+    let url = photo["thumbnailUrl"].as_str().expect("a thumbnail URL");
+    assert_eq!(reqwest::get(url).await.unwrap().bytes().await.unwrap(), thumbnail);
+}
+
+pub async fn concurrent_leases_never_share_a_job(app: TestApp) {
+    let owner = Owner::new(&app).await;
+    library(&app, &owner, "BBBB", 59).await;
+    let app = std::sync::Arc::new(app);
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let app = std::sync::Arc::clone(&app);
+            let token = owner.worker.clone();
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let jobs = lease(&app, &token, "kind=face&max=3").await;
+                    if jobs.is_empty() {
+                        break mine;
+                    }
+                    mine.extend(jobs.iter().map(|j| j["id"].as_str().unwrap().to_owned()));
+                }
+            })
+        })
+        .collect();
+    let mut seen = HashSet::new();
+    let mut total = 0;
+    for worker in workers {
+        for id in worker.await.unwrap() {
+            total += 1;
+            assert!(seen.insert(id.clone()), "job {id} leased twice");
+        }
+    }
+    assert_eq!(total, 60, "every job leased exactly once");
+}
+
+pub async fn an_expired_lease_is_offered_again(app: TestApp) {
+    let owner = Owner::new(&app).await;
+    library(&app, &owner, "CCCC", 0).await;
+    let first = lease(&app, &owner.worker, "kind=thumbnail&leaseSecs=1").await;
+    assert_eq!(first.len(), 1);
+    assert!(lease(&app, &owner.worker, "kind=thumbnail").await.is_empty());
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let again = lease(&app, &owner.worker, "kind=thumbnail").await;
+    assert_eq!(again.len(), 1, "offered again after the lease ran out");
+    assert_eq!(again[0]["id"], first[0]["id"]);
+    assert_eq!(again[0]["attempts"], 1);
+}
+
+pub async fn failures_retry_then_park(app: TestApp) {
+    let owner = Owner::new(&app).await;
+    library(&app, &owner, "DDDD", 0).await;
+    let fail = json!({ "reason": "corrupt", "message": "not a JPEG" });
+    let mut id = String::new();
+    for attempt in 1..=3 {
+        let jobs = lease(&app, &owner.worker, "kind=thumbnail").await;
+        assert_eq!(jobs.len(), 1, "attempt {attempt}");
+        id = jobs[0]["id"].as_str().unwrap().to_owned();
+        let (status, answer) = app
+            .post_json(&owner.worker, &format!("/worker/jobs/{id}/fail"), &fail)
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["failures"], attempt);
+        assert_eq!(answer["state"], if attempt < 3 { "queued" } else { "parked" });
+    }
+    assert!(
+        lease(&app, &owner.worker, "kind=thumbnail").await.is_empty(),
+        "parked"
+    );
+    let job = app.catalog.job(&owner.user.id, &id).await.unwrap().unwrap();
+    assert_eq!(job.last_error.as_deref(), Some("corrupt: not a JPEG"));
+
+    // Bad requests are 4xx and change nothing.
+    for query in [
+        "kind=bogus",
+        "kind=thumbnail&max=0",
+        "kind=thumbnail&max=101",
+        "kind=thumbnail&leaseSecs=0",
+        "",
+        "kind=face&extra=1",
+    ] {
+        let answer = app
+            .post_json(
+                &owner.worker,
+                &format!("/worker/jobs/lease?{query}"),
+                &json!(null),
+            )
+            .await;
+        assert_eq!(answer.0, 400, "{query}: {}", answer.1);
+    }
+    let bad_reason = json!({ "reason": "Not Snake", "message": "x" });
+    assert_error(
+        &app.post_json(&owner.worker, &format!("/worker/jobs/{id}/fail"), &bad_reason)
+            .await,
+        422,
+        "invalid_field",
+    );
+    assert_error(
+        &app.post_json(
+            &owner.worker,
+            "/worker/jobs/ffffffffffffffffffffffffffffffff/fail",
+            &fail,
+        )
+        .await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &app.post_json(&owner.web, "/worker/jobs/lease?kind=thumbnail", &json!(null))
+            .await,
+        403,
+        "wrong_scope",
+    );
+}
+
+macro_rules! matrix {
+    ($($behaviour:ident),* $(,)?) => {
+        mod sqlite_local { $( #[tokio::test(flavor = "multi_thread")] async fn $behaviour() { crate::$behaviour(crate::TestApp::start_with(crate::Backends::SqliteLocal, crate::settings()).await).await } )* }
+        mod sqlite_s3 { $( #[tokio::test(flavor = "multi_thread")] async fn $behaviour() { crate::$behaviour(crate::TestApp::start_with(crate::Backends::SqliteS3, crate::settings()).await).await } )* }
+        mod postgres_local { $( #[tokio::test(flavor = "multi_thread")] async fn $behaviour() { crate::$behaviour(crate::TestApp::start_with(crate::Backends::PostgresLocal, crate::settings()).await).await } )* }
+        mod postgres_s3 { $( #[tokio::test(flavor = "multi_thread")] async fn $behaviour() { crate::$behaviour(crate::TestApp::start_with(crate::Backends::PostgresS3, crate::settings()).await).await } )* }
+    };
+}
+
+matrix!(
+    jobs_are_leased_with_the_original_and_completed,
+    concurrent_leases_never_share_a_job,
+    an_expired_lease_is_offered_again,
+    failures_retry_then_park,
+);
