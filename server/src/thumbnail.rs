@@ -221,8 +221,9 @@ fn encode_jpeg(image: &DynamicImage, spec: &ThumbnailSpec) -> Result<Thumbnail, 
     };
     let image = rgb.as_ref().unwrap_or(image);
     let mut bytes = Vec::with_capacity(64 * 1024);
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, spec.quality.clamp(1, 100))
-        .encode_image(image)
+    let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, spec.quality.clamp(1, 100));
+    image
+        .write_with_encoder(encoder)
         .map_err(|e| ThumbnailError::Encode(e.to_string()))?;
     Ok(Thumbnail {
         bytes,
