@@ -46,6 +46,31 @@ fn png(width: u32, height: u32) -> Vec<u8> {
     out
 }
 
+/// A HEIC made with libheif's HEVC encoder (x265), when this build has libheif.
+#[cfg(feature = "heif")]
+fn heic(width: u32, height: u32) -> Option<Vec<u8>> {
+    use libheif_rs::{Channel, ColorSpace, CompressionFormat, EncoderQuality, HeifContext, LibHeif, RgbChroma};
+    let source = noisy_rgb(width, height);
+    let lib = LibHeif::new();
+    let mut image = libheif_rs::Image::new(width, height, ColorSpace::Rgb(RgbChroma::Rgb)).unwrap();
+    image.create_plane(Channel::Interleaved, width, height, 8).unwrap();
+    let plane = image.planes_mut().interleaved.unwrap();
+    let row = width as usize * 3;
+    for (y, src) in source.as_raw().chunks(row).enumerate() {
+        plane.data[y * plane.stride..y * plane.stride + row].copy_from_slice(src);
+    }
+    let mut context = HeifContext::new().unwrap();
+    let mut encoder = lib.encoder_for_format(CompressionFormat::Hevc).unwrap();
+    encoder.set_quality(EncoderQuality::Lossy(60)).unwrap();
+    context.encode_image(&image, &mut encoder, None).unwrap();
+    Some(context.write_to_bytes().unwrap())
+}
+
+#[cfg(not(feature = "heif"))]
+fn heic(_width: u32, _height: u32) -> Option<Vec<u8>> {
+    None
+}
+
 fn corrupt() -> Vec<u8> {
     let mut bytes = vec![0xFF, 0xD8, 0xFF, 0xE0];
     bytes.extend((0..20_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8));
@@ -93,22 +118,26 @@ fn assert_thumbnail(bytes: &[u8], edge: u32) -> (u32, u32) {
     (image.width(), image.height())
 }
 
-pub async fn thumbnails_for_jpeg_and_png_and_a_reason_for_corrupt(app: TestApp) {
+pub async fn thumbnails_for_jpeg_png_and_heic_and_a_reason_for_corrupt(app: TestApp) {
     let (user, client) = app.user_with_token(Scope::Client).await;
     let web = app.token(&user, Scope::Web).await;
     let worker_token = app.token(&user, Scope::Worker).await;
-    let originals = [
+    let mut originals = vec![
         ("AAAA0001", "public.jpeg", "IMG_0001.JPG", jpeg(1600, 1200)),
         ("AAAA0002", "public.png", "IMG_0002.PNG", png(700, 1400)),
         ("AAAA0003", "public.jpeg", "IMG_0003.JPG", corrupt()),
     ];
+    let heic = heic(1024, 640);
+    if let Some(bytes) = &heic {
+        originals.push(("AAAA0004", "public.heic", "IMG_0004.HEIC", bytes.clone()));
+    }
     for (uuid, uti, name, bytes) in &originals {
         upload(&app.http, &app.url, &client, &item(uuid, uti, name, bytes), bytes).await;
     }
 
     let settings = WorkerSettings::new(app.url.parse().unwrap(), worker_token.clone());
     let worked = run_once(settings.clone(), app.store.clone(), 10).await.unwrap();
-    assert_eq!(worked.len(), 3, "{worked:#?}");
+    assert_eq!(worked.len(), originals.len(), "{worked:#?}");
     for w in &worked {
         let uuid = w.job.photo_id.as_str();
         let photo = app.get_json(&web, &format!("/my/photos/{uuid}")).await;
@@ -153,8 +182,11 @@ pub async fn thumbnails_for_jpeg_and_png_and_a_reason_for_corrupt(app: TestApp) 
             Outcome::Failed(_) => None,
         })
         .collect();
-    assert_eq!(sizes.len(), 2);
+    assert_eq!(sizes.len(), originals.len() - 1);
     assert!(sizes.contains(&(512, 384)) && sizes.contains(&(256, 512)), "{sizes:?}");
+    if heic.is_some() {
+        assert!(sizes.contains(&(512, 320)), "the HEIC's thumbnail: {sizes:?}");
+    }
 
     // A completed job is never leased again.
     let again = run_once(settings, app.store.clone(), 10).await.unwrap();
@@ -180,7 +212,7 @@ macro_rules! matrix {
     };
 }
 
-matrix!(thumbnails_for_jpeg_and_png_and_a_reason_for_corrupt);
+matrix!(thumbnails_for_jpeg_png_and_heic_and_a_reason_for_corrupt);
 
 // ---- The binary -------------------------------------------------------------------------------------------
 
