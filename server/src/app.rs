@@ -196,7 +196,10 @@ async fn serve(mut args: ServeArgs) -> Result<()> {
     let local = listener.local_addr()?;
     tracing::info!(listen = %local, store = store.describe(), "iphoto-server ready");
 
-    let shutdown = tokio_util::sync::CancellationToken::new();
+    // On SIGTERM the in-process workers stop leasing and finish the jobs in hand first, while the server
+    // still answers their result posts; then the server drains its own requests.
+    let workers_stop = tokio_util::sync::CancellationToken::new();
+    let server_stop = tokio_util::sync::CancellationToken::new();
     let mut workers = tokio::task::JoinSet::new();
     if args.workers.contains(&WorkerKind::Thumbnail) {
         let token = worker_token(catalog_for_workers.as_ref(), &data_dir).await?;
@@ -207,20 +210,37 @@ async fn serve(mut args: ServeArgs) -> Result<()> {
             local
         };
         let settings = worker_settings(format!("http://{host}").parse()?, token, &args.thumbnails);
-        workers.spawn(worker::run_thumbnail_worker(settings, store.clone(), shutdown.clone()));
+        workers.spawn(worker::run_thumbnail_worker(
+            settings,
+            store.clone(),
+            workers_stop.clone(),
+        ));
     }
-    let signal = shutdown.clone();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        signal.cancel();
-    });
-    axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await?;
-    shutdown.cancel();
-    while let Some(joined) = workers.join_next().await {
-        joined??;
+    let stopper = {
+        let server_stop = server_stop.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            workers_stop.cancel();
+            let mut outcome = Ok(());
+            while let Some(joined) = workers.join_next().await {
+                let result = joined.map_err(anyhow::Error::from).and_then(|r| r);
+                if let Err(error) = result {
+                    tracing::error!(error = format!("{error:#}"), "an in-process worker failed");
+                    outcome = Err(error);
+                }
+            }
+            server_stop.cancel();
+            outcome
+        })
+    };
+    let served = axum::serve(listener, http::router(state))
+        .with_graceful_shutdown(server_stop.cancelled_owned())
+        .await;
+    if let Err(error) = served {
+        stopper.abort();
+        return Err(error.into());
     }
+    stopper.await??;
     tracing::info!("stopped");
     Ok(())
 }
@@ -236,7 +256,9 @@ async fn worker_token(catalog: &dyn Catalog, data_dir: &Path) -> Result<String> 
         .find_user_by_name("admin")
         .await?
         .context("no admin user to own the in-process workers' token")?;
-    let token = catalog.create_token(&admin.id, Scope::Worker, "in-process workers").await?;
+    let token = catalog
+        .create_token(&admin.id, Scope::Worker, "in-process workers")
+        .await?;
     write_private(&path, token.secret.expose())?;
     tracing::info!(path = %path.display(), "wrote the in-process workers' token");
     Ok(token.secret.expose().to_owned())

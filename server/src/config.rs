@@ -183,7 +183,13 @@ pub struct ServeArgs {
 
     /// Enrichment workers to run inside the server (comma-separated; `thumbnail`). They lease jobs over
     /// HTTP from this server with a `worker` token kept in the data directory.
-    #[arg(long, env = "WORKERS", value_enum, value_delimiter = ',', help_heading = "Server")]
+    #[arg(
+        long,
+        env = "WORKERS",
+        value_enum,
+        value_delimiter = ',',
+        help_heading = "Server"
+    )]
     pub workers: Vec<WorkerKind>,
 
     #[command(flatten)]

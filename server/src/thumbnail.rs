@@ -188,7 +188,11 @@ fn image_error(error: image::ImageError) -> ThumbnailError {
 }
 
 /// Decodes with `image`, shrinks to the bound, then applies the EXIF orientation to the small image.
-fn decode_raster(path: &Path, format: ImageFormat, spec: &ThumbnailSpec) -> Result<DynamicImage, ThumbnailError> {
+fn decode_raster(
+    path: &Path,
+    format: ImageFormat,
+    spec: &ThumbnailSpec,
+) -> Result<DynamicImage, ThumbnailError> {
     let file = std::io::BufReader::new(std::fs::File::open(path)?);
     let mut decoder = ImageReader::with_format(file, format)
         .into_decoder()
@@ -255,7 +259,9 @@ fn decode_heif(path: &Path, spec: &ThumbnailSpec) -> Result<DynamicImage, Thumbn
     let (width, height, stride) = (plane.width, plane.height, plane.stride);
     let row = width as usize * 3;
     if stride < row || plane.data.len() < stride * (height as usize).saturating_sub(1) + row {
-        return Err(ThumbnailError::Corrupt("HEIF: decoded plane is smaller than its size".into()));
+        return Err(ThumbnailError::Corrupt(
+            "HEIF: decoded plane is smaller than its size".into(),
+        ));
     }
     let mut pixels = Vec::with_capacity(row * height as usize);
     for y in 0..height as usize {
@@ -288,7 +294,16 @@ fn poster_frame(path: &Path, spec: &ThumbnailSpec) -> Result<Thumbnail, Thumbnai
     let frame = dir.path().join("frame.png");
     for seek in ["1", "0"] {
         let output = match Command::new("ffmpeg")
-            .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-ss", seek, "-i"])
+            .args([
+                "-nostdin",
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-y",
+                "-ss",
+                seek,
+                "-i",
+            ])
             .arg(path)
             .args(["-frames:v", "1", "-an"])
             .arg(&frame)
@@ -347,7 +362,12 @@ mod tests {
             encoder.set_exif_metadata(exif).unwrap();
         }
         encoder
-            .write_image(image.as_raw(), image.width(), image.height(), image::ExtendedColorType::Rgb8)
+            .write_image(
+                image.as_raw(),
+                image.width(),
+                image.height(),
+                image::ExtendedColorType::Rgb8,
+            )
             .unwrap();
         out
     }
@@ -429,7 +449,10 @@ mod tests {
         assert_eq!((thumb.width, thumb.height), (256, 512));
         let shown = decode(&thumb).to_rgb8();
         let right = shown.get_pixel(thumb.width - 3, thumb.height / 2);
-        assert!(right[0] > 200 && right[1] < 60, "right edge should be red, is {right:?}");
+        assert!(
+            right[0] > 200 && right[1] < 60,
+            "right edge should be red, is {right:?}"
+        );
 
         // Orientation 1 leaves it as stored.
         let path = write(&dir, "plain.jpg", &jpeg_bytes(&stored, Some(exif_orientation(1))));
@@ -488,10 +511,12 @@ mod tests {
 
     #[cfg(feature = "heif")]
     fn heic_bytes(image: &RgbImage) -> Vec<u8> {
-        use libheif_rs::{Channel, ColorSpace, CompressionFormat, EncoderQuality, HeifContext, LibHeif, RgbChroma};
+        use libheif_rs::{
+            Channel, ColorSpace, CompressionFormat, EncoderQuality, HeifContext, LibHeif, RgbChroma,
+        };
         let lib = LibHeif::new();
-        let mut heif = libheif_rs::Image::new(image.width(), image.height(), ColorSpace::Rgb(RgbChroma::Rgb))
-            .unwrap();
+        let mut heif =
+            libheif_rs::Image::new(image.width(), image.height(), ColorSpace::Rgb(RgbChroma::Rgb)).unwrap();
         heif.create_plane(Channel::Interleaved, image.width(), image.height(), 8)
             .unwrap();
         let planes = heif.planes_mut();
@@ -526,7 +551,10 @@ mod tests {
         assert_eq!((thumb.width, thumb.height), (512, 384));
         let shown = decode(&thumb).to_rgb8();
         let left = shown.get_pixel(100, 200);
-        assert!(left[1] > 150 && left[0] < 80, "left half should be green, is {left:?}");
+        assert!(
+            left[1] > 150 && left[0] < 80,
+            "left half should be green, is {left:?}"
+        );
 
         // A HEIC cut short is corrupt, not a crash.
         let path = write(&dir, "cut.heic", &bytes[..bytes.len() / 3]);
@@ -551,8 +579,8 @@ mod tests {
         let video = dir.path().join("clip.mp4");
         if !ffmpeg_available() {
             let path = write(&dir, "clip.mov", b"\0\0\0\x14ftypqt  \0\0\0\0qt  ");
-            let error = make_thumbnail(&path, "com.apple.quicktime-movie", &ThumbnailSpec::default())
-                .unwrap_err();
+            let error =
+                make_thumbnail(&path, "com.apple.quicktime-movie", &ThumbnailSpec::default()).unwrap_err();
             assert_eq!(error.reason(), "unsupported", "{error}");
             return;
         }

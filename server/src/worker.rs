@@ -264,7 +264,11 @@ impl Worker {
 
         let size = thumb.bytes.len() as u64;
         self.store
-            .put(&key, bytes::Bytes::from(thumb.bytes), &storage::PutOptions::default())
+            .put(
+                &key,
+                bytes::Bytes::from(thumb.bytes),
+                &storage::PutOptions::default(),
+            )
             .await
             .map_err(|e| failure("store_failed", e.to_string()))?;
         Ok(ThumbnailResult {
@@ -317,7 +321,10 @@ fn failure(reason: &str, message: impl Into<String>) -> JobFailure {
 
 async fn json_answer<T: serde::de::DeserializeOwned>(response: reqwest::Response, what: &str) -> Result<T> {
     let status = response.status();
-    let text = response.text().await.with_context(|| format!("{what}: reading the answer"))?;
+    let text = response
+        .text()
+        .await
+        .with_context(|| format!("{what}: reading the answer"))?;
     if !status.is_success() {
         let message = serde_json::from_str::<api::ErrorBody>(&text)
             .map(|body| format!("{}: {}", body.error.code, body.error.message))

@@ -49,11 +49,15 @@ fn png(width: u32, height: u32) -> Vec<u8> {
 /// A HEIC made with libheif's HEVC encoder (x265), when this build has libheif.
 #[cfg(feature = "heif")]
 fn heic(width: u32, height: u32) -> Option<Vec<u8>> {
-    use libheif_rs::{Channel, ColorSpace, CompressionFormat, EncoderQuality, HeifContext, LibHeif, RgbChroma};
+    use libheif_rs::{
+        Channel, ColorSpace, CompressionFormat, EncoderQuality, HeifContext, LibHeif, RgbChroma,
+    };
     let source = noisy_rgb(width, height);
     let lib = LibHeif::new();
     let mut image = libheif_rs::Image::new(width, height, ColorSpace::Rgb(RgbChroma::Rgb)).unwrap();
-    image.create_plane(Channel::Interleaved, width, height, 8).unwrap();
+    image
+        .create_plane(Channel::Interleaved, width, height, 8)
+        .unwrap();
     let plane = image.planes_mut().interleaved.unwrap();
     let row = width as usize * 3;
     for (y, src) in source.as_raw().chunks(row).enumerate() {
@@ -166,12 +170,13 @@ pub async fn thumbnails_for_jpeg_png_and_heic_and_a_reason_for_corrupt(app: Test
             Outcome::Failed(failure) => {
                 assert_eq!(failure.reason, "corrupt", "{w:?}");
                 assert!(!failure.message.is_empty());
-                assert!(
-                    matches!(w.answer.state.as_str(), "queued" | "parked"),
-                    "{w:?}"
-                );
+                assert!(matches!(w.answer.state.as_str(), "queued" | "parked"), "{w:?}");
                 assert_eq!(w.answer.failures, 1);
-                assert!(photo.1.get("thumbnailUrl").is_none_or(|u| u.is_null()), "{}", photo.1);
+                assert!(
+                    photo.1.get("thumbnailUrl").is_none_or(|u| u.is_null()),
+                    "{}",
+                    photo.1
+                );
             }
         }
     }
@@ -183,7 +188,10 @@ pub async fn thumbnails_for_jpeg_png_and_heic_and_a_reason_for_corrupt(app: Test
         })
         .collect();
     assert_eq!(sizes.len(), originals.len() - 1);
-    assert!(sizes.contains(&(512, 384)) && sizes.contains(&(256, 512)), "{sizes:?}");
+    assert!(
+        sizes.contains(&(512, 384)) && sizes.contains(&(256, 512)),
+        "{sizes:?}"
+    );
     if heic.is_some() {
         assert!(sizes.contains(&(512, 320)), "the HEIC's thumbnail: {sizes:?}");
     }
@@ -192,7 +200,9 @@ pub async fn thumbnails_for_jpeg_png_and_heic_and_a_reason_for_corrupt(app: Test
     let again = run_once(settings, app.store.clone(), 10).await.unwrap();
     for w in &again {
         assert!(
-            !worked.iter().any(|d| d.job.id == w.job.id && matches!(d.outcome, Outcome::Done(_))),
+            !worked
+                .iter()
+                .any(|d| d.job.id == w.job.id && matches!(d.outcome, Outcome::Done(_))),
             "a done job was leased again: {w:?}"
         );
     }
@@ -322,9 +332,16 @@ async fn serve_with_in_process_workers_makes_thumbnails_and_stops_on_sigterm() {
     let data = dir.path().join("data");
     let port = harness::free_port().unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    let mut server = serve(&data, port, &[("WORKERS", "thumbnail"), ("WORKER_CONCURRENCY", "2")]);
+    let mut server = serve(
+        &data,
+        port,
+        &[("WORKERS", "thumbnail"), ("WORKER_CONCURRENCY", "2")],
+    );
     wait_ready(&base).await;
-    let (client, web) = (read_token(&data.join("client.token")), read_token(&data.join("web.token")));
+    let (client, web) = (
+        read_token(&data.join("client.token")),
+        read_token(&data.join("web.token")),
+    );
     let bytes = jpeg(2000, 1000);
     upload(
         &reqwest::Client::new(),
@@ -337,7 +354,9 @@ async fn serve_with_in_process_workers_makes_thumbnails_and_stops_on_sigterm() {
     let id = photo_id(&base, &web, "BBBB0001/L0/001").await;
     wait_for_thumbnail(&base, &web, &id).await;
     let mode = std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(data.join("worker.token")).unwrap().permissions(),
+        &std::fs::metadata(data.join("worker.token"))
+            .unwrap()
+            .permissions(),
     );
     assert_eq!(mode & 0o777, 0o600);
     let exit = server.terminate(Duration::from_secs(20));
@@ -352,15 +371,30 @@ async fn standalone_worker_makes_thumbnails_and_stops_on_sigterm() {
     let base = format!("http://127.0.0.1:{port}");
     let _server = serve(&data, port, &[]);
     wait_ready(&base).await;
-    let (client, web) = (read_token(&data.join("client.token")), read_token(&data.join("web.token")));
+    let (client, web) = (
+        read_token(&data.join("client.token")),
+        read_token(&data.join("web.token")),
+    );
 
     let output = Command::new(BIN)
-        .args(["token", "create", "--user", "admin", "--scope", "worker", "--data-dir"])
+        .args([
+            "token",
+            "create",
+            "--user",
+            "admin",
+            "--scope",
+            "worker",
+            "--data-dir",
+        ])
         .arg(&data)
         .env_remove("DATABASE_URL")
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let token_file = dir.path().join("worker.token");
     std::fs::write(&token_file, &output.stdout).unwrap();
 
@@ -404,17 +438,33 @@ fn worker_cli_names_what_is_wrong() {
 
     // A token file that is not there.
     let output = Command::new(BIN)
-        .args(["worker", "thumbnail", "--server", "http://127.0.0.1:9", "--token-file"])
+        .args([
+            "worker",
+            "thumbnail",
+            "--server",
+            "http://127.0.0.1:9",
+            "--token-file",
+        ])
         .arg("/nonexistent/worker.token")
         .output()
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("IPHOTO_WORKER_TOKEN_FILE") && stderr.contains("/nonexistent/worker.token"), "{stderr}");
+    assert!(
+        stderr.contains("IPHOTO_WORKER_TOKEN_FILE") && stderr.contains("/nonexistent/worker.token"),
+        "{stderr}"
+    );
 
     // A quality out of range.
     let output = Command::new(BIN)
-        .args(["worker", "thumbnail", "--server", "http://127.0.0.1:9", "--token-file", "/x"])
+        .args([
+            "worker",
+            "thumbnail",
+            "--server",
+            "http://127.0.0.1:9",
+            "--token-file",
+            "/x",
+        ])
         .args(["--thumbnail-quality", "0"])
         .output()
         .unwrap();
@@ -426,7 +476,13 @@ fn worker_cli_names_what_is_wrong() {
     let token_file = dir.path().join("t");
     std::fs::write(&token_file, "secret\n").unwrap();
     let output = Command::new(BIN)
-        .args(["worker", "thumbnail", "--server", "http://127.0.0.1:9", "--token-file"])
+        .args([
+            "worker",
+            "thumbnail",
+            "--server",
+            "http://127.0.0.1:9",
+            "--token-file",
+        ])
         .arg(&token_file)
         .env_remove("STORAGE_LOCAL_PATH")
         .env_remove("STORAGE_BACKEND")
