@@ -6,8 +6,13 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result};
 
 use crate::catalog::{self, Catalog, ConnectOptions, Location, Scope, TokenId};
-use crate::config::{CatalogArgs, Cli, Command, ServeArgs, TokenCommand, UserCommand};
+use crate::config::{
+    CatalogArgs, Cli, Command, ServeArgs, ThumbnailOptions, ThumbnailWorkerArgs, TokenCommand, UserCommand,
+    WorkerCommand, WorkerKind,
+};
 use crate::http::{self, AppState, HttpSettings};
+use crate::thumbnail::ThumbnailSpec;
+use crate::worker::{self, WorkerSettings};
 
 /// Runs one subcommand to completion.
 pub async fn run(cli: Cli) -> Result<()> {
@@ -24,7 +29,44 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Token(command) => token(command).await,
+        Command::Worker(WorkerCommand::Thumbnail(args)) => thumbnail_worker(*args).await,
     }
+}
+
+fn worker_settings(server: url::Url, token: String, options: &ThumbnailOptions) -> WorkerSettings {
+    let mut settings = WorkerSettings::new(server, token);
+    if let Some(n) = options.worker_concurrency {
+        settings.concurrency = n.max(1);
+    }
+    settings.spec = ThumbnailSpec {
+        max_edge: options.thumbnail_max_edge,
+        quality: options.thumbnail_quality,
+    };
+    settings
+}
+
+/// `worker thumbnail`: the loop of [`worker::run_thumbnail_worker`] until SIGTERM or Ctrl-C.
+async fn thumbnail_worker(mut args: ThumbnailWorkerArgs) -> Result<()> {
+    init_tracing(args.log_json);
+    let token = worker::read_token_file(&args.token_file).context("IPHOTO_WORKER_TOKEN_FILE")?;
+    // The worker only writes derivatives; it never signs URLs, so the local backend needs no presign key of
+    // the server's. A throwaway one satisfies the store's configuration.
+    if args.storage.storage_backend == storage::Backend::Local
+        && args.storage.presign_secret.is_none()
+        && args.storage.presign_secret_file.is_none()
+    {
+        let bytes: [u8; 32] = rand::random();
+        args.storage.presign_secret = Some(storage::Secret::new(hex::encode(bytes)));
+    }
+    let store = storage::create_object_store(&args.storage.into_config()?)?;
+    let settings = worker_settings(args.server, token, &args.options);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        signal.cancel();
+    });
+    worker::run_thumbnail_worker(settings, store, shutdown).await
 }
 
 async fn token(command: TokenCommand) -> Result<()> {
@@ -135,6 +177,7 @@ async fn serve(mut args: ServeArgs) -> Result<()> {
     let store = storage::create_object_store(&storage_config)?;
     first_start(catalog.as_ref(), &data_dir).await?;
 
+    let catalog_for_workers = Arc::clone(&catalog);
     let state = AppState::new(
         catalog,
         store.clone(),
@@ -150,12 +193,75 @@ async fn serve(mut args: ServeArgs) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("LISTEN: cannot listen on {}", args.listen))?;
-    tracing::info!(listen = %listener.local_addr()?, store = store.describe(), "iphoto-server ready");
-    axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let local = listener.local_addr()?;
+    tracing::info!(listen = %local, store = store.describe(), "iphoto-server ready");
+
+    // On SIGTERM the in-process workers stop leasing and finish the jobs in hand first, while the server
+    // still answers their result posts; then the server drains its own requests.
+    let workers_stop = tokio_util::sync::CancellationToken::new();
+    let server_stop = tokio_util::sync::CancellationToken::new();
+    let mut workers = tokio::task::JoinSet::new();
+    if args.workers.contains(&WorkerKind::Thumbnail) {
+        let token = worker_token(catalog_for_workers.as_ref(), &data_dir).await?;
+        // The workers talk to this server over loopback, as a standalone worker would over the network.
+        let host = if local.ip().is_unspecified() {
+            std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), local.port())
+        } else {
+            local
+        };
+        let settings = worker_settings(format!("http://{host}").parse()?, token, &args.thumbnails);
+        workers.spawn(worker::run_thumbnail_worker(
+            settings,
+            store.clone(),
+            workers_stop.clone(),
+        ));
+    }
+    let stopper = {
+        let server_stop = server_stop.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            workers_stop.cancel();
+            let mut outcome = Ok(());
+            while let Some(joined) = workers.join_next().await {
+                let result = joined.map_err(anyhow::Error::from).and_then(|r| r);
+                if let Err(error) = result {
+                    tracing::error!(error = format!("{error:#}"), "an in-process worker failed");
+                    outcome = Err(error);
+                }
+            }
+            server_stop.cancel();
+            outcome
+        })
+    };
+    let served = axum::serve(listener, http::router(state))
+        .with_graceful_shutdown(server_stop.cancelled_owned())
+        .await;
+    if let Err(error) = served {
+        stopper.abort();
+        return Err(error.into());
+    }
+    stopper.await??;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The in-process workers' `worker` token: the first start's `worker.token`, or (for a data directory from
+/// before workers) a new one for the `admin` user, kept there with mode 0600.
+async fn worker_token(catalog: &dyn Catalog, data_dir: &Path) -> Result<String> {
+    let path = data_dir.join("worker.token");
+    if let Ok(token) = worker::read_token_file(&path) {
+        return Ok(token);
+    }
+    let admin = catalog
+        .find_user_by_name("admin")
+        .await?
+        .context("no admin user to own the in-process workers' token")?;
+    let token = catalog
+        .create_token(&admin.id, Scope::Worker, "in-process workers")
+        .await?;
+    write_private(&path, token.secret.expose())?;
+    tracing::info!(path = %path.display(), "wrote the in-process workers' token");
+    Ok(token.secret.expose().to_owned())
 }
 
 /// On the first start, an `admin` user and its `client`, `web`, `worker` and `admin` tokens, written to the

@@ -27,6 +27,63 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Run an enrichment worker against a server.
+    #[command(subcommand)]
+    Worker(WorkerCommand),
+}
+
+/// `worker …`
+#[derive(Debug, Subcommand)]
+pub enum WorkerCommand {
+    /// Lease thumbnail jobs, write the derivatives to the store, post the results; stops on SIGTERM.
+    Thumbnail(Box<ThumbnailWorkerArgs>),
+}
+
+/// An in-process worker `serve --workers` can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WorkerKind {
+    /// The thumbnail worker.
+    Thumbnail,
+}
+
+/// How the thumbnail worker works, standalone or in-process.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Thumbnail worker")]
+pub struct ThumbnailOptions {
+    /// Jobs worked on at once. Default: the number of cores.
+    #[arg(long, env = "WORKER_CONCURRENCY")]
+    pub worker_concurrency: Option<usize>,
+
+    /// Longest edge of a thumbnail, pixels.
+    #[arg(long, env = "THUMBNAIL_MAX_EDGE", default_value_t = 512, value_parser = clap::value_parser!(u32).range(16..=4096))]
+    pub thumbnail_max_edge: u32,
+
+    /// JPEG quality of a thumbnail, 1–100.
+    #[arg(long, env = "THUMBNAIL_QUALITY", default_value_t = 82, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub thumbnail_quality: u8,
+}
+
+/// `worker thumbnail` settings.
+#[derive(Debug, Clone, Args)]
+pub struct ThumbnailWorkerArgs {
+    /// The server's base URL.
+    #[arg(long, env = "IPHOTO_SERVER_URL")]
+    pub server: url::Url,
+
+    /// A file holding a `worker`-scope token.
+    #[arg(long, env = "IPHOTO_WORKER_TOKEN_FILE")]
+    pub token_file: PathBuf,
+
+    /// Log as JSON lines instead of text.
+    #[arg(long, env = "LOG_JSON")]
+    pub log_json: bool,
+
+    #[command(flatten)]
+    pub options: ThumbnailOptions,
+
+    /// The store the derivatives are written to: the same settings as the server's.
+    #[command(flatten)]
+    pub storage: storage::StorageArgs,
 }
 
 /// `user …`
@@ -123,6 +180,20 @@ pub struct ServeArgs {
     /// Log as JSON lines (for journald and log shippers) instead of text.
     #[arg(long, env = "LOG_JSON", help_heading = "Server")]
     pub log_json: bool,
+
+    /// Enrichment workers to run inside the server (comma-separated; `thumbnail`). They lease jobs over
+    /// HTTP from this server with a `worker` token kept in the data directory.
+    #[arg(
+        long,
+        env = "WORKERS",
+        value_enum,
+        value_delimiter = ',',
+        help_heading = "Server"
+    )]
+    pub workers: Vec<WorkerKind>,
+
+    #[command(flatten)]
+    pub thumbnails: ThumbnailOptions,
 
     #[command(flatten)]
     pub catalog: CatalogArgs,

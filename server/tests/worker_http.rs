@@ -263,6 +263,50 @@ pub async fn failures_retry_then_park(app: TestApp) {
     );
 }
 
+pub async fn a_new_original_requeues_and_a_deleted_photo_parks(app: TestApp) {
+    let owner = Owner::new(&app).await;
+    library(&app, &owner, "EEEE", 0).await;
+    let jobs = lease(&app, &owner.worker, "kind=thumbnail").await;
+    let id = jobs[0]["id"].as_str().unwrap().to_owned();
+    let key = jobs[0]["derivativeKey"].as_str().unwrap();
+    let result = json!({ "result": {
+        "key": key, "contentType": "image/jpeg", "width": 1, "height": 1, "size": 1
+    }});
+    let (_, done) = app
+        .post_json(&owner.worker, &format!("/worker/jobs/{id}/result"), &result)
+        .await;
+    assert_eq!(done["state"], "done");
+    assert!(lease(&app, &owner.worker, "kind=thumbnail").await.is_empty());
+
+    // The Mac edits the photo in place: new bytes, so the enrichments are computed again.
+    owner
+        .photo_with_original(&app, "EEEE000", b"the edited original")
+        .await;
+    let again = lease(&app, &owner.worker, "kind=thumbnail").await;
+    assert_eq!(again.len(), 1, "a new original re-queues the done job");
+    assert_eq!(again[0]["id"], id.as_str());
+    assert_eq!(again[0]["sha256"], sha256_hex(b"the edited original"));
+
+    // Deleted on the Mac: its queued jobs are parked at the next lease, not handed out.
+    let mut gone = item("EEEE000", 1, None);
+    gone["deleted"] = true.into();
+    owner.sync(&app, vec![gone]).await;
+    assert!(lease(&app, &owner.worker, "kind=classify").await.is_empty());
+    let parked = app
+        .catalog
+        .lease_jobs(
+            &owner.user.id,
+            &server::catalog::LeaseRequest {
+                kind: api::JobKind::Classify,
+                max: 10,
+                lease_ms: 1000,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(parked.is_empty());
+}
+
 macro_rules! matrix {
     ($($behaviour:ident),* $(,)?) => {
         mod sqlite_local { $( #[tokio::test(flavor = "multi_thread")] async fn $behaviour() { crate::$behaviour(crate::TestApp::start_with(crate::Backends::SqliteLocal, crate::settings()).await).await } )* }
@@ -277,4 +321,5 @@ matrix!(
     concurrent_leases_never_share_a_job,
     an_expired_lease_is_offered_again,
     failures_retry_then_park,
+    a_new_original_requeues_and_a_deleted_photo_parks,
 );
