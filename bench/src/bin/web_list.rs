@@ -244,9 +244,10 @@ async fn load(conn: &mut Conn, n: usize) -> Result<String> {
         Conn::Sqlite(_) => "printf('%032x', i)",
         Conn::Postgres(_) => "lpad(to_hex(i), 32, '0')",
     };
-    let series = format!(
-        "WITH RECURSIVE s(i) AS (SELECT CAST(1 AS BIGINT) UNION ALL SELECT i + 1 FROM s WHERE i < {n})"
-    );
+    // Loaded in chunks of 100,000 rows a statement: one statement of a million rows grows SQLite's WAL by
+    // gigabytes before the first checkpoint.
+    let series =
+        "WITH RECURSIVE s(i) AS (SELECT CAST($3 AS BIGINT) UNION ALL SELECT i + 1 FROM s WHERE i < $4)";
     let photos = format!(
         "{series} INSERT INTO icloud.photos (id, user_id, library_id, local_identifier, kind, live_photo, \
              width, height, taken_at, taken_at_offset_s, modified_at, favorite, hidden, trashed, \
@@ -280,11 +281,15 @@ async fn load(conn: &mut Conn, n: usize) -> Result<String> {
                 .execute(&mut *c)
                 .await?;
             for sql in [&photos, &resources, &thumbnails] {
-                sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                    .bind(&user)
-                    .bind(&library)
-                    .execute(&mut *c)
-                    .await?;
+                for (first, last) in chunks(n) {
+                    sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                        .bind(&user)
+                        .bind(&library)
+                        .bind(first)
+                        .bind(last)
+                        .execute(&mut *c)
+                        .await?;
+                }
             }
         }
         Conn::Postgres(c) => {
@@ -297,16 +302,27 @@ async fn load(conn: &mut Conn, n: usize) -> Result<String> {
                 .execute(&mut *c)
                 .await?;
             for sql in [&photos, &resources, &thumbnails] {
-                sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                    .bind(&user)
-                    .bind(&library)
-                    .execute(&mut *c)
-                    .await?;
+                for (first, last) in chunks(n) {
+                    sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                        .bind(&user)
+                        .bind(&library)
+                        .bind(first)
+                        .bind(last)
+                        .execute(&mut *c)
+                        .await?;
+                }
             }
             sqlx::query("ANALYZE").execute(&mut *c).await?;
         }
     }
     Ok(user)
+}
+
+/// `(first, last)` row numbers of each load statement, 1-based and inclusive.
+fn chunks(n: usize) -> Vec<(i64, i64)> {
+    (0..n.div_ceil(100_000) as i64)
+        .map(|k| (k * 100_000 + 1, ((k + 1) * 100_000).min(n as i64)))
+        .collect()
 }
 
 /// The route's keyset query of one page (default filters), as bare SQL: what the database costs alone.
