@@ -23,7 +23,7 @@ use anyhow::{Context as _, Result, bail};
 use bench::{Row, Sample, peak_rss_kib_of, report, time_command};
 use clap::Parser;
 use futures::StreamExt as _;
-use object_store::{ObjectStore as _, ObjectStoreExt as _, PutPayload};
+use object_store::{ObjectStoreExt as _, PutPayload};
 
 #[derive(Parser)]
 struct Cli {
