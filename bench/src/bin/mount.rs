@@ -5,7 +5,7 @@
 //! parallel cold readers of 4 other objects, `ls -lR` of a tree of small objects in 100 directories, a
 //! sequential write of a large file timed until it is in the store (`close` returned and a HEAD shows its full
 //! size), then a restart over the full cache timed until the mount answers a `stat`. Limits measured in the same
-//! run: a raw ranged GET of the large object (`object_store`, one stream) for the cold read, and a read of a
+//! run: a ranged GET of the whole large object (`storage::Store`, one stream, no cache) for the cold read, and a read of a
 //! local file of the same size for the warm re-read. Peak RSS is the mount process's `VmHWM` (rclone's too).
 //!
 //! `mount` is the full run (1 GiB object, 4 × 256 MiB, 10,000 objects, 3 runs); `mount --small` the CI mode
@@ -23,7 +23,7 @@ use anyhow::{Context as _, Result, bail};
 use bench::{Row, Sample, peak_rss_kib_of, report, time_command};
 use clap::Parser;
 use futures::StreamExt as _;
-use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt as _, PutPayload};
+use object_store::{ObjectStoreExt as _, PutPayload};
 
 #[derive(Parser)]
 struct Cli {
@@ -62,6 +62,8 @@ enum Side {
 struct Bench {
     server: harness::S3Server,
     raw: object_store::aws::AmazonS3,
+    /// The storage port over the same bucket (retries, a 120 s timeout): seeding and the raw GET.
+    store: storage::Store,
     runtime: tokio::runtime::Runtime,
     work: tempfile::TempDir,
     src: PathBuf,
@@ -99,8 +101,21 @@ fn main() -> Result<()> {
     }
     let server = harness::S3Server::start()?;
     let raw = server.object_store();
+    let store = storage::create_s3_store(
+        &storage::S3Config {
+            endpoint: Some(server.endpoint.parse()?),
+            region: server.region.clone(),
+            bucket: server.bucket.clone(),
+            access_key_id: server.access_key_id.clone(),
+            secret_access_key: storage::Secret::new(server.secret_access_key.clone()),
+            prefix: Some(storage::StorageKey::parse("bench")?),
+            path_style: true,
+        },
+        Default::default(),
+    )?;
     let bench = Bench {
         raw,
+        store,
         server,
         runtime: tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -150,7 +165,7 @@ fn main() -> Result<()> {
         Row::new(
             &format!("cold sequential read, {} MiB", mib(size)),
             "iphoto-mount",
-            "raw GET (object_store, 1 stream)",
+            "ranged GET (storage::Store, 1 stream)",
             size,
             &o(&ours.cold),
             &raw_get,
@@ -262,23 +277,22 @@ impl Bench {
         Ok(())
     }
 
-    /// The first `len` bytes of `src` as one object, streamed in 8 MiB parts.
+    /// The first `len` bytes of `src` as one object, streamed through the storage port (multipart).
     async fn put_file(&self, src: &Path, key: &str, len: u64) -> Result<()> {
-        let mut upload = object_store::WriteMultipart::new_with_chunk_size(
-            self.raw.put_multipart(&Self::path(key)).await?,
-            8 << 20,
-        );
-        let mut file = std::fs::File::open(src)?.take(len);
-        let mut buffer = vec![0u8; 8 << 20];
-        loop {
-            let n = file.read(&mut buffer)?;
-            if n == 0 {
-                break;
-            }
-            upload.wait_for_capacity(4).await?;
-            upload.write(&buffer[..n]);
+        use tokio::io::AsyncReadExt as _;
+        let file = tokio::fs::File::open(src).await?.take(len);
+        let body = tokio_util::io::ReaderStream::with_capacity(file, 1 << 20);
+        let options = storage::PutOptions {
+            size_hint: Some(len),
+            ..Default::default()
+        };
+        let receipt = self
+            .store
+            .put_stream(&storage::StorageKey::parse(key)?, body, &options)
+            .await?;
+        if receipt.size != len {
+            bail!("seeded {} bytes of {len}", receipt.size);
         }
-        upload.finish().await?;
         Ok(())
     }
 
@@ -435,21 +449,17 @@ impl Bench {
         }
     }
 
-    /// One ranged GET of the whole large object, streamed and dropped.
+    /// One ranged GET of the whole large object (`Store::get`, one stream), streamed and dropped.
     fn raw_get(&self) -> Result<Sample> {
         timed(|| {
             self.runtime.block_on(async {
-                let options = GetOptions {
-                    range: Some(GetRange::Bounded(0..self.size)),
-                    ..Default::default()
-                };
-                let mut stream = self
-                    .raw
-                    .get_opts(&Self::path("big.bin"), options)
-                    .await?
-                    .into_stream();
+                let object = self
+                    .store
+                    .get(&storage::StorageKey::parse("big.bin")?, Some(0..self.size))
+                    .await?;
+                let mut body = object.body;
                 let mut total = 0u64;
-                while let Some(chunk) = stream.next().await {
+                while let Some(chunk) = body.next().await {
                     total += chunk?.len() as u64;
                 }
                 if total != self.size {
