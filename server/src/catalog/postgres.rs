@@ -81,7 +81,12 @@ impl PostgresCatalog {
             || self
                 .analyze
                 .next
-                .compare_exchange(next, created.saturating_mul(2), Ordering::Relaxed, Ordering::Relaxed)
+                .compare_exchange(
+                    next,
+                    created.saturating_mul(2),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
                 .is_err()
         {
             return;
@@ -89,8 +94,13 @@ impl PostgresCatalog {
         let pool = self.pool.clone();
         tokio::spawn(async move {
             let started = std::time::Instant::now();
-            match sqlx::query("ANALYZE icloud.photos, icloud.resources").execute(&pool).await {
-                Ok(_) => tracing::debug!(rows = created, elapsed = ?started.elapsed(), "catalog statistics refreshed"),
+            match sqlx::query("ANALYZE icloud.photos, icloud.resources")
+                .execute(&pool)
+                .await
+            {
+                Ok(_) => {
+                    tracing::debug!(rows = created, elapsed = ?started.elapsed(), "catalog statistics refreshed")
+                }
                 Err(error) => tracing::warn!(%error, "ANALYZE of the catalog failed"),
             }
         });

@@ -80,9 +80,11 @@ impl SqliteCatalog {
                     // Reads through a shared memory map instead of copying pages into each connection's
                     // 2 MiB cache: a profile of a sync batch showed the indexes of the library reread with
                     // read(2) on every batch. The mapping is the file's page cache, shared by connections.
-                    sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA icloud.mmap_size = {MMAP_BYTES}")))
-                        .execute(&mut *conn)
-                        .await?;
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "PRAGMA icloud.mmap_size = {MMAP_BYTES}"
+                    )))
+                    .execute(&mut *conn)
+                    .await?;
                     Ok(())
                 }
                 .boxed()

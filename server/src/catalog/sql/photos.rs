@@ -173,7 +173,11 @@ pub(super) async fn sync_photos(
                 photo_id,
                 metadata: true,
                 ..
-            } => rows.push(PhotoRow { id: photo_id, item, hash }),
+            } => rows.push(PhotoRow {
+                id: photo_id,
+                item,
+                hash,
+            }),
             Plan::Write { photo_id, .. } => touched.push(photo_id),
             Plan::Reject(_) | Plan::Keep { .. } => {}
         }
@@ -220,7 +224,9 @@ pub(super) async fn sync_photos(
                 linked.extend(
                     resources
                         .iter()
-                        .filter(|r| r.resource_type == ResourceType::Original && r.state == ResourceState::Stored)
+                        .filter(|r| {
+                            r.resource_type == ResourceType::Original && r.state == ResourceState::Stored
+                        })
                         .filter_map(|r| r.stored_sha256.clone().map(|sha| (photo_id.clone(), sha))),
                 );
                 for resource_type in stale {
