@@ -1,13 +1,22 @@
 //! Download an object into a local file with several ranged streams at once, each writing its own part of
 //! the file at its offset: what `rclone copyto` does for a large object. One TCP stream to S3 leaves most of a
-//! fast link idle, and nothing here holds more than a chunk per stream in memory.
+//! fast link idle, and nothing here holds more than two write batches per stream in memory.
+//!
+//! The received chunks are not copied again: they are collected (reference-counted) into batches of
+//! [`WRITE_BATCH_BYTES`] and written with positioned writes (`pwrite`) on a blocking thread while the next
+//! batch arrives. From the local backend the bytes go file to file in the kernel (`copy_file_range`, what `cp`
+//! does), never through user space.
 
-use std::io::SeekFrom;
-use std::path::Path;
+use std::fs::File;
+use std::io::{Seek as _, SeekFrom};
+use std::ops::Range;
+use std::os::unix::fs::FileExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use bytes::Bytes;
 use futures::StreamExt as _;
-use object_store::{GetOptions, GetRange};
-use tokio::io::{AsyncSeekExt as _, AsyncWriteExt as _};
+use object_store::{GetOptions, GetRange, GetResultPayload};
 
 use crate::error::{Error, Result};
 use crate::key::StorageKey;
@@ -16,10 +25,14 @@ use crate::store::{ObjectMeta, Store, path};
 /// Smallest part worth a stream of its own.
 const MIN_STREAM_PART: u64 = 8 * 1024 * 1024;
 
+/// Bytes a stream collects before writing them; one batch is written while the next one fills.
+const WRITE_BATCH_BYTES: usize = 4 * 1024 * 1024;
+
 impl Store {
     /// Writes the object at `key` to the file `destination` (created or truncated) with up to `streams`
     /// ranged GETs in flight, each pinned to the object's ETag so a replaced object fails with
-    /// [`Error::PreconditionFailed`] instead of mixing versions. Returns the object's metadata.
+    /// [`Error::PreconditionFailed`] instead of mixing versions. Returns the object's metadata. On failure the
+    /// destination is removed.
     pub async fn download_to_file(
         &self,
         key: &StorageKey,
@@ -27,55 +40,163 @@ impl Store {
         streams: usize,
     ) -> Result<ObjectMeta> {
         let meta = self.head(key).await?;
-        let local = |source: std::io::Error| Error::LocalFile {
-            path: destination.display().to_string(),
-            source,
+        let size = meta.size;
+        let target = Target {
+            path: destination.to_path_buf(),
         };
-        let file = tokio::fs::File::create(destination).await.map_err(local)?;
-        file.set_len(meta.size).await.map_err(local)?;
-        drop(file);
-        let part = meta.size.div_ceil(streams.max(1) as u64).max(MIN_STREAM_PART);
-        let ranges: Vec<std::ops::Range<u64>> = (0..meta.size)
+        let file = target
+            .blocking(move |path| {
+                let file = File::create(path)?;
+                file.set_len(size)?;
+                Ok(file)
+            })
+            .await?;
+        let file = Arc::new(file);
+        let part = size.div_ceil(streams.max(1) as u64).max(MIN_STREAM_PART);
+        let ranges: Vec<Range<u64>> = (0..size)
             .step_by(usize::try_from(part).unwrap_or(usize::MAX))
-            .map(|s| s..(s + part).min(meta.size))
+            .map(|s| s..(s + part).min(size))
             .collect();
-        let results = futures::future::join_all(ranges.into_iter().map(|range| {
-            let etag = meta.etag.clone();
-            async move {
-                let options = GetOptions {
-                    range: Some(GetRange::Bounded(range.clone())),
-                    if_match: etag,
-                    ..Default::default()
-                };
-                let result = self
-                    .inner
-                    .objects
-                    .get_opts(&path(key), options)
-                    .await
-                    .map_err(|e| Error::from_backend(key.as_str(), e))?;
-                let mut out = tokio::fs::OpenOptions::new()
-                    .write(true)
-                    .open(destination)
-                    .await
-                    .map_err(local)?;
-                out.seek(SeekFrom::Start(range.start)).await.map_err(local)?;
-                let mut body = result.into_stream();
-                while let Some(chunk) = body.next().await {
-                    out.write_all(&chunk.map_err(|e| Error::from_backend(key.as_str(), e))?)
-                        .await
-                        .map_err(local)?;
-                }
-                out.flush().await.map_err(local)?;
-                Ok::<(), Error>(())
-            }
-        }))
+        let results = futures::future::join_all(
+            ranges
+                .into_iter()
+                .map(|range| self.download_range(key, meta.etag.clone(), range, &file, &target)),
+        )
         .await;
-        for result in results {
-            if let Err(e) = result {
-                let _ = tokio::fs::remove_file(destination).await;
-                return Err(e);
-            }
+        drop(file);
+        if let Some(error) = results.into_iter().find_map(Result::err) {
+            let _ = tokio::fs::remove_file(destination).await;
+            return Err(error);
         }
         Ok(meta)
+    }
+
+    async fn download_range(
+        &self,
+        key: &StorageKey,
+        etag: Option<String>,
+        range: Range<u64>,
+        file: &Arc<File>,
+        target: &Target,
+    ) -> Result<()> {
+        let options = GetOptions {
+            range: Some(GetRange::Bounded(range.clone())),
+            if_match: etag,
+            ..Default::default()
+        };
+        let result = self
+            .inner
+            .objects
+            .get_opts(&path(key), options)
+            .await
+            .map_err(|e| Error::from_backend(key.as_str(), e))?;
+        if let GetResultPayload::File(source, _) = result.payload {
+            // The local backend: an in-kernel copy of the range into a handle of our own at its offset.
+            return target
+                .blocking(move |path| {
+                    let mut source = source;
+                    source.seek(SeekFrom::Start(range.start))?;
+                    let mut out = std::fs::OpenOptions::new().write(true).open(path)?;
+                    out.seek(SeekFrom::Start(range.start))?;
+                    let length = range.end - range.start;
+                    let copied = std::io::copy(&mut std::io::Read::take(source, length), &mut out)?;
+                    if copied != length {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            format!("the object ended after {copied} of {length} bytes"),
+                        ));
+                    }
+                    Ok(())
+                })
+                .await;
+        }
+
+        let mut body = result.into_stream();
+        let mut offset = range.start;
+        let mut batch = Batch::default();
+        let mut writing: Option<tokio::task::JoinHandle<std::io::Result<()>>> = None;
+        while let Some(chunk) = body.next().await {
+            batch.push(chunk.map_err(|e| Error::from_backend(key.as_str(), e))?);
+            if batch.len >= WRITE_BATCH_BYTES {
+                if let Some(previous) = writing.take() {
+                    target.join(previous).await?;
+                }
+                let full = std::mem::take(&mut batch);
+                let at = offset;
+                offset += full.len as u64;
+                let file = Arc::clone(file);
+                writing = Some(tokio::task::spawn_blocking(move || full.write_at(&file, at)));
+            }
+        }
+        if let Some(previous) = writing.take() {
+            target.join(previous).await?;
+        }
+        let at = offset;
+        offset += batch.len as u64;
+        let file = Arc::clone(file);
+        target.blocking(move |_| batch.write_at(&file, at)).await?;
+        if offset != range.end {
+            return Err(target.error(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "the store sent {} of the {} bytes asked for",
+                    offset - range.start,
+                    range.end - range.start
+                ),
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Received chunks waiting to be written, in order.
+#[derive(Default)]
+struct Batch {
+    chunks: Vec<Bytes>,
+    len: usize,
+}
+
+impl Batch {
+    fn push(&mut self, chunk: Bytes) {
+        self.len += chunk.len();
+        self.chunks.push(chunk);
+    }
+
+    fn write_at(&self, file: &File, mut offset: u64) -> std::io::Result<()> {
+        for chunk in &self.chunks {
+            file.write_all_at(chunk, offset)?;
+            offset += chunk.len() as u64;
+        }
+        Ok(())
+    }
+}
+
+/// The destination file, for blocking work on it and for naming it in errors.
+struct Target {
+    path: PathBuf,
+}
+
+impl Target {
+    fn error(&self, source: std::io::Error) -> Error {
+        Error::LocalFile {
+            path: self.path.display().to_string(),
+            source,
+        }
+    }
+
+    async fn blocking<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Path) -> std::io::Result<T> + Send + 'static,
+    {
+        let path = self.path.clone();
+        self.join(tokio::task::spawn_blocking(move || work(&path))).await
+    }
+
+    async fn join<T>(&self, task: tokio::task::JoinHandle<std::io::Result<T>>) -> Result<T> {
+        match task.await {
+            Ok(result) => result.map_err(|e| self.error(e)),
+            Err(join) => Err(self.error(std::io::Error::other(join))),
+        }
     }
 }

@@ -35,5 +35,6 @@ pub fn build(config: &LocalConfig, policy: PresignPolicy) -> Result<Store> {
         policy,
         describe,
         false,
+        Some(crate::put::LOCAL_WRITE_PART),
     ))
 }

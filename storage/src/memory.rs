@@ -27,6 +27,7 @@ impl Store {
             PresignPolicy::default(),
             "memory".into(),
             true,
+            None,
         ))
     }
 }

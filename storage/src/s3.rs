@@ -61,5 +61,7 @@ pub fn build(config: &S3Config, policy: PresignPolicy) -> Result<Store> {
         signer: s3,
         prefix: config.prefix.clone(),
     };
-    Ok(Store::from_parts(objects, presigner, policy, describe, true))
+    Ok(Store::from_parts(
+        objects, presigner, policy, describe, true, None,
+    ))
 }

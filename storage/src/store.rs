@@ -114,6 +114,9 @@ pub(crate) struct Inner {
     pub(crate) describe: String,
     /// The backend lists in key order (S3, memory); the local file system lists in directory order.
     pub(crate) ordered_listing: bool,
+    /// For a backend without a minimum part size (local files), the size of each write of a streamed put,
+    /// instead of S3-sized parts: a small write follows the hashing while the bytes are still in cache.
+    pub(crate) write_part: Option<usize>,
 }
 
 impl std::fmt::Debug for Store {
@@ -131,6 +134,7 @@ impl Store {
         policy: PresignPolicy,
         describe: String,
         ordered_listing: bool,
+        write_part: Option<usize>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -139,6 +143,7 @@ impl Store {
                 policy,
                 describe,
                 ordered_listing,
+                write_part,
             }),
         }
     }

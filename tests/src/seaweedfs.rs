@@ -26,6 +26,9 @@ pub struct S3Server {
     pub access_key_id: String,
     /// The identity's secret.
     pub secret_access_key: String,
+    /// The master's HTTP address, `http://127.0.0.1:<port>`: deleted objects keep their disk space until a
+    /// vacuum (`GET {master_url}/vol/vacuum?garbageThreshold=0.0001`), which a benchmark writing many GiB needs.
+    pub master_url: String,
     dir: PathBuf,
     supervisor: Supervised,
 }
@@ -136,6 +139,7 @@ impl S3Server {
             region,
             access_key_id,
             secret_access_key,
+            master_url: format!("http://127.0.0.1:{base}"),
             dir,
             supervisor,
         })
