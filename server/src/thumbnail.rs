@@ -1,8 +1,11 @@
 //! The thumbnail codec: one original on disk in, one bounded-size JPEG out. Pure and blocking (run it on
 //! `spawn_blocking`); the worker loop around it is in [`crate::worker`].
 //!
-//! - JPEG, PNG, WebP and TIFF are decoded with the `image` crate, HEIC/HEIF with the system libheif (the
-//!   `heif` cargo feature, on by default; without it HEIC fails with reason `heif_unavailable`).
+//! - JPEG, PNG, WebP and TIFF are decoded with the `image` crate. HEIC/HEIF is decoded and shrunk by libheif's
+//!   own `heif-thumbnailer` (Debian/Ubuntu package `heif-thumbnailer`, Homebrew `libheif`), run like `ffmpeg`
+//!   for videos: the server builds on any machine with nothing but Rust, and HEIC works wherever that tool is
+//!   installed; without it HEIC jobs fail with reason `heif_unavailable`. (Linking libheif instead made the
+//!   build itself fail on a machine without `libheif-dev`, quick start included.)
 //! - The format is taken from the file's first bytes, not from the UTI alone: a `.heic` that is really a JPEG
 //!   (an old iOS export) still gets a thumbnail. The UTI decides only when the bytes are not recognised: an
 //!   image type then means the file is `corrupt`, anything else is `unsupported`.
@@ -56,8 +59,11 @@ pub enum ThumbnailError {
     /// The bytes do not decode as the image they claim to be.
     #[error("corrupt: {0}")]
     Corrupt(String),
-    /// A HEIC/HEIF original, and this build has no libheif.
-    #[error("this build has no HEIF decoder (built without the `heif` feature, libheif missing)")]
+    /// A HEIC/HEIF original, and libheif's `heif-thumbnailer` is not installed.
+    #[error(
+        "HEIC/HEIF thumbnails need libheif's heif-thumbnailer (Debian/Ubuntu package heif-thumbnailer, \
+         Homebrew libheif), which is not installed"
+    )]
     HeifUnavailable,
     /// Decoding would take more memory than the limits allow.
     #[error("too large: {0}")]
@@ -84,8 +90,9 @@ impl ThumbnailError {
     }
 }
 
-/// Whether this build decodes HEIC/HEIF.
-pub const HEIF_SUPPORTED: bool = cfg!(feature = "heif");
+/// The libheif tool that decodes a HEIC/HEIF and shrinks it to a PNG, applying the file's rotation and mirror
+/// boxes.
+const HEIF_THUMBNAILER: &str = "heif-thumbnailer";
 
 /// What decoder an original needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,44 +244,52 @@ fn encode_jpeg(image: &DynamicImage, spec: &ThumbnailSpec) -> Result<Thumbnail, 
     })
 }
 
-#[cfg(feature = "heif")]
 fn decode_heif(path: &Path, spec: &ThumbnailSpec) -> Result<DynamicImage, ThumbnailError> {
-    use libheif_rs::{ColorSpace, HeifContext, LibHeif, RgbChroma};
-
-    let corrupt = |e: libheif_rs::HeifError| ThumbnailError::Corrupt(format!("HEIF: {}", e.message));
-    let name = path
-        .to_str()
-        .ok_or_else(|| ThumbnailError::Unsupported("a path that is not UTF-8".into()))?;
-    let lib = LibHeif::new();
-    let context = HeifContext::read_from_file(name).map_err(corrupt)?;
-    let handle = context.primary_image_handle().map_err(corrupt)?;
-    // libheif applies the file's rotation and mirror boxes while decoding (transformations not ignored).
-    let decoded = lib
-        .decode(&handle, ColorSpace::Rgb(RgbChroma::Rgb), None)
-        .map_err(corrupt)?;
-    let plane = decoded
-        .planes()
-        .interleaved
-        .ok_or_else(|| ThumbnailError::Corrupt("HEIF: no interleaved RGB plane".into()))?;
-    let (width, height, stride) = (plane.width, plane.height, plane.stride);
-    let row = width as usize * 3;
-    if stride < row || plane.data.len() < stride * (height as usize).saturating_sub(1) + row {
-        return Err(ThumbnailError::Corrupt(
-            "HEIF: decoded plane is smaller than its size".into(),
-        ));
-    }
-    let mut pixels = Vec::with_capacity(row * height as usize);
-    for y in 0..height as usize {
-        pixels.extend_from_slice(&plane.data[y * stride..y * stride + row]);
-    }
-    let rgb = image::RgbImage::from_raw(width, height, pixels)
-        .ok_or_else(|| ThumbnailError::Corrupt("HEIF: decoded plane is smaller than its size".into()))?;
-    Ok(shrink(DynamicImage::ImageRgb8(rgb), spec))
+    decode_heif_with(HEIF_THUMBNAILER.as_ref(), path, spec)
 }
 
-#[cfg(not(feature = "heif"))]
-fn decode_heif(_path: &Path, _spec: &ThumbnailSpec) -> Result<DynamicImage, ThumbnailError> {
-    Err(ThumbnailError::HeifUnavailable)
+/// Runs `program` (a `heif-thumbnailer`) on the original: `-p` renders from the primary image (the embedded
+/// thumbnail of an iPhone HEIC is smaller than a 512-px derivative), `-s` bounds the longer edge (it never
+/// upscales). The small PNG it writes is then read like any other raster.
+fn decode_heif_with(
+    program: &std::ffi::OsStr,
+    path: &Path,
+    spec: &ThumbnailSpec,
+) -> Result<DynamicImage, ThumbnailError> {
+    let dir = tempfile::tempdir()?;
+    let out = dir.path().join("heif.png");
+    let output = match Command::new(program)
+        .args(["-p", "-s", &spec.max_edge.max(1).to_string()])
+        .arg(path)
+        .arg(&out)
+        .stdin(std::process::Stdio::null())
+        .output()
+    {
+        Ok(output) => output,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ThumbnailError::HeifUnavailable),
+        Err(e) => return Err(ThumbnailError::Io(e)),
+    };
+    if !output.status.success() || !std::fs::metadata(&out).is_ok_and(|m| m.len() > 0) {
+        return Err(ThumbnailError::Corrupt(format!(
+            "libheif could not read the HEIF: {}",
+            last_line(&output.stderr).or_else(|| last_line(&output.stdout)).unwrap_or("no message")
+        )));
+    }
+    decode_raster(&out, ImageFormat::Png, spec)
+}
+
+fn last_line(bytes: &[u8]) -> Option<&str> {
+    std::str::from_utf8(bytes).ok()?.trim().lines().last()
+}
+
+/// True when libheif's `heif-thumbnailer` is on the `PATH` (it has no version flag: its usage text, printed
+/// with a failing status, is the answer).
+pub fn heif_available() -> bool {
+    Command::new(HEIF_THUMBNAILER)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok()
 }
 
 /// True when an `ffmpeg` binary answers on the `PATH`.
@@ -509,42 +524,31 @@ mod tests {
         assert_eq!(error.reason(), "io");
     }
 
-    #[cfg(feature = "heif")]
-    fn heic_bytes(image: &RgbImage) -> Vec<u8> {
-        use libheif_rs::{
-            Channel, ColorSpace, CompressionFormat, EncoderQuality, HeifContext, LibHeif, RgbChroma,
-        };
-        let lib = LibHeif::new();
-        let mut heif =
-            libheif_rs::Image::new(image.width(), image.height(), ColorSpace::Rgb(RgbChroma::Rgb)).unwrap();
-        heif.create_plane(Channel::Interleaved, image.width(), image.height(), 8)
-            .unwrap();
-        let planes = heif.planes_mut();
-        let plane = planes.interleaved.unwrap();
-        let row = image.width() as usize * 3;
-        for (y, src) in image.as_raw().chunks(row).enumerate() {
-            plane.data[y * plane.stride..y * plane.stride + row].copy_from_slice(src);
-        }
-        let mut context = HeifContext::new().unwrap();
-        let mut encoder = lib.encoder_for_format(CompressionFormat::Hevc).unwrap();
-        encoder.set_quality(EncoderQuality::Lossy(70)).unwrap();
-        context.encode_image(&heif, &mut encoder, None).unwrap();
-        context.write_to_bytes().unwrap()
+    /// A HEIC of `image`, made by libheif's `heif-enc` (x265), as an iPhone would.
+    fn heic_bytes(dir: &tempfile::TempDir, image: &RgbImage) -> Vec<u8> {
+        let png = dir.path().join("source.png");
+        image.save(&png).unwrap();
+        let heic = dir.path().join("source.heic");
+        let output = Command::new("heif-enc")
+            .args(["-q", "60", "-o"])
+            .arg(&heic)
+            .arg(&png)
+            .output()
+            .expect("heif-enc (Debian libheif-examples, installed by scripts/install-test-deps.sh)");
+        assert!(output.status.success(), "heif-enc: {output:?}");
+        std::fs::read(&heic).unwrap()
     }
 
-    #[cfg(feature = "heif")]
     #[test]
     fn heic_is_decoded_with_libheif() {
         let dir = tempfile::tempdir().unwrap();
         let mut source = noise(1024, 768);
-        for x in 0..1024 {
+        for x in 0..512 {
             for y in 0..768 {
-                if x < 512 {
-                    source.put_pixel(x, y, Rgb([20, 200, 20]));
-                }
+                source.put_pixel(x, y, Rgb([20, 200, 20]));
             }
         }
-        let bytes = heic_bytes(&source);
+        let bytes = heic_bytes(&dir, &source);
         assert_eq!(&bytes[4..8], b"ftyp");
         let path = write(&dir, "a.heic", &bytes);
         let thumb = make_thumbnail(&path, "public.heic", &ThumbnailSpec::default()).unwrap();
@@ -560,17 +564,19 @@ mod tests {
         let path = write(&dir, "cut.heic", &bytes[..bytes.len() / 3]);
         let error = make_thumbnail(&path, "public.heic", &ThumbnailSpec::default()).unwrap_err();
         assert_eq!(error.reason(), "corrupt", "{error}");
+        assert!(error.to_string().contains("libheif"), "{error}");
     }
 
-    #[cfg(not(feature = "heif"))]
     #[test]
     fn heic_without_libheif_fails_with_heif_unavailable() {
         let dir = tempfile::tempdir().unwrap();
         let mut bytes = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic".to_vec();
         bytes.extend_from_slice(&[0; 64]);
         let path = write(&dir, "a.heic", &bytes);
-        let error = make_thumbnail(&path, "public.heic", &ThumbnailSpec::default()).unwrap_err();
+        let missing = dir.path().join("no-heif-thumbnailer-here");
+        let error = decode_heif_with(missing.as_os_str(), &path, &ThumbnailSpec::default()).unwrap_err();
         assert_eq!(error.reason(), "heif_unavailable");
+        assert!(error.to_string().contains("heif-thumbnailer"), "{error}");
     }
 
     #[test]

@@ -105,7 +105,7 @@ pub async fn run_thumbnail_worker(
         server = %worker.settings.server,
         concurrency,
         max_edge = worker.settings.spec.max_edge,
-        heif = thumbnail::HEIF_SUPPORTED,
+        heif = thumbnail::heif_available(),
         ffmpeg = thumbnail::ffmpeg_available(),
         "thumbnail worker started"
     );
