@@ -95,7 +95,22 @@ impl FuseFs {
     }
 }
 
+/// Requests the kernel may have in flight in the background (read-ahead above all). fuser's default of 16
+/// leaves a sequential reader's larger read-ahead window (see `MountConfig::kernel_read_ahead`) waiting in the
+/// kernel while the runtime could be answering it.
+const MAX_BACKGROUND: u16 = 64;
+
 impl Filesystem for FuseFs {
+    fn init(&mut self, _req: &Request, config: &mut fuser::KernelConfig) -> std::io::Result<()> {
+        if let Err(nearest) = config.set_max_background(MAX_BACKGROUND) {
+            let _ = config.set_max_background(nearest);
+        }
+        let _ = config.set_congestion_threshold(MAX_BACKGROUND * 3 / 4);
+        // Lookups and listings of one directory may run at once (they are answered on the runtime).
+        let _ = config.add_capabilities(fuser::InitFlags::FUSE_PARALLEL_DIROPS);
+        Ok(())
+    }
+
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let fs = self.fs.clone();
         let ttl = self.ttl;
@@ -132,7 +147,14 @@ impl Filesystem for FuseFs {
         let truncate = flags.0 & libc::O_TRUNC != 0;
         self.spawn(req, "open", async move {
             match fs.open(ino.0, write, truncate).await {
-                Ok(handle) => reply.opened(FileHandle(handle), FopenFlags::empty()),
+                Ok(opened) => {
+                    let flags = if opened.keep_cache {
+                        FopenFlags::FOPEN_KEEP_CACHE
+                    } else {
+                        FopenFlags::empty()
+                    };
+                    reply.opened(FileHandle(opened.handle), flags)
+                }
                 Err(e) => reply.error(errno(&e)),
             }
         });

@@ -72,7 +72,8 @@ impl Fs {
             let mut offset = 0;
             let step = u32::try_from(self.config.block_size).unwrap_or(u32::MAX);
             while offset < version.size {
-                let bytes = self.reader.read(&version, &mut state, offset, step).await?;
+                let window = self.reader.advance(&mut state, offset, step);
+                let bytes = self.reader.read(&version, window, offset, step).await?;
                 if bytes.is_empty() {
                     break;
                 }
@@ -92,14 +93,14 @@ impl Fs {
         let key = self.child_key(parent, name)?;
         match self.lookup(parent, name).await {
             Ok(attr) => {
-                let handle = self.open(attr.ino, true, true).await?;
+                let handle = self.open(attr.ino, true, true).await?.handle;
                 return Ok((self.getattr(attr.ino).await?, handle));
             }
             Err(Error::NotFound { .. }) => {}
             Err(e) => return Err(e),
         }
         let ino = self.table().create_local(parent, name, key, Kind::File);
-        let handle = self.open(ino, true, true).await?;
+        let handle = self.open(ino, true, true).await?.handle;
         Ok((self.getattr(ino).await?, handle))
     }
 
@@ -131,7 +132,7 @@ impl Fs {
     /// Sets a file's size (truncate or extend); made durable at once.
     pub async fn set_size(&self, ino: u64, size: u64) -> Result<Attr> {
         self.check_writable("truncate")?;
-        let handle = self.open(ino, true, size == 0).await?;
+        let handle = self.open(ino, true, size == 0).await?.handle;
         let result = async {
             let file = self.handle(handle)?;
             let key = file.lock().await.version.key.clone();
