@@ -229,6 +229,13 @@ impl Filesystem for FuseFs {
         _lock_owner: Option<LockOwner>,
         reply: fuser::ReplyWrite,
     ) {
+        if let Some(result) = self.fs.try_write(fh.0, offset, data) {
+            match result {
+                Ok(n) => reply.written(n),
+                Err(e) => reply.error(errno(&e)),
+            }
+            return;
+        }
         let fs = self.fs.clone();
         let data = data.to_vec();
         self.spawn(req, "write", async move {
