@@ -3,6 +3,13 @@
 //! Every request that may touch the network is spawned onto the tokio runtime and answered from there, so
 //! the session loop only decodes and dispatches: a slow GET never holds up a `getattr` of another file.
 //! Errors become replies through [`Error::errno`], the one mapping.
+//!
+//! Why `fuser` and not the async `fuse3` crate: `fuser`'s reply objects are owned and can be moved into a
+//! task, so requests are already answered asynchronously from tokio (several session threads read requests,
+//! none waits on the store); `fuse3`'s async trait would give the same concurrency, not more. `fuser` is the
+//! more widely used of the two and runs over macFUSE as well as Linux's fuse3, which the photos-originals
+//! profile needs on a Mac. A write that needs no waiting is answered on the session thread itself (see
+//! [`Fs::try_write`]): one wake-up per request instead of two.
 
 use std::ffi::OsStr;
 use std::sync::Arc;

@@ -17,10 +17,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
 
-use crate::cache::buffer::{ALIGN, BlockBuf};
+use crate::cache::buffer::{ALIGN, BlockBuf, BufferPool};
 
 /// Bytes gathered before a direct write.
-const GATHER: usize = 4 << 20;
+pub(super) const GATHER: usize = 4 << 20;
 
 /// The data file of one journal entry.
 #[derive(Debug)]
@@ -35,10 +35,11 @@ pub(super) struct StagedFile {
     runtime: tokio::runtime::Handle,
     /// Sequential bytes not written yet, starting at a page-aligned offset.
     gathered: Option<Gathered>,
-    /// The direct write under way, if any: it hands its buffer back when done.
+    /// The direct write under way, if any.
     in_flight: Option<mpsc::Receiver<Written>>,
-    /// A buffer for the next run (dropped at `sync`: a closed file holds no memory).
-    spare: Option<BlockBuf>,
+    /// Where gathering buffers come from and go back to (shared by the journal's files, so writing many
+    /// files one after another reuses the same few buffers).
+    pool: Arc<BufferPool>,
 }
 
 #[derive(Debug)]
@@ -57,23 +58,31 @@ struct Written {
 
 impl StagedFile {
     /// Creates (or truncates) the data file at `path`.
-    pub(super) fn create(path: &Path, runtime: tokio::runtime::Handle) -> std::io::Result<Self> {
+    pub(super) fn create(
+        path: &Path,
+        runtime: tokio::runtime::Handle,
+        pool: Arc<BufferPool>,
+    ) -> std::io::Result<Self> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(true)
             .open(path)?;
-        Ok(Self::with_file(path, file, runtime))
+        Ok(Self::with_file(path, file, runtime, pool))
     }
 
     /// Opens an existing data file (a promised entry found at start).
-    pub(super) fn open(path: &Path, runtime: tokio::runtime::Handle) -> std::io::Result<Self> {
+    pub(super) fn open(
+        path: &Path,
+        runtime: tokio::runtime::Handle,
+        pool: Arc<BufferPool>,
+    ) -> std::io::Result<Self> {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
-        Ok(Self::with_file(path, file, runtime))
+        Ok(Self::with_file(path, file, runtime, pool))
     }
 
-    fn with_file(path: &Path, file: File, runtime: tokio::runtime::Handle) -> Self {
+    fn with_file(path: &Path, file: File, runtime: tokio::runtime::Handle, pool: Arc<BufferPool>) -> Self {
         let direct = open_direct(OpenOptions::new().write(true), path)
             .ok()
             .map(Arc::new);
@@ -84,7 +93,7 @@ impl StagedFile {
             runtime,
             gathered: None,
             in_flight: None,
-            spare: None,
+            pool,
         }
     }
 
@@ -100,7 +109,7 @@ impl StagedFile {
                 if self.direct.is_none() || !offset.is_multiple_of(ALIGN as u64) {
                     return self.file.write_all_at(data, offset);
                 }
-                let buffer = self.spare.take().unwrap_or_else(|| BlockBuf::unpooled(GATHER));
+                let buffer = self.pool.take(GATHER);
                 self.gathered = Some(Gathered {
                     offset,
                     buffer,
@@ -155,7 +164,6 @@ impl StagedFile {
             }
             Err(e) => return Err(e),
         }
-        self.spare = Some(gathered.buffer);
         Ok(())
     }
 
@@ -199,8 +207,6 @@ impl StagedFile {
             gathered.offset += whole as u64;
             gathered.filled = tail;
             self.gathered = Some(gathered);
-        } else {
-            self.spare = Some(gathered.buffer);
         }
         Ok(())
     }
@@ -230,7 +236,6 @@ impl StagedFile {
     /// Writes everything gathered and fsyncs the data: when this returns, the bytes survive a crash.
     pub(super) fn sync(&mut self) -> std::io::Result<()> {
         self.write_out(false)?;
-        self.spare = None;
         self.file.sync_all()
     }
 
@@ -257,10 +262,10 @@ pub(crate) fn open_direct(options: &mut OpenOptions, path: &Path) -> std::io::Re
     }
 }
 
-/// Reads part `range` of the data file at `path` into an aligned buffer (directly where the file system
-/// allows), for an upload: the bytes go to the store without passing through the page cache.
-pub(super) fn read_part(path: &Path, offset: u64, len: usize) -> std::io::Result<BlockBuf> {
-    let mut buffer = BlockBuf::unpooled(len);
+/// Reads `buffer.len()` bytes at `offset` of the data file at `path` into `buffer` (directly where the file
+/// system allows), for an upload: the bytes go to the store without passing through the page cache.
+pub(super) fn read_part(path: &Path, offset: u64, mut buffer: BlockBuf) -> std::io::Result<BlockBuf> {
+    let len = buffer.len();
     let direct = match open_direct(OpenOptions::new().read(true), path) {
         Ok(file) if offset.is_multiple_of(ALIGN as u64) && buffer.is_aligned() => Some(file),
         _ => None,
@@ -306,7 +311,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("1.data");
         let runtime = tokio::runtime::Runtime::new().unwrap();
-        let mut file = StagedFile::create(&path, runtime.handle().clone()).unwrap();
+        let pool = BufferPool::new(GATHER, 1);
+        let mut file = StagedFile::create(&path, runtime.handle().clone(), pool).unwrap();
         let mut expected = vec![0u8; 10 * GATHER / 4 + 777];
         for (i, byte) in expected.iter_mut().enumerate() {
             *byte = (i % 253) as u8;
@@ -326,7 +332,7 @@ mod tests {
         file.sync().unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), expected);
         assert_eq!(file.settle().unwrap(), expected.len() as u64);
-        let part = read_part(&path, ALIGN as u64, 3 * ALIGN + 5).unwrap();
+        let part = read_part(&path, ALIGN as u64, BlockBuf::unpooled(3 * ALIGN + 5)).unwrap();
         assert_eq!(part.as_ref(), &expected[ALIGN..4 * ALIGN + 5]);
         file.truncate(10).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), &expected[..10]);

@@ -31,7 +31,7 @@ use crate::error::{Error, Result};
 use crate::fs::inode::version_of;
 
 /// Parts sent at once: with 8 MiB parts, 32 MiB of part buffers per upload.
-const PARTS_IN_FLIGHT: usize = 4;
+pub(super) const PARTS_IN_FLIGHT: usize = 4;
 
 /// A multipart upload under way, as saved in `<id>.upload`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -252,7 +252,8 @@ impl Journal {
                 async move {
                     let offset = index as u64 * part_size;
                     let len = usize::try_from(part_size.min(size - offset)).unwrap_or(0);
-                    let part = tokio::task::spawn_blocking(move || read_part(&data, offset, len))
+                    let buffer = self.part_pool.take(len);
+                    let part = tokio::task::spawn_blocking(move || read_part(&data, offset, buffer))
                         .await
                         .map_err(|_| Error::Panicked {
                             what: "reading a part",
