@@ -1,7 +1,7 @@
 //! Block buffers: page-aligned (so the disk cache can write and read them with direct I/O, without a copy
 //! through the page cache) and reused (so the memory of a mount that streams gigabytes stays that of its
 //! budget: freed multi-MiB blocks returned to the allocator linger in per-thread arenas, and the process
-//! held twice its budget and more).
+//! held twice its budget and more). Also the two direct-I/O helpers the block cache and the journal share.
 
 use std::sync::{Arc, Mutex};
 
@@ -128,6 +128,40 @@ impl Drop for BlockBuf {
             pool.give_back(std::mem::take(&mut self.data));
         }
     }
+}
+
+/// Opens with `O_DIRECT` where there is one (Linux); elsewhere fails with `Unsupported`, so the caller uses
+/// the page cache.
+pub(crate) fn open_direct(
+    options: &mut std::fs::OpenOptions,
+    path: &std::path::Path,
+) -> std::io::Result<std::fs::File> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.custom_flags(libc::O_DIRECT);
+        options.open(path)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (options, path);
+        Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
+    }
+}
+
+/// Reads at `offset` of `file` until `buffer` is full or the file ends; returns the bytes read.
+pub(crate) fn read_full(file: &std::fs::File, buffer: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    use std::os::unix::fs::FileExt as _;
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match file.read_at(&mut buffer[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 #[cfg(test)]

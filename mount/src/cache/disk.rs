@@ -33,7 +33,7 @@ use sha2::{Digest as _, Sha256};
 /// (SHA-256) are kept accounted but never served: their blocks are dropped when read, or evicted.
 const CHECKSUM_PREFIX: &str = "crc32:";
 
-use crate::cache::buffer::{ALIGN, BlockBuf};
+use crate::cache::buffer::{ALIGN, BlockBuf, open_direct, read_full};
 use crate::cache::{BlockCache, BlockId, CacheUsage};
 use crate::error::{Error, Result};
 
@@ -270,12 +270,12 @@ impl DiskCache {
     fn read_block(&self, path: &Path, buffer: &mut BlockBuf) -> std::io::Result<usize> {
         if self.direct.load(Ordering::Relaxed) && buffer.is_aligned() {
             match open_direct(OpenOptions::new().read(true), path) {
-                Ok(file) => return read_full(&file, buffer.padded_mut()),
+                Ok(file) => return read_full(&file, buffer.padded_mut(), 0),
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) => self.no_direct_io(&e),
                 Err(e) => return Err(e),
             }
         }
-        read_full(&File::open(path)?, buffer.as_mut_slice())
+        read_full(&File::open(path)?, buffer.as_mut_slice(), 0)
     }
 
     /// The file system refused direct I/O (tmpfs, some network file systems): use the page cache from now on.
@@ -294,30 +294,6 @@ impl DiskCache {
             state.lru.insert(tick, name.to_owned());
         }
     }
-}
-
-/// Opens with `O_DIRECT` where there is one (Linux); elsewhere an ordinary open.
-fn open_direct(options: &mut OpenOptions, path: &Path) -> std::io::Result<File> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.custom_flags(libc::O_DIRECT);
-    }
-    options.open(path)
-}
-
-/// Reads from the start of `file` until `buffer` is full or the file ends; returns the bytes read.
-fn read_full(file: &File, buffer: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        match file.read_at(&mut buffer[filled..], filled as u64) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 /// The index record of a block: `+ <name> <size> crc32:<8 hex>`.

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
 
-use crate::cache::buffer::{ALIGN, BlockBuf, BufferPool};
+use crate::cache::buffer::{ALIGN, BlockBuf, BufferPool, open_direct, read_full};
 
 /// Bytes gathered before a direct write.
 pub(super) const GATHER: usize = 4 << 20;
@@ -247,21 +247,6 @@ impl StagedFile {
     }
 }
 
-/// Opens with `O_DIRECT` where there is one (Linux); elsewhere fails, so the caller uses the page cache.
-pub(crate) fn open_direct(options: &mut OpenOptions, path: &Path) -> std::io::Result<File> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.custom_flags(libc::O_DIRECT);
-        options.open(path)
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = (options, path);
-        Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
-    }
-}
-
 /// Reads `buffer.len()` bytes at `offset` of the data file at `path` into `buffer` (directly where the file
 /// system allows), for an upload: the bytes go to the store without passing through the page cache.
 pub(super) fn read_part(path: &Path, offset: u64, mut buffer: BlockBuf) -> std::io::Result<BlockBuf> {
@@ -287,19 +272,6 @@ pub(super) fn read_part(path: &Path, offset: u64, mut buffer: BlockBuf) -> std::
     }
     buffer.truncate(len);
     Ok(buffer)
-}
-
-fn read_full(file: &File, buffer: &mut [u8], offset: u64) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        match file.read_at(&mut buffer[filled..], offset + filled as u64) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 #[cfg(test)]
