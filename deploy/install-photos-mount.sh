@@ -71,6 +71,9 @@ log "phase check: ok"
 mkdir -p "$state_dir" "$IPHOTO_MOUNTPOINT"
 started_here=false
 if ! is_mounted "$IPHOTO_MOUNTPOINT"; then
+    # The gate must see the bucket as it is now, not a listing an earlier mount saved (a restarted mount
+    # trusts one younger than its TTL): an original fixed or removed since would pass or fail wrongly.
+    rm -f "$IPHOTO_MOUNT_CACHE_DIR/listings.json"
     nohup "$here/photos-originals-mount.sh" >"$state_dir/mount.log" 2>&1 &
     echo $! >"$state_dir/mount.pid"
     started_here=true

@@ -1,13 +1,16 @@
-//! The block cache port: fixed-size blocks of objects, keyed by key + ETag + block index, so a block of an
-//! old version is never served once the object's ETag changed (the new ETag simply misses).
+//! The block cache port: fixed-size blocks of objects, keyed by key + ETag + block index and size, so a block
+//! of an old version is never served once the object's ETag changed (the new ETag simply misses).
 //!
 //! The only adapter is [`disk::DiskCache`]: blocks as files under the cache directory, a hard byte bound
 //! enforced at insert time, LRU eviction, an index that survives restarts. The read path (`fs/read.rs`)
 //! talks to the trait so a test or another front end can put another cache under it.
 
+pub mod buffer;
 pub mod disk;
 
 use bytes::Bytes;
+
+use self::buffer::BlockBuf;
 
 use crate::error::Result;
 
@@ -20,6 +23,9 @@ pub struct BlockId {
     pub version: String,
     /// Block number: bytes `index * block_size ..`.
     pub index: u64,
+    /// The block size the index counts in: a cache filled with another `--block-size` must not serve its
+    /// blocks under the same numbers (block 1 of 4 MiB blocks is not block 1 of 1 MiB blocks).
+    pub block_size: u64,
 }
 
 /// How full the cache is.
@@ -36,11 +42,13 @@ pub struct CacheUsage {
 /// A cache of object blocks. Implementations must never exceed their bound, never return bytes whose
 /// checksum does not match, and may drop any block at any time (a miss is always safe).
 pub trait BlockCache: Send + Sync + std::fmt::Debug {
-    /// The block's bytes if cached and intact.
-    fn get(&self, id: &BlockId) -> Result<Option<Bytes>>;
+    /// The block's bytes if cached and intact, read into `buffer` (which must hold the whole block; a
+    /// smaller one is replaced).
+    fn get(&self, id: &BlockId, buffer: BlockBuf) -> Result<Option<Bytes>>;
 
     /// Stores a block, evicting least recently used blocks first so the bound holds. A block larger than the
-    /// whole cache is not stored (`Ok(false)`).
+    /// whole cache is not stored (`Ok(false)`). Bytes starting at a page boundary (a [`BlockBuf`]) are
+    /// written without a copy through the page cache where the platform allows.
     fn put(&self, id: &BlockId, data: &[u8]) -> Result<bool>;
 
     /// Whether the block is cached (no read of its bytes).

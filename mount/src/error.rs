@@ -50,6 +50,14 @@ pub enum Error {
         key: String,
     },
 
+    /// The object changed in the store while our version of it was being uploaded (found by the check before
+    /// a multipart upload completes): the upload keeps ours aside under a conflict name instead.
+    #[error("{key} changed in the store during the upload")]
+    Conflict {
+        /// The object.
+        key: String,
+    },
+
     /// The store failed or refused: the entry is unknown, never treated as deleted.
     #[error("object store: {0}")]
     Store(#[from] storage::Error),
@@ -158,6 +166,7 @@ impl Error {
             Error::CrossDevice { .. } => libc::EXDEV,
             Error::Shared(inner) => inner.errno(),
             Error::Stale { .. }
+            | Error::Conflict { .. }
             | Error::Store(_)
             | Error::Timeout { .. }
             | Error::CacheIo(_)
@@ -198,5 +207,6 @@ mod tests {
             libc::ENOSPC,
         );
         check(Error::CacheIo(std::io::Error::other("x")), libc::EIO);
+        check(Error::Conflict { key: "k".into() }, libc::EIO);
     }
 }

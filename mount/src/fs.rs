@@ -72,6 +72,16 @@ pub struct Attr {
     pub gid: u32,
 }
 
+/// An open file handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Opened {
+    /// The handle for reads, writes and release.
+    pub handle: u64,
+    /// The kernel may keep the file's cached pages: they are of the version this handle reads (an earlier
+    /// open read the same version). False drops them, so a changed object is never served from them.
+    pub keep_cache: bool,
+}
+
 /// One entry of a directory listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirEntry {
@@ -96,6 +106,9 @@ pub struct Fs {
     next_handle: AtomicU64,
     /// Listings a clean unmount saved and not yet taken into the table, by directory key.
     saved_listings: Mutex<HashMap<String, listings::SavedListing>>,
+    /// Per file, the version whose pages the kernel may hold from an earlier open: a new open of the same
+    /// version lets the kernel keep them (a warm re-read never reaches the mount); any other open drops them.
+    page_cache: Mutex<HashMap<u64, String>>,
     /// The table's change count when the listing cache was last written.
     listings_saved_at: AtomicU64,
     /// Held while the listing cache is written; `true` once the clean (final) copy is written, after which a
@@ -138,6 +151,7 @@ impl Fs {
             dirs: Mutex::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
             saved_listings: Mutex::new(HashMap::new()),
+            page_cache: Mutex::new(HashMap::new()),
             listings_saved_at: AtomicU64::new(0),
             listings_closed: Mutex::new(false),
         })
@@ -471,7 +485,7 @@ impl Fs {
     /// Opens a file. The version read is fixed here: attributes older than the TTL are checked with a HEAD
     /// first (close-to-open consistency), and every read of the handle is of that version. A handle opened
     /// for writing stages the file in the journal (its current bytes first, unless `truncate`).
-    pub async fn open(&self, ino: u64, write: bool, truncate: bool) -> Result<u64> {
+    pub async fn open(&self, ino: u64, write: bool, truncate: bool) -> Result<Opened> {
         if write {
             self.check_writable("opening a file for writing")?;
         }
@@ -503,6 +517,24 @@ impl Fs {
         } else {
             None
         };
+        // Pages of the store's version, opened for reading, can be trusted by the next open of that same
+        // version; a staged file (read from the journal) or a write never is.
+        let cacheable = !write
+            && !version.version.is_empty()
+            && self.journal.get().is_none_or(|j| j.find(&version.key).is_none());
+        let keep_cache = {
+            let mut pages = self
+                .page_cache
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let keep = cacheable && pages.get(&ino) == Some(&version.version);
+            if cacheable {
+                pages.insert(ino, version.version.clone());
+            } else {
+                pages.remove(&ino);
+            }
+            keep
+        };
         let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);
         let file = OpenFile {
             ino,
@@ -514,7 +546,7 @@ impl Fs {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(handle, Arc::new(tokio::sync::Mutex::new(file)));
-        Ok(handle)
+        Ok(Opened { handle, keep_cache })
     }
 
     /// Reads from an open file: its staged bytes when it is being written, else the store's version.
@@ -537,8 +569,12 @@ impl Fs {
             // Opened while the file was only in the journal; its upload has retired it since.
             file.version = self.store_version(file.ino).await?;
         }
-        let OpenFile { version, state, .. } = &mut *file;
-        self.reader.read(version, state, offset, size).await
+        // The handle is held only to record the read: the kernel sends a sequential reader's requests in
+        // parallel (read-ahead), and they must not wait for each other's GETs.
+        let window = self.reader.advance(&mut file.state, offset, size);
+        let version = file.version.clone();
+        drop(file);
+        self.reader.read(&version, window, offset, size).await
     }
 
     /// The version of `ino` in the store now (a HEAD, whatever the TTL), recorded in the table.

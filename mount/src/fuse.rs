@@ -3,6 +3,13 @@
 //! Every request that may touch the network is spawned onto the tokio runtime and answered from there, so
 //! the session loop only decodes and dispatches: a slow GET never holds up a `getattr` of another file.
 //! Errors become replies through [`Error::errno`], the one mapping.
+//!
+//! Why `fuser` and not the async `fuse3` crate: `fuser`'s reply objects are owned and can be moved into a
+//! task, so requests are already answered asynchronously from tokio (several session threads read requests,
+//! none waits on the store); `fuse3`'s async trait would give the same concurrency, not more. `fuser` is the
+//! more widely used of the two and runs over macFUSE as well as Linux's fuse3, which the photos-originals
+//! profile needs on a Mac. A write that needs no waiting is answered on the session thread itself (see
+//! [`Fs::try_write`]): one wake-up per request instead of two.
 
 use std::ffi::OsStr;
 use std::sync::Arc;
@@ -95,7 +102,22 @@ impl FuseFs {
     }
 }
 
+/// Requests the kernel may have in flight in the background (read-ahead above all). fuser's default of 16
+/// leaves a sequential reader's larger read-ahead window (see `MountConfig::kernel_read_ahead`) waiting in the
+/// kernel while the runtime could be answering it.
+const MAX_BACKGROUND: u16 = 64;
+
 impl Filesystem for FuseFs {
+    fn init(&mut self, _req: &Request, config: &mut fuser::KernelConfig) -> std::io::Result<()> {
+        if let Err(nearest) = config.set_max_background(MAX_BACKGROUND) {
+            let _ = config.set_max_background(nearest);
+        }
+        let _ = config.set_congestion_threshold(MAX_BACKGROUND * 3 / 4);
+        // Lookups and listings of one directory may run at once (they are answered on the runtime).
+        let _ = config.add_capabilities(fuser::InitFlags::FUSE_PARALLEL_DIROPS);
+        Ok(())
+    }
+
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let fs = self.fs.clone();
         let ttl = self.ttl;
@@ -132,7 +154,14 @@ impl Filesystem for FuseFs {
         let truncate = flags.0 & libc::O_TRUNC != 0;
         self.spawn(req, "open", async move {
             match fs.open(ino.0, write, truncate).await {
-                Ok(handle) => reply.opened(FileHandle(handle), FopenFlags::empty()),
+                Ok(opened) => {
+                    let flags = if opened.keep_cache {
+                        FopenFlags::FOPEN_KEEP_CACHE
+                    } else {
+                        FopenFlags::empty()
+                    };
+                    reply.opened(FileHandle(opened.handle), flags)
+                }
                 Err(e) => reply.error(errno(&e)),
             }
         });
@@ -207,6 +236,13 @@ impl Filesystem for FuseFs {
         _lock_owner: Option<LockOwner>,
         reply: fuser::ReplyWrite,
     ) {
+        if let Some(result) = self.fs.try_write(fh.0, offset, data) {
+            match result {
+                Ok(n) => reply.written(n),
+                Err(e) => reply.error(errno(&e)),
+            }
+            return;
+        }
         let fs = self.fs.clone();
         let data = data.to_vec();
         self.spawn(req, "write", async move {

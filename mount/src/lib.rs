@@ -56,6 +56,11 @@ pub struct MountConfig {
     pub fuse_threads: usize,
     /// Let other users see the mount (`allow_other`; needs `user_allow_other` in /etc/fuse.conf unless root).
     pub allow_other: bool,
+    /// The kernel's read-ahead for the mount, bytes (0: leave the kernel's 128 KiB). The kernel reads ahead
+    /// of a sequential reader in requests of up to 1 MiB, sent in parallel: a larger window means fewer,
+    /// larger requests and the reader never waiting on one. Set through sysfs (Linux, root); without the
+    /// right to, the mount still works with the kernel's default.
+    pub kernel_read_ahead: u64,
 }
 
 /// A live mount. Unmount with [`Mount::unmount`]; dropping it unmounts too.
@@ -129,6 +134,9 @@ impl Mount {
                 mountpoint: config.mountpoint.display().to_string(),
                 source,
             })?;
+        if config.kernel_read_ahead > 0 {
+            set_kernel_read_ahead(&config.mountpoint, config.kernel_read_ahead);
+        }
         status::spawn_writer(&runtime, fs.clone(), config.cache_dir.clone());
         spawn_listing_saver(&runtime, fs.clone(), config.cache_dir.clone());
         tracing::info!(mountpoint = %config.mountpoint.display(), "mounted");
@@ -189,6 +197,32 @@ impl Drop for Mount {
         }
     }
 }
+
+/// Sets the read-ahead of the mount's backing device (`/sys/class/bdi/<major>:<minor>/read_ahead_kb`). FUSE
+/// lets a file system only lower the kernel's offer at INIT, so a larger window is set here, after the mount.
+#[cfg(target_os = "linux")]
+fn set_kernel_read_ahead(mountpoint: &std::path::Path, bytes: u64) {
+    use std::os::unix::fs::MetadataExt as _;
+    let device = match std::fs::metadata(mountpoint) {
+        Ok(meta) => meta.dev(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot stat the mountpoint to set its read-ahead");
+            return;
+        }
+    };
+    let path = format!(
+        "/sys/class/bdi/{}:{}/read_ahead_kb",
+        libc::major(device),
+        libc::minor(device)
+    );
+    match std::fs::write(&path, (bytes / 1024).max(1).to_string()) {
+        Ok(()) => tracing::debug!(%path, bytes, "kernel read-ahead set"),
+        Err(e) => tracing::info!(%path, error = %e, "kernel read-ahead left at its default (needs root)"),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_kernel_read_ahead(_mountpoint: &std::path::Path, _bytes: u64) {}
 
 /// How often the listing cache is written while mounted (when a listing changed).
 const LISTING_SAVE_INTERVAL: Duration = Duration::from_secs(5);

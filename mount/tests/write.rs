@@ -163,8 +163,9 @@ macro_rules! on_both_backends {
 
 on_both_backends!(writes_reach_the_store, a_conflict_keeps_both_versions);
 
-/// The mount binary, killed with SIGKILL right after `close` of a large file (its multipart upload under
-/// way), then started again over the same cache: the object in the store equals what was written.
+/// The mount binary, killed with SIGKILL after `close` of a large file once its multipart upload has sent a
+/// part, then started again over the same cache: the upload is resumed, the object in the store equals what
+/// was written, and no multipart upload is left in the store.
 #[test]
 fn kill_9_during_upload_then_restart_completes_it() {
     let server = harness::S3Server::shared();
@@ -172,8 +173,9 @@ fn kill_9_during_upload_then_restart_completes_it() {
     let s = common::s3_store_at(server, &prefix);
     let dirs = tempfile::tempdir().unwrap();
     let cache = dirs.path().join("cache");
-    let start = |mountpoint: &std::path::Path, upload_delay_ms: &str| {
+    let start = |mountpoint: &std::path::Path, upload_delay_ms: &str, log: &str| {
         std::fs::create_dir_all(mountpoint).unwrap();
+        let log = std::fs::File::create(dirs.path().join(log)).unwrap();
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_iphoto-mount"))
             .arg("mount")
             .arg(mountpoint)
@@ -196,6 +198,7 @@ fn kill_9_during_upload_then_restart_completes_it() {
             .env("S3_PREFIX", &prefix)
             .env("S3_PATH_STYLE", "true")
             .env("IPHOTO_MOUNT_UPLOAD_DELAY_MS", upload_delay_ms)
+            .stderr(log)
             .spawn()
             .unwrap();
         let guard = ProcessMount {
@@ -216,11 +219,21 @@ fn kill_9_during_upload_then_restart_completes_it() {
     // The issue's 1 GiB: its upload (128 parts of 8 MiB) takes seconds, so the kill lands in the middle of it.
     let data = bytes(1024 * MIB, 99);
     let expected = sha256(&data);
-    let mut first = start(&dirs.path().join("mnt1"), "0");
+    let mut first = start(&dirs.path().join("mnt1"), "0", "mount1.log");
     let started = Instant::now();
     std::fs::write(first.mountpoint.join("render.mov"), &data).unwrap();
     drop(data);
     eprintln!("1 GiB written and closed in {:?}", started.elapsed());
+    // Kill once the multipart upload is under way and its first part is recorded in the journal.
+    let journal = cache.join("journal");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !saved_upload_has_parts(&journal) {
+        assert!(
+            Instant::now() < deadline,
+            "no multipart upload was recorded in the journal"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     first.child.kill().unwrap();
     first.child.wait().unwrap();
     assert_ne!(
@@ -231,7 +244,7 @@ fn kill_9_during_upload_then_restart_completes_it() {
     drop(first);
 
     // The second start waits 3 s before resuming the upload: meanwhile the file is listed, from the journal.
-    let second = start(&dirs.path().join("mnt2"), "3000");
+    let second = start(&dirs.path().join("mnt2"), "3000", "mount2.log");
     assert_eq!(
         std::fs::metadata(second.mountpoint.join("render.mov"))
             .unwrap()
@@ -246,6 +259,68 @@ fn kill_9_during_upload_then_restart_completes_it() {
     assert!(flushed.success());
     assert_eq!(object_sha256(&s, "videos/render.mov"), Some(expected.clone()));
     assert_eq!(file_sha256(&second.mountpoint.join("render.mov")), expected);
+    // The interrupted upload was resumed and completed: none is left in the store.
+    assert_eq!(
+        common::block_on(server.multipart_uploads(&prefix)).unwrap(),
+        Vec::<String>::new()
+    );
+    let log = std::fs::read_to_string(dirs.path().join("mount2.log")).unwrap();
+    assert!(log.contains("resuming a multipart upload"), "{log}");
+}
+
+/// Whether a `<id>.upload` in the journal records at least one part sent.
+fn saved_upload_has_parts(journal: &std::path::Path) -> bool {
+    std::fs::read_dir(journal).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            e.path().extension().is_some_and(|x| x == "upload")
+                && std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("\"etag\""))
+        })
+    })
+}
+
+/// A multipart upload the journal recorded for an entry that was never promised (no `.meta`: a crash before
+/// `close` returned) is aborted at the next start, not left to a lifecycle rule.
+#[test]
+fn an_upload_never_promised_is_aborted_at_start() {
+    let server = harness::S3Server::shared();
+    let prefix = harness::unique_name("mount-orphan");
+    let s = common::s3_store_at(server, &prefix);
+    let key = storage::StorageKey::parse("library/partial.bin").unwrap();
+    let upload_id = common::block_on(async {
+        let id = s.create_multipart(&key).await.unwrap();
+        s.put_part(&key, &id, 0, bytes::Bytes::from(bytes(5 * MIB, 1)))
+            .await
+            .unwrap();
+        id
+    });
+    assert_eq!(
+        common::block_on(server.multipart_uploads(&prefix)).unwrap().len(),
+        1
+    );
+    let dirs = tempfile::tempdir().unwrap();
+    let cache = dirs.path().join("cache");
+    std::fs::create_dir_all(cache.join("journal")).unwrap();
+    std::fs::write(
+        cache.join("journal/7.upload"),
+        format!(
+            r#"{{"target":"library/partial.bin","upload_id":"{upload_id}","part_size":8388608,"parts":[null]}}"#
+        ),
+    )
+    .unwrap();
+    std::fs::write(cache.join("journal/7.data"), bytes(MIB, 2)).unwrap();
+    let mount = TestMount::start_with_cache(&s, &read_write(), dirs, cache.clone());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !common::block_on(server.multipart_uploads(&prefix))
+        .unwrap()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "the orphaned upload was not aborted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!cache.join("journal/7.upload").exists());
+    assert!(!cache.join("journal/7.data").exists());
+    assert_eq!(get(&s, "library/partial.bin"), None);
+    drop(mount);
 }
 
 /// A mount process that is killed and unmounted however the test ends.

@@ -1,7 +1,8 @@
 //! The object-store port of iPhoto sync: where originals and derivatives are kept.
 //!
 //! One type, [`Store`], with `put` (bytes or a stream hashed on the way, multipart past one part), `get`
-//! (whole or a byte range, streamed), `head`, `delete`, `list` (paged lazily), `copy` and `presign_get`. Two
+//! (whole or a byte range, streamed), `head`, `delete`, `list` (paged lazily), `copy` and `presign_get`; and
+//! multipart uploads driven part by part (`create_multipart`, `put_part`, …) for callers that persist them. Two
 //! real adapters behind it, both `object_store` backends: S3-compatible services ([`create_s3_store`], SigV4)
 //! and a local directory (HMAC-signed URLs for the server's `/blobs/` route). Keys are validated in one place,
 //! [`StorageKey`], and laid out in one place, [`LibraryLayout`].
@@ -22,6 +23,7 @@ mod layout;
 mod local;
 #[cfg(feature = "test-util")]
 mod memory;
+mod multipart;
 mod presign;
 mod put;
 mod s3;

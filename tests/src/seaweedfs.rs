@@ -157,6 +157,33 @@ impl S3Server {
         )
     }
 
+    /// Keys with a multipart upload in progress under `prefix` (a signed `ListMultipartUploads`, which
+    /// `object_store` has no call for): what a test checks to prove no upload was left behind.
+    pub async fn multipart_uploads(&self, prefix: &str) -> Result<Vec<String>> {
+        use object_store::signer::Signer as _;
+        let options =
+            object_store::signer::SignedUrlOptions::new().with_query([("uploads", ""), ("prefix", prefix)]);
+        let url = self
+            .object_store()
+            .signed_url_opts(
+                object_store::signer::Method::GET,
+                &object_store::path::Path::from(""),
+                Duration::from_secs(300),
+                &options,
+            )
+            .await?;
+        let body = reqwest::get(url).await?.error_for_status()?.text().await?;
+        Ok(body
+            .split("<Upload>")
+            .skip(1)
+            .filter_map(|upload| {
+                let start = upload.find("<Key>")? + "<Key>".len();
+                let end = upload[start..].find("</Key>")? + start;
+                Some(upload[start..end].to_owned())
+            })
+            .collect())
+    }
+
     /// The data directory (logs under it).
     pub fn dir(&self) -> &Path {
         &self.dir

@@ -5,8 +5,11 @@
 //! - **Hard bound.** Every block is accounted (its full size) *before* its file is written, and room is made
 //!   by deleting least recently used blocks *before* that, under one lock: the files on disk never add up to
 //!   more than the bound, at any instant, with any number of concurrent inserts. No periodic sweep.
-//! - **Checksum.** The index keeps each block's SHA-256; a block whose bytes disagree (torn write, bit rot) is
-//!   dropped and reported as a miss, never served.
+//! - **Checksum.** The index keeps each block's CRC-32; a block whose bytes disagree (torn write, bit rot) is
+//!   dropped and reported as a miss, never served. CRC-32 and not SHA-256: the checksum guards against
+//!   accidents, not an adversary (the cache directory is ours), and at ~10 GB/s (PCLMULQDQ) it costs nothing
+//!   next to the copy, where SHA-256 hashing every block on insert and on every read was a quarter of the CPU
+//!   time of a cold read.
 //! - **Restart.** `index.log` is an append-only log of `+` (block accounted) and `-` (block removed) records,
 //!   rewritten atomically (temporary file, fsync, rename) when it grows to several times the live entries. A
 //!   restart replays the log and never walks or wipes the block directory. A `+` is logged before the block
@@ -18,12 +21,19 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead as _, BufReader, Write as _};
+use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
 
+/// How a checksum is written in the index: `crc32:` and eight hex digits. Records of an older format
+/// (SHA-256) are kept accounted but never served: their blocks are dropped when read, or evicted.
+const CHECKSUM_PREFIX: &str = "crc32:";
+
+use crate::cache::buffer::{ALIGN, BlockBuf, open_direct, read_full};
 use crate::cache::{BlockCache, BlockId, CacheUsage};
 use crate::error::{Error, Result};
 
@@ -43,6 +53,8 @@ pub struct DiskCache {
     dir: PathBuf,
     max_bytes: u64,
     state: Mutex<State>,
+    /// Block files are written and read with direct I/O (off once the file system refuses it).
+    direct: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -59,7 +71,8 @@ struct State {
 #[derive(Debug, Clone)]
 struct Entry {
     size: u64,
-    sha256: String,
+    /// CRC-32 of the bytes; `None` for a record of an older format (never served).
+    crc32: Option<u32>,
     tick: u64,
     /// Being written: accounted, not yet readable, not evictable.
     writing: bool,
@@ -85,7 +98,7 @@ impl DiskCache {
                 log_bytes += line.len() as u64 + 1;
                 let mut parts = line.split(' ');
                 match (parts.next(), parts.next(), parts.next(), parts.next()) {
-                    (Some("+"), Some(name), Some(size), Some(sha256)) => {
+                    (Some("+"), Some(name), Some(size), Some(checksum)) => {
                         let size = size.parse().map_err(|_| Error::CacheIndex {
                             path: log_path.display().to_string(),
                             reason: format!("bad size in {line:?}"),
@@ -94,7 +107,7 @@ impl DiskCache {
                             name.to_owned(),
                             Entry {
                                 size,
-                                sha256: sha256.to_owned(),
+                                crc32: parse_checksum(checksum),
                                 tick: 0,
                                 writing: false,
                             },
@@ -129,6 +142,7 @@ impl DiskCache {
                 log,
                 log_bytes,
             }),
+            direct: AtomicBool::new(cfg!(target_os = "linux")),
         };
         {
             let mut state = cache.lock();
@@ -213,7 +227,7 @@ impl DiskCache {
         let mut text = String::new();
         for (name, entry) in &state.entries {
             if !entry.writing {
-                text.push_str(&format!("+ {name} {} {}\n", entry.size, entry.sha256));
+                text.push_str(&record(name, entry));
             }
         }
         file.write_all(text.as_bytes())?;
@@ -227,6 +241,50 @@ impl DiskCache {
         Ok(())
     }
 
+    /// Writes a block file: the whole pages with direct I/O when the bytes start at a page boundary (no copy
+    /// into the page cache, which on a small machine costs more CPU than the rest of a cold read together),
+    /// the last partial page through the page cache.
+    fn write_block(&self, path: &Path, data: &[u8]) -> std::io::Result<()> {
+        let whole = data.len() / ALIGN * ALIGN;
+        if self.direct.load(Ordering::Relaxed) && whole > 0 && data.as_ptr().align_offset(ALIGN) == 0 {
+            match open_direct(OpenOptions::new().write(true).create(true).truncate(true), path) {
+                Ok(file) => {
+                    file.write_all_at(&data[..whole], 0)?;
+                    if whole < data.len() {
+                        OpenOptions::new()
+                            .write(true)
+                            .open(path)?
+                            .write_all_at(&data[whole..], whole as u64)?;
+                    }
+                    return Ok(());
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => self.no_direct_io(&e),
+                Err(e) => return Err(e),
+            }
+        }
+        fs::write(path, data)
+    }
+
+    /// Reads a block file into `buffer` (whole pages with direct I/O when it is aligned); returns the bytes
+    /// read.
+    fn read_block(&self, path: &Path, buffer: &mut BlockBuf) -> std::io::Result<usize> {
+        if self.direct.load(Ordering::Relaxed) && buffer.is_aligned() {
+            match open_direct(OpenOptions::new().read(true), path) {
+                Ok(file) => return read_full(&file, buffer.padded_mut(), 0),
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => self.no_direct_io(&e),
+                Err(e) => return Err(e),
+            }
+        }
+        read_full(&File::open(path)?, buffer.as_mut_slice(), 0)
+    }
+
+    /// The file system refused direct I/O (tmpfs, some network file systems): use the page cache from now on.
+    fn no_direct_io(&self, error: &std::io::Error) {
+        if self.direct.swap(false, Ordering::Relaxed) {
+            tracing::info!(%error, dir = %self.dir.display(), "the cache's file system refuses direct I/O; using the page cache");
+        }
+    }
+
     fn touch(state: &mut State, name: &str) {
         state.tick += 1;
         let tick = state.tick;
@@ -238,6 +296,21 @@ impl DiskCache {
     }
 }
 
+/// The index record of a block: `+ <name> <size> crc32:<8 hex>`.
+fn record(name: &str, entry: &Entry) -> String {
+    let checksum = entry
+        .crc32
+        .map_or_else(|| "unknown".to_owned(), |c| format!("{CHECKSUM_PREFIX}{c:08x}"));
+    format!("+ {name} {} {checksum}\n", entry.size)
+}
+
+/// The CRC-32 of an index record's checksum field; `None` for any other format.
+fn parse_checksum(field: &str) -> Option<u32> {
+    field
+        .strip_prefix(CHECKSUM_PREFIX)
+        .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+}
+
 /// The block's file name: SHA-256 of its identity, so any key is a safe, fixed-length name.
 fn block_name(id: &BlockId) -> String {
     let mut hasher = Sha256::new();
@@ -246,25 +319,31 @@ fn block_name(id: &BlockId) -> String {
     hasher.update(id.version.as_bytes());
     hasher.update([0]);
     hasher.update(id.index.to_be_bytes());
+    hasher.update(id.block_size.to_be_bytes());
     hex::encode(hasher.finalize())
 }
 
 impl BlockCache for DiskCache {
-    fn get(&self, id: &BlockId) -> Result<Option<Bytes>> {
+    fn get(&self, id: &BlockId, mut buffer: BlockBuf) -> Result<Option<Bytes>> {
         let name = block_name(id);
         let expected = {
             let mut state = self.lock();
             match state.entries.get(&name) {
                 Some(entry) if !entry.writing => {
-                    let expected = (entry.size, entry.sha256.clone());
+                    let expected = (entry.size, entry.crc32);
                     Self::touch(&mut state, &name);
                     expected
                 }
                 _ => return Ok(None),
             }
         };
-        let data = match fs::read(self.block_path(&name)) {
-            Ok(data) => data,
+        let size = usize::try_from(expected.0).unwrap_or(usize::MAX);
+        if buffer.len() != size {
+            // Not the block the caller expects (its size disagrees): drop it rather than guess.
+            buffer = BlockBuf::unpooled(0);
+        }
+        let read = match self.read_block(&self.block_path(&name), &mut buffer) {
+            Ok(read) => read,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut state = self.lock();
                 self.remove_locked(&mut state, &name)?;
@@ -272,19 +351,20 @@ impl BlockCache for DiskCache {
             }
             Err(e) => return Err(e.into()),
         };
-        if data.len() as u64 != expected.0 || hex::encode(Sha256::digest(&data)) != expected.1 {
+        buffer.truncate(read);
+        if read != size || Some(crc32fast::hash(buffer.as_ref())) != expected.1 {
             tracing::warn!(key = %id.key, index = id.index, "dropping a cached block whose checksum fails");
             let mut state = self.lock();
             self.remove_locked(&mut state, &name)?;
             return Ok(None);
         }
-        Ok(Some(Bytes::from(data)))
+        Ok(Some(Bytes::from_owner(buffer)))
     }
 
     fn put(&self, id: &BlockId, data: &[u8]) -> Result<bool> {
         let name = block_name(id);
         let size = data.len() as u64;
-        let sha256 = hex::encode(Sha256::digest(data));
+        let crc32 = crc32fast::hash(data);
         {
             let mut state = self.lock();
             if state.entries.contains_key(&name) {
@@ -296,25 +376,24 @@ impl BlockCache for DiskCache {
             }
             state.tick += 1;
             let tick = state.tick;
-            state.entries.insert(
-                name.clone(),
-                Entry {
-                    size,
-                    sha256: sha256.clone(),
-                    tick,
-                    writing: true,
-                },
-            );
+            let entry = Entry {
+                size,
+                crc32: Some(crc32),
+                tick,
+                writing: true,
+            };
+            let line = record(&name, &entry);
+            state.entries.insert(name.clone(), entry);
             state.lru.insert(tick, name.clone());
             state.used += size;
-            self.append(&mut state, &format!("+ {name} {size} {sha256}\n"))?;
+            self.append(&mut state, &line)?;
         }
         let path = self.block_path(&name);
         let written = (|| -> std::io::Result<()> {
             if let Some(parent) = path.parent() {
                 fs::create_dir_all(parent)?;
             }
-            fs::write(&path, data)
+            self.write_block(&path, data)
         })();
         let mut state = self.lock();
         match written {
@@ -365,7 +444,13 @@ mod tests {
             key: key.into(),
             version: version.into(),
             index,
+            block_size: 4 << 20,
         }
+    }
+
+    /// A block of `len` bytes from the cache.
+    fn get(cache: &DiskCache, id: &BlockId, len: usize) -> Option<Bytes> {
+        cache.get(id, BlockBuf::unpooled(len)).unwrap()
     }
 
     fn dir_bytes(dir: &Path) -> u64 {
@@ -389,12 +474,33 @@ mod tests {
         let cache = DiskCache::open(dir.path(), INDEX_ALLOWANCE + 1024 * KIB).unwrap();
         assert!(cache.put(&id("a/b", "v1", 0), b"hello").unwrap());
         assert_eq!(
-            cache.get(&id("a/b", "v1", 0)).unwrap().unwrap(),
+            get(&cache, &id("a/b", "v1", 0), 5).unwrap(),
             Bytes::from_static(b"hello")
         );
         // Another version or another block of the same key misses.
-        assert!(cache.get(&id("a/b", "v2", 0)).unwrap().is_none());
-        assert!(cache.get(&id("a/b", "v1", 1)).unwrap().is_none());
+        assert!(get(&cache, &id("a/b", "v2", 0), 5).is_none());
+        assert!(get(&cache, &id("a/b", "v1", 1), 5).is_none());
+    }
+
+    #[test]
+    fn an_odd_sized_aligned_block_round_trips_and_another_block_size_misses() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = DiskCache::open(dir.path(), INDEX_ALLOWANCE + 1024 * KIB).unwrap();
+        // Whole pages by direct I/O, the partial last page through the page cache.
+        let len = 3 * ALIGN + 123;
+        let mut block = BlockBuf::unpooled(len);
+        for (i, byte) in block.as_mut_slice().iter_mut().enumerate() {
+            *byte = (i % 251) as u8;
+        }
+        let expected = block.as_ref().to_vec();
+        assert!(cache.put(&id("k", "v", 2), block.as_ref()).unwrap());
+        assert_eq!(get(&cache, &id("k", "v", 2), len).unwrap(), expected);
+        // The same index counted in blocks of another size is another block.
+        let other = BlockId {
+            block_size: 1 << 20,
+            ..id("k", "v", 2)
+        };
+        assert!(get(&cache, &other, len).is_none());
     }
 
     #[test]
@@ -407,7 +513,7 @@ mod tests {
             assert!(cache.put(&id("k", "v", i), &block).unwrap());
         }
         // Block 0 is used again, so block 1 is the least recently used.
-        assert!(cache.get(&id("k", "v", 0)).unwrap().is_some());
+        assert!(get(&cache, &id("k", "v", 0), 100 * KIB as usize).is_some());
         assert!(cache.put(&id("k", "v", 3), &block).unwrap());
         assert!(cache.contains(&id("k", "v", 0)));
         assert!(!cache.contains(&id("k", "v", 1)));
@@ -438,7 +544,7 @@ mod tests {
         let block = id("k", "v", 0);
         cache.put(&block, b"original bytes").unwrap();
         fs::write(cache.block_path(&block_name(&block)), b"original bytez").unwrap();
-        assert!(cache.get(&block).unwrap().is_none());
+        assert!(get(&cache, &block, 14).is_none());
         assert!(!cache.contains(&block));
     }
 
@@ -456,13 +562,13 @@ mod tests {
         let cache = DiskCache::open(dir.path(), INDEX_ALLOWANCE + 1024 * KIB).unwrap();
         assert_eq!(cache.usage().blocks, 2);
         assert_eq!(
-            cache.get(&id("k", "v", 1)).unwrap().unwrap(),
+            get(&cache, &id("k", "v", 1), 3).unwrap(),
             Bytes::from_static(b"one")
         );
         cache.persist().unwrap();
         let cache = DiskCache::open(dir.path(), INDEX_ALLOWANCE + 1024 * KIB).unwrap();
         assert_eq!(
-            cache.get(&id("k", "v", 0)).unwrap().unwrap(),
+            get(&cache, &id("k", "v", 0), 4).unwrap(),
             Bytes::from_static(b"zero")
         );
     }

@@ -1,30 +1,47 @@
-//! Reading objects through the block cache: demand fetches, sequential-read detection and prefetch, all under
-//! one global memory budget.
+//! Reading objects through memory and the block cache: demand loads, sequential-read detection and prefetch,
+//! all under one global memory budget.
 //!
-//! - A block is fetched once however many readers want it: concurrent requests share one in-flight fetch.
-//! - Every fetched block holds bytes of the budget (a semaphore) until it is written to the disk cache. A
-//!   demand fetch waits for budget; a prefetch only takes budget that is free and is skipped otherwise, so
+//! - Every block in memory holds bytes of the budget (a semaphore) for exactly as long as its bytes live: the
+//!   permit is owned by the allocation ([`Bytes::from_owner`]), so a slice handed to a FUSE reply keeps it
+//!   counted until the reply is sent, and nothing in memory escapes the count.
+//! - A block is loaded once however many readers want it: a load (from the disk cache, or a ranged GET) is a
+//!   task of its own, registered so that concurrent readers share it.
+//! - A block fetched from the store is served from memory at once and written to the disk cache behind the
+//!   readers' backs (no reader waits for the write or the checksum). It stays in memory while it is ahead of a
+//!   sequential reader; memory is given back LRU-first whenever a demand load needs budget, and a block a
+//!   sequential reader has passed is dropped (it is on disk).
+//! - A demand load waits for budget (evicting blocks already on disk first) up to the request timeout; a
+//!   prefetch only takes budget that is free or held by blocks already read, and is skipped otherwise, so
 //!   prefetching can never starve reads or grow memory past the budget, however many files are open.
-//! - A handle reading sequentially doubles its prefetch window (up to [`MAX_WINDOW_BLOCKS`]); a seek resets it.
+//! - A handle reading sequentially doubles its prefetch window (up to [`MAX_WINDOW_BLOCKS`]); a seek resets
+//!   it. Reads that arrive slightly out of order (the kernel sends read-ahead requests in parallel) still count
+//!   as sequential.
 //! - A fetched block whose ETag is not the one the handle opened is an error ([`Error::Stale`]) and is not
 //!   cached under the old version: a block of one version is never served as another.
 
-use std::collections::HashMap;
+mod load;
+mod memory;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures::TryStreamExt as _;
-use futures::future::{BoxFuture, FutureExt as _, Shared};
 use storage::{StorageKey, Store};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::cache::buffer::BufferPool;
 use crate::cache::{BlockCache, BlockId};
 use crate::error::{Error, Result};
-use crate::fs::inode::version_of;
+use memory::{Found, Memory};
 
-/// The largest prefetch window, in blocks.
-pub const MAX_WINDOW_BLOCKS: u64 = 8;
+/// Consecutive blocks a prefetch fetches with one ranged GET: fewer, larger requests cost the store and the
+/// mount less per byte (a third less CPU in the store than one GET per 4 MiB block), and each block still
+/// reaches its readers as soon as its own bytes are in.
+pub(crate) const BLOCKS_PER_GET: u64 = 8;
+
+/// The largest prefetch window, in blocks (with 4 MiB blocks, 64 MiB ahead of a sequential reader: sixteen
+/// ranged GETs in flight keep a fast link and the store busy).
+pub const MAX_WINDOW_BLOCKS: u64 = 16;
 
 /// The version of an object a handle reads.
 #[derive(Debug, Clone)]
@@ -34,16 +51,30 @@ pub(crate) struct FileVersion {
     pub(crate) size: u64,
 }
 
-/// Per-handle read state: where the next sequential read would start, the prefetch window, and the block
-/// last read (so a run of small reads inside one block reads it from disk once).
+/// Per-handle read state: where the current sequential run has reached and its prefetch window.
 #[derive(Debug, Default)]
 pub(crate) struct ReadState {
     next_offset: u64,
     window: u64,
-    current: Option<(u64, Bytes, OwnedSemaphorePermit)>,
 }
 
-type SharedFetch = Shared<BoxFuture<'static, Result<Bytes, Arc<Error>>>>;
+impl ReadState {
+    /// Records a read of `offset..end` and returns the prefetch window (blocks). A read within `tolerance`
+    /// bytes of where the run has reached continues it and doubles the window; any other read is a seek and
+    /// resets it.
+    fn advance(&mut self, offset: u64, end: u64, tolerance: u64) -> u64 {
+        let sequential = offset <= self.next_offset.saturating_add(tolerance)
+            && offset.saturating_add(tolerance) >= self.next_offset;
+        if sequential {
+            self.window = (self.window * 2).clamp(1, MAX_WINDOW_BLOCKS);
+            self.next_offset = self.next_offset.max(end);
+        } else {
+            self.window = 0;
+            self.next_offset = end;
+        }
+        self.window
+    }
+}
 
 /// The block reader shared by all handles.
 #[derive(Debug)]
@@ -52,9 +83,10 @@ pub(crate) struct Reader {
     cache: Arc<dyn BlockCache>,
     block_size: u64,
     budget: Arc<Semaphore>,
-    budget_bytes: u64,
+    /// Buffers for blocks, reused (the budget bounds how many are in use).
+    pool: Arc<BufferPool>,
     timeout: Duration,
-    inflight: Mutex<HashMap<BlockId, SharedFetch>>,
+    memory: Mutex<Memory>,
 }
 
 impl Reader {
@@ -72,9 +104,12 @@ impl Reader {
             budget: Arc::new(Semaphore::new(
                 usize::try_from(budget_bytes).unwrap_or(usize::MAX >> 4),
             )),
-            budget_bytes,
+            pool: BufferPool::new(
+                usize::try_from(block_size).unwrap_or(usize::MAX),
+                usize::try_from(budget_bytes / block_size.max(1)).unwrap_or(0),
+            ),
             timeout,
-            inflight: Mutex::new(HashMap::new()),
+            memory: Mutex::new(Memory::default()),
         }
     }
 
@@ -82,11 +117,25 @@ impl Reader {
         &self.cache
     }
 
-    /// Reads `size` bytes at `offset` of `file` (fewer at the end of the file).
+    fn memory(&self) -> std::sync::MutexGuard<'_, Memory> {
+        // Every step leaves the map consistent before it could panic, so a poisoned lock is still usable.
+        self.memory
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records a read of `size` bytes at `offset` in a handle's state; returns its prefetch window.
+    pub(crate) fn advance(&self, state: &mut ReadState, offset: u64, size: u32) -> u64 {
+        let end = offset.saturating_add(u64::from(size));
+        state.advance(offset, end, 2 * self.block_size)
+    }
+
+    /// Reads `size` bytes at `offset` of `file` (fewer at the end of the file), prefetching `window` blocks
+    /// past them. A read inside one block is a slice of it, not a copy.
     pub(crate) async fn read(
         self: &Arc<Self>,
         file: &FileVersion,
-        state: &mut ReadState,
+        window: u64,
         offset: u64,
         size: u32,
     ) -> Result<Bytes> {
@@ -94,101 +143,52 @@ impl Reader {
         if offset >= end {
             return Ok(Bytes::new());
         }
-        // Sequential detection: a read that starts where the last ended grows the window, a seek resets it.
-        if offset == state.next_offset {
-            state.window = (state.window * 2).clamp(1, MAX_WINDOW_BLOCKS);
-        } else {
-            state.window = 0;
-        }
-        state.next_offset = end;
-
         let first = offset / self.block_size;
         let last = (end - 1) / self.block_size;
-        let mut out = BytesMut::with_capacity(usize::try_from(end - offset).unwrap_or(0));
+        // Start every load first (demand blocks take their budget before any prefetch), then wait.
+        let mut found = Vec::new();
         for index in first..=last {
-            let block = match &state.current {
-                Some((current, bytes, _)) if *current == index => bytes.clone(),
-                _ => {
-                    let bytes = self.block(file, index).await?;
-                    // Keep it for the next small read only with budget to spare: a held block counts.
-                    state.current = None;
-                    if self.budget.available_permits() as u64 > self.budget_bytes / 2
-                        && let Ok(permit) = self
-                            .budget
-                            .clone()
-                            .try_acquire_many_owned(permit_count(bytes.len()))
-                    {
-                        state.current = Some((index, bytes.clone(), permit));
-                    }
-                    bytes
-                }
+            found.push((index, self.find_or_load(file, index).await?));
+        }
+        self.prefetch(file, last + 1, window);
+        if window > 0 && first >= 2 {
+            // A sequential reader is past this block: its memory goes back (the disk cache has it).
+            let passed = self.block_id(file, first - 2);
+            self.memory().release_passed(&passed);
+        }
+        let mut parts = Vec::with_capacity(found.len());
+        for (index, found) in found {
+            let block = match found {
+                Found::Ready(bytes) => bytes,
+                Found::Loading(load) => load.await.map_err(Error::Shared)?,
             };
             let block_start = index * self.block_size;
-            let from = usize::try_from(offset.max(block_start) - block_start).unwrap_or(0);
+            let from = usize::try_from(offset.max(block_start) - block_start).unwrap_or(usize::MAX);
             let to = usize::try_from(end.min(block_start + block.len() as u64) - block_start).unwrap_or(0);
             if from >= to || to > block.len() {
                 return Err(Error::Stale {
                     key: file.key.to_string(),
                 });
             }
-            out.extend_from_slice(&block[from..to]);
+            parts.push(block.slice(from..to));
         }
-        self.prefetch(file, last + 1, state.window);
+        if parts.len() == 1 {
+            return Ok(parts.remove(0));
+        }
+        let mut out = BytesMut::with_capacity(usize::try_from(end - offset).unwrap_or(0));
+        for part in parts {
+            out.extend_from_slice(&part);
+        }
         Ok(out.freeze())
     }
 
-    /// One block, from the disk cache or the store.
-    async fn block(self: &Arc<Self>, file: &FileVersion, index: u64) -> Result<Bytes> {
-        let id = BlockId {
+    fn block_id(&self, file: &FileVersion, index: u64) -> BlockId {
+        let block_size = self.block_size;
+        BlockId {
             key: file.key.to_string(),
             version: file.version.clone(),
             index,
-        };
-        let cache = self.cache.clone();
-        let lookup = id.clone();
-        let cached = tokio::task::spawn_blocking(move || cache.get(&lookup))
-            .await
-            .map_err(|_| Error::Panicked { what: "cache read" })??;
-        if let Some(bytes) = cached {
-            return Ok(bytes);
-        }
-        let fetch = match self.inflight_fetch(&id) {
-            Some(fetch) => fetch,
-            None => {
-                let permit = self
-                    .budget
-                    .clone()
-                    .acquire_many_owned(permit_count(self.block_len(file, index)))
-                    .await
-                    .map_err(|_| Error::Panicked {
-                        what: "memory budget",
-                    })?;
-                self.start_fetch(file, id, permit)
-            }
-        };
-        fetch.await.map_err(Error::Shared)
-    }
-
-    /// Starts fetching the blocks after a sequential read, as far as the budget allows right now.
-    fn prefetch(self: &Arc<Self>, file: &FileVersion, from: u64, window: u64) {
-        let blocks = file.size.div_ceil(self.block_size);
-        for index in from..(from + window).min(blocks) {
-            let id = BlockId {
-                key: file.key.to_string(),
-                version: file.version.clone(),
-                index,
-            };
-            if self.cache.contains(&id) || self.inflight_fetch(&id).is_some() {
-                continue;
-            }
-            let Ok(permit) = self
-                .budget
-                .clone()
-                .try_acquire_many_owned(permit_count(self.block_len(file, index)))
-            else {
-                return;
-            };
-            let _fetch = self.start_fetch(file, id, permit);
+            block_size,
         }
     }
 
@@ -197,100 +197,158 @@ impl Reader {
         usize::try_from(file.size.saturating_sub(start).min(self.block_size)).unwrap_or(0)
     }
 
-    fn inflight_fetch(&self, id: &BlockId) -> Option<SharedFetch> {
-        self.inflight
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(id)
-            .cloned()
+    /// The block from memory, or a load of it (shared with whoever else wants it), started now with budget
+    /// waited for.
+    async fn find_or_load(self: &Arc<Self>, file: &FileVersion, index: u64) -> Result<Found> {
+        let id = self.block_id(file, index);
+        if let Some(found) = self.memory().find(&id) {
+            return Ok(found);
+        }
+        let permit = self.acquire(self.block_len(file, index)).await?;
+        let (pending, load) = {
+            let mut memory = self.memory();
+            // Someone else may have started it while this waited for budget.
+            if let Some(found) = memory.find(&id) {
+                return Ok(found);
+            }
+            self.register(&mut memory, file, id, permit, true)
+        };
+        self.spawn_load(file.clone(), pending);
+        Ok(Found::Loading(load))
     }
 
-    /// Starts a fetch as a task of its own (it completes even when the reader that asked goes away) and
-    /// registers it; a fetch already running for the block is returned instead.
-    fn start_fetch(
-        self: &Arc<Self>,
-        file: &FileVersion,
-        id: BlockId,
-        permit: OwnedSemaphorePermit,
-    ) -> SharedFetch {
-        let mut inflight = self
-            .inflight
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(existing) = inflight.get(&id) {
-            return existing.clone();
+    /// Budget for a demand load: free budget, else blocks already on disk given back (least recently used
+    /// first), else wait for loads and cache writes under way to finish, up to the request timeout.
+    async fn acquire(&self, len: usize) -> Result<OwnedSemaphorePermit> {
+        let count = permit_count(len);
+        loop {
+            if let Ok(permit) = self.budget.clone().try_acquire_many_owned(count) {
+                return Ok(permit);
+            }
+            if !self.memory().evict_one(false) {
+                break;
+            }
         }
-        let reader = Arc::clone(self);
-        let file = file.clone();
-        let task_id = id.clone();
-        // The readers get the bytes as soon as they arrive; the task then writes them to the disk cache and
-        // only after that gives back the budget and leaves `inflight` (so nobody fetches the block again
-        // while it is being written).
-        let (sender, receiver) = tokio::sync::oneshot::channel();
-        tokio::spawn(async move {
-            let result = reader.fetch(&file, &task_id).await.map_err(Arc::new);
-            let _ = sender.send(result.clone());
-            if let Ok(bytes) = result {
-                let cache = reader.cache.clone();
-                let put_id = task_id.clone();
-                match tokio::task::spawn_blocking(move || cache.put(&put_id, &bytes)).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => tracing::warn!(error = %e, "caching a block failed; serving it anyway"),
-                    Err(_) => tracing::warn!("caching a block panicked; serving it anyway"),
+        let wait = self.budget.clone().acquire_many_owned(count);
+        match tokio::time::timeout(self.timeout, wait).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(Error::Panicked {
+                what: "memory budget",
+            }),
+            Err(_) => Err(Error::Timeout {
+                what: "memory for a block",
+                seconds: self.timeout.as_secs(),
+            }),
+        }
+    }
+
+    /// Budget for a prefetch: only what is free or held by blocks readers are done with; `None` otherwise.
+    fn try_acquire(&self, len: usize) -> Option<OwnedSemaphorePermit> {
+        let count = permit_count(len);
+        loop {
+            if let Ok(permit) = self.budget.clone().try_acquire_many_owned(count) {
+                return Some(permit);
+            }
+            if !self.memory().evict_one(true) {
+                return None;
+            }
+        }
+    }
+
+    /// Starts loading the `window` blocks from `from` on, as far as the budget allows right now: blocks the
+    /// disk cache holds one by one, the others in runs of up to [`BLOCKS_PER_GET`] consecutive blocks per GET.
+    fn prefetch(self: &Arc<Self>, file: &FileVersion, from: u64, window: u64) {
+        let blocks = file.size.div_ceil(self.block_size);
+        let end = from.saturating_add(window).min(blocks);
+        let mut index = from;
+        while index < end && self.memory().contains(&self.block_id(file, index)) {
+            index += 1;
+        }
+        // The window slides a block at a time; fetching each block as it enters would make every GET one
+        // block. Wait until a whole run is missing (unless the reader has caught up, or the file ends).
+        let run_len = BLOCKS_PER_GET.min(window).max(1);
+        if index > from && end - index < run_len && end < blocks {
+            return;
+        }
+        while index < end {
+            let id = self.block_id(file, index);
+            if self.memory().contains(&id) {
+                index += 1;
+                continue;
+            }
+            let on_disk = self.cache.contains(&id);
+            let mut ids = vec![id];
+            while !on_disk && (ids.len() as u64) < BLOCKS_PER_GET && index + (ids.len() as u64) < end {
+                let next = self.block_id(file, index + ids.len() as u64);
+                if self.memory().contains(&next) || self.cache.contains(&next) {
+                    break;
+                }
+                ids.push(next);
+            }
+            let mut permits = Vec::with_capacity(ids.len());
+            for id in &ids {
+                match self.try_acquire(self.block_len(file, id.index)) {
+                    Some(permit) => permits.push(permit),
+                    None => break,
                 }
             }
-            drop(permit);
-            reader
-                .inflight
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .remove(&task_id);
-        });
-        let shared = async move {
-            match receiver.await {
-                Ok(result) => result,
-                Err(_) => Err(Arc::new(Error::Panicked { what: "block fetch" })),
+            if permits.is_empty() {
+                return;
+            }
+            let out_of_budget = permits.len() < ids.len();
+            let mut run = Vec::with_capacity(permits.len());
+            {
+                let mut memory = self.memory();
+                for (id, permit) in ids.into_iter().zip(permits) {
+                    // A reader may have started one since: the run stops there, so it stays consecutive.
+                    if memory.contains(&id) {
+                        break;
+                    }
+                    run.push(self.register(&mut memory, file, id, permit, false).0);
+                }
+            }
+            index += run.len().max(1) as u64;
+            if on_disk {
+                for pending in run {
+                    self.spawn_load(file.clone(), pending);
+                }
+            } else if !run.is_empty() {
+                self.spawn_fetch(file.clone(), run);
+            }
+            if out_of_budget {
+                return;
             }
         }
-        .boxed()
-        .shared();
-        inflight.insert(id, shared.clone());
-        shared
-    }
-
-    /// One ranged GET, within the request timeout, checked against the version the handle opened.
-    async fn fetch(&self, file: &FileVersion, id: &BlockId) -> Result<Bytes> {
-        let start = id.index * self.block_size;
-        let end = file.size.min(start + self.block_size);
-        let get = async {
-            let object = self.store.get(&file.key, Some(start..end)).await?;
-            if version_of(&object.meta) != file.version {
-                return Err(Error::Stale {
-                    key: file.key.to_string(),
-                });
-            }
-            let chunks: Vec<Bytes> = object.body.try_collect().await?;
-            let mut bytes = BytesMut::with_capacity(usize::try_from(end - start).unwrap_or(0));
-            for chunk in chunks {
-                bytes.extend_from_slice(&chunk);
-            }
-            if bytes.len() as u64 != end - start {
-                return Err(Error::Stale {
-                    key: file.key.to_string(),
-                });
-            }
-            Ok(bytes.freeze())
-        };
-        tokio::time::timeout(self.timeout, get)
-            .await
-            .map_err(|_| Error::Timeout {
-                what: "a ranged GET",
-                seconds: self.timeout.as_secs(),
-            })?
     }
 }
 
 /// Semaphore permits for `len` bytes (one permit per byte; at least one so an empty block still counts).
 fn permit_count(len: usize) -> u32 {
     u32::try_from(len.max(1)).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn sequential_runs_grow_the_window_and_seeks_reset_it() {
+        let mut state = ReadState::default();
+        let tolerance = 8 * MIB;
+        assert_eq!(state.advance(0, MIB, tolerance), 1);
+        assert_eq!(state.advance(MIB, 2 * MIB, tolerance), 2);
+        // Out of order by a request or two (parallel read-ahead): still the same run.
+        assert_eq!(state.advance(3 * MIB, 4 * MIB, tolerance), 4);
+        assert_eq!(state.advance(2 * MIB, 3 * MIB, tolerance), 8);
+        for i in 4..20 {
+            state.advance(i * MIB, (i + 1) * MIB, tolerance);
+        }
+        assert_eq!(state.window, MAX_WINDOW_BLOCKS);
+        // A seek far away resets it; reading on from there starts a new run.
+        assert_eq!(state.advance(500 * MIB, 501 * MIB, tolerance), 0);
+        assert_eq!(state.advance(501 * MIB, 502 * MIB, tolerance), 1);
+        assert_eq!(state.advance(100 * MIB, 101 * MIB, tolerance), 0);
+    }
 }

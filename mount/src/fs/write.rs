@@ -64,7 +64,7 @@ impl Fs {
             }
         }
         let base = (!version.version.is_empty()).then(|| version.version.clone());
-        let id = journal.create(version.key.clone(), base, &[]).await?;
+        let id = journal.create(version.key.clone(), base).await?;
         journal.acquire(id);
         if !truncate && version.size > 0 {
             // The current bytes first, block by block through the cache (never the whole file in memory).
@@ -72,7 +72,8 @@ impl Fs {
             let mut offset = 0;
             let step = u32::try_from(self.config.block_size).unwrap_or(u32::MAX);
             while offset < version.size {
-                let bytes = self.reader.read(&version, &mut state, offset, step).await?;
+                let window = self.reader.advance(&mut state, offset, step);
+                let bytes = self.reader.read(&version, window, offset, step).await?;
                 if bytes.is_empty() {
                     break;
                 }
@@ -92,14 +93,14 @@ impl Fs {
         let key = self.child_key(parent, name)?;
         match self.lookup(parent, name).await {
             Ok(attr) => {
-                let handle = self.open(attr.ino, true, true).await?;
+                let handle = self.open(attr.ino, true, true).await?.handle;
                 return Ok((self.getattr(attr.ino).await?, handle));
             }
             Err(Error::NotFound { .. }) => {}
             Err(e) => return Err(e),
         }
         let ino = self.table().create_local(parent, name, key, Kind::File);
-        let handle = self.open(ino, true, true).await?;
+        let handle = self.open(ino, true, true).await?.handle;
         Ok((self.getattr(ino).await?, handle))
     }
 
@@ -109,10 +110,25 @@ impl Fs {
         let file = file.lock().await;
         let id = file.staged.ok_or(Error::BadHandle { handle })?;
         let journal = self.journal()?;
-        journal.write(id, offset, data).await?;
-        let size = journal.find(&file.version.key).map_or(0, |(_, size)| size);
+        let size = journal.write(id, offset, data).await?;
         self.table().set_size(file.ino, size);
         Ok(u32::try_from(data.len()).unwrap_or(u32::MAX))
+    }
+
+    /// Writes at `offset` now, if nothing has to be waited for: the handle is free and the dirty budget has
+    /// room (`None` otherwise; then call [`Fs::write`]). A front end calls it where the request arrives, so a
+    /// sequential writer's many small writes each cost one wake-up, not two: under load, each wake-up of a
+    /// thread can wait milliseconds for a core.
+    pub fn try_write(&self, handle: u64, offset: u64, data: &[u8]) -> Option<Result<u32>> {
+        let file = self.handle(handle).ok()?;
+        let file = file.try_lock().ok()?;
+        let id = file.staged?;
+        let size = match self.journal.get()?.try_write(id, offset, data)? {
+            Ok(size) => size,
+            Err(e) => return Some(Err(e)),
+        };
+        self.table().set_size(file.ino, size);
+        Some(Ok(u32::try_from(data.len()).unwrap_or(u32::MAX)))
     }
 
     /// Makes what a handle wrote durable (fsynced in the journal) and queues its upload: when this returns,
@@ -131,7 +147,7 @@ impl Fs {
     /// Sets a file's size (truncate or extend); made durable at once.
     pub async fn set_size(&self, ino: u64, size: u64) -> Result<Attr> {
         self.check_writable("truncate")?;
-        let handle = self.open(ino, true, size == 0).await?;
+        let handle = self.open(ino, true, size == 0).await?.handle;
         let result = async {
             let file = self.handle(handle)?;
             let key = file.lock().await.version.key.clone();

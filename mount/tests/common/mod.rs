@@ -238,6 +238,7 @@ impl TestMount {
             cache_max_size: options.cache_max_size,
             fuse_threads: 2,
             allow_other: false,
+            kernel_read_ahead: 16 * MIB,
         };
         let mount = Mount::start(config, store.clone()).unwrap();
         TestMount {

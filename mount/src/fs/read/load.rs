@@ -1,0 +1,204 @@
+//! Loads of blocks into memory, each a task of its own (it completes even when the reader that asked goes
+//! away): one block from the disk cache or the store for a reader's demand, or a run of consecutive blocks
+//! with one ranged GET for a prefetch. A block is handed to its waiters as soon as its own bytes are in, and
+//! written to the disk cache after that, by another task: no reader waits for the cache write or its checksum.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt as _;
+use futures::future::FutureExt as _;
+use storage::{GetObject, StorageKey};
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
+
+use super::memory::{Accounted, Memory, SharedLoad};
+use super::{FileVersion, Reader};
+use crate::cache::BlockId;
+use crate::error::{Error, Result};
+use crate::fs::inode::version_of;
+
+/// A registered load: the block, the budget its bytes will hold, and where its waiters listen.
+pub(super) struct Pending {
+    id: BlockId,
+    len: usize,
+    permit: OwnedSemaphorePermit,
+    sender: oneshot::Sender<Result<Bytes, Arc<Error>>>,
+    /// A reader asked for it (not a prefetch).
+    read: bool,
+}
+
+impl Reader {
+    /// Registers a load of `id` in `memory` (the caller checked it is not there) and returns it with the
+    /// future its waiters share.
+    pub(super) fn register(
+        &self,
+        memory: &mut Memory,
+        file: &FileVersion,
+        id: BlockId,
+        permit: OwnedSemaphorePermit,
+        read: bool,
+    ) -> (Pending, SharedLoad) {
+        let (sender, receiver) = oneshot::channel();
+        let shared = async move {
+            match receiver.await {
+                Ok(result) => result,
+                Err(_) => Err(Arc::new(Error::Panicked { what: "block load" })),
+            }
+        }
+        .boxed()
+        .shared();
+        memory.loading(id.clone(), shared.clone());
+        let len = self.block_len(file, id.index);
+        let pending = Pending {
+            id,
+            len,
+            permit,
+            sender,
+            read,
+        };
+        (pending, shared)
+    }
+
+    /// Loads one block: from the disk cache when it holds it, else from the store.
+    pub(super) fn spawn_load(self: &Arc<Self>, file: FileVersion, pending: Pending) {
+        let reader = Arc::clone(self);
+        tokio::spawn(async move {
+            if reader.cache.contains(&pending.id) {
+                let cache = reader.cache.clone();
+                let lookup = pending.id.clone();
+                let buffer = reader.pool.take(pending.len);
+                match tokio::task::spawn_blocking(move || cache.get(&lookup, buffer)).await {
+                    Ok(Ok(Some(bytes))) => return reader.complete(pending, bytes, true),
+                    Ok(Ok(None)) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "reading a cached block failed; fetching it"),
+                    Err(_) => tracing::warn!("reading a cached block panicked; fetching it"),
+                }
+            }
+            reader.fetch_run(&file, vec![pending]).await;
+        });
+    }
+
+    /// Fetches consecutive blocks with one ranged GET.
+    pub(super) fn spawn_fetch(self: &Arc<Self>, file: FileVersion, run: Vec<Pending>) {
+        let reader = Arc::clone(self);
+        tokio::spawn(async move { reader.fetch_run(&file, run).await });
+    }
+
+    async fn fetch_run(self: &Arc<Self>, file: &FileVersion, run: Vec<Pending>) {
+        let (Some(first), Some(last)) = (run.first(), run.last()) else {
+            return;
+        };
+        let start = first.id.index * self.block_size;
+        let end = last.id.index * self.block_size + last.len as u64;
+        let opened = tokio::time::timeout(self.timeout, self.store.get(&file.key, Some(start..end))).await;
+        let mut body = match opened {
+            Ok(Ok(object)) if version_of(&object.meta) == file.version => Body::new(object),
+            Ok(Ok(_)) => {
+                return self.fail_all(
+                    run,
+                    Error::Stale {
+                        key: file.key.to_string(),
+                    },
+                );
+            }
+            Ok(Err(e)) => return self.fail_all(run, Error::Store(e)),
+            Err(_) => return self.fail_all(run, self.timeout_error()),
+        };
+        let mut run = run.into_iter();
+        while let Some(pending) = run.next() {
+            let mut buffer = self.pool.take(pending.len);
+            match tokio::time::timeout(self.timeout, body.fill(buffer.as_mut_slice(), &file.key)).await {
+                Ok(Ok(())) => self.complete(pending, Bytes::from_owner(buffer), false),
+                failed => {
+                    let error = match failed {
+                        Ok(Err(e)) => e,
+                        _ => self.timeout_error(),
+                    };
+                    return self.fail_all(std::iter::once(pending).chain(run).collect(), error);
+                }
+            }
+        }
+    }
+
+    fn timeout_error(&self) -> Error {
+        Error::Timeout {
+            what: "a ranged GET",
+            seconds: self.timeout.as_secs(),
+        }
+    }
+
+    /// A block's bytes are in: into memory, to its waiters, and (when they came from the store) to the disk
+    /// cache.
+    fn complete(self: &Arc<Self>, pending: Pending, bytes: Bytes, on_disk: bool) {
+        let Pending {
+            id,
+            permit,
+            sender,
+            read,
+            ..
+        } = pending;
+        let bytes = Bytes::from_owner(Accounted {
+            bytes,
+            _permit: permit,
+        });
+        self.memory().loaded(&id, bytes.clone(), on_disk, read);
+        let _ = sender.send(Ok(bytes.clone()));
+        if on_disk {
+            return;
+        }
+        let reader = Arc::clone(self);
+        tokio::spawn(async move {
+            let cache = reader.cache.clone();
+            let put_id = id.clone();
+            match tokio::task::spawn_blocking(move || cache.put(&put_id, &bytes)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "caching a block failed; serving it anyway"),
+                Err(_) => tracing::warn!("caching a block panicked; serving it anyway"),
+            }
+            reader.memory().settle(&id);
+        });
+    }
+
+    fn fail_all(&self, run: Vec<Pending>, error: Error) {
+        let error = Arc::new(error);
+        let mut memory = self.memory();
+        for pending in run {
+            memory.remove(&pending.id);
+            let _ = pending.sender.send(Err(Arc::clone(&error)));
+        }
+    }
+}
+
+/// A GET's body, handed out block by block (a chunk may straddle two blocks).
+struct Body {
+    stream: futures::stream::BoxStream<'static, storage::Result<Bytes>>,
+    leftover: Bytes,
+}
+
+impl Body {
+    fn new(object: GetObject) -> Self {
+        Self {
+            stream: object.body,
+            leftover: Bytes::new(),
+        }
+    }
+
+    /// Fills `target` with the next bytes; a body that ends first means the object changed under us.
+    async fn fill(&mut self, target: &mut [u8], key: &StorageKey) -> Result<()> {
+        let mut filled = 0;
+        while filled < target.len() {
+            if self.leftover.is_empty() {
+                match self.stream.next().await {
+                    Some(chunk) => self.leftover = chunk?,
+                    None => {
+                        return Err(Error::Stale { key: key.to_string() });
+                    }
+                }
+            }
+            let n = self.leftover.len().min(target.len() - filled);
+            target[filled..filled + n].copy_from_slice(&self.leftover.split_to(n));
+            filled += n;
+        }
+        Ok(())
+    }
+}
