@@ -110,7 +110,7 @@ pub struct PassReport {
 /// Which stage a progress report is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
-    /// Hashing resources (unit: assets).
+    /// Hashing resource files not in the hash cache (unit: files).
     Hashing,
     /// Sending metadata (unit: items).
     Metadata,
@@ -189,19 +189,28 @@ async fn pass(
     report.unavailable = prepared.unavailable;
     report.icloud_only = prepared.icloud_only;
 
-    let sent = state.sent_assets().await?;
-    let outgoing = prepare::diff(&prepared.items, &sent);
+    let diff = prepare::diff(state, &prepared.items).await?;
     report.hash_ms = lap();
+    if !diff.outgoing.is_empty() {
+        // From the first batch on, the server holds something the stored digest does not describe: forget it
+        // until every item is accepted, so a pass that stops half-way is never taken for an unchanged library.
+        state.delete_meta(prepare::LIBRARY_DIGEST).await?;
+    }
     send_metadata(
         server,
         state,
         &library_id,
-        outgoing,
+        diff.outgoing,
         options.batch,
         progress,
         report,
     )
     .await?;
+    if report.rejected == 0 {
+        state
+            .set_meta(prepare::LIBRARY_DIGEST, &diff.library_digest)
+            .await?;
+    }
     report.metadata_ms = lap();
     send_albums(server, state, &library_id, &albums, report).await?;
     report.albums_ms = lap();
@@ -332,7 +341,7 @@ async fn send_batch(
             },
         ));
     }
-    state.record_sent(&accepted).await?;
+    state.record_sent(accepted).await?;
     let span = tracing::Span::current();
     span.record("created", outcomes[0]);
     span.record("updated", outcomes[1]);

@@ -206,9 +206,11 @@ async fn photos11_assets_have_exact_values() {
     }
 
     let root = dir.path();
+    // Nothing is on disk in this test: no stamps.
     let file = |resource_type, path: &str| ResourceFile {
         resource_type,
         path: root.join(path),
+        stamp: None,
     };
     assert_eq!(
         scan.assets[0].files,
@@ -305,6 +307,9 @@ async fn a_bundle_with_files_reports_them_available() {
     let first = &assets[0];
     assert_eq!(first.path(ResourceType::Original), Some(original.as_path()));
     assert!(first.item.resources[0].available);
+    let stamp = first.files[0].stamp.expect("a file on disk has its stamp");
+    assert_eq!(stamp.size, std::fs::metadata(&original).unwrap().len());
+    assert!(stamp.mtime_ns > 0);
     assert_eq!(first.item.resources[0].unavailable_reason, None);
     assert_eq!(
         first.item.resources[0].size, 2_501_234,

@@ -2,12 +2,15 @@
 //! the edited render. Paths follow the bundle layout in `photos-sqlite.md`; availability is decided by the file
 //! system first (the database can lag behind a download), then by `ZINTERNALRESOURCE.ZLOCALAVAILABILITY` to tell
 //! an iCloud-only original from a file that should be there and is not.
+//!
+//! Each file is looked at once per pass, with one `stat`: whether it is there, and its size and modification
+//! time, which the sync loop's hash cache compares without looking again.
 
 use std::path::{Path, PathBuf};
 
 use api::{Resource, ResourceType, UnavailableReason};
 
-use super::ResourceFile;
+use super::{FileStamp, ResourceFile};
 
 /// One `ZINTERNALRESOURCE` row, reduced to what decides paths, sizes and availability.
 #[derive(Debug, Clone, Copy, Default)]
@@ -50,12 +53,13 @@ pub(crate) fn build(
     let mut resources = Vec::new();
     let mut files = Vec::new();
     let mut push = |resource_type, path: PathBuf, row: Option<&ResourceRow>, declared: Option<i64>| {
+        let stamp = FileStamp::of(&path);
         let (available, unavailable_reason) =
-            availability(&path, row.and_then(|r| r.local_availability), asset.cloud);
+            availability(stamp.is_some(), row.and_then(|r| r.local_availability), asset.cloud);
         let size = declared
             .or_else(|| row.and_then(|r| r.data_length))
             .and_then(|size| u64::try_from(size).ok())
-            .or_else(|| std::fs::metadata(&path).ok().map(|m| m.len()))
+            .or_else(|| stamp.map(|s| s.size))
             .unwrap_or(0);
         resources.push(Resource {
             resource_type,
@@ -64,7 +68,11 @@ pub(crate) fn build(
             available,
             unavailable_reason,
         });
-        files.push(ResourceFile { resource_type, path });
+        files.push(ResourceFile {
+            resource_type,
+            path,
+            stamp,
+        });
     };
 
     let original = original_path(root, asset);
@@ -145,8 +153,8 @@ fn render_path(root: &Path, asset: &AssetFiles<'_>, compact_uti: Option<i64>) ->
 }
 
 /// On disk → available; else iCloud-only when the asset is in iCloud and Photos says the file is not local.
-fn availability(path: &Path, local: Option<i64>, cloud: bool) -> (bool, Option<UnavailableReason>) {
-    if path.is_file() {
+fn availability(on_disk: bool, local: Option<i64>, cloud: bool) -> (bool, Option<UnavailableReason>) {
+    if on_disk {
         (true, None)
     } else if cloud && local != Some(1) {
         (false, Some(UnavailableReason::IcloudOnly))
