@@ -9,6 +9,7 @@
 mod albums;
 mod annotations;
 mod assets;
+mod disk;
 pub mod error;
 mod folder;
 mod open;

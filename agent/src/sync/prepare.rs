@@ -170,16 +170,14 @@ pub(crate) async fn prepare(
 /// New and changed items, then deletions for assets the server knows and the library no longer has; nothing,
 /// without reading the per-asset state, when the library digest is the one the server is known to hold.
 pub(crate) async fn diff(state: &StateDb, items: &[SyncItem]) -> Result<Diff> {
-    let mut json = Vec::with_capacity(4096);
+    let hashes = metadata_hashes(items);
     let mut library = Sha256::new();
-    let mut hashes = Vec::with_capacity(items.len());
-    for item in items {
-        let hash = metadata_hash_into(item, &mut json);
+    for (item, hash) in items.iter().zip(&hashes) {
         library.update(item.local_identifier.as_bytes());
         library.update([0]);
         library.update(hash.as_bytes());
-        hashes.push(hash);
     }
+    let mut json = Vec::new();
     let library_digest = hex::encode(library.finalize());
     if state.meta(LIBRARY_DIGEST).await?.as_deref() == Some(library_digest.as_str()) {
         return Ok(Diff {
@@ -225,6 +223,34 @@ pub(crate) async fn diff(state: &StateDb, items: &[SyncItem]) -> Result<Diff> {
     Ok(Diff {
         outgoing,
         library_digest,
+    })
+}
+
+/// [`metadata_hash_into`] of every item, in order, the list split over the cores: at 100,000 items this is a
+/// good part of an unchanged pass, and each item's hash is independent. Plain CPU work on scoped threads,
+/// finished before this returns (a tenth of a second for a whole library; no I/O to wait for).
+fn metadata_hashes(items: &[SyncItem]) -> Vec<String> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let per_thread = items.len().div_ceil(threads).max(1024);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = items
+            .chunks(per_thread)
+            .map(|chunk| {
+                scope.spawn(move || {
+                    let mut json = Vec::with_capacity(4096);
+                    chunk
+                        .iter()
+                        .map(|item| metadata_hash_into(item, &mut json))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut hashes = Vec::with_capacity(items.len());
+        for worker in workers {
+            // Serialising plain data does not panic; if it ever did, that is a bug to surface, not to hide.
+            hashes.extend(worker.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+        }
+        hashes
     })
 }
 
