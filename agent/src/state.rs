@@ -414,7 +414,8 @@ impl StateDb {
                     "SELECT key, value FROM meta WHERE key IN \
                      ('bytes_uploaded', 'upload_rate', 'eta', 'pending_uploads', 'pending_bytes')",
                 )?;
-                let rows = statement.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?;
+                let rows = statement
+                    .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?;
                 rows.collect::<rusqlite::Result<HashMap<String, String>>>()
             })
             .await?;

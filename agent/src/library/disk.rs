@@ -71,9 +71,7 @@ impl Disk {
 fn inside(directory: &OsStr, root: &OsStr) -> bool {
     let (directory, root) = (directory.as_bytes(), root.as_bytes());
     directory.starts_with(root)
-        && (directory.len() == root.len()
-            || root.ends_with(b"/")
-            || directory.get(root.len()) == Some(&b'/'))
+        && (directory.len() == root.len() || root.ends_with(b"/") || directory.get(root.len()) == Some(&b'/'))
 }
 
 fn list(directory: &Path) -> Listing {

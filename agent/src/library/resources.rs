@@ -55,35 +55,45 @@ pub(crate) fn build(
     let n = 1 + usize::from(asset.live_photo) + usize::from(asset.edited);
     let mut resources = Vec::with_capacity(n);
     let mut files = Vec::with_capacity(n);
-    let mut push = |disk: &mut Disk, resource_type, path: PathBuf, row: Option<&ResourceRow>, declared: Option<i64>| {
-        let stamp = disk.stamp(&path);
-        let (available, unavailable_reason) =
-            availability(stamp.is_some(), row.and_then(|r| r.local_availability), asset.cloud);
-        let size = declared
-            .or_else(|| row.and_then(|r| r.data_length))
-            .and_then(|size| u64::try_from(size).ok())
-            .or_else(|| stamp.map(|s| s.size))
-            .unwrap_or(0);
-        resources.push(Resource {
-            resource_type,
-            size,
-            sha256: None,
-            available,
-            unavailable_reason,
-        });
-        files.push(ResourceFile {
-            resource_type,
-            path,
-            stamp,
-        });
-    };
+    let mut push =
+        |disk: &mut Disk, resource_type, path: PathBuf, row: Option<&ResourceRow>, declared: Option<i64>| {
+            let stamp = disk.stamp(&path);
+            let (available, unavailable_reason) = availability(
+                stamp.is_some(),
+                row.and_then(|r| r.local_availability),
+                asset.cloud,
+            );
+            let size = declared
+                .or_else(|| row.and_then(|r| r.data_length))
+                .and_then(|size| u64::try_from(size).ok())
+                .or_else(|| stamp.map(|s| s.size))
+                .unwrap_or(0);
+            resources.push(Resource {
+                resource_type,
+                size,
+                sha256: None,
+                available,
+                unavailable_reason,
+            });
+            files.push(ResourceFile {
+                resource_type,
+                path,
+                stamp,
+            });
+        };
 
     let original = original_path(root, disk, asset);
     let original_row = rows.iter().find(|r| {
         r.version == Some(0) && r.store_subtype == Some(1) && matches!(r.resource_type, Some(0 | 1))
     });
     let declared = asset.original_size.filter(|size| *size > 0);
-    push(disk, ResourceType::Original, original.clone(), original_row, declared);
+    push(
+        disk,
+        ResourceType::Original,
+        original.clone(),
+        original_row,
+        declared,
+    );
 
     if asset.live_photo {
         let path = original.with_file_name(format!("{}_3.mov", asset.uuid));
@@ -136,9 +146,15 @@ fn render_path(root: &Path, disk: &mut Disk, asset: &AssetFiles<'_>, compact_uti
         .unwrap_or_else(|| first_char(asset.uuid));
     let uuid = asset.uuid;
     if asset.video {
-        return under(root, &["resources/renders", directory, &format!("{uuid}_2_0_a.mov")]);
+        return under(
+            root,
+            &["resources/renders", directory, &format!("{uuid}_2_0_a.mov")],
+        );
     }
-    let heic = under(root, &["resources/renders", directory, &format!("{uuid}_1_201_a.heic")]);
+    let heic = under(
+        root,
+        &["resources/renders", directory, &format!("{uuid}_1_201_a.heic")],
+    );
     if compact_uti == Some(COMPACT_UTI_HEIC) || disk.is_file(&heic) {
         heic
     } else {
@@ -170,9 +186,7 @@ fn availability(on_disk: bool, local: Option<i64>, cloud: bool) -> (bool, Option
 
 /// The UUID's first character (Photos' directory for it), borrowed.
 fn first_char(uuid: &str) -> &str {
-    uuid.char_indices()
-        .nth(1)
-        .map_or(uuid, |(end, _)| &uuid[..end])
+    uuid.char_indices().nth(1).map_or(uuid, |(end, _)| &uuid[..end])
 }
 
 #[cfg(test)]

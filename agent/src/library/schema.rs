@@ -150,7 +150,11 @@ impl Schema {
             tracing::warn!(path = %path.display(), %version, "unknown Photos model version; reading as the newest");
         }
 
-        let asset_entity = entity(connection, path, "Z_NAME IN ('Asset', 'GenericAsset') AND Z_SUPER = 0")?;
+        let asset_entity = entity(
+            connection,
+            path,
+            "Z_NAME IN ('Asset', 'GenericAsset') AND Z_SUPER = 0",
+        )?;
         let album_entity = entity(connection, path, "Z_NAME = 'Album'")?;
         let album_join = match (album_entity, asset_entity) {
             (Some(album), Some(asset)) => {

@@ -15,9 +15,7 @@ pub(crate) fn int(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<i64>> 
     Ok(match row.get_ref(index)? {
         ValueRef::Integer(value) => Some(value),
         ValueRef::Real(value) => Some(value as i64),
-        ValueRef::Text(text) => std::str::from_utf8(text)
-            .ok()
-            .and_then(|t| t.trim().parse().ok()),
+        ValueRef::Text(text) => std::str::from_utf8(text).ok().and_then(|t| t.trim().parse().ok()),
         ValueRef::Null | ValueRef::Blob(_) => None,
     })
 }
@@ -27,9 +25,7 @@ pub(crate) fn real(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<f64>>
     Ok(match row.get_ref(index)? {
         ValueRef::Real(value) => Some(value),
         ValueRef::Integer(value) => Some(value as f64),
-        ValueRef::Text(text) => std::str::from_utf8(text)
-            .ok()
-            .and_then(|t| t.trim().parse().ok()),
+        ValueRef::Text(text) => std::str::from_utf8(text).ok().and_then(|t| t.trim().parse().ok()),
         ValueRef::Null | ValueRef::Blob(_) => None,
     })
 }
@@ -57,24 +53,20 @@ mod tests {
     #[test]
     fn values_are_coerced_like_sqlite_does() {
         let db = rusqlite::Connection::open_in_memory().unwrap();
-        db.query_row(
-            "SELECT 7, 2.9, ' 12 ', NULL, 'x', X'6869', 3",
-            [],
-            |row| {
-                assert_eq!(int(row, 0)?, Some(7));
-                assert_eq!(int(row, 1)?, Some(2));
-                assert_eq!(int(row, 2)?, Some(12));
-                assert_eq!(int(row, 3)?, None);
-                assert_eq!(int(row, 4)?, None);
-                assert_eq!(real(row, 0)?, Some(7.0));
-                assert_eq!(real(row, 1)?, Some(2.9));
-                assert_eq!(text(row, 4)?.as_deref(), Some("x"));
-                assert_eq!(text(row, 5)?.as_deref(), Some("hi"));
-                assert_eq!(string(row, 6)?.as_deref(), Some("3"));
-                assert_eq!(text(row, 3)?, None);
-                Ok(())
-            },
-        )
+        db.query_row("SELECT 7, 2.9, ' 12 ', NULL, 'x', X'6869', 3", [], |row| {
+            assert_eq!(int(row, 0)?, Some(7));
+            assert_eq!(int(row, 1)?, Some(2));
+            assert_eq!(int(row, 2)?, Some(12));
+            assert_eq!(int(row, 3)?, None);
+            assert_eq!(int(row, 4)?, None);
+            assert_eq!(real(row, 0)?, Some(7.0));
+            assert_eq!(real(row, 1)?, Some(2.9));
+            assert_eq!(text(row, 4)?.as_deref(), Some("x"));
+            assert_eq!(text(row, 5)?.as_deref(), Some("hi"));
+            assert_eq!(string(row, 6)?.as_deref(), Some("3"));
+            assert_eq!(text(row, 3)?, None);
+            Ok(())
+        })
         .unwrap();
     }
 }

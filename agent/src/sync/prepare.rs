@@ -248,7 +248,11 @@ fn metadata_hashes(items: &[SyncItem]) -> Vec<String> {
         let mut hashes = Vec::with_capacity(items.len());
         for worker in workers {
             // Serialising plain data does not panic; if it ever did, that is a bug to surface, not to hide.
-            hashes.extend(worker.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+            hashes.extend(
+                worker
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            );
         }
         hashes
     })
