@@ -28,6 +28,10 @@ pub struct Cli {
     /// Log filter (`info`, `warn`, `iphoto_agent=debug`…). Default: `info`, or `warn` when progress bars show.
     #[arg(long, env = "IPHOTO_LOG", global = true, help_heading = "Logging")]
     pub log: Option<String>,
+    /// Log one JSON object per line (with the pass's and each batch's span fields), for launchd and systemd
+    /// log collectors; the default is compact text.
+    #[arg(long, env = "IPHOTO_LOG_JSON", global = true, help_heading = "Logging")]
+    pub log_json: bool,
 }
 
 /// The subcommands.

@@ -495,3 +495,26 @@ async fn unpicked_burst_frames_are_skipped_and_wal_changes_are_seen() {
     assert_eq!(pick.item.resources[0].size, 0);
     writer.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn logs_are_json_lines_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = build_photos11(dir.path()).await;
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_iphoto-agent"))
+        .args(["scan", "--log-json", "--log", "info", "--library"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let opened = stderr
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .find(|line| line["fields"]["message"] == "opened Photos library")
+        .unwrap_or_else(|| panic!("no opening line in {stderr}"));
+    assert_eq!(opened["level"], "INFO");
+    assert_eq!(
+        opened["fields"]["version"],
+        "Photos 11.1 (macOS 26.1) [model 19320]"
+    );
+}
