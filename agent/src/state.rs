@@ -4,8 +4,12 @@
 //! It remembers, per asset, the hash of the metadata last accepted by the server (and the item itself, so a
 //! deletion can be reported with the last known metadata); per resource file, `(path, size, mtime) → sha256`, so
 //! an unchanged file is never hashed twice; uploads the server confirmed; per-resource refusals with their
-//! reason; and the upload figures (`bytesUploaded`, `uploadRate`, `eta`) plus the last pass's report. It is a
-//! cache, never the source of truth for what the server still needs: that is the server's pending list.
+//! reason; the digest of the whole library the server last accepted (`meta.library_digest`, see
+//! `sync::prepare`); and the upload figures (`bytesUploaded`, `uploadRate`, `eta`) plus the last pass's report.
+//! It is a cache, never the source of truth for what the server still needs: that is the server's pending list.
+//!
+//! SQLite calls block, so each method runs its statements on a blocking thread (`spawn_blocking`), bulk reads
+//! in one query and bulk writes in one transaction.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -21,7 +21,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -30,7 +29,12 @@ use anyhow::{Context as _, Result, bail};
 use bench::server::Server;
 use bench::{Row, Sample, median, report, time_command};
 use clap::Parser;
-use sqlx::Connection as _;
+
+mod synth;
+mod uploads;
+
+use synth::{DUMP_SQL, build_library, toggle_favorite};
+use uploads::uploads_scenario;
 
 #[derive(Parser)]
 struct Cli {
@@ -102,12 +106,6 @@ fn sibling(name: &str) -> Result<PathBuf> {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Scenario 1: a 100,000-asset library.
-
-/// Fixture assets cloned, each on disk with its files: 1 plain JPEG, 2 edited HEIC (+ render), 3 video,
-/// 4 Live Photo (+ `_3.mov`).
-const TEMPLATES: [i64; 4] = [1, 2, 3, 4];
-/// Clones get Z_PK = BASE + i, so they never collide with the fixture rows (deleted afterwards).
-const BASE: i64 = 1000;
 
 fn library_scenario(
     runtime: &tokio::runtime::Runtime,
@@ -302,21 +300,6 @@ struct Passes {
     toggled: (Duration, PassFigures),
 }
 
-/// Flips the favourite flag of the first clone, as a user clicking the heart in Photos.
-async fn toggle_favorite(database: &Path) -> Result<()> {
-    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(database);
-    let mut db = sqlx::SqliteConnection::connect_with(&options).await?;
-    let done = sqlx::query("UPDATE ZASSET SET ZFAVORITE = 1 - ZFAVORITE WHERE Z_PK = ?")
-        .bind(BASE + 1)
-        .execute(&mut db)
-        .await?;
-    db.close().await?;
-    if done.rows_affected() != 1 {
-        bail!("toggling a favourite changed {} rows", done.rows_affected());
-    }
-    Ok(())
-}
-
 /// The server ingesting `items` (as `scan --json` prints them) from a bare client: batches of 100, 4 in flight,
 /// on a fresh server, every item checked `created`. The bound of an agent's first metadata phase.
 async fn server_ingest(data: &Path, items: &[serde_json::Value]) -> Result<Duration> {
@@ -355,154 +338,6 @@ async fn server_ingest(data: &Path, items: &[serde_json::Value]) -> Result<Durat
     Ok(elapsed)
 }
 
-/// The rows the reader reads, dumped as JSON by the sqlite3 shell: assets with their attributes, and resources.
-const DUMP_SQL: &str = "SELECT a.*, aa.* FROM ZASSET a LEFT JOIN ZADDITIONALASSETATTRIBUTES aa ON aa.ZASSET = a.Z_PK \
-     ORDER BY a.Z_PK; SELECT * FROM ZINTERNALRESOURCE ORDER BY Z_PK;";
-
-/// Builds the bundle: fixture database, on-disk assets cloned `assets` times, files written for the
-/// `on_disk_percent` share (others made iCloud-only). Returns the number of files on disk.
-async fn build_library(bundle: &Path, assets: u64, on_disk_percent: u64) -> Result<u64> {
-    std::fs::create_dir_all(bundle.join("database"))?;
-    // `shared/` sits beside the repository checkout, as for the agent's tests.
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference/fixture_photos11.sql");
-    let sql = std::fs::read_to_string(&fixture).with_context(|| format!("reading {}", fixture.display()))?;
-    let options = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(bundle.join("database/Photos.sqlite"))
-        .create_if_missing(true);
-    let mut db = sqlx::SqliteConnection::connect_with(&options).await?;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut db).await?;
-
-    let mut script = String::from("BEGIN;\n");
-    let numbers =
-        format!("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {assets})");
-    let k = TEMPLATES.len();
-    for (slot, template) in TEMPLATES.iter().enumerate() {
-        let filter = format!("n.i % {k} = {slot}");
-        for (table, link, substitutions) in [
-            ("ZASSET", "Z_PK", ASSET_SUBSTITUTIONS),
-            ("ZADDITIONALASSETATTRIBUTES", "ZASSET", ATTRIBUTE_SUBSTITUTIONS),
-            ("ZINTERNALRESOURCE", "ZASSET", RESOURCE_SUBSTITUTIONS),
-        ] {
-            let columns = table_columns(&mut db, table).await?;
-            let values: Vec<String> = columns
-                .iter()
-                .map(|c| {
-                    substitutions.iter().find(|(name, _)| name == c).map_or_else(
-                        || format!("a.{c}"),
-                        |(_, expr)| expr.replace("{BASE}", &BASE.to_string()),
-                    )
-                })
-                .collect();
-            writeln!(
-                script,
-                "{numbers} INSERT INTO {table} ({}) SELECT {} FROM n JOIN {table} a ON a.{link} = {template} \
-                 WHERE {filter} ORDER BY n.i, a.Z_PK;",
-                columns.join(", "),
-                values.join(", ")
-            )?;
-        }
-    }
-    // The fixture's own rows go; the album join points at the first clones, in order.
-    for table in ["ZASSET", "ZADDITIONALASSETATTRIBUTES"] {
-        writeln!(script, "DELETE FROM {table} WHERE Z_PK < {BASE};")?;
-    }
-    writeln!(script, "DELETE FROM ZINTERNALRESOURCE WHERE ZASSET < {BASE};")?;
-    writeln!(script, "DELETE FROM Z_33ASSETS;")?;
-    writeln!(
-        script,
-        "INSERT INTO Z_33ASSETS SELECT 3, Z_PK, (Z_PK - {BASE}) * 1024 FROM ZASSET ORDER BY Z_PK LIMIT 500;"
-    )?;
-    // Past the on-disk share, originals are only in iCloud: not available locally, no file written.
-    writeln!(
-        script,
-        "UPDATE ZINTERNALRESOURCE SET ZLOCALAVAILABILITY = -1, ZREMOTEAVAILABILITY = 1 \
-         WHERE (ZASSET - {BASE}) % 100 >= {on_disk_percent};"
-    )?;
-    writeln!(
-        script,
-        "UPDATE Z_PRIMARYKEY SET Z_MAX = (SELECT MAX(Z_PK) FROM ZASSET) WHERE Z_NAME = 'Asset';\nCOMMIT;"
-    )?;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(script))
-        .execute(&mut db)
-        .await?;
-    db.close().await?;
-
-    // Files at the paths the reader resolves, for assets on disk: small, distinct contents.
-    let library = iphoto_agent::library::PhotosLibrary::open(bundle).await?;
-    let read = library.assets().await?;
-    if read.len() as u64 != assets {
-        bail!("the reader sees {} assets, expected {assets}", read.len());
-    }
-    let mut written = 0u64;
-    for asset in &read {
-        // The clone number is the UUID's first field; the on-disk share was chosen from it above.
-        let clone = u64::from_str_radix(asset.uuid.get(..8).unwrap_or_default(), 16)?;
-        if clone % 100 >= on_disk_percent {
-            continue;
-        }
-        for file in &asset.files {
-            if let Some(dir) = file.path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            let mut bytes = format!("{} {:?}\n", asset.uuid, file.resource_type).into_bytes();
-            bytes.resize(2048 + (written as usize % 7) * 512, b'.');
-            std::fs::write(&file.path, &bytes)?;
-            written += 1;
-        }
-    }
-    Ok(written)
-}
-
-/// `printf` of a UUID for clone `n.i`.
-const UUID: &str = "printf('%08X-BE00-4000-8000-%012X', n.i, n.i)";
-
-const ASSET_SUBSTITUTIONS: &[(&str, &str)] = &[
-    ("Z_PK", "{BASE} + n.i"),
-    ("ZUUID", UUID),
-    ("ZDIRECTORY", "substr(printf('%08X', n.i), 1, 1)"),
-    (
-        "ZFILENAME",
-        "printf('%08X-BE00-4000-8000-%012X', n.i, n.i) || substr(a.ZFILENAME, 37)",
-    ),
-    ("ZADDITIONALATTRIBUTES", "{BASE} + n.i"),
-    ("ZDATECREATED", "a.ZDATECREATED - n.i * 3600"),
-    (
-        "ZMEDIAGROUPUUID",
-        "CASE WHEN a.ZMEDIAGROUPUUID IS NULL THEN NULL ELSE printf('%08X-BE01-4000-8000-%012X', n.i, n.i) END",
-    ),
-    ("ZFAVORITE", "n.i % 17 = 0"),
-    // Every clone is in iCloud, so those without files on disk are iCloud-only (as with "Optimize Mac Storage").
-    ("ZCLOUDASSETGUID", "printf('bench-cloud-guid-%010d', n.i)"),
-];
-
-const ATTRIBUTE_SUBSTITUTIONS: &[(&str, &str)] = &[
-    ("Z_PK", "{BASE} + n.i"),
-    ("ZASSET", "{BASE} + n.i"),
-    (
-        "ZORIGINALFILENAME",
-        "printf('IMG_%06d', n.i) || substr(a.ZORIGINALFILENAME, 9)",
-    ),
-    ("ZORIGINALSTABLEHASH", "printf('Abench%010d', n.i)"),
-];
-
-const RESOURCE_SUBSTITUTIONS: &[(&str, &str)] = &[
-    ("Z_PK", "NULL"),
-    ("ZASSET", "{BASE} + n.i"),
-    (
-        "ZFINGERPRINT",
-        "CASE WHEN a.ZFINGERPRINT IS NULL THEN NULL ELSE printf('Abench%010d', n.i) END",
-    ),
-];
-
-async fn table_columns(db: &mut sqlx::SqliteConnection, table: &str) -> Result<Vec<String>> {
-    let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT name FROM pragma_table_info('{table}') ORDER BY cid"
-    )))
-    .fetch_all(db)
-    .await?;
-    Ok(rows.into_iter().map(|(name,)| name).collect())
-}
-
 /// Times a command with its stdout thrown away (it is only produced, as a user piping it would).
 fn time_to_null(command: &mut Command) -> Result<Sample> {
     time_command(command.stdout(Stdio::null()))
@@ -526,7 +361,7 @@ struct PassFigures {
 }
 
 /// One `iphoto-agent sync --once`, timed from outside; its own report read back with `status --json`.
-fn agent_pass(
+pub(crate) fn agent_pass(
     agent: &Path,
     server: &Server,
     data: &Path,
@@ -557,7 +392,7 @@ fn agent_pass(
     Ok((sample.elapsed, figures))
 }
 
-async fn stats(server: &Server) -> Result<serde_json::Value> {
+pub(crate) async fn stats(server: &Server) -> Result<serde_json::Value> {
     let response = server
         .http
         .get(format!("{}/client/iphoto/stats", server.url))
@@ -568,201 +403,4 @@ async fn stats(server: &Server) -> Result<serde_json::Value> {
         bail!("stats answered {}", response.status());
     }
     Ok(response.json().await?)
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Scenario 2: 1,000 originals of 2–8 MB, the agent next to curl.
-
-fn uploads_scenario(
-    runtime: &tokio::runtime::Runtime,
-    agent: &Path,
-    work: &Path,
-    files: usize,
-    (min, max): (u64, u64),
-    runs: usize,
-) -> Result<()> {
-    let folder = work.join("originals");
-    std::fs::create_dir_all(&folder)?;
-    let mut total = 0u64;
-    for n in 0..files {
-        // Sizes spread evenly over [min, max], in a fixed shuffled order; contents distinct per file.
-        let size = min + (max - min) * ((n * 7919) % files.max(1)) as u64 / files.max(1) as u64;
-        let path = folder.join(format!("IMG_{n:05}.JPG"));
-        write_distinct(&path, size, n as u64)?;
-        total += size;
-    }
-    // What the agent will send, and each file's digest, for the curl side.
-    let read = runtime.block_on(iphoto_agent::library::FolderLibrary::open(&folder)?.assets())?;
-    let mut items = Vec::with_capacity(read.len());
-    let mut uploads = Vec::with_capacity(read.len());
-    for asset in read {
-        let path = asset
-            .files
-            .first()
-            .context("a folder asset has its file")?
-            .path
-            .clone();
-        let sha256 = file_sha256(&path)?;
-        let mut item = asset.item;
-        for resource in &mut item.resources {
-            resource.sha256 = Some(sha256.clone());
-        }
-        uploads.push((item.local_identifier.clone(), path, sha256));
-        items.push(item);
-    }
-    println!(
-        "uploads: {files} files, {:.0} MiB in all",
-        total as f64 / (1024.0 * 1024.0)
-    );
-
-    let (mut ours, mut ours_wall, mut peer) = (vec![], vec![], vec![]);
-    for run in 0..runs {
-        // Ours: the agent's pass on a fresh server; the sample is its upload phase.
-        let data = work.join(format!("uploads-agent-{run}"));
-        let state = work.join(format!("uploads-state-{run}"));
-        let (wall, figures, rss) = runtime.block_on(async {
-            let server = Server::start(&data, &[]).await?;
-            let (wall, figures) = agent_pass(agent, &server, &data, &folder, &state)?;
-            let stats = stats(&server).await?;
-            let rss = server.peak_rss_kib();
-            server.stop()?;
-            if stats["uploaded"] != files as u64 || stats["pending"] != 0 {
-                bail!("after the agent's pass the server has {stats}");
-            }
-            anyhow::Ok((wall, figures, rss))
-        })?;
-        if figures.uploaded != files as u64 || figures.bytes_uploaded != total {
-            bail!("agent pass: {figures:?}, expected {files} uploads of {total} bytes");
-        }
-        ours.push(Sample {
-            elapsed: Duration::from_millis(figures.upload_ms),
-            peak_rss_kib: rss,
-        });
-        ours_wall.push(wall);
-        std::fs::remove_dir_all(&data)?;
-        std::fs::remove_dir_all(&state)?;
-
-        // Peer: curl, 4 in parallel, same files, same route and headers, on a fresh server given the items.
-        let data = work.join(format!("uploads-curl-{run}"));
-        peer.push(runtime.block_on(async {
-            let server = Server::start(&data, &[]).await?;
-            for chunk in items.chunks(100) {
-                let response = server
-                    .http
-                    .post(format!("{}/client/iphoto/sync", server.url))
-                    .bearer_auth(&server.token)
-                    .json(&serde_json::json!({ "libraryId": "curl-peer", "items": chunk }))
-                    .send()
-                    .await?;
-                if !response.status().is_success() {
-                    bail!("sync for curl answered {}", response.status());
-                }
-            }
-            let config = work.join("curl.config");
-            write_curl_config(&config, &server, &uploads)?;
-            let output_codes = work.join("curl.codes");
-            let sample = time_command(
-                Command::new("curl")
-                    .args([
-                        "--parallel",
-                        "--parallel-max",
-                        "4",
-                        "--silent",
-                        "--show-error",
-                        "-K",
-                    ])
-                    .arg(&config)
-                    .stdout(std::fs::File::create(&output_codes)?),
-            )?;
-            let codes = std::fs::read_to_string(&output_codes)?;
-            let ok = codes.lines().filter(|l| l.trim() == "200").count();
-            let stats = stats(&server).await?;
-            server.stop()?;
-            if ok != files || stats["uploaded"] != files as u64 {
-                bail!("curl: {ok} of {files} answered 200; the server has {stats}");
-            }
-            anyhow::Ok(sample)
-        })?);
-        std::fs::remove_dir_all(&data)?;
-    }
-    let rows = [Row::new(
-        &format!("{files} uploads, 4 at once"),
-        "iphoto-agent sync (upload phase)",
-        "curl --parallel-max 4",
-        total,
-        &ours,
-        &peer,
-        0.9,
-    )];
-    println!(
-        "agent pass wall time, median: {:.2} s (read + hash {} files + metadata + uploads); server peak RSS in the \
-         table",
-        median(&ours_wall).as_secs_f64(),
-        files
-    );
-    report("agent: uploads to a local iphoto-server", &rows);
-    Ok(())
-}
-
-/// One transfer per file: POST of the file's bytes with the digest header, answering the status code.
-fn write_curl_config(path: &Path, server: &Server, uploads: &[(String, PathBuf, String)]) -> Result<()> {
-    let mut config = String::new();
-    for (n, (local_identifier, file, sha256)) in uploads.iter().enumerate() {
-        if n > 0 {
-            config.push_str("next\n");
-        }
-        // The identifier's `/` stay literal, as the agent sends them (the server's route takes the rest of the path).
-        writeln!(
-            config,
-            "url = \"{}/client/iphoto/upload/{local_identifier}?resource=original&library=curl-peer\"",
-            server.url
-        )?;
-        writeln!(config, "request = \"POST\"")?;
-        writeln!(config, "upload-file = \"{}\"", file.display())?;
-        writeln!(config, "header = \"Authorization: Bearer {}\"", server.token)?;
-        writeln!(config, "header = \"X-Content-SHA256: {sha256}\"")?;
-        writeln!(config, "header = \"Content-Type: application/octet-stream\"")?;
-        writeln!(config, "header = \"Expect:\"")?;
-        writeln!(config, "output = \"/dev/null\"")?;
-        writeln!(config, "write-out = \"%{{http_code}}\\n\"")?;
-    }
-    std::fs::write(path, config)?;
-    Ok(())
-}
-
-/// `len` bytes, distinct per `seed` (so the server stores every file), cheap to generate.
-fn write_distinct(path: &Path, len: u64, seed: u64) -> Result<()> {
-    use std::io::Write as _;
-    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ (seed.wrapping_mul(0xBF58_476D_1CE4_E5B9) | 1);
-    let mut block = vec![0u8; 1 << 20];
-    let mut left = len;
-    while left > 0 {
-        for chunk in block.chunks_exact_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            chunk.copy_from_slice(&x.to_le_bytes());
-        }
-        let n = usize::try_from(left.min(block.len() as u64))?;
-        file.write_all(&block[..n])?;
-        left -= n as u64;
-    }
-    file.flush()?;
-    Ok(())
-}
-
-fn file_sha256(path: &Path) -> Result<String> {
-    use std::io::Read as _;
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = storage::Sha256Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher.finish().to_hex())
 }
