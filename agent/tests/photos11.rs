@@ -496,16 +496,22 @@ async fn unpicked_burst_frames_are_skipped_and_wal_changes_are_seen() {
     writer.close().await.unwrap();
 }
 
+/// `scan --json` prints the wire items the reader sees (stdout), and `--log-json` makes the logs JSON lines
+/// (stderr).
 #[tokio::test]
-async fn logs_are_json_lines_when_asked() {
+async fn scan_prints_the_wire_items_and_logs_are_json_lines_when_asked() {
     let dir = tempfile::tempdir().unwrap();
     let db = build_photos11(dir.path()).await;
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_iphoto-agent"))
-        .args(["scan", "--log-json", "--log", "info", "--library"])
+        .args(["scan", "--json", "--log-json", "--log", "info", "--library"])
         .arg(&db)
         .output()
         .unwrap();
     assert!(output.status.success(), "{output:?}");
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(printed["items"], serde_json::to_value(expected_items()).unwrap());
+    assert_eq!(printed["albums"].as_array().unwrap().len(), 2, "{printed}");
+    assert_eq!(printed["skipped"], serde_json::json!([]));
     let stderr = String::from_utf8(output.stderr).unwrap();
     let opened = stderr
         .lines()
