@@ -28,6 +28,10 @@ pub struct Cli {
     /// Log filter (`info`, `warn`, `iphoto_agent=debug`…). Default: `info`, or `warn` when progress bars show.
     #[arg(long, env = "IPHOTO_LOG", global = true, help_heading = "Logging")]
     pub log: Option<String>,
+    /// Log one JSON object per line (with the pass's and each batch's span fields), for launchd and systemd
+    /// log collectors; the default is compact text.
+    #[arg(long, env = "IPHOTO_LOG_JSON", global = true, help_heading = "Logging")]
+    pub log_json: bool,
 }
 
 /// The subcommands.
@@ -368,20 +372,53 @@ async fn status(dir: &Path, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// What `scan --json` prints: the wire types, as they would be sent.
+#[derive(serde::Serialize)]
+struct ScanOutput<'a> {
+    items: Vec<&'a api::SyncItem>,
+    albums: Vec<api::Album>,
+    skipped: Vec<SkippedRow<'a>>,
+}
+
+/// An asset row the reader skipped, and why.
+#[derive(serde::Serialize)]
+struct SkippedRow<'a> {
+    row: i64,
+    uuid: Option<&'a str>,
+    reason: String,
+}
+
 async fn scan(library: &Path, json: bool) -> Result<()> {
     let source = Source::open(library).await?;
     let scan = source.scan().await?;
     let albums: Vec<api::Album> = source.albums().await?.iter().map(wire_album).collect();
     let items: Vec<&api::SyncItem> = scan.assets.iter().map(|a| &a.item).collect();
     if json {
-        let skipped: Vec<serde_json::Value> = scan
+        let skipped = scan
             .skipped
             .iter()
-            .map(|s| serde_json::json!({ "row": s.row, "uuid": s.uuid, "reason": format!("{:?}", s.reason) }))
+            .map(|s| SkippedRow {
+                row: s.row,
+                uuid: s.uuid.as_deref(),
+                reason: format!("{:?}", s.reason),
+            })
             .collect();
-        let value = serde_json::json!({ "items": items, "albums": albums, "skipped": skipped });
-        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
-        return Ok(());
+        let output = ScanOutput {
+            items,
+            albums,
+            skipped,
+        };
+        // Streamed into a buffered stdout: 100,000 items are tens of megabytes, never built as one string.
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        let written = serde_json::to_writer_pretty(&mut out, &output)
+            .map_err(std::io::Error::from)
+            .and_then(|()| std::io::Write::write_all(&mut out, b"\n"))
+            .and_then(|()| std::io::Write::flush(&mut out));
+        return written.map_err(|source| Error::Io {
+            path: PathBuf::from("<stdout>"),
+            action: "writing the scan",
+            source,
+        });
     }
     for item in &items {
         let resources: Vec<String> = item

@@ -19,7 +19,7 @@ pub enum Error {
         action: &'static str,
         /// SQLite's error.
         #[source]
-        source: sqlx::Error,
+        source: rusqlite::Error,
     },
     /// A local file could not be read (a resource, the token file).
     #[error("{}: {action} failed", path.display())]

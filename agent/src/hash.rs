@@ -6,9 +6,11 @@
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
+use futures::StreamExt as _;
 use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Result};
+use crate::sync::{Phase, Progress};
 
 /// A file's lower-case hex SHA-256 and the number of bytes hashed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +31,18 @@ pub async fn sha256_file(path: &Path) -> Result<FileDigest> {
             action: "hashing",
             source: std::io::Error::other(join),
         })?
+}
+
+/// Hashes many files, as many at once as there are cores (a pass's first run hashes a whole library), each
+/// reported to `progress` as done; one result per file, in order.
+pub async fn sha256_files(files: Vec<PathBuf>, progress: &dyn Progress) -> Vec<Result<FileDigest>> {
+    let parallel = std::thread::available_parallelism().map_or(2, usize::from);
+    futures::stream::iter(files)
+        .map(|path| async move { sha256_file(&path).await })
+        .buffered(parallel)
+        .inspect(|_| progress.advance(Phase::Hashing, 1))
+        .collect()
+        .await
 }
 
 fn hash_blocking(path: &PathBuf) -> Result<FileDigest> {

@@ -9,16 +9,20 @@
 mod albums;
 mod annotations;
 mod assets;
+mod disk;
 pub mod error;
 mod folder;
 mod open;
 mod resources;
 mod schema;
 mod time;
+mod value;
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::UNIX_EPOCH;
 
-use sqlx::sqlite::SqlitePool;
+use rusqlite::Connection;
 use tempfile::TempDir;
 
 pub use albums::{AlbumKind, AlbumSort, ReadAlbum, SortKey};
@@ -56,6 +60,41 @@ pub struct ResourceFile {
     pub resource_type: api::ResourceType,
     /// Absolute (or library-root-relative when the root was given relative) path.
     pub path: PathBuf,
+    /// Size and modification time when the reader found a regular file there; `None` when it did not.
+    pub stamp: Option<FileStamp>,
+}
+
+/// A file's identity as the hash cache sees it: an unchanged `(size, mtime)` means unchanged bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, nanoseconds since the Unix epoch (0 when the file system has none).
+    pub mtime_ns: i64,
+}
+
+impl FileStamp {
+    /// The stamp of a regular file at `path` (one `stat`), `None` when there is none or it cannot be read.
+    pub fn of(path: &Path) -> Option<FileStamp> {
+        std::fs::metadata(path)
+            .ok()
+            .filter(std::fs::Metadata::is_file)
+            .map(|metadata| FileStamp::from_metadata(&metadata))
+    }
+
+    /// The stamp of metadata already read.
+    pub fn from_metadata(metadata: &std::fs::Metadata) -> FileStamp {
+        let mtime_ns = metadata
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .and_then(|d| i64::try_from(d.as_nanos()).ok())
+            .unwrap_or(0);
+        FileStamp {
+            size: metadata.len(),
+            mtime_ns,
+        }
+    }
 }
 
 /// Why an asset row was not turned into a [`ReadAsset`].
@@ -92,8 +131,9 @@ pub struct AssetScan {
 /// An open Photos library (read-only).
 #[derive(Debug)]
 pub struct PhotosLibrary {
-    pool: SqlitePool,
-    schema: Schema,
+    /// Read on blocking threads (SQLite calls block); the mutex only hands it from one read to the next.
+    connection: Arc<Mutex<Connection>>,
+    schema: Arc<Schema>,
     database: PathBuf,
     root: PathBuf,
     /// Holds the private copy alive when the live database was locked.
@@ -107,8 +147,13 @@ impl PhotosLibrary {
     /// Photos 5+ library; never panics on bad input.
     pub async fn open(path: &Path) -> Result<PhotosLibrary> {
         let paths = open::resolve(path)?;
-        let opened = open::open(&paths.database).await?;
-        let schema = Schema::discover(&opened.pool, &paths.database).await?;
+        let database = paths.database.clone();
+        let (opened, schema) = blocking(&paths.database, move || {
+            let opened = open::open(&database)?;
+            let schema = Schema::discover(&opened.connection, &database)?;
+            Ok((opened, schema))
+        })
+        .await?;
         tracing::info!(
             path = %paths.database.display(),
             version = %schema.version,
@@ -116,8 +161,8 @@ impl PhotosLibrary {
             "opened Photos library"
         );
         Ok(PhotosLibrary {
-            pool: opened.pool,
-            schema,
+            connection: Arc::new(Mutex::new(opened.connection)),
+            schema: Arc::new(schema),
             database: paths.database,
             root: paths.root,
             copy: opened.copy,
@@ -156,11 +201,45 @@ impl PhotosLibrary {
 
     /// Every asset row, read or skipped with its reason.
     pub async fn scan_assets(&self) -> Result<AssetScan> {
-        assets::scan(&self.pool, &self.schema, &self.database, &self.root).await
+        let root = self.root.clone();
+        self.read(move |connection, schema, database| assets::scan(connection, schema, database, &root))
+            .await
     }
 
     /// User albums, folders and shared albums, with members in the order Photos displays them.
     pub async fn albums(&self) -> Result<Vec<ReadAlbum>> {
-        albums::read(&self.pool, &self.schema, &self.database).await
+        self.read(albums::read).await
     }
+
+    /// Runs a read on a blocking thread with the connection.
+    async fn read<T, F>(&self, read: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &Schema, &Path) -> Result<T> + Send + 'static,
+    {
+        let connection = Arc::clone(&self.connection);
+        let schema = Arc::clone(&self.schema);
+        let database = self.database.clone();
+        blocking(&self.database, move || {
+            // A panic in an earlier read cannot leave the read-only connection half-changed: go on with it.
+            let connection = connection.lock().unwrap_or_else(PoisonError::into_inner);
+            read(&connection, &schema, &database)
+        })
+        .await
+    }
+}
+
+/// Runs blocking SQLite and file-system work off the async workers.
+async fn blocking<T, F>(database: &Path, work: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|join| Error::Io {
+            path: database.to_path_buf(),
+            action: "reading the library on a blocking thread",
+            source: std::io::Error::other(join),
+        })?
 }

@@ -4,20 +4,24 @@
 //! It remembers, per asset, the hash of the metadata last accepted by the server (and the item itself, so a
 //! deletion can be reported with the last known metadata); per resource file, `(path, size, mtime) → sha256`, so
 //! an unchanged file is never hashed twice; uploads the server confirmed; per-resource refusals with their
-//! reason; and the upload figures (`bytesUploaded`, `uploadRate`, `eta`) plus the last pass's report. It is a
-//! cache, never the source of truth for what the server still needs: that is the server's pending list.
+//! reason; the digest of the whole library the server last accepted (`meta.library_digest`, see
+//! `sync::prepare`); and the upload figures (`bytesUploaded`, `uploadRate`, `eta`) plus the last pass's report.
+//! It is a cache, never the source of truth for what the server still needs: that is the server's pending list.
+//!
+//! SQLite calls block, so each method runs its statements on a blocking thread (`spawn_blocking`), bulk reads
+//! in one query and bulk writes in one transaction.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use sqlx::Row as _;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use rusqlite::{Connection, OptionalExtension as _, params};
 
 use crate::error::{Error, Result};
 use crate::sync::PassReport;
+
+pub use crate::library::FileStamp;
 
 /// The state database file name inside the state directory.
 pub const FILE_NAME: &str = "state.sqlite";
@@ -54,7 +58,7 @@ CREATE TABLE IF NOT EXISTS failures (
 );
 ";
 
-/// What the state DB remembers about one asset.
+/// What the state DB remembers about one asset it sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SentAsset {
     /// Hash of the metadata the server last accepted.
@@ -65,13 +69,13 @@ pub struct SentAsset {
     pub deleted: bool,
 }
 
-/// A file's identity as the cache sees it: an unchanged `(size, mtime)` means unchanged bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileStamp {
-    /// Size in bytes.
-    pub size: u64,
-    /// Modification time, nanoseconds since the Unix epoch.
-    pub mtime_ns: i64,
+/// The part of [`SentAsset`] a diff compares, without the item itself (read only for deletions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentDigest {
+    /// Hash of the metadata the server last accepted.
+    pub metadata_hash: String,
+    /// Reported deleted already.
+    pub deleted: bool,
 }
 
 /// One refusal recorded for a resource (or `metadata` for a rejected item).
@@ -104,10 +108,17 @@ pub struct UploadFigures {
     pub pending_bytes: u64,
 }
 
-/// The open state database.
+/// The open state database. Clones share one connection.
 #[derive(Debug, Clone)]
 pub struct StateDb {
-    pool: SqlitePool,
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// One connection: writes from concurrent uploads queue instead of fighting over the lock. Used on blocking
+    /// threads only (SQLite calls block).
+    connection: Mutex<Connection>,
     path: PathBuf,
 }
 
@@ -120,28 +131,38 @@ impl StateDb {
             source,
         })?;
         let path = dir.join(FILE_NAME);
-        let options = SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10));
-        // One connection: writes from concurrent uploads queue instead of fighting over the lock.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options)
+        let opened = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || -> rusqlite::Result<Connection> {
+                let connection = Connection::open(&path)?;
+                connection.busy_timeout(Duration::from_secs(10))?;
+                // WAL with NORMAL sync: a commit is durable against a crash of the agent (what matters for "killed
+                // at any point"), and costs no fsync; a power cut may lose the last commits, which the server's
+                // pending list and the next diff make good.
+                connection.pragma_update(None, "journal_mode", "WAL")?;
+                connection.pragma_update(None, "synchronous", "NORMAL")?;
+                connection.execute_batch(SCHEMA)?;
+                Ok(connection)
+            })
             .await
-            .map_err(|source| Error::State {
-                path: path.clone(),
-                action: "opening",
-                source,
-            })?;
-        let db = StateDb { pool, path };
-        sqlx::raw_sql(SCHEMA)
-            .execute(&db.pool)
-            .await
-            .map_err(|e| db.error("creating tables", e))?;
-        Ok(db)
+        };
+        let connection = match opened {
+            Ok(Ok(connection)) => connection,
+            Ok(Err(source)) => {
+                return Err(Error::State {
+                    path,
+                    action: "opening",
+                    source,
+                });
+            }
+            Err(join) => return Err(join_error(&path, join)),
+        };
+        Ok(StateDb {
+            inner: Arc::new(Inner {
+                connection: Mutex::new(connection),
+                path,
+            }),
+        })
     }
 
     /// Opens the state database only if it exists (for `status`, which must not create one).
@@ -154,242 +175,284 @@ impl StateDb {
 
     /// The state database file.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.inner.path
     }
 
-    fn error(&self, action: &'static str, source: sqlx::Error) -> Error {
-        Error::State {
-            path: self.path.clone(),
-            action,
-            source,
+    /// Runs `work` with the connection on a blocking thread; its error is reported as `action` failing.
+    async fn with<T, F>(&self, action: &'static str, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        let joined = tokio::task::spawn_blocking(move || {
+            // A panic inside an earlier closure rolled its transaction back (rusqlite does on drop): go on.
+            let mut connection = inner.connection.lock().unwrap_or_else(PoisonError::into_inner);
+            work(&mut connection)
+        })
+        .await;
+        match joined {
+            Ok(result) => result.map_err(|source| Error::State {
+                path: self.inner.path.clone(),
+                action,
+                source,
+            }),
+            Err(join) => Err(join_error(&self.inner.path, join)),
         }
     }
 
     /// A value of the `meta` table.
     pub async fn meta(&self, key: &str) -> Result<Option<String>> {
-        sqlx::query_scalar::<_, String>("SELECT value FROM meta WHERE key = ?")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| self.error("reading meta", e))
+        let key = key.to_owned();
+        self.with("reading meta", move |db| {
+            db.prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+                .query_row([key], |row| row.get(0))
+                .optional()
+        })
+        .await
     }
 
     /// Sets a value of the `meta` table.
     pub async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
-        sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
-            .bind(key)
-            .bind(value)
-            .execute(&self.pool)
+        let (key, value) = (key.to_owned(), value.to_owned());
+        self.with("writing meta", move |db| set_meta(db, &key, &value))
             .await
-            .map_err(|e| self.error("writing meta", e))?;
-        Ok(())
     }
 
-    /// Every asset the server has accepted, by local identifier.
-    pub async fn sent_assets(&self) -> Result<HashMap<String, SentAsset>> {
-        let rows = sqlx::query("SELECT local_identifier, metadata_hash, item, deleted FROM assets")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.error("reading assets", e))?;
-        rows.iter()
-            .map(|row| {
-                Ok((
-                    row.try_get::<String, _>(0)?,
-                    SentAsset {
-                        metadata_hash: row.try_get(1)?,
-                        item: row.try_get(2)?,
-                        deleted: row.try_get::<i64, _>(3)? != 0,
+    /// Removes a value of the `meta` table.
+    pub async fn delete_meta(&self, key: &str) -> Result<()> {
+        let key = key.to_owned();
+        self.with("writing meta", move |db| {
+            db.prepare_cached("DELETE FROM meta WHERE key = ?1")?
+                .execute([key])
+                .map(drop)
+        })
+        .await
+    }
+
+    /// Every asset the server has accepted, by local identifier: what a diff compares (not the items).
+    pub async fn sent_digests(&self) -> Result<HashMap<String, SentDigest>> {
+        self.with("reading assets", |db| {
+            let mut statement = db.prepare("SELECT local_identifier, metadata_hash, deleted FROM assets")?;
+            let mut rows = statement.query([])?;
+            let mut sent = HashMap::new();
+            while let Some(row) = rows.next()? {
+                sent.insert(
+                    row.get::<_, String>(0)?,
+                    SentDigest {
+                        metadata_hash: row.get(1)?,
+                        deleted: row.get::<_, i64>(2)? != 0,
                     },
-                ))
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(|e| self.error("reading assets", e))
+                );
+            }
+            Ok(sent)
+        })
+        .await
+    }
+
+    /// The last accepted item (JSON) of each of `local_identifiers` that has one (for reporting deletions).
+    pub async fn sent_items(&self, local_identifiers: Vec<String>) -> Result<HashMap<String, String>> {
+        self.with("reading assets", move |db| {
+            let mut statement = db.prepare_cached("SELECT item FROM assets WHERE local_identifier = ?1")?;
+            let mut items = HashMap::new();
+            for id in local_identifiers {
+                if let Some(item) = statement.query_row([&id], |row| row.get(0)).optional()? {
+                    items.insert(id, item);
+                }
+            }
+            Ok(items)
+        })
+        .await
     }
 
     /// Records metadata the server accepted (one transaction for a whole batch).
-    pub async fn record_sent(&self, accepted: &[(String, SentAsset)]) -> Result<()> {
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(|e| self.error("recording sent metadata", e))?;
-        for (local_identifier, sent) in accepted {
-            sqlx::query(
-                "INSERT INTO assets (local_identifier, metadata_hash, item, deleted) VALUES (?, ?, ?, ?) \
-                 ON CONFLICT(local_identifier) DO UPDATE SET metadata_hash = excluded.metadata_hash, \
-                 item = excluded.item, deleted = excluded.deleted",
-            )
-            .bind(local_identifier)
-            .bind(&sent.metadata_hash)
-            .bind(&sent.item)
-            .bind(i64::from(sent.deleted))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.error("recording sent metadata", e))?;
-            sqlx::query("DELETE FROM failures WHERE local_identifier = ? AND resource = 'metadata'")
-                .bind(local_identifier)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.error("recording sent metadata", e))?;
-        }
-        tx.commit()
-            .await
-            .map_err(|e| self.error("recording sent metadata", e))
+    pub async fn record_sent(&self, accepted: Vec<(String, SentAsset)>) -> Result<()> {
+        self.with("recording sent metadata", move |db| {
+            let tx = db.transaction()?;
+            {
+                let mut upsert = tx.prepare_cached(
+                    "INSERT INTO assets (local_identifier, metadata_hash, item, deleted) VALUES (?1, ?2, ?3, ?4) \
+                     ON CONFLICT(local_identifier) DO UPDATE SET metadata_hash = excluded.metadata_hash, \
+                     item = excluded.item, deleted = excluded.deleted",
+                )?;
+                let mut clear =
+                    tx.prepare_cached("DELETE FROM failures WHERE local_identifier = ?1 AND resource = 'metadata'")?;
+                for (local_identifier, sent) in &accepted {
+                    upsert.execute(params![
+                        local_identifier,
+                        sent.metadata_hash,
+                        sent.item,
+                        i64::from(sent.deleted)
+                    ])?;
+                    clear.execute([local_identifier])?;
+                }
+            }
+            tx.commit()
+        })
+        .await
     }
 
     /// The whole hash cache, by path.
     pub async fn file_hashes(&self) -> Result<HashMap<String, (FileStamp, String)>> {
-        let rows = sqlx::query("SELECT path, size, mtime_ns, sha256 FROM files")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.error("reading the hash cache", e))?;
-        rows.iter()
-            .map(|row| {
-                let size: i64 = row.try_get(1)?;
-                Ok((
-                    row.try_get::<String, _>(0)?,
-                    (
-                        FileStamp {
-                            size: u64::try_from(size).unwrap_or(0),
-                            mtime_ns: row.try_get(2)?,
-                        },
-                        row.try_get::<String, _>(3)?,
-                    ),
-                ))
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(|e| self.error("reading the hash cache", e))
+        self.with("reading the hash cache", |db| {
+            let mut statement = db.prepare("SELECT path, size, mtime_ns, sha256 FROM files")?;
+            let mut rows = statement.query([])?;
+            let mut cache = HashMap::new();
+            while let Some(row) = rows.next()? {
+                let stamp = FileStamp {
+                    size: u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
+                    mtime_ns: row.get(2)?,
+                };
+                cache.insert(row.get::<_, String>(0)?, (stamp, row.get::<_, String>(3)?));
+            }
+            Ok(cache)
+        })
+        .await
     }
 
-    /// Caches a file's digest under its path and stamp.
-    pub async fn record_hash(&self, path: &str, stamp: FileStamp, sha256: &str) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO files (path, size, mtime_ns, sha256) VALUES (?, ?, ?, ?) ON CONFLICT(path) DO UPDATE \
-             SET size = excluded.size, mtime_ns = excluded.mtime_ns, sha256 = excluded.sha256",
-        )
-        .bind(path)
-        .bind(i64::try_from(stamp.size).unwrap_or(i64::MAX))
-        .bind(stamp.mtime_ns)
-        .bind(sha256)
-        .execute(&self.pool)
+    /// Caches files' digests under their paths and stamps, in one transaction.
+    pub async fn record_hashes(&self, entries: Vec<(String, FileStamp, String)>) -> Result<()> {
+        self.with("caching digests", move |db| {
+            let tx = db.transaction()?;
+            {
+                let mut upsert = tx.prepare_cached(
+                    "INSERT INTO files (path, size, mtime_ns, sha256) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(path) \
+                     DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns, sha256 = excluded.sha256",
+                )?;
+                for (path, stamp, sha256) in &entries {
+                    upsert.execute(params![
+                        path,
+                        i64::try_from(stamp.size).unwrap_or(i64::MAX),
+                        stamp.mtime_ns,
+                        sha256
+                    ])?;
+                }
+            }
+            tx.commit()
+        })
         .await
-        .map_err(|e| self.error("caching a digest", e))?;
-        Ok(())
     }
 
     /// Records an upload the server confirmed, adds its bytes to the lifetime total (unless deduplicated) and
     /// clears an earlier refusal of the resource; one transaction, so a kill never counts bytes twice.
     pub async fn record_upload(&self, answer: &api::UploadAnswer, sent_bytes: u64) -> Result<()> {
-        let action = "recording an upload";
-        let mut tx = self.pool.begin().await.map_err(|e| self.error(action, e))?;
-        sqlx::query(
-            "INSERT OR REPLACE INTO uploads (local_identifier, resource, sha256, size, deduplicated, at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&answer.local_identifier)
-        .bind(answer.resource.as_str())
-        .bind(&answer.sha256)
-        .bind(i64::try_from(answer.size).unwrap_or(i64::MAX))
-        .bind(i64::from(answer.deduplicated))
-        .bind(chrono::Utc::now().to_rfc3339())
-        .execute(&mut *tx)
+        let answer = answer.clone();
+        self.with("recording an upload", move |db| {
+            let tx = db.transaction()?;
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO uploads (local_identifier, resource, sha256, size, deduplicated, at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                answer.local_identifier,
+                answer.resource.as_str(),
+                answer.sha256,
+                i64::try_from(answer.size).unwrap_or(i64::MAX),
+                i64::from(answer.deduplicated),
+                chrono::Utc::now().to_rfc3339()
+            ])?;
+            tx.prepare_cached(
+                "INSERT INTO meta (key, value) VALUES ('bytes_uploaded', ?1) ON CONFLICT(key) DO UPDATE \
+                 SET value = CAST(CAST(value AS INTEGER) + CAST(excluded.value AS INTEGER) AS TEXT)",
+            )?
+            .execute([sent_bytes.to_string()])?;
+            tx.prepare_cached("DELETE FROM failures WHERE local_identifier = ?1 AND resource = ?2")?
+                .execute([answer.local_identifier.as_str(), answer.resource.as_str()])?;
+            tx.commit()
+        })
         .await
-        .map_err(|e| self.error(action, e))?;
-        sqlx::query(
-            "INSERT INTO meta (key, value) VALUES ('bytes_uploaded', ?) ON CONFLICT(key) DO UPDATE \
-             SET value = CAST(CAST(value AS INTEGER) + CAST(excluded.value AS INTEGER) AS TEXT)",
-        )
-        .bind(sent_bytes.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| self.error(action, e))?;
-        sqlx::query("DELETE FROM failures WHERE local_identifier = ? AND resource = ?")
-            .bind(&answer.local_identifier)
-            .bind(answer.resource.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.error(action, e))?;
-        tx.commit().await.map_err(|e| self.error(action, e))
     }
 
     /// How many uploads the server has confirmed to this agent, ever.
     pub async fn upload_count(&self) -> Result<u64> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM uploads")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| self.error("counting uploads", e))?;
+        let n: i64 = self
+            .with("counting uploads", |db| {
+                db.query_row("SELECT COUNT(*) FROM uploads", [], |row| row.get(0))
+            })
+            .await?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
     /// Records a refusal of one resource (or of an item's metadata, as resource `metadata`).
     pub async fn record_failure(&self, local_identifier: &str, resource: &str, reason: &str) -> Result<()> {
-        sqlx::query(
-            "INSERT OR REPLACE INTO failures (local_identifier, resource, reason, at) VALUES (?, ?, ?, ?)",
-        )
-        .bind(local_identifier)
-        .bind(resource)
-        .bind(reason)
-        .bind(chrono::Utc::now().to_rfc3339())
-        .execute(&self.pool)
+        let row = [
+            local_identifier.to_owned(),
+            resource.to_owned(),
+            reason.to_owned(),
+            chrono::Utc::now().to_rfc3339(),
+        ];
+        self.with("recording a failure", move |db| {
+            db.prepare_cached(
+                "INSERT OR REPLACE INTO failures (local_identifier, resource, reason, at) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(row)
+            .map(drop)
+        })
         .await
-        .map_err(|e| self.error("recording a failure", e))?;
-        Ok(())
     }
 
     /// Every recorded refusal.
     pub async fn failures(&self) -> Result<Vec<Failure>> {
-        let rows = sqlx::query(
-            "SELECT local_identifier, resource, reason, at FROM failures ORDER BY local_identifier, resource",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| self.error("reading failures", e))?;
-        rows.iter()
-            .map(|row| {
+        self.with("reading failures", |db| {
+            let mut statement = db.prepare(
+                "SELECT local_identifier, resource, reason, at FROM failures ORDER BY local_identifier, resource",
+            )?;
+            let rows = statement.query_map([], |row| {
                 Ok(Failure {
-                    local_identifier: row.try_get(0)?,
-                    resource: row.try_get(1)?,
-                    reason: row.try_get(2)?,
-                    at: row.try_get(3)?,
+                    local_identifier: row.get(0)?,
+                    resource: row.get(1)?,
+                    reason: row.get(2)?,
+                    at: row.get(3)?,
                 })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(|e| self.error("reading failures", e))
+            })?;
+            rows.collect()
+        })
+        .await
     }
 
     /// The persisted upload figures.
     pub async fn figures(&self) -> Result<UploadFigures> {
-        let number = |value: Option<String>| value.and_then(|v| v.parse::<u64>().ok());
+        let values = self
+            .with("reading meta", |db| {
+                let mut statement = db.prepare(
+                    "SELECT key, value FROM meta WHERE key IN \
+                     ('bytes_uploaded', 'upload_rate', 'eta', 'pending_uploads', 'pending_bytes')",
+                )?;
+                let rows = statement
+                    .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?;
+                rows.collect::<rusqlite::Result<HashMap<String, String>>>()
+            })
+            .await?;
+        let number = |key: &str| values.get(key).and_then(|v| v.parse::<u64>().ok());
         Ok(UploadFigures {
-            bytes_uploaded: number(self.meta("bytes_uploaded").await?).unwrap_or(0),
-            upload_rate: self
-                .meta("upload_rate")
-                .await?
+            bytes_uploaded: number("bytes_uploaded").unwrap_or(0),
+            upload_rate: values
+                .get("upload_rate")
                 .and_then(|v| v.parse::<f64>().ok())
                 .unwrap_or(0.0),
-            eta: number(self.meta("eta").await?),
-            pending_uploads: number(self.meta("pending_uploads").await?).unwrap_or(0),
-            pending_bytes: number(self.meta("pending_bytes").await?).unwrap_or(0),
+            eta: number("eta"),
+            pending_uploads: number("pending_uploads").unwrap_or(0),
+            pending_bytes: number("pending_bytes").unwrap_or(0),
         })
     }
 
-    /// Persists the rate, ETA and pending figures (`bytesUploaded` moves with each upload instead).
+    /// Persists the rate, ETA and pending figures in one transaction (`bytesUploaded` moves with each upload).
     pub async fn set_figures(&self, figures: &UploadFigures) -> Result<()> {
-        self.set_meta("upload_rate", &figures.upload_rate.to_string())
-            .await?;
-        match figures.eta {
-            Some(eta) => self.set_meta("eta", &eta.to_string()).await?,
-            None => {
-                sqlx::query("DELETE FROM meta WHERE key = 'eta'")
-                    .execute(&self.pool)
-                    .await
-                    .map_err(|e| self.error("writing meta", e))?;
+        let figures = *figures;
+        self.with("writing meta", move |db| {
+            let tx = db.transaction()?;
+            set_meta(&tx, "upload_rate", &figures.upload_rate.to_string())?;
+            match figures.eta {
+                Some(eta) => set_meta(&tx, "eta", &eta.to_string())?,
+                None => {
+                    tx.execute("DELETE FROM meta WHERE key = 'eta'", [])?;
+                }
             }
-        }
-        self.set_meta("pending_uploads", &figures.pending_uploads.to_string())
-            .await?;
-        self.set_meta("pending_bytes", &figures.pending_bytes.to_string())
-            .await
+            set_meta(&tx, "pending_uploads", &figures.pending_uploads.to_string())?;
+            set_meta(&tx, "pending_bytes", &figures.pending_bytes.to_string())?;
+            tx.commit()
+        })
+        .await
     }
 
     /// The report of the last pass that finished (or stopped on an error).
@@ -407,6 +470,24 @@ impl StateDb {
             reason: format!("report not serialisable: {e}"),
         })?;
         self.set_meta("last_pass", &json).await
+    }
+}
+
+/// Upserts one `meta` value on a connection or inside a transaction.
+fn set_meta(db: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
+    db.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute([key, value])
+    .map(drop)
+}
+
+/// A blocking task that panicked or was cancelled.
+fn join_error(path: &Path, join: tokio::task::JoinError) -> Error {
+    Error::Io {
+        path: path.to_path_buf(),
+        action: "using the state database",
+        source: std::io::Error::other(join),
     }
 }
 

@@ -13,6 +13,7 @@ mod upload;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use futures::StreamExt as _;
 use sha2::{Digest as _, Sha256};
 
 use crate::client::Server;
@@ -110,7 +111,7 @@ pub struct PassReport {
 /// Which stage a progress report is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
-    /// Hashing resources (unit: assets).
+    /// Hashing resource files not in the hash cache (unit: files).
     Hashing,
     /// Sending metadata (unit: items).
     Metadata,
@@ -189,19 +190,28 @@ async fn pass(
     report.unavailable = prepared.unavailable;
     report.icloud_only = prepared.icloud_only;
 
-    let sent = state.sent_assets().await?;
-    let outgoing = prepare::diff(&prepared.items, &sent);
+    let diff = prepare::diff(state, &prepared.items).await?;
     report.hash_ms = lap();
+    if !diff.outgoing.is_empty() {
+        // From the first batch on, the server holds something the stored digest does not describe: forget it
+        // until every item is accepted, so a pass that stops half-way is never taken for an unchanged library.
+        state.delete_meta(prepare::LIBRARY_DIGEST).await?;
+    }
     send_metadata(
         server,
         state,
         &library_id,
-        outgoing,
+        diff.outgoing,
         options.batch,
         progress,
         report,
     )
     .await?;
+    if report.rejected == 0 {
+        state
+            .set_meta(prepare::LIBRARY_DIGEST, &diff.library_digest)
+            .await?;
+    }
     report.metadata_ms = lap();
     send_albums(server, state, &library_id, &albums, report).await?;
     report.albums_ms = lap();
@@ -241,6 +251,10 @@ async fn library_id(state: &StateDb, library: &Path) -> Result<String> {
     }
 }
 
+/// Sync requests in flight at once. The server's ingest, not the agent, should bound the first pass: one
+/// request at a time left it idle while each answer travelled back and was recorded in the state DB.
+const BATCHES_IN_FLIGHT: usize = 4;
+
 #[tracing::instrument(skip_all, fields(items = outgoing.len()))]
 async fn send_metadata(
     server: &Server,
@@ -254,16 +268,47 @@ async fn send_metadata(
     progress.start(Phase::Metadata, outgoing.len() as u64);
     let chunks = outgoing.chunks(batch.clamp(1, 500));
     let batches = chunks.len();
+    // Built in a plain loop, not a `map` closure, for the same higher-ranked `Send` reason as the uploads.
+    let mut requests = Vec::with_capacity(batches);
     for (number, chunk) in chunks.enumerate() {
-        send_batch(server, state, library_id, chunk, (number + 1, batches), report).await?;
-        progress.advance(Phase::Metadata, chunk.len() as u64);
+        requests.push(send_batch(
+            server,
+            state,
+            library_id,
+            chunk,
+            (number + 1, batches),
+        ));
+    }
+    let mut answers = futures::stream::iter(requests).buffered(BATCHES_IN_FLIGHT);
+    while let Some(outcome) = answers.next().await {
+        let outcome = outcome?;
+        report.batches += 1;
+        report.items_sent += outcome.items;
+        report.deleted_sent += outcome.deleted;
+        report.created += outcome.created;
+        report.updated += outcome.updated;
+        report.unchanged += outcome.unchanged;
+        report.rejected += outcome.rejected;
+        progress.advance(Phase::Metadata, outcome.items);
     }
     progress.finish(Phase::Metadata);
     Ok(())
 }
 
-/// One sync request, in its own span: which batch of how many, its items and deletions, the server's outcomes,
-/// the catalog version it answered with and how long it took (retries logged inside carry these fields).
+/// What the server did with one batch.
+#[derive(Debug, Clone, Copy, Default)]
+struct BatchOutcome {
+    items: u64,
+    deleted: u64,
+    created: u64,
+    updated: u64,
+    unchanged: u64,
+    rejected: u64,
+}
+
+/// One sync request and the recording of its answer, in its own span: which batch of how many, its items and
+/// deletions, the server's outcomes, the catalog version it answered with and how long it took (retries logged
+/// inside carry these fields).
 #[tracing::instrument(name = "batch", skip_all, fields(
     batch = position.0,
     of = position.1,
@@ -283,26 +328,25 @@ async fn send_batch(
     library_id: &str,
     chunk: &[prepare::Outgoing],
     position: (usize, usize),
-    report: &mut PassReport,
-) -> Result<()> {
+) -> Result<BatchOutcome> {
     let started = std::time::Instant::now();
     let request = api::SyncRequest {
         library_id: library_id.to_owned(),
         items: chunk.iter().map(|o| o.item.clone()).collect(),
     };
     let answer = server.sync(&request).await?;
-    report.batches += 1;
-    report.items_sent += chunk.len() as u64;
-    let mut outcomes = [0u64; 4];
+    let mut outcome = BatchOutcome {
+        items: chunk.len() as u64,
+        ..BatchOutcome::default()
+    };
     let mut accepted = Vec::with_capacity(chunk.len());
     for (outgoing, result) in chunk.iter().zip(&answer.results) {
         if outgoing.item.deleted {
-            report.deleted_sent += 1;
+            outcome.deleted += 1;
         }
         match result.outcome {
             api::SyncOutcome::Rejected => {
-                outcomes[3] += 1;
-                report.rejected += 1;
+                outcome.rejected += 1;
                 let reason = result.reason.clone().unwrap_or_else(|| "rejected".into());
                 tracing::warn!(local_identifier = %result.local_identifier, %reason, "item rejected");
                 state
@@ -310,18 +354,9 @@ async fn send_batch(
                     .await?;
                 continue;
             }
-            api::SyncOutcome::Created => {
-                outcomes[0] += 1;
-                report.created += 1;
-            }
-            api::SyncOutcome::Updated => {
-                outcomes[1] += 1;
-                report.updated += 1;
-            }
-            api::SyncOutcome::Unchanged => {
-                outcomes[2] += 1;
-                report.unchanged += 1;
-            }
+            api::SyncOutcome::Created => outcome.created += 1,
+            api::SyncOutcome::Updated => outcome.updated += 1,
+            api::SyncOutcome::Unchanged => outcome.unchanged += 1,
         }
         accepted.push((
             outgoing.item.local_identifier.clone(),
@@ -332,16 +367,16 @@ async fn send_batch(
             },
         ));
     }
-    state.record_sent(&accepted).await?;
+    state.record_sent(accepted).await?;
     let span = tracing::Span::current();
-    span.record("created", outcomes[0]);
-    span.record("updated", outcomes[1]);
-    span.record("unchanged", outcomes[2]);
-    span.record("rejected", outcomes[3]);
+    span.record("created", outcome.created);
+    span.record("updated", outcome.updated);
+    span.record("unchanged", outcome.unchanged);
+    span.record("rejected", outcome.rejected);
     span.record("version", answer.version);
     span.record("ms", started.elapsed().as_millis() as u64);
     tracing::debug!("batch sent");
-    Ok(())
+    Ok(outcome)
 }
 
 /// Sends every album when any changed; the hash is kept only once every member was known to the server.

@@ -206,9 +206,11 @@ async fn photos11_assets_have_exact_values() {
     }
 
     let root = dir.path();
+    // Nothing is on disk in this test: no stamps.
     let file = |resource_type, path: &str| ResourceFile {
         resource_type,
         path: root.join(path),
+        stamp: None,
     };
     assert_eq!(
         scan.assets[0].files,
@@ -305,6 +307,9 @@ async fn a_bundle_with_files_reports_them_available() {
     let first = &assets[0];
     assert_eq!(first.path(ResourceType::Original), Some(original.as_path()));
     assert!(first.item.resources[0].available);
+    let stamp = first.files[0].stamp.expect("a file on disk has its stamp");
+    assert_eq!(stamp.size, std::fs::metadata(&original).unwrap().len());
+    assert!(stamp.mtime_ns > 0);
     assert_eq!(first.item.resources[0].unavailable_reason, None);
     assert_eq!(
         first.item.resources[0].size, 2_501_234,
@@ -489,4 +494,33 @@ async fn unpicked_burst_frames_are_skipped_and_wal_changes_are_seen() {
     );
     assert_eq!(pick.item.resources[0].size, 0);
     writer.close().await.unwrap();
+}
+
+/// `scan --json` prints the wire items the reader sees (stdout), and `--log-json` makes the logs JSON lines
+/// (stderr).
+#[tokio::test]
+async fn scan_prints_the_wire_items_and_logs_are_json_lines_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = build_photos11(dir.path()).await;
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_iphoto-agent"))
+        .args(["scan", "--json", "--log-json", "--log", "info", "--library"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(printed["items"], serde_json::to_value(expected_items()).unwrap());
+    assert_eq!(printed["albums"].as_array().unwrap().len(), 2, "{printed}");
+    assert_eq!(printed["skipped"], serde_json::json!([]));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let opened = stderr
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .find(|line| line["fields"]["message"] == "opened Photos library")
+        .unwrap_or_else(|| panic!("no opening line in {stderr}"));
+    assert_eq!(opened["level"], "INFO");
+    assert_eq!(
+        opened["fields"]["version"],
+        "Photos 11.1 (macOS 26.1) [model 19320]"
+    );
 }

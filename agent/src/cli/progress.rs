@@ -1,4 +1,4 @@
-//! Progress bars for a person at a terminal: hashing (assets), metadata (items) and uploads (bytes).
+//! Progress bars for a person at a terminal: hashing (files), metadata (items) and uploads (bytes).
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
@@ -42,7 +42,7 @@ impl Default for TerminalProgress {
 impl Progress for TerminalProgress {
     fn start(&self, phase: Phase, total: u64) {
         let (label, template) = match phase {
-            Phase::Hashing => ("reading ", "{msg} {bar:40} {pos}/{len} assets"),
+            Phase::Hashing => ("hashing ", "{msg} {bar:40} {pos}/{len} files"),
             Phase::Metadata => ("metadata", "{msg} {bar:40} {pos}/{len} items"),
             Phase::Uploads => (
                 "uploads ",

@@ -8,12 +8,12 @@ use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use sqlx::Row;
-use sqlx::sqlite::{SqlitePool, SqliteRow};
+use rusqlite::{Connection, Row};
 
 use super::error::Result;
 use super::open::query_error;
 use super::schema::Schema;
+use super::value;
 
 /// What sort of container an album is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -69,7 +69,7 @@ const KIND_SHARED: i64 = 1505;
 const KIND_FOLDER: i64 = 4000;
 
 /// Reads the user-visible albums in `Z_PK` order.
-pub(crate) async fn read(pool: &SqlitePool, schema: &Schema, path: &Path) -> Result<Vec<ReadAlbum>> {
+pub(crate) fn read(connection: &Connection, schema: &Schema, path: &Path) -> Result<Vec<ReadAlbum>> {
     if !schema.has("ZGENERICALBUM", "ZKIND") || !schema.has("ZGENERICALBUM", "ZUUID") {
         tracing::warn!(path = %path.display(), "no usable ZGENERICALBUM table; no albums");
         return Ok(Vec::new());
@@ -86,17 +86,14 @@ pub(crate) async fn read(pool: &SqlitePool, schema: &Schema, path: &Path) -> Res
         ascending = g("ZCUSTOMSORTASCENDING"),
         owner = g("ZCLOUDOWNERHASHEDPERSONID"),
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .fetch_all(pool)
-        .await
-        .map_err(|e| query_error(path, e))?;
-    let rows: Vec<AlbumRow> = rows
-        .iter()
-        .map(AlbumRow::decode)
-        .collect::<Result<_, _>>()
-        .map_err(|e| query_error(path, e))?;
+    let read = || -> rusqlite::Result<Vec<AlbumRow>> {
+        let mut statement = connection.prepare(&sql)?;
+        let rows = statement.query_map([], AlbumRow::decode)?;
+        rows.collect()
+    };
+    let rows = read().map_err(|e| query_error(path, e))?;
     let by_pk: HashMap<i64, &AlbumRow> = rows.iter().map(|row| (row.pk, row)).collect();
-    let mut members = members(pool, schema, path).await?;
+    let mut members = members(connection, schema, path)?;
 
     let mut albums = Vec::new();
     for row in &rows {
@@ -154,17 +151,18 @@ struct AlbumRow {
 }
 
 impl AlbumRow {
-    fn decode(row: &SqliteRow) -> std::result::Result<AlbumRow, sqlx::Error> {
+    /// Decodes the columns of [`read`]'s query, in its order.
+    fn decode(row: &Row<'_>) -> rusqlite::Result<AlbumRow> {
         Ok(AlbumRow {
-            pk: row.try_get_unchecked("pk")?,
-            uuid: row.try_get_unchecked("uuid")?,
-            title: row.try_get_unchecked("title")?,
-            kind: row.try_get_unchecked("kind")?,
-            parent: row.try_get_unchecked("parent")?,
-            trashed: row.try_get_unchecked("trashed")?,
-            sort_key: row.try_get_unchecked("sort_key")?,
-            ascending: row.try_get_unchecked("ascending")?,
-            owner: row.try_get_unchecked("owner")?,
+            pk: value::int(row, 0)?.unwrap_or_default(),
+            uuid: value::string(row, 1)?,
+            title: value::string(row, 2)?,
+            kind: value::int(row, 3)?,
+            parent: value::int(row, 4)?,
+            trashed: value::int(row, 5)?,
+            sort_key: value::int(row, 6)?,
+            ascending: value::int(row, 7)?,
+            owner: value::string(row, 8)?,
         })
     }
 }
@@ -213,7 +211,7 @@ struct Member {
 }
 
 /// Membership rows by album `Z_PK`, filtered like the asset reader (no trashed assets, no unpicked bursts).
-async fn members(pool: &SqlitePool, schema: &Schema, path: &Path) -> Result<HashMap<i64, Vec<Member>>> {
+fn members(connection: &Connection, schema: &Schema, path: &Path) -> Result<HashMap<i64, Vec<Member>>> {
     let Some(join) = &schema.album_join else {
         return Ok(HashMap::new());
     };
@@ -236,42 +234,37 @@ async fn members(pool: &SqlitePool, schema: &Schema, path: &Path) -> Result<Hash
         trashed = x("ZTRASHEDSTATE"),
         visibility = x("ZVISIBILITYSTATE"),
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .fetch_all(pool)
-        .await
-        .map_err(|e| query_error(path, e))?;
-    let mut seen = HashSet::new();
-    let mut map: HashMap<i64, Vec<Member>> = HashMap::new();
-    for row in rows {
-        let decode = |row: &SqliteRow| -> std::result::Result<_, sqlx::Error> {
-            Ok((
-                row.try_get_unchecked::<i64, _>("album")?,
-                row.try_get_unchecked::<i64, _>("asset_pk")?,
-                row.try_get_unchecked::<Option<String>, _>("uuid")?,
-                row.try_get_unchecked::<Option<i64>, _>("position")?,
-                row.try_get_unchecked::<Option<f64>, _>("created")?,
-                row.try_get_unchecked::<Option<String>, _>("title")?,
-            ))
-        };
-        let (album, asset_pk, uuid, position, created, title) =
-            decode(&row).map_err(|e| query_error(path, e))?;
-        // Members the asset reader skips (no UUID, no date) are left out here too, so every member is an item.
-        let (Some(uuid), Some(created)) = (uuid.filter(|u| !u.trim().is_empty()), created) else {
-            continue;
-        };
-        if !created.is_finite() || !seen.insert((album, asset_pk)) {
-            continue;
+    let read = || -> rusqlite::Result<HashMap<i64, Vec<Member>>> {
+        let mut statement = connection.prepare(&sql)?;
+        let mut rows = statement.query([])?;
+        let mut seen = HashSet::new();
+        let mut map: HashMap<i64, Vec<Member>> = HashMap::new();
+        while let Some(row) = rows.next()? {
+            let (Some(album), Some(asset_pk)) = (value::int(row, 0)?, value::int(row, 1)?) else {
+                continue;
+            };
+            // Members the asset reader skips (no UUID, no date) are left out here too, so every member is an item.
+            let uuid = value::text(row, 2)?.filter(|u| !u.trim().is_empty());
+            let (Some(uuid), Some(created)) = (uuid, value::real(row, 4)?) else {
+                continue;
+            };
+            if !created.is_finite() || !seen.insert((album, asset_pk)) {
+                continue;
+            }
+            let title = value::text(row, 5)?
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty());
+            map.entry(album).or_default().push(Member {
+                asset_pk,
+                uuid: uuid.into_owned(),
+                position: value::int(row, 3)?,
+                created,
+                title,
+            });
         }
-        let title = title.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
-        map.entry(album).or_default().push(Member {
-            asset_pk,
-            uuid,
-            position,
-            created,
-            title,
-        });
-    }
-    Ok(map)
+        Ok(map)
+    };
+    read().map_err(|e| query_error(path, e))
 }
 
 /// Puts members in display order. Ties fall back to the manual position, then the row, so the order is total.

@@ -7,16 +7,16 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
-use sqlx::Row;
-use sqlx::sqlite::SqlitePool;
+use rusqlite::Connection;
 
 use super::error::Result;
 use super::open::query_error;
 use super::schema::Schema;
+use super::value;
 
 /// Keywords by `ZADDITIONALASSETATTRIBUTES.Z_PK`, sorted and de-duplicated.
-pub(crate) async fn keywords(
-    pool: &SqlitePool,
+pub(crate) fn keywords(
+    connection: &Connection,
     schema: &Schema,
     path: &Path,
 ) -> Result<HashMap<i64, BTreeSet<String>>> {
@@ -32,13 +32,13 @@ pub(crate) async fn keywords(
         table = join.table,
         keyword = join.keyword_column,
     );
-    named_by_owner(pool, path, sql).await
+    named_by_owner(connection, path, &sql)
 }
 
 /// Names of the people recognised in each asset, by asset `Z_PK`: full name, else display name; unnamed people
 /// and faces without a person are left out.
-pub(crate) async fn people(
-    pool: &SqlitePool,
+pub(crate) fn people(
+    connection: &Connection,
     schema: &Schema,
     path: &Path,
 ) -> Result<HashMap<i64, BTreeSet<String>>> {
@@ -54,26 +54,23 @@ pub(crate) async fn people(
         asset = faces.asset,
         person = faces.person,
     );
-    named_by_owner(pool, path, sql).await
+    named_by_owner(connection, path, &sql)
 }
 
 /// Runs a query of `(owner, name)` rows into a map, skipping NULL or empty names.
-async fn named_by_owner(
-    pool: &SqlitePool,
-    path: &Path,
-    sql: String,
-) -> Result<HashMap<i64, BTreeSet<String>>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .fetch_all(pool)
-        .await
-        .map_err(|e| query_error(path, e))?;
-    let mut map: HashMap<i64, BTreeSet<String>> = HashMap::new();
-    for row in rows {
-        let owner: Option<i64> = row.try_get_unchecked("owner").map_err(|e| query_error(path, e))?;
-        let name: Option<String> = row.try_get_unchecked("name").map_err(|e| query_error(path, e))?;
-        if let (Some(owner), Some(name)) = (owner, name.filter(|n| !n.trim().is_empty())) {
-            map.entry(owner).or_default().insert(name);
+fn named_by_owner(connection: &Connection, path: &Path, sql: &str) -> Result<HashMap<i64, BTreeSet<String>>> {
+    let read = || -> rusqlite::Result<HashMap<i64, BTreeSet<String>>> {
+        let mut statement = connection.prepare(sql)?;
+        let mut rows = statement.query([])?;
+        let mut map: HashMap<i64, BTreeSet<String>> = HashMap::new();
+        while let Some(row) = rows.next()? {
+            let owner = value::int(row, 0)?;
+            let name = value::text(row, 1)?;
+            if let (Some(owner), Some(name)) = (owner, name.filter(|n| !n.trim().is_empty())) {
+                map.entry(owner).or_default().insert(name.into_owned());
+            }
         }
-    }
-    Ok(map)
+        Ok(map)
+    };
+    read().map_err(|e| query_error(path, e))
 }

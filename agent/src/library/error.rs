@@ -21,7 +21,7 @@ pub enum Error {
         path: PathBuf,
         /// SQLite's own complaint.
         #[source]
-        source: sqlx::Error,
+        source: rusqlite::Error,
     },
     /// A valid SQLite database, but not one written by Photos 5 or later.
     #[error("{}: not a Photos library database: {reason}", path.display())]
@@ -38,7 +38,7 @@ pub enum Error {
         path: PathBuf,
         /// The failing query's error.
         #[source]
-        source: sqlx::Error,
+        source: rusqlite::Error,
     },
     /// A file-system operation failed (copying a locked database, walking a folder, reading metadata).
     #[error("{}: {action} failed", path.display())]

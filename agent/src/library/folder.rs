@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::{Error, Result};
 use super::time::utc;
-use super::{ReadAsset, ResourceFile};
+use super::{FileStamp, ReadAsset, ResourceFile};
 
 /// A folder read as a library: every photo or video file below it (hidden files and directories skipped).
 #[derive(Debug, Clone)]
@@ -186,6 +186,7 @@ fn walk(root: &Path) -> Result<Vec<ReadAsset>> {
         let files = vec![ResourceFile {
             resource_type: ResourceType::Original,
             path: entry.path().to_path_buf(),
+            stamp: Some(FileStamp::from_metadata(&metadata)),
         }];
         assets.push(ReadAsset { uuid, item, files });
     }

@@ -9,19 +9,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use rusqlite::{Connection, ErrorCode, OpenFlags};
 use tempfile::TempDir;
 
 use super::error::{Error, Result};
-
-/// SQLite primary result codes we react to (the low byte of the extended code sqlx reports).
-const SQLITE_BUSY: i64 = 5;
-const SQLITE_LOCKED: i64 = 6;
-const SQLITE_READONLY: i64 = 8;
-const SQLITE_IOERR: i64 = 10;
-const SQLITE_CORRUPT: i64 = 11;
-const SQLITE_CANTOPEN: i64 = 14;
-const SQLITE_NOTADB: i64 = 26;
 
 /// Where a library's pieces are on disk.
 #[derive(Debug, Clone)]
@@ -32,11 +23,11 @@ pub(crate) struct LibraryPaths {
     pub root: PathBuf,
 }
 
-/// An open, read-only connection pool, plus the temporary copy it reads when the original was locked.
+/// An open, read-only connection, plus the temporary copy it reads when the original was locked.
 #[derive(Debug)]
 pub(crate) struct OpenDatabase {
-    /// The pool; at most a couple of connections, all read-only.
-    pub pool: SqlitePool,
+    /// One read-only connection: a pass reads the tables one after the other, so more would only cost memory.
+    pub connection: Connection,
     /// Keeps the copied database alive as long as the pool reads it.
     pub copy: Option<TempDir>,
 }
@@ -80,17 +71,27 @@ pub(crate) fn resolve(path: &Path) -> Result<LibraryPaths> {
 }
 
 /// Opens the database read-only, falling back to a private copy when the live file is locked or unmappable.
-pub(crate) async fn open(database: &Path) -> Result<OpenDatabase> {
-    match connect(database).await {
-        Ok(pool) => Ok(OpenDatabase { pool, copy: None }),
-        Err(source) => match primary_code(&source) {
-            Some(SQLITE_NOTADB | SQLITE_CORRUPT) => Err(Error::NotSqlite {
+/// Blocking: call it from a blocking thread.
+pub(crate) fn open(database: &Path) -> Result<OpenDatabase> {
+    match connect(database) {
+        Ok(connection) => Ok(OpenDatabase {
+            connection,
+            copy: None,
+        }),
+        Err(source) => match source.sqlite_error_code() {
+            Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => Err(Error::NotSqlite {
                 path: database.to_path_buf(),
                 source,
             }),
-            Some(SQLITE_BUSY | SQLITE_LOCKED | SQLITE_READONLY | SQLITE_IOERR | SQLITE_CANTOPEN) => {
+            Some(
+                ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::ReadOnly
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::CannotOpen,
+            ) => {
                 tracing::info!(path = %database.display(), error = %source, "database locked; reading a copy");
-                open_copy(database).await
+                open_copy(database)
             }
             _ => Err(Error::Database {
                 path: database.to_path_buf(),
@@ -100,18 +101,10 @@ pub(crate) async fn open(database: &Path) -> Result<OpenDatabase> {
     }
 }
 
-/// The SQLite primary result code of a database error.
-pub(crate) fn primary_code(error: &sqlx::Error) -> Option<i64> {
-    match error {
-        sqlx::Error::Database(db) => db.code()?.parse::<i64>().ok().map(|code| code & 0xff),
-        _ => None,
-    }
-}
-
 /// Maps a failed query to `NotSqlite` when SQLite says the file is not (or no longer) a database.
-pub(crate) fn query_error(path: &Path, source: sqlx::Error) -> Error {
-    match primary_code(&source) {
-        Some(SQLITE_NOTADB | SQLITE_CORRUPT) => Error::NotSqlite {
+pub(crate) fn query_error(path: &Path, source: rusqlite::Error) -> Error {
+    match source.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => Error::NotSqlite {
             path: path.to_path_buf(),
             source,
         },
@@ -122,38 +115,25 @@ pub(crate) fn query_error(path: &Path, source: sqlx::Error) -> Error {
     }
 }
 
-async fn connect(database: &Path) -> std::result::Result<SqlitePool, sqlx::Error> {
-    let options = SqliteConnectOptions::new()
-        .filename(database)
-        .read_only(true)
-        .create_if_missing(false)
-        // Photos writes in short transactions; waiting longer than this means it holds the lock for good.
-        .busy_timeout(Duration::from_secs(1));
-    let pool = SqlitePoolOptions::new()
-        .max_connections(2)
-        .min_connections(0)
-        .connect_with(options)
-        .await?;
+fn connect(database: &Path) -> rusqlite::Result<Connection> {
+    // Read-only, and never created: a wrong path must fail here, not leave an empty database behind.
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let connection = Connection::open_with_flags(database, flags)?;
+    // Photos writes in short transactions; waiting longer than this means it holds the lock for good.
+    connection.busy_timeout(Duration::from_secs(1))?;
     // Opening is lazy in SQLite: only reading a page tells a database from random bytes.
-    sqlx::query("SELECT count(*) FROM sqlite_master")
-        .fetch_one(&pool)
-        .await?;
-    Ok(pool)
+    connection.query_row("SELECT count(*) FROM sqlite_master", [], |row| {
+        row.get::<_, i64>(0)
+    })?;
+    Ok(connection)
 }
 
-async fn open_copy(database: &Path) -> Result<OpenDatabase> {
-    let source = database.to_path_buf();
-    let dir = tokio::task::spawn_blocking(move || copy_with_sidecars(&source))
-        .await
-        .map_err(|join| Error::Io {
-            path: database.to_path_buf(),
-            action: "copying the locked database",
-            source: std::io::Error::other(join),
-        })??;
+fn open_copy(database: &Path) -> Result<OpenDatabase> {
+    let dir = copy_with_sidecars(database)?;
     let copy = dir.path().join("Photos.sqlite");
-    match connect(&copy).await {
-        Ok(pool) => Ok(OpenDatabase {
-            pool,
+    match connect(&copy) {
+        Ok(connection) => Ok(OpenDatabase {
+            connection,
             copy: Some(dir),
         }),
         Err(source) => Err(query_error(database, source)),

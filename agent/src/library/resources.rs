@@ -2,12 +2,16 @@
 //! the edited render. Paths follow the bundle layout in `photos-sqlite.md`; availability is decided by the file
 //! system first (the database can lag behind a download), then by `ZINTERNALRESOURCE.ZLOCALAVAILABILITY` to tell
 //! an iCloud-only original from a file that should be there and is not.
+//!
+//! Each file is looked at once per pass, with one `stat`: whether it is there, and its size and modification
+//! time, which the sync loop's hash cache compares without looking again.
 
 use std::path::{Path, PathBuf};
 
 use api::{Resource, ResourceType, UnavailableReason};
 
 use super::ResourceFile;
+use super::disk::Disk;
 
 /// One `ZINTERNALRESOURCE` row, reduced to what decides paths, sizes and availability.
 #[derive(Debug, Clone, Copy, Default)]
@@ -44,35 +48,52 @@ const COMPACT_UTI_HEIC: i64 = 3;
 /// Builds the wire resources and their paths, in the order original, live video, render.
 pub(crate) fn build(
     root: &Path,
+    disk: &mut Disk,
     asset: &AssetFiles<'_>,
     rows: &[ResourceRow],
 ) -> (Vec<Resource>, Vec<ResourceFile>) {
-    let mut resources = Vec::new();
-    let mut files = Vec::new();
-    let mut push = |resource_type, path: PathBuf, row: Option<&ResourceRow>, declared: Option<i64>| {
-        let (available, unavailable_reason) =
-            availability(&path, row.and_then(|r| r.local_availability), asset.cloud);
-        let size = declared
-            .or_else(|| row.and_then(|r| r.data_length))
-            .and_then(|size| u64::try_from(size).ok())
-            .or_else(|| std::fs::metadata(&path).ok().map(|m| m.len()))
-            .unwrap_or(0);
-        resources.push(Resource {
-            resource_type,
-            size,
-            sha256: None,
-            available,
-            unavailable_reason,
-        });
-        files.push(ResourceFile { resource_type, path });
-    };
+    let n = 1 + usize::from(asset.live_photo) + usize::from(asset.edited);
+    let mut resources = Vec::with_capacity(n);
+    let mut files = Vec::with_capacity(n);
+    let mut push =
+        |disk: &mut Disk, resource_type, path: PathBuf, row: Option<&ResourceRow>, declared: Option<i64>| {
+            let stamp = disk.stamp(&path);
+            let (available, unavailable_reason) = availability(
+                stamp.is_some(),
+                row.and_then(|r| r.local_availability),
+                asset.cloud,
+            );
+            let size = declared
+                .or_else(|| row.and_then(|r| r.data_length))
+                .and_then(|size| u64::try_from(size).ok())
+                .or_else(|| stamp.map(|s| s.size))
+                .unwrap_or(0);
+            resources.push(Resource {
+                resource_type,
+                size,
+                sha256: None,
+                available,
+                unavailable_reason,
+            });
+            files.push(ResourceFile {
+                resource_type,
+                path,
+                stamp,
+            });
+        };
 
-    let original = original_path(root, asset);
+    let original = original_path(root, disk, asset);
     let original_row = rows.iter().find(|r| {
         r.version == Some(0) && r.store_subtype == Some(1) && matches!(r.resource_type, Some(0 | 1))
     });
     let declared = asset.original_size.filter(|size| *size > 0);
-    push(ResourceType::Original, original.clone(), original_row, declared);
+    push(
+        disk,
+        ResourceType::Original,
+        original.clone(),
+        original_row,
+        declared,
+    );
 
     if asset.live_photo {
         let path = original.with_file_name(format!("{}_3.mov", asset.uuid));
@@ -83,70 +104,78 @@ pub(crate) fn build(
                 rows.iter()
                     .find(|r| r.resource_type == Some(3) && r.version == Some(0))
             });
-        push(ResourceType::LiveVideo, path, row, None);
+        push(disk, ResourceType::LiveVideo, path, row, None);
     }
 
     if asset.edited {
         let row = rows
             .iter()
             .find(|r| r.version == Some(2) && matches!(r.resource_type, Some(0 | 1)));
-        let path = render_path(root, asset, row.and_then(|r| r.compact_uti));
-        push(ResourceType::Render, path, row, None);
+        let path = render_path(root, disk, asset, row.and_then(|r| r.compact_uti));
+        push(disk, ResourceType::Render, path, row, None);
     }
     (resources, files)
 }
 
 /// `originals/<dir>/<file>`; a referenced file's absolute directory; shared-album files under `cloudsharing`.
-pub(crate) fn original_path(root: &Path, asset: &AssetFiles<'_>) -> PathBuf {
+pub(crate) fn original_path(root: &Path, disk: &mut Disk, asset: &AssetFiles<'_>) -> PathBuf {
     let filename = asset.filename.filter(|f| !f.is_empty()).unwrap_or(asset.uuid);
     let directory = asset.directory.filter(|d| !d.is_empty());
     if let Some(absolute) = directory.filter(|d| d.starts_with('/')) {
         return Path::new(absolute).join(filename);
     }
-    let directory = directory
-        .map(str::to_owned)
-        .unwrap_or_else(|| first_char(asset.uuid));
+    let directory = directory.unwrap_or_else(|| first_char(asset.uuid));
     if asset.saved_type == Some(SAVED_TYPE_SHARED) {
         // Photos 5 kept shared-album files under resources/, later releases under scopes/.
-        let scopes = root
-            .join("scopes/cloudsharing/data")
-            .join(&directory)
-            .join(filename);
-        let resources = root
-            .join("resources/cloudsharing/data")
-            .join(&directory)
-            .join(filename);
-        return if !scopes.exists() && resources.exists() {
+        let scopes = under(root, &["scopes/cloudsharing/data", directory, filename]);
+        let resources = under(root, &["resources/cloudsharing/data", directory, filename]);
+        return if !disk.is_file(&scopes) && disk.is_file(&resources) {
             resources
         } else {
             scopes
         };
     }
-    root.join("originals").join(directory).join(filename)
+    under(root, &["originals", directory, filename])
 }
 
 /// `resources/renders/<X>/<UUID>_1_201_a.<jpeg|heic>`, or `<UUID>_2_0_a.mov` for an edited video.
-fn render_path(root: &Path, asset: &AssetFiles<'_>, compact_uti: Option<i64>) -> PathBuf {
+fn render_path(root: &Path, disk: &mut Disk, asset: &AssetFiles<'_>, compact_uti: Option<i64>) -> PathBuf {
     let directory = asset
         .directory
         .filter(|d| !d.is_empty() && !d.starts_with('/'))
-        .map(str::to_owned)
         .unwrap_or_else(|| first_char(asset.uuid));
-    let dir = root.join("resources/renders").join(directory);
+    let uuid = asset.uuid;
     if asset.video {
-        return dir.join(format!("{}_2_0_a.mov", asset.uuid));
+        return under(
+            root,
+            &["resources/renders", directory, &format!("{uuid}_2_0_a.mov")],
+        );
     }
-    let heic = dir.join(format!("{}_1_201_a.heic", asset.uuid));
-    if compact_uti == Some(COMPACT_UTI_HEIC) || heic.exists() {
+    let heic = under(
+        root,
+        &["resources/renders", directory, &format!("{uuid}_1_201_a.heic")],
+    );
+    if compact_uti == Some(COMPACT_UTI_HEIC) || disk.is_file(&heic) {
         heic
     } else {
-        dir.join(format!("{}_1_201_a.jpeg", asset.uuid))
+        heic.with_extension("jpeg")
     }
 }
 
+/// `root/a/b/c` in one allocation (a path is built for every resource of every asset).
+fn under(root: &Path, parts: &[&str]) -> PathBuf {
+    let length = root.as_os_str().len() + parts.iter().map(|p| p.len() + 1).sum::<usize>();
+    let mut path = PathBuf::with_capacity(length);
+    path.push(root);
+    for part in parts {
+        path.push(part);
+    }
+    path
+}
+
 /// On disk → available; else iCloud-only when the asset is in iCloud and Photos says the file is not local.
-fn availability(path: &Path, local: Option<i64>, cloud: bool) -> (bool, Option<UnavailableReason>) {
-    if path.is_file() {
+fn availability(on_disk: bool, local: Option<i64>, cloud: bool) -> (bool, Option<UnavailableReason>) {
+    if on_disk {
         (true, None)
     } else if cloud && local != Some(1) {
         (false, Some(UnavailableReason::IcloudOnly))
@@ -155,8 +184,9 @@ fn availability(path: &Path, local: Option<i64>, cloud: bool) -> (bool, Option<U
     }
 }
 
-fn first_char(uuid: &str) -> String {
-    uuid.chars().next().map(String::from).unwrap_or_default()
+/// The UUID's first character (Photos' directory for it), borrowed.
+fn first_char(uuid: &str) -> &str {
+    uuid.char_indices().nth(1).map_or(uuid, |(end, _)| &uuid[..end])
 }
 
 #[cfg(test)]
@@ -182,7 +212,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(root.path().join("originals/A")).unwrap();
         std::fs::write(root.path().join("originals/A/A1.heic"), b"0123456789").unwrap();
-        let (resources, files) = build(root.path(), &asset("A1"), &[]);
+        let (resources, files) = build(root.path(), &mut Disk::new(root.path()), &asset("A1"), &[]);
         assert_eq!(files[0].path, root.path().join("originals/A/A1.heic"));
         assert!(resources[0].available);
         assert_eq!(resources[0].size, 10);
@@ -197,13 +227,13 @@ mod tests {
             local_availability: Some(-1),
             ..ResourceRow::default()
         };
-        let (resources, _) = build(root.path(), &cloud, &[row]);
+        let (resources, _) = build(root.path(), &mut Disk::new(root.path()), &cloud, &[row]);
         assert_eq!(
             resources[0].unavailable_reason,
             Some(UnavailableReason::IcloudOnly)
         );
         cloud.cloud = false;
-        let (resources, _) = build(root.path(), &cloud, &[row]);
+        let (resources, _) = build(root.path(), &mut Disk::new(root.path()), &cloud, &[row]);
         assert_eq!(resources[0].unavailable_reason, Some(UnavailableReason::Missing));
     }
 
@@ -214,7 +244,7 @@ mod tests {
         a.directory = Some("/Users/me/Pictures");
         a.filename = Some("IMG_1.HEIC");
         assert_eq!(
-            original_path(root, &a),
+            original_path(root, &mut Disk::new(root), &a),
             Path::new("/Users/me/Pictures/IMG_1.HEIC")
         );
 
@@ -223,7 +253,7 @@ mod tests {
         live.filename = Some("D4.heic");
         live.live_photo = true;
         live.edited = true;
-        let (resources, files) = build(root, &live, &[]);
+        let (resources, files) = build(root, &mut Disk::new(root), &live, &[]);
         let types: Vec<_> = resources.iter().map(|r| r.resource_type).collect();
         assert_eq!(
             types,
@@ -240,7 +270,7 @@ mod tests {
         );
 
         live.video = true;
-        let (_, files) = build(root, &live, &[]);
+        let (_, files) = build(root, &mut Disk::new(root), &live, &[]);
         assert_eq!(files[2].path, Path::new("/lib/resources/renders/D/D4_2_0_a.mov"));
     }
 }

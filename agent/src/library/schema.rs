@@ -9,8 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use sqlx::Row;
-use sqlx::sqlite::SqlitePool;
+use rusqlite::{Connection, OptionalExtension as _};
 
 use super::error::{Error, Result};
 use super::open::query_error;
@@ -108,14 +107,14 @@ const ATTRIBUTES: &str = "ZADDITIONALASSETATTRIBUTES";
 
 impl Schema {
     /// Inspects the database; fails with `NotPhotosLibrary` when the core Photos tables are missing.
-    pub(crate) async fn discover(pool: &SqlitePool, path: &Path) -> Result<Schema> {
+    pub(crate) fn discover(connection: &Connection, path: &Path) -> Result<Schema> {
         let not_photos = |reason: String| Error::NotPhotosLibrary {
             path: path.to_path_buf(),
             reason,
         };
         let mut columns = HashMap::new();
         for table in ["Z_PRIMARYKEY", "ZASSET", "ZGENERICASSET", ATTRIBUTES] {
-            columns.insert(table.to_owned(), table_columns(pool, path, table).await?);
+            columns.insert(table.to_owned(), table_columns(connection, path, table)?);
         }
         if columns["Z_PRIMARYKEY"].is_empty() {
             return Err(not_photos("no Z_PRIMARYKEY table (not a Core Data store)".into()));
@@ -143,20 +142,24 @@ impl Schema {
             "ZPERSON",
             "ZDETECTEDFACE",
         ] {
-            columns.insert(table.to_owned(), table_columns(pool, path, table).await?);
+            columns.insert(table.to_owned(), table_columns(connection, path, table)?);
         }
 
-        let version = PhotosVersion::from_model(model_version(pool, path).await?);
+        let version = PhotosVersion::from_model(model_version(connection, path)?);
         if !version.known {
             tracing::warn!(path = %path.display(), %version, "unknown Photos model version; reading as the newest");
         }
 
-        let asset_entity = entity(pool, path, "Z_NAME IN ('Asset', 'GenericAsset') AND Z_SUPER = 0").await?;
-        let album_entity = entity(pool, path, "Z_NAME = 'Album'").await?;
+        let asset_entity = entity(
+            connection,
+            path,
+            "Z_NAME IN ('Asset', 'GenericAsset') AND Z_SUPER = 0",
+        )?;
+        let album_entity = entity(connection, path, "Z_NAME = 'Album'")?;
         let album_join = match (album_entity, asset_entity) {
             (Some(album), Some(asset)) => {
                 let table = format!("Z_{album}ASSETS");
-                let found = table_columns(pool, path, &table).await?;
+                let found = table_columns(connection, path, &table)?;
                 let album_column = format!("Z_{album}ALBUMS");
                 let asset_column = format!("Z_{asset}ASSETS");
                 let order_column = format!("Z_FOK_{asset}ASSETS");
@@ -176,12 +179,12 @@ impl Schema {
             _ => None,
         };
 
-        let attributes_entity = entity(pool, path, "Z_NAME = 'AdditionalAssetAttributes'").await?;
-        let keyword_entity = entity(pool, path, "Z_NAME = 'Keyword'").await?;
+        let attributes_entity = entity(connection, path, "Z_NAME = 'AdditionalAssetAttributes'")?;
+        let keyword_entity = entity(connection, path, "Z_NAME = 'Keyword'")?;
         let keyword_join = match (attributes_entity, keyword_entity) {
             (Some(attributes), Some(keyword)) if !columns["ZKEYWORD"].is_empty() => {
                 let table = format!("Z_{attributes}KEYWORDS");
-                let found = table_columns(pool, path, &table).await?;
+                let found = table_columns(connection, path, &table)?;
                 let attributes_column = format!("Z_{attributes}ASSETATTRIBUTES");
                 let keyword_column = format!("Z_{keyword}KEYWORDS");
                 (found.contains(&attributes_column) && found.contains(&keyword_column)).then_some(
@@ -240,46 +243,47 @@ impl Schema {
 }
 
 /// Column names of a table; empty when the table does not exist.
-async fn table_columns(pool: &SqlitePool, path: &Path, table: &str) -> Result<HashSet<String>> {
-    let rows = sqlx::query("SELECT name FROM pragma_table_info(?1)")
-        .bind(table)
-        .fetch_all(pool)
-        .await
-        .map_err(|source| query_error(path, source))?;
-    rows.iter()
-        .map(|row| {
-            row.try_get::<String, _>(0)
-                .map_err(|source| query_error(path, source))
-        })
-        .collect()
+fn table_columns(connection: &Connection, path: &Path, table: &str) -> Result<HashSet<String>> {
+    let read = || -> rusqlite::Result<HashSet<String>> {
+        let mut statement = connection.prepare("SELECT name FROM pragma_table_info(?1)")?;
+        let names = statement.query_map([table], |row| row.get::<_, String>(0))?;
+        names.collect()
+    };
+    read().map_err(|source| query_error(path, source))
 }
 
 /// The entity number (`Z_ENT`) of the first `Z_PRIMARYKEY` row matching `condition` (a constant SQL predicate).
-async fn entity(pool: &SqlitePool, path: &Path, condition: &'static str) -> Result<Option<i64>> {
+fn entity(connection: &Connection, path: &Path, condition: &'static str) -> Result<Option<i64>> {
     let sql = format!("SELECT Z_ENT FROM Z_PRIMARYKEY WHERE {condition} ORDER BY Z_ENT LIMIT 1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .fetch_optional(pool)
-        .await
-        .map_err(|source| query_error(path, source))?;
-    row.map(|row| row.try_get_unchecked::<i64, _>(0))
-        .transpose()
+    connection
+        .query_row(&sql, [], |row| super::value::int(row, 0))
+        .optional()
+        .map(Option::flatten)
         .map_err(|source| query_error(path, source))
 }
 
 /// `PLModelVersion` from the newest `Z_METADATA` plist; `None` (with a warning) when absent or unreadable.
-async fn model_version(pool: &SqlitePool, path: &Path) -> Result<Option<i64>> {
-    let has_metadata = !table_columns(pool, path, "Z_METADATA").await?.is_empty();
+fn model_version(connection: &Connection, path: &Path) -> Result<Option<i64>> {
+    let has_metadata = !table_columns(connection, path, "Z_METADATA")?.is_empty();
     if !has_metadata {
         tracing::warn!(path = %path.display(), "no Z_METADATA table; model version unknown");
         return Ok(None);
     }
-    let row = sqlx::query("SELECT Z_PLIST FROM Z_METADATA ORDER BY Z_VERSION DESC LIMIT 1")
-        .fetch_optional(pool)
-        .await
-        .map_err(|source| query_error(path, source))?;
-    let Some(row) = row else { return Ok(None) };
-    let blob: Option<Vec<u8>> = row
-        .try_get_unchecked(0)
+    let blob: Option<Vec<u8>> = connection
+        .query_row(
+            "SELECT Z_PLIST FROM Z_METADATA ORDER BY Z_VERSION DESC LIMIT 1",
+            [],
+            |row| {
+                Ok(match row.get_ref(0)? {
+                    rusqlite::types::ValueRef::Blob(bytes) | rusqlite::types::ValueRef::Text(bytes) => {
+                        Some(bytes.to_vec())
+                    }
+                    _ => None,
+                })
+            },
+        )
+        .optional()
+        .map(Option::flatten)
         .map_err(|source| query_error(path, source))?;
     let version = blob.as_deref().and_then(parse_model_version);
     if version.is_none() {
