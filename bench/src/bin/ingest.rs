@@ -47,9 +47,12 @@ struct Cli {
     /// Sync requests (and peer statements on PostgreSQL) in flight.
     #[arg(long, default_value_t = 4)]
     in_flight: usize,
+    /// Only this database (`sqlite` or `postgres`); both when absent.
+    #[arg(long, value_enum)]
+    db: Option<Db>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Db {
     Sqlite,
     Postgres,
@@ -144,7 +147,8 @@ fn main() -> Result<()> {
 
     let mut rows = Vec::new();
     let mut rates = Vec::new();
-    for db in [Db::Sqlite, Db::Postgres] {
+    let dbs = cli.db.map_or_else(|| vec![Db::Sqlite, Db::Postgres], |db| vec![db]);
+    for db in dbs {
         let (mut ours_new, mut peer_new, mut ours_same, mut peer_same) = (vec![], vec![], vec![], vec![]);
         for run in 0..runs {
             let run_dir = work.path().join(format!("{}-{run}", db.name()));
