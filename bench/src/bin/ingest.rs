@@ -147,7 +147,9 @@ fn main() -> Result<()> {
 
     let mut rows = Vec::new();
     let mut rates = Vec::new();
-    let dbs = cli.db.map_or_else(|| vec![Db::Sqlite, Db::Postgres], |db| vec![db]);
+    let dbs = cli
+        .db
+        .map_or_else(|| vec![Db::Sqlite, Db::Postgres], |db| vec![db]);
     for db in dbs {
         let (mut ours_new, mut peer_new, mut ours_same, mut peer_same) = (vec![], vec![], vec![], vec![]);
         for run in 0..runs {

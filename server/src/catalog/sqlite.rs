@@ -22,6 +22,8 @@ use super::{ConnectOptions, Result};
 type Db = sqlx::Sqlite;
 /// The adapter the shared SQL implements [`super::Catalog`] for.
 type Adapter = SqliteCatalog;
+/// What a sync batch runs on: see [`SqliteCatalog::begin_sync`].
+type SyncConn = sqlx::Transaction<'static, Db>;
 
 /// How this driver shows a query plan.
 const EXPLAIN: &str = "EXPLAIN QUERY PLAN";
@@ -34,6 +36,10 @@ const SKIP_LOCKED: &str = "";
 )]
 #[path = "sql.rs"]
 mod sql;
+
+/// A sync batch's writes: the portable multi-row statements. Only one writer runs at a time here, so
+/// nothing is gained by folding them into fewer round trips (which SQLite's in-process calls hardly have).
+use sql::write::write_portable as write_batch;
 
 /// How much of the `icloud` database is read through a memory map (the rest through read(2)).
 const MMAP_BYTES: u64 = 1 << 30;
@@ -91,6 +97,21 @@ impl SqliteCatalog {
 
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Db>> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// A sync batch reads, decides and writes in one write transaction: SQLite has one writer anyway,
+    /// so reading under its lock costs nothing and the decisions cannot go stale.
+    async fn begin_sync(&self) -> Result<SyncConn> {
+        self.begin_write().await
+    }
+
+    /// Commits a sync batch.
+    #[allow(
+        clippy::unused_self,
+        reason = "the PostgreSQL adapter's counterpart has the same shape"
+    )]
+    async fn end_sync(&self, tx: SyncConn) -> Result<()> {
+        Ok(tx.commit().await?)
     }
 
     /// SQLite plans the batch lookups by the unique index whatever the statistics say: nothing to do.
