@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt as _;
@@ -30,6 +31,7 @@ const EXPLAIN: &str = "EXPLAIN QUERY PLAN";
 /// What a job lease's inner select adds (nothing: `BEGIN IMMEDIATE` already serialises writers).
 const SKIP_LOCKED: &str = "";
 
+mod checkpoint;
 #[allow(
     clippy::duplicate_mod,
     reason = "compiled once per driver on purpose: see catalog/sql.rs"
@@ -43,7 +45,8 @@ use sql::write::write_portable as write_batch;
 
 /// How much of the `icloud` database is read through a memory map (the rest through read(2)).
 const MMAP_BYTES: u64 = 1 << 30;
-/// WAL pages (4 KiB each) after which a commit checkpoints the `icloud` WAL into its database file.
+/// WAL pages (4 KiB each) after which a commit checkpoints the `icloud` WAL into its database file itself;
+/// normally the checkpointer (`sqlite/checkpoint.rs`) has done it before.
 const CHECKPOINT_PAGES: u32 = 10_000;
 
 /// The catalog on two SQLite files.
@@ -57,6 +60,8 @@ pub struct SqliteCatalog {
     /// of one queues writers in order instead, and they start the moment the previous one commits. This is
     /// scheduling, not correctness: another process on the same files still serialises through SQLite's lock.
     writer: SqlitePool,
+    /// Checkpoints the WAL beside the writer (shared by the clones; stops with the last one).
+    checkpointer: Arc<checkpoint::Checkpointer>,
     main: PathBuf,
     icloud: PathBuf,
 }
@@ -66,9 +71,11 @@ impl SqliteCatalog {
     pub async fn open(main: &Path, icloud: &Path, options: &ConnectOptions) -> Result<Self> {
         let writer = pool(main, icloud, 1).await?;
         let pool = pool(main, icloud, options.max_connections.max(1)).await?;
+        let checkpointer = Arc::new(checkpoint::Checkpointer::start(pool.clone()));
         Ok(Self {
             pool,
             writer,
+            checkpointer,
             main: main.to_owned(),
             icloud: icloud.to_owned(),
         })
@@ -105,13 +112,11 @@ impl SqliteCatalog {
         self.begin_write().await
     }
 
-    /// Commits a sync batch.
-    #[allow(
-        clippy::unused_self,
-        reason = "the PostgreSQL adapter's counterpart has the same shape"
-    )]
+    /// Commits a sync batch, and has the WAL checkpointed soon, off the writer.
     async fn end_sync(&self, tx: SyncConn) -> Result<()> {
-        Ok(tx.commit().await?)
+        tx.commit().await?;
+        self.checkpointer.wrote();
+        Ok(())
     }
 
     /// SQLite plans the batch lookups by the unique index whatever the statistics say: nothing to do.
