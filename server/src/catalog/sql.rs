@@ -229,6 +229,13 @@ impl Catalog for Adapter {
     }
 }
 
+/// Scopes a photos query to library `$1` of user `$2`. Written so that SQLite, which plans without
+/// statistics, searches UNIQUE (library_id, local_identifier) for `local_identifier IN (…)`: given a
+/// `user_id = ?` term it preferred any index led by `user_id` (which, for one user, holds all the rows).
+/// The user is checked through the library, whose user every one of its photos has.
+const IN_USER_LIBRARY: &str =
+    "library_id = $1 AND library_id IN (SELECT l.id FROM icloud.libraries l WHERE l.user_id = $2)";
+
 /// Most ids bound in one `IN (…)` list: far below SQLite's 32,766 and PostgreSQL's 65,535 parameters.
 const CHUNK: usize = 500;
 

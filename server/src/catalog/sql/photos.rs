@@ -12,7 +12,7 @@ use sqlx::Row as _;
 
 use super::resources::{CONTENT_CHANGED, ResourceRow, fetch_resources};
 use super::write::{BatchWrite, Linked, PhotoRow, ResourceWrite, Written};
-use super::{Adapter, CHUNK, Conn, current_version, library_key, ms, new_id, placeholders};
+use super::{Adapter, CHUNK, Conn, IN_USER_LIBRARY, current_version, library_key, ms, new_id, placeholders};
 use crate::catalog::validate;
 use crate::catalog::{
     Blob, Error, ItemOutcome, ItemResult, Library, LibraryId, PhotoId, PhotoUpsert, ResourceType, Result,
@@ -390,7 +390,7 @@ async fn fetch_existing(
     for chunk in identifiers.chunks(CHUNK) {
         let sql = format!(
             "SELECT id, local_identifier, metadata_sha256, deleted_at FROM icloud.photos \
-             WHERE library_id = $1 AND user_id = $2 AND local_identifier IN ({})",
+             WHERE {IN_USER_LIBRARY} AND local_identifier IN ({})",
             placeholders(3, chunk.len())
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
