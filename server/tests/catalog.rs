@@ -86,4 +86,5 @@ contract!(
     users_are_isolated,
     database_error_mid_batch_applies_nothing,
     concurrent_batches_of_one_user_all_apply,
+    undeclared_resources_are_removed,
 );

@@ -36,18 +36,37 @@ async fn sync_lookups_search_an_index() {
         .execute(&mut conn)
         .await
         .unwrap();
+    let hundred = (0..100)
+        .map(|i| format!("'id{i}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
     for (sql, index) in [
         (
-            "SELECT photo_id FROM icloud.resources WHERE user_id = 'u' AND photo_id IN ('a', 'b')",
+            &format!("SELECT photo_id FROM icloud.resources WHERE user_id = 'u' AND photo_id IN ({hundred})"),
             "resources_by_user_photo",
         ),
+        // A sync batch's lookup of its photos (100 identifiers, as the agent sends them: with two, SQLite
+        // chose the right index even when it would not for a hundred).
         (
-            "SELECT id FROM icloud.photos WHERE library_id = 'l' AND user_id = 'u' AND local_identifier IN ('a', 'b')",
-            "INDEX",
+            &format!(
+                "SELECT id FROM icloud.photos WHERE library_id = 'l' \
+                 AND library_id IN (SELECT l.id FROM icloud.libraries l WHERE l.user_id = 'u') \
+                 AND local_identifier IN ({hundred})"
+            ),
+            "(library_id=? AND local_identifier=?)",
         ),
         (
-            "SELECT sha256 FROM icloud.blobs WHERE user_id = 'u' AND sha256 IN ('a', 'b')",
+            &format!("SELECT sha256 FROM icloud.blobs WHERE user_id = 'u' AND sha256 IN ({hundred})"),
             "INDEX",
+        ),
+        // The upload route's lookup by identifier alone (Catalog::resource_for_upload).
+        (
+            &String::from(
+                "SELECT p.id FROM icloud.libraries l CROSS JOIN icloud.photos p \
+             WHERE l.user_id = 'u' AND ('l' IS NULL OR l.id = 'l') \
+               AND p.library_id = l.id AND p.local_identifier = 'a' AND p.user_id = 'u' LIMIT 2",
+            ),
+            "(library_id=? AND local_identifier=?)",
         ),
     ] {
         let plan = plan(&mut conn, sql).await;

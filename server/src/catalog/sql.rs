@@ -1,6 +1,7 @@
 //! The catalog's SQL, shared by both adapters and compiled once per driver: `sqlite.rs` and `postgres.rs`
 //! each include this module with `#[path]` after naming their `Db` (the sqlx driver) and `Adapter` (their
-//! catalog type, which provides `pool`, `begin_write` and `run_migrations`).
+//! catalog type, which provides `pool`, `begin_write` and `run_migrations`) and `write_batch` (how the
+//! driver applies a sync batch's writes: see `sql/write.rs`).
 //!
 //! Why not one generic implementation over `sqlx::Database`: the bounds that needs (higher-ranked executor
 //! and encode/decode bounds on every function) make the futures hard to prove `Send` for `async_trait`, and
@@ -39,7 +40,7 @@ mod photos;
     reason = "compiled once per driver on purpose: see catalog/sql.rs"
 )]
 #[path = "sql/resources.rs"]
-mod resources;
+pub(super) mod resources;
 #[allow(
     clippy::duplicate_mod,
     reason = "compiled once per driver on purpose: see catalog/sql.rs"
@@ -58,6 +59,12 @@ mod uploads;
 )]
 #[path = "sql/web.rs"]
 mod web;
+#[allow(
+    clippy::duplicate_mod,
+    reason = "compiled once per driver on purpose: see catalog/sql.rs"
+)]
+#[path = "sql/write.rs"]
+pub(super) mod write;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -222,6 +229,13 @@ impl Catalog for Adapter {
     }
 }
 
+/// Scopes a photos query to library `$1` of user `$2`. Written so that SQLite, which plans without
+/// statistics, searches UNIQUE (library_id, local_identifier) for `local_identifier IN (…)`: given a
+/// `user_id = ?` term it preferred any index led by `user_id` (which, for one user, holds all the rows).
+/// The user is checked through the library, whose user every one of its photos has.
+const IN_USER_LIBRARY: &str =
+    "library_id = $1 AND library_id IN (SELECT l.id FROM icloud.libraries l WHERE l.user_id = $2)";
+
 /// Most ids bound in one `IN (…)` list: far below SQLite's 32,766 and PostgreSQL's 65,535 parameters.
 const CHUNK: usize = 500;
 
@@ -229,7 +243,7 @@ const CHUNK: usize = 500;
 /// bits. Ids made one after another sort one after another, so a batch's rows land at the right edge of each
 /// id index instead of dirtying a page per row at random places (a profile of a 100-photo batch on SQLite
 /// was dominated by writing those pages to the WAL); 80 random bits keep ids unguessable and unique.
-fn new_id() -> String {
+pub(super) fn new_id() -> String {
     let millis = u128::try_from(Utc::now().timestamp_millis()).unwrap_or(0) & ((1 << 48) - 1);
     let random = rand::random::<u128>() & ((1 << 80) - 1);
     format!("{:032x}", (millis << 80) | random)

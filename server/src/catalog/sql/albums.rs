@@ -7,7 +7,10 @@ use std::collections::{HashMap, HashSet};
 use chrono::Utc;
 use sqlx::Row as _;
 
-use super::{Adapter, CHUNK, Conn, bump_version, current_version, library_key, ms, new_id, placeholders};
+use super::{
+    Adapter, CHUNK, Conn, IN_USER_LIBRARY, bump_version, current_version, library_key, ms, new_id,
+    placeholders,
+};
 use crate::catalog::validate;
 use crate::catalog::{AlbumUpsert, AlbumsResult, LibraryId, Result, UserId};
 
@@ -164,7 +167,7 @@ async fn resolve_members(
     for chunk in identifiers.chunks(CHUNK) {
         let sql = format!(
             "SELECT id, local_identifier FROM icloud.photos \
-             WHERE library_id = $1 AND user_id = $2 AND deleted_at IS NULL AND local_identifier IN ({})",
+             WHERE {IN_USER_LIBRARY} AND deleted_at IS NULL AND local_identifier IN ({})",
             placeholders(3, chunk.len())
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))

@@ -1,19 +1,18 @@
 //! Libraries and the sync batch. A batch is validated first (bad items become `Rejected` without touching
-//! the database), then read, decided and written in one write transaction: the existing rows of the batch
-//! are fetched with a few `IN (…)` queries, each item is compared with its stored metadata hash and
-//! resource rows, and only rows that differ are written. The version is bumped once, and only when
-//! something is written, so a re-sync of an unchanged library writes nothing.
+//! the database), then read, decided and written: the existing rows of the batch are fetched with a few
+//! `IN (…)` queries, each item is compared with its stored metadata hash and resource rows, and only rows
+//! that differ are written, all at once by the adapter's `write_batch` (`sql/write.rs`), atomically. The
+//! version is bumped once, and only when something is written, so a re-sync of an unchanged library writes
+//! nothing.
 
 use std::collections::{HashMap, HashSet};
 
 use chrono::Utc;
 use sqlx::Row as _;
 
-use super::jobs::queue_jobs;
-use super::resources::{CONTENT_CHANGED, ResourceRow, fetch_resources, upsert_resources};
-use super::{
-    Adapter, CHUNK, Conn, Db, bump_version, current_version, library_key, ms, new_id, placeholders, to_i64,
-};
+use super::resources::{CONTENT_CHANGED, ResourceRow, fetch_resources};
+use super::write::{BatchWrite, Linked, PhotoRow, ResourceWrite, Written};
+use super::{Adapter, CHUNK, Conn, IN_USER_LIBRARY, current_version, library_key, ms, new_id, placeholders};
 use crate::catalog::validate;
 use crate::catalog::{
     Blob, Error, ItemOutcome, ItemResult, Library, LibraryId, PhotoId, PhotoUpsert, ResourceType, Result,
@@ -120,22 +119,23 @@ pub(super) async fn sync_photos(
         })
         .collect();
 
-    let mut tx = catalog.begin_write().await?;
-    library_key(&mut tx, user_id, library_id).await?;
+    // One write transaction on SQLite; on PostgreSQL plain reads and then one statement (see `begin_sync`).
+    let mut conn = catalog.begin_sync().await?;
+    library_key(&mut conn, user_id, library_id).await?;
     let identifiers: Vec<&str> = checked
         .iter()
         .flatten()
         .map(|i| i.local_identifier.as_str())
         .collect();
-    let existing = fetch_existing(&mut tx, user_id, library_id, &identifiers).await?;
+    let existing = fetch_existing(&mut conn, user_id, library_id, &identifiers).await?;
     let photo_ids: Vec<&str> = existing.values().map(|e| e.id.as_str()).collect();
-    let mut stored = fetch_resources(&mut tx, user_id, &photo_ids).await?;
+    let mut stored = fetch_resources(&mut conn, user_id, &photo_ids).await?;
     let shas: Vec<&str> = checked
         .iter()
         .flatten()
         .flat_map(|i| i.resources.iter().filter_map(|r| r.sha256.as_deref()))
         .collect();
-    let blobs = fetch_blobs(&mut tx, user_id, &shas).await?;
+    let blobs = fetch_blobs(&mut conn, user_id, &shas).await?;
 
     let plans: Vec<(String, Plan)> = checked
         .into_iter()
@@ -150,47 +150,66 @@ pub(super) async fn sync_photos(
         })
         .collect();
 
-    let writes = plans
-        .iter()
-        .any(|(_, p)| matches!(p, Plan::Delete { .. } | Plan::Write { .. }));
-    let version = if writes {
-        bump_version(&mut tx, user_id).await?
-    } else {
-        current_version(&mut tx, user_id).await?
-    };
-
-    // Gather the writes of the whole batch, then issue them as a few multi-row statements: one statement
-    // per row made a batch of 100 photos cost some 200 round trips into the database.
-    let mut deleted: Vec<&str> = Vec::new();
-    let mut touched: Vec<&str> = Vec::new();
-    let mut rows: Vec<PhotoRow<'_>> = Vec::new();
-    for (_, plan) in &plans {
+    // Gather the writes of the whole batch; the adapter applies them with a few set-based statements (one
+    // statement per row made a batch of 100 photos cost some 200 round trips into the database).
+    let mut batch = BatchWrite::default();
+    for (local_identifier, plan) in &plans {
         match plan {
-            Plan::Delete { photo_id } => deleted.push(photo_id),
+            Plan::Delete { photo_id } => batch.deleted.push(photo_id),
             Plan::Write {
                 item,
                 hash,
                 photo_id,
-                metadata: true,
+                metadata,
+                resources,
+                stale,
                 ..
-            } => rows.push(PhotoRow {
-                id: photo_id,
-                item,
-                hash,
-            }),
-            Plan::Write { photo_id, .. } => touched.push(photo_id),
+            } => {
+                if *metadata {
+                    batch.photos.push(PhotoRow {
+                        id: photo_id,
+                        item,
+                        hash,
+                    });
+                } else {
+                    batch.touched.push(photo_id);
+                }
+                batch.stale.extend(stale.iter().map(|t| (photo_id.as_str(), *t)));
+                batch.resources.extend(resources.iter().map(|row| ResourceWrite {
+                    local_identifier,
+                    photo_id,
+                    row,
+                }));
+                // An original linked to content the user already stores is stored now: enrich it.
+                batch.linked.extend(
+                    resources
+                        .iter()
+                        .filter(|r| {
+                            r.resource_type == ResourceType::Original && r.state == ResourceState::Stored
+                        })
+                        .filter_map(|r| r.stored_sha256.as_deref())
+                        .map(|sha256| Linked {
+                            local_identifier,
+                            photo_id,
+                            sha256,
+                        }),
+                );
+            }
             Plan::Reject(_) | Plan::Keep { .. } => {}
         }
     }
-    set_photo_versions(&mut tx, user_id, &deleted, version, now, true).await?;
-    set_photo_versions(&mut tx, user_id, &touched, version, now, false).await?;
-    // The id a row really has: another transaction may have inserted the same identity first.
-    let ids = upsert_photos(&mut tx, user_id, library_id, &rows, version, now).await?;
-    drop(rows);
+    let n_resources = batch.resources.len();
+    let written = if batch.is_empty() {
+        Written {
+            version: current_version(&mut conn, user_id).await?,
+            ids: HashMap::new(),
+        }
+    } else {
+        super::super::write_batch(&mut conn, user_id, library_id, &batch, now).await?
+    };
+    drop(batch);
 
     let mut results = Vec::with_capacity(plans.len());
-    let mut resource_rows: Vec<(String, ResourceRow)> = Vec::new();
-    let mut linked: Vec<(String, String)> = Vec::new();
     for (local_identifier, plan) in plans {
         let result = match plan {
             Plan::Reject(reason) => ItemResult {
@@ -214,30 +233,10 @@ pub(super) async fn sync_photos(
             Plan::Write {
                 photo_id,
                 created,
-                resources,
-                stale,
                 needs,
                 ..
             } => {
-                let photo_id = ids.get(&local_identifier).cloned().unwrap_or(photo_id);
-                // An original linked to content the user already stores is stored now: enrich it.
-                linked.extend(
-                    resources
-                        .iter()
-                        .filter(|r| {
-                            r.resource_type == ResourceType::Original && r.state == ResourceState::Stored
-                        })
-                        .filter_map(|r| r.stored_sha256.clone().map(|sha| (photo_id.clone(), sha))),
-                );
-                for resource_type in stale {
-                    sqlx::query("DELETE FROM icloud.resources WHERE photo_id = $1 AND resource_type = $2 AND user_id = $3")
-                        .bind(&photo_id)
-                        .bind(resource_type.as_str())
-                        .bind(user_id.as_str())
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                resource_rows.extend(resources.into_iter().map(|row| (photo_id.clone(), row)));
+                let photo_id = written.ids.get(&local_identifier).cloned().unwrap_or(photo_id);
                 ItemResult {
                     local_identifier,
                     photo_id: Some(PhotoId::new(photo_id)),
@@ -252,19 +251,16 @@ pub(super) async fn sync_photos(
         };
         results.push(result);
     }
-    let resource_refs: Vec<(&str, &ResourceRow)> =
-        resource_rows.iter().map(|(id, row)| (id.as_str(), row)).collect();
-    upsert_resources(&mut tx, user_id, &resource_refs).await?;
-    let resource_refs_len = resource_refs.len();
-    drop(resource_refs);
-    queue_jobs(&mut tx, user_id, &linked, now).await?;
-    tx.commit().await?;
+    catalog.end_sync(conn).await?;
     let created = results
         .iter()
         .filter(|r| matches!(r.outcome, ItemOutcome::Created))
         .count();
-    catalog.rows_created(u64::try_from(created + resource_refs_len).unwrap_or(u64::MAX));
-    Ok(SyncBatchResult { results, version })
+    catalog.rows_created(u64::try_from(created + n_resources).unwrap_or(u64::MAX));
+    Ok(SyncBatchResult {
+        results,
+        version: written.version,
+    })
 }
 
 /// Decides what one valid item needs.
@@ -394,7 +390,7 @@ async fn fetch_existing(
     for chunk in identifiers.chunks(CHUNK) {
         let sql = format!(
             "SELECT id, local_identifier, metadata_sha256, deleted_at FROM icloud.photos \
-             WHERE library_id = $1 AND user_id = $2 AND local_identifier IN ({})",
+             WHERE {IN_USER_LIBRARY} AND local_identifier IN ({})",
             placeholders(3, chunk.len())
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -443,130 +439,4 @@ async fn fetch_blobs(conn: &mut Conn, user_id: &UserId, shas: &[&str]) -> Result
         }
     }
     Ok(found)
-}
-
-/// A photo row to write: its id (a fresh one for a new photo), the validated item and its metadata hash.
-struct PhotoRow<'a> {
-    id: &'a str,
-    item: &'a PhotoUpsert,
-    hash: &'a str,
-}
-
-/// Photo rows per statement: 32 parameters each, well under SQLite's 32,766 and PostgreSQL's 65,535.
-const PHOTO_ROWS_PER_STATEMENT: usize = 250;
-
-/// Sets `version` (and `deleted_at` when `delete`) on the given photos, in a few statements.
-async fn set_photo_versions(
-    conn: &mut Conn,
-    user_id: &UserId,
-    photo_ids: &[&str],
-    version: i64,
-    now: i64,
-    delete: bool,
-) -> Result<()> {
-    let deleted_at = if delete { "deleted_at = $1, " } else { "" };
-    for chunk in photo_ids.chunks(CHUNK) {
-        let sql = format!(
-            "UPDATE icloud.photos SET {deleted_at}updated_at = $1, version = $2 \
-             WHERE user_id = $3 AND id IN ({})",
-            placeholders(4, chunk.len())
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(now)
-            .bind(version)
-            .bind(user_id.as_str());
-        for id in chunk {
-            query = query.bind(*id);
-        }
-        query.execute(&mut *conn).await?;
-    }
-    Ok(())
-}
-
-/// Inserts or overwrites whole photo rows, many per statement; answers each row's id by `localIdentifier`.
-async fn upsert_photos(
-    conn: &mut Conn,
-    user_id: &UserId,
-    library_id: &LibraryId,
-    rows: &[PhotoRow<'_>],
-    version: i64,
-    now: i64,
-) -> Result<HashMap<String, String>> {
-    let mut ids = HashMap::with_capacity(rows.len());
-    for chunk in rows.chunks(PHOTO_ROWS_PER_STATEMENT) {
-        let mut values = Vec::with_capacity(chunk.len());
-        for row in chunk {
-            let item = row.item;
-            values.push((
-                row,
-                serde_json::to_string(&item.keywords).unwrap_or_else(|_| "[]".to_owned()),
-                serde_json::to_string(&item.people).unwrap_or_else(|_| "[]".to_owned()),
-                item.duration_ms.map(|d| to_i64("durationMs", d)).transpose()?,
-            ));
-        }
-        let mut qb = sqlx::QueryBuilder::<Db>::new(
-            "INSERT INTO icloud.photos (id, user_id, library_id, local_identifier, cloud_guid, fingerprint, \
-                 kind, subtype, live_photo, width, height, duration_ms, taken_at, taken_at_offset_s, time_zone, \
-                 modified_at, favorite, hidden, trashed, latitude, longitude, original_filename, uti, edited, \
-                 title, caption, keywords, people, metadata_sha256, version, created_at, updated_at, deleted_at) ",
-        );
-        qb.push_values(values, |mut b, (row, keywords, people, duration)| {
-            let item = row.item;
-            let kind = match item.kind {
-                api::AssetKind::Photo => "photo",
-                api::AssetKind::Video => "video",
-            };
-            b.push_bind(row.id)
-                .push_bind(user_id.as_str())
-                .push_bind(library_id.as_str())
-                .push_bind(item.local_identifier.as_str())
-                .push_bind(item.cloud_guid.as_deref())
-                .push_bind(item.fingerprint.as_deref())
-                .push_bind(kind)
-                .push_bind(item.subtype.as_deref())
-                .push_bind(item.live_photo)
-                .push_bind(i64::from(item.width))
-                .push_bind(i64::from(item.height))
-                .push_bind(duration)
-                .push_bind(item.taken_at.timestamp_millis())
-                .push_bind(i64::from(item.taken_at.offset().local_minus_utc()))
-                .push_bind(item.time_zone.as_deref())
-                .push_bind(item.modified_at.timestamp_millis())
-                .push_bind(item.favorite)
-                .push_bind(item.hidden)
-                .push_bind(item.trashed)
-                .push_bind(item.latitude)
-                .push_bind(item.longitude)
-                .push_bind(item.original_filename.as_str())
-                .push_bind(item.uti.as_str())
-                .push_bind(item.edited)
-                .push_bind(item.title.as_deref())
-                .push_bind(item.caption.as_deref())
-                .push_bind(keywords)
-                .push_bind(people)
-                .push_bind(row.hash)
-                .push_bind(version)
-                .push_bind(now)
-                .push_bind(now)
-                .push_bind(None::<i64>);
-        });
-        qb.push(
-            " ON CONFLICT (library_id, local_identifier) DO UPDATE SET \
-                 cloud_guid = excluded.cloud_guid, fingerprint = excluded.fingerprint, kind = excluded.kind, \
-                 subtype = excluded.subtype, live_photo = excluded.live_photo, width = excluded.width, \
-                 height = excluded.height, duration_ms = excluded.duration_ms, taken_at = excluded.taken_at, \
-                 taken_at_offset_s = excluded.taken_at_offset_s, time_zone = excluded.time_zone, \
-                 modified_at = excluded.modified_at, favorite = excluded.favorite, hidden = excluded.hidden, \
-                 trashed = excluded.trashed, latitude = excluded.latitude, longitude = excluded.longitude, \
-                 original_filename = excluded.original_filename, uti = excluded.uti, edited = excluded.edited, \
-                 title = excluded.title, caption = excluded.caption, keywords = excluded.keywords, \
-                 people = excluded.people, metadata_sha256 = excluded.metadata_sha256, \
-                 version = excluded.version, updated_at = excluded.updated_at, deleted_at = NULL \
-             RETURNING id, local_identifier",
-        );
-        for row in qb.build().fetch_all(&mut *conn).await? {
-            ids.insert(row.try_get("local_identifier")?, row.try_get("id")?);
-        }
-    }
-    Ok(ids)
 }

@@ -10,19 +10,19 @@ use crate::catalog::{ResourceState, ResourceType, Result, UserId};
 
 /// A stored resource row, as written (the photo id aside).
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct ResourceRow {
-    pub(super) resource_type: ResourceType,
-    pub(super) declared_size: i64,
-    pub(super) declared_sha256: Option<String>,
-    pub(super) available: bool,
-    pub(super) unavailable_reason: Option<String>,
-    pub(super) state: ResourceState,
-    pub(super) state_reason: Option<String>,
-    pub(super) stored_sha256: Option<String>,
-    pub(super) stored_key: Option<String>,
-    pub(super) stored_size: Option<i64>,
-    pub(super) uploaded_at: Option<i64>,
-    pub(super) deduplicated: bool,
+pub(crate) struct ResourceRow {
+    pub(crate) resource_type: ResourceType,
+    pub(crate) declared_size: i64,
+    pub(crate) declared_sha256: Option<String>,
+    pub(crate) available: bool,
+    pub(crate) unavailable_reason: Option<String>,
+    pub(crate) state: ResourceState,
+    pub(crate) state_reason: Option<String>,
+    pub(crate) stored_sha256: Option<String>,
+    pub(crate) stored_key: Option<String>,
+    pub(crate) stored_size: Option<i64>,
+    pub(crate) uploaded_at: Option<i64>,
+    pub(crate) deduplicated: bool,
 }
 
 /// `state_reason` of a pending resource whose stored content the Mac no longer declares.

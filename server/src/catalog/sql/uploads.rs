@@ -101,11 +101,14 @@ pub(super) async fn resource_for_upload(
     user_id: &UserId,
     lookup: &UploadLookup,
 ) -> Result<Option<UploadTarget>> {
+    // Through the user's libraries (a handful) into the (library, identifier) key, so photos need no index
+    // of their own by (user, identifier); CROSS JOIN keeps SQLite from starting at the photos.
     let rows = sqlx::query(
         "SELECT p.id, p.library_id, l.library_key, p.local_identifier, p.original_filename, p.uti, \
                 p.deleted_at \
-         FROM icloud.photos p JOIN icloud.libraries l ON l.id = p.library_id \
-         WHERE p.user_id = $1 AND p.local_identifier = $2 AND ($3 IS NULL OR p.library_id = $3) \
+         FROM icloud.libraries l CROSS JOIN icloud.photos p \
+         WHERE l.user_id = $1 AND ($3 IS NULL OR l.id = $3) \
+           AND p.library_id = l.id AND p.local_identifier = $2 AND p.user_id = $1 \
          LIMIT 2",
     )
     .bind(user_id.as_str())

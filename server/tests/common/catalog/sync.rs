@@ -356,3 +356,33 @@ pub async fn concurrent_batches_of_one_user_all_apply(s: &Subject) {
         4
     );
 }
+
+pub async fn undeclared_resources_are_removed(s: &Subject) {
+    let c = s.c();
+    let (user, library) = user_and_library(c, "alice").await;
+    let mut batch = items("A", 2);
+    batch[0].resources.push(DeclaredResource {
+        resource_type: ResourceType::LiveVideo,
+        ..original(10, None)
+    });
+    c.sync_photos(&user, &library, batch.clone()).await.unwrap();
+    assert_eq!(s.raw.int("SELECT COUNT(*) FROM icloud.resources").await, 3);
+
+    // The Mac no longer has the Live Photo's video: its row goes, the original and the other photo stay.
+    batch[0]
+        .resources
+        .retain(|r| r.resource_type == ResourceType::Original);
+    let r = c.sync_photos(&user, &library, batch.clone()).await.unwrap();
+    assert_eq!(outcomes(&r), vec![ItemOutcome::Updated, ItemOutcome::Unchanged]);
+    assert_eq!(r.version, 2);
+    assert_eq!(r.results[0].needs_upload, vec![ResourceType::Original]);
+    assert_eq!(
+        s.raw
+            .int("SELECT COUNT(*) FROM icloud.resources WHERE resource_type = 'live_video'")
+            .await,
+        0
+    );
+    assert_eq!(s.raw.int("SELECT COUNT(*) FROM icloud.resources").await, 2);
+    let again = c.sync_photos(&user, &library, batch).await.unwrap();
+    assert_eq!(outcomes(&again), vec![ItemOutcome::Unchanged; 2]);
+}
