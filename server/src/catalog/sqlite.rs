@@ -135,7 +135,10 @@ async fn pool(main: &Path, icloud: &Path, size: u32) -> Result<SqlitePool> {
         .foreign_keys(true)
         // Statement journals (every multi-row upsert keeps one) in memory rather than in temp files:
         // a profile of a sync batch showed most of its time in the kernel writing them.
-        .pragma("temp_store", "memory");
+        .pragma("temp_store", "memory")
+        // Rows reach the async side through a bounded channel of this many; at sqlx's default of 50 a
+        // batch's lookup of 100 rows parked the database thread mid-statement until the reader caught up.
+        .row_buffer_size(512);
     let icloud_path = icloud.to_string_lossy().into_owned();
     let pool = SqlitePoolOptions::new()
         .max_connections(size)

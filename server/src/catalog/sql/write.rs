@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 
-use sqlx::Row as _;
 
 use super::jobs::queue_jobs;
 use super::resources::{ResourceRow, upsert_resources};
@@ -100,7 +99,11 @@ pub(crate) async fn write_portable(
     let version = bump_version(conn, user_id).await?;
     set_photo_versions(conn, user_id, &batch.deleted, version, now, true).await?;
     set_photo_versions(conn, user_id, &batch.touched, version, now, false).await?;
-    let ids = upsert_photos(conn, user_id, library_id, &batch.photos, version, now).await?;
+    upsert_photos(conn, user_id, library_id, &batch.photos, version, now).await?;
+    // The batch was read and decided under this write transaction (SQLite's one writer), so every photo row
+    // has the id decided for it: nothing to read back (a RETURNING of 100 rows cost a row-by-row hand-over
+    // from the database thread while the writer's lock was held).
+    let ids: HashMap<String, String> = HashMap::new();
     for (photo_id, resource_type) in &batch.stale {
         sqlx::query(
             "DELETE FROM icloud.resources WHERE photo_id = $1 AND resource_type = $2 AND user_id = $3",
@@ -196,7 +199,7 @@ pub(crate) const PHOTO_COLUMNS: &str = "id, user_id, library_id, local_identifie
      modified_at, favorite, hidden, trashed, latitude, longitude, original_filename, uti, edited, \
      title, caption, keywords, people, metadata_sha256, version, created_at, updated_at, deleted_at";
 
-/// Inserts or overwrites whole photo rows, many per statement; answers each row's id by `localIdentifier`.
+/// Inserts or overwrites whole photo rows, many per statement, with the ids they were given.
 #[allow(
     dead_code,
     reason = "compiled for PostgreSQL too, whose adapter writes with one statement of its own"
@@ -208,8 +211,7 @@ async fn upsert_photos(
     rows: &[PhotoRow<'_>],
     version: i64,
     now: i64,
-) -> Result<HashMap<String, String>> {
-    let mut ids = HashMap::with_capacity(rows.len());
+) -> Result<()> {
     for chunk in rows.chunks(PHOTO_ROWS_PER_STATEMENT) {
         let mut values = Vec::with_capacity(chunk.len());
         for row in chunk {
@@ -259,10 +261,7 @@ async fn upsert_photos(
                 .push_bind(None::<i64>);
         });
         qb.push(PHOTO_OVERWRITE);
-        qb.push(" RETURNING id, local_identifier");
-        for row in qb.build().fetch_all(&mut *conn).await? {
-            ids.insert(row.try_get("local_identifier")?, row.try_get("id")?);
-        }
+        qb.build().execute(&mut *conn).await?;
     }
-    Ok(ids)
+    Ok(())
 }
