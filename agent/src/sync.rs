@@ -260,12 +260,17 @@ async fn send_metadata(
     server: &Server,
     state: &StateDb,
     library_id: &str,
-    outgoing: Vec<prepare::Outgoing>,
+    mut outgoing: Vec<prepare::Outgoing>,
     batch: usize,
     progress: &dyn Progress,
     report: &mut PassReport,
 ) -> Result<()> {
     progress.start(Phase::Metadata, outgoing.len() as u64);
+    // Sent in order of capture, not of the library's rows: the server's timeline indexes are ordered by
+    // date, and a batch of neighbouring dates touches a few of their pages where a batch scattered over the
+    // years touches a hundred (measured: 29,000 against 13,000 new photos/s on the SQLite catalog). Photos
+    // imported out of date order (an old camera card, a restored backup) are common.
+    outgoing.sort_by_key(|o| o.item.taken_at);
     let chunks = outgoing.chunks(batch.clamp(1, 500));
     let batches = chunks.len();
     // Built in a plain loop, not a `map` closure, for the same higher-ranked `Send` reason as the uploads.
