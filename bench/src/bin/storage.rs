@@ -4,6 +4,11 @@
 //! `storage` runs the full benchmark (2 GiB, 5 runs); `storage --small` the CI mode (64 MiB, 2 runs). Our side
 //! runs in a child process built from the environment by `storage::default_store()`, so its peak RSS is
 //! measured alone.
+//!
+//! Every get writes a destination that does not exist yet, and its bytes are compared with the source after
+//! the run: `rclone copyto` onto an existing file of the same size and content only hashes the local file and
+//! touches its modification time ("Transferred: 0 B"), which once passed here for a download. Every timed step
+//! starts after a `sync`, so the write-back of one side's bytes is not charged to the next side.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -35,7 +40,8 @@ struct Cli {
 enum Child {
     /// Streams a file into the store configured by the environment.
     Put { src: PathBuf, key: String },
-    /// Streams an object from the store configured by the environment into a file.
+    /// Streams an object from the store configured by the environment into a file, in ranged parts
+    /// (`Store::download_to_file`).
     Get {
         key: String,
         dst: PathBuf,
@@ -43,6 +49,9 @@ enum Child {
         #[arg(long, default_value_t = 4)]
         streams: usize,
     },
+    /// Reads an object with one plain `Store::get` and writes the stream, in order, into a file: what a
+    /// consumer of the streamed get (the server's blob route, a worker) does.
+    Stream { key: String, dst: PathBuf },
 }
 
 fn main() -> Result<()> {
@@ -86,6 +95,15 @@ fn run_child(child: Child) -> Result<()> {
                 let key = StorageKey::parse(key)?;
                 store.download_to_file(&key, &dst, streams).await?;
             }
+            Child::Stream { key, dst } => {
+                let key = StorageKey::parse(key)?;
+                let object = store.get(&key, None).await?;
+                let expected = object.range.end - object.range.start;
+                let written = write_stream(object.body, &dst).await?;
+                if written != expected {
+                    bail!("wrote {written} bytes of {expected}");
+                }
+            }
         }
         anyhow::Ok(())
     })?;
@@ -118,6 +136,33 @@ fn file_stream(file: std::fs::File) -> impl futures::Stream<Item = std::io::Resu
     futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
 }
 
+/// Writes a stream of chunks into a new file on a thread of its own (a `std::fs::File`, one `write` per chunk),
+/// so writing overlaps receiving. Returns the bytes written.
+async fn write_stream(
+    mut body: futures::stream::BoxStream<'static, storage::Result<bytes::Bytes>>,
+    dst: &Path,
+) -> Result<u64> {
+    use futures::StreamExt as _;
+    use std::io::Write as _;
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
+    let mut file = std::fs::File::create(dst)?;
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut written = 0u64;
+        while let Some(chunk) = receiver.blocking_recv() {
+            file.write_all(&chunk)?;
+            written += chunk.len() as u64;
+        }
+        std::io::Result::Ok(written)
+    });
+    while let Some(chunk) = body.next().await {
+        if sender.send(chunk?).await.is_err() {
+            break;
+        }
+    }
+    drop(sender);
+    Ok(writer.await??)
+}
+
 fn local(work: &Path, src: &Path, size: u64, runs: usize) -> Result<Vec<Row>> {
     let root = work.join("local-store");
     let envs = vec![
@@ -134,22 +179,30 @@ fn local(work: &Path, src: &Path, size: u64, runs: usize) -> Result<Vec<Row>> {
     let mut hash_only = vec![];
     for run in 0..runs {
         let key = format!("bench/run{run}/original.bin");
+        settle()?;
         put_ours.push(time_child(
             &args(&["put", &src.display().to_string(), &key]),
             &envs,
         )?);
+        settle()?;
         put_cp.push(time_command(Command::new("cp").arg(src).arg(&copy_dst))?);
+        same_content(&root.join(&key), src)?;
+        same_content(&copy_dst, src)?;
         // The floor of any put that hashes: reading the file and hashing it, nothing written, with
         // OpenSSL's SHA-NI code (as fast as the `sha2` crate's here). Skipped where openssl is missing.
+        settle()?;
         if let Ok(sample) = time_command(Command::new("openssl").args(["dgst", "-sha256"]).arg(src)) {
             hash_only.push(sample);
         }
+        fresh(&got)?;
         get_ours.push(time_child(
             &args(&["get", &key, &got.display().to_string()]),
             &envs,
         )?);
-        same_size(&got, size)?;
+        same_content(&got, src)?;
+        fresh(&got)?;
         get_cp.push(time_command(Command::new("cp").arg(root.join(&key)).arg(&got))?);
+        same_content(&got, src)?;
         std::fs::remove_file(root.join(&key))?;
         std::fs::remove_file(&copy_dst)?;
     }
@@ -222,32 +275,66 @@ fn s3(work: &Path, src: &Path, size: u64, runs: usize) -> Result<Vec<Row>> {
         c
     };
     let got = work.join("got-s3.bin");
+    let got_arg = got.display().to_string();
     let raw = server.object_store();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    // The single-stream peer: curl fetching a presigned URL (the server's own limit for one stream).
+    let curl = Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     let (mut put_ours, mut put_rc, mut get_ours, mut get_rc) = (vec![], vec![], vec![], vec![]);
+    let (mut stream_ours, mut stream_curl) = (vec![], vec![]);
     for run in 0..runs {
         let ours_key = format!("bench/run{run}/ours.bin");
         let peer_key = format!("bench/run{run}/rclone.bin");
+        settle()?;
         put_ours.push(time_child(
             &args(&["put", &src.display().to_string(), &ours_key]),
             &envs,
         )?);
+        settle()?;
         put_rc.push(time_command(&mut rclone(
             &src.display().to_string(),
             &format!("bench:{}/{peer_key}", server.bucket),
         ))?);
-        get_ours.push(time_child(
-            &args(&["get", &ours_key, &got.display().to_string()]),
-            &envs,
-        )?);
-        same_size(&got, size)?;
+        // Both gets read the same object, the one rclone wrote; the one-stream gets below read ours, so both
+        // puts' bytes are checked too.
+        fresh(&got)?;
+        get_ours.push(time_child(&args(&["get", &peer_key, &got_arg]), &envs)?);
+        same_content(&got, src)?;
+        fresh(&got)?;
         get_rc.push(time_command(&mut rclone(
             &format!("bench:{}/{peer_key}", server.bucket),
-            &got.display().to_string(),
+            &got_arg,
         ))?);
-        same_size(&got, size)?;
+        same_content(&got, src)?;
+        if curl {
+            fresh(&got)?;
+            stream_ours.push(time_child(&args(&["stream", &ours_key, &got_arg]), &envs)?);
+            same_content(&got, src)?;
+            let url = runtime.block_on(async {
+                use object_store::signer::Signer as _;
+                let location = object_store::path::Path::from(ours_key.as_str());
+                raw.signed_url(
+                    object_store::signer::Method::GET,
+                    &location,
+                    Duration::from_secs(3600),
+                )
+                .await
+            })?;
+            fresh(&got)?;
+            stream_curl.push(time_command(Command::new("curl").args([
+                "-sSf",
+                "-o",
+                &got_arg,
+                url.as_str(),
+            ]))?);
+            same_content(&got, src)?;
+        }
+        std::fs::remove_file(&got)?;
         runtime.block_on(async {
             use object_store::ObjectStoreExt as _;
             for k in [&ours_key, &peer_key] {
@@ -264,7 +351,7 @@ fn s3(work: &Path, src: &Path, size: u64, runs: usize) -> Result<Vec<Row>> {
             anyhow::Ok(())
         })?;
     }
-    Ok(vec![
+    let mut rows = vec![
         Row::new(
             "put s3 (SeaweedFS)",
             "Store::put_stream",
@@ -283,7 +370,20 @@ fn s3(work: &Path, src: &Path, size: u64, runs: usize) -> Result<Vec<Row>> {
             &get_rc,
             1.0,
         ),
-    ])
+    ];
+    if curl {
+        // No goal: it shows what one stream from this server gives, to read the rows above against.
+        rows.push(Row::new(
+            "get s3, one stream, into a file",
+            "Store::get",
+            "curl (presigned URL)",
+            size,
+            &stream_ours,
+            &stream_curl,
+            0.0,
+        ));
+    }
+    Ok(rows)
 }
 
 /// Signatures per second: ours through `Store::presign_get` against `object_store`'s own SigV4 signer (the
@@ -370,10 +470,34 @@ fn args(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| (*s).to_owned()).collect()
 }
 
-fn same_size(path: &Path, size: u64) -> Result<()> {
-    let got = std::fs::metadata(path).context("reading back")?.len();
-    if got != size {
-        bail!("{} has {got} bytes, expected {size}", path.display());
+/// Flushes every dirty page to disk (not timed), so a step does not pay for the write-back of the one before.
+fn settle() -> Result<()> {
+    time_command(&mut Command::new("sync"))?;
+    Ok(())
+}
+
+/// Removes a get's destination and settles: each side writes a new file, and no tool can skip the transfer
+/// because an equal file is already there.
+fn fresh(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("removing {}", path.display())),
+    }
+    settle()
+}
+
+/// The bytes of `path` are those of `expected` (not timed): a side that wrote nothing, or the wrong bytes,
+/// fails the benchmark rather than passing for a fast one.
+fn same_content(path: &Path, expected: &Path) -> Result<()> {
+    let status = Command::new("cmp")
+        .arg("--silent")
+        .arg(path)
+        .arg(expected)
+        .status()
+        .context("running cmp")?;
+    if !status.success() {
+        bail!("{} differs from {}", path.display(), expected.display());
     }
     Ok(())
 }
