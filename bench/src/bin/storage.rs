@@ -548,8 +548,8 @@ fn settle() -> Result<()> {
 
 /// Reads a step's input file once (not timed), so each side finds it in the page cache. On a machine whose
 /// RAM is full, an input can be evicted between steps and the first reader pays a disk read: the full run
-/// of 2026-11-26 showed the first local get of every run at 7–11 s for 2 GiB, the second at 0.8 s, whichever
-/// side went first.
+/// of 2026-11-26 showed the first local get of every run at 7.4–11.4 s for 2 GiB, the second at 0.8–3.8 s,
+/// whichever side went first.
 fn warm(path: &Path) -> Result<()> {
     let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
     std::io::copy(
