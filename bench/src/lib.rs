@@ -138,6 +138,10 @@ pub struct Row {
     pub goal_met: bool,
     /// Cores of the machine.
     pub cores: usize,
+    /// Every run's seconds, ours, in run order: a median hides a bimodal machine.
+    pub ours_runs_s: Vec<f64>,
+    /// Every run's seconds, the peer's, in run order.
+    pub peer_runs_s: Vec<f64>,
 }
 
 impl Row {
@@ -170,6 +174,8 @@ impl Row {
             goal_ratio,
             goal_met: ratio >= goal_ratio,
             cores: cores(),
+            ours_runs_s: ours_samples.iter().map(|s| s.elapsed.as_secs_f64()).collect(),
+            peer_runs_s: peer_samples.iter().map(|s| s.elapsed.as_secs_f64()).collect(),
         }
     }
 }

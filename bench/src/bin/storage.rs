@@ -1,9 +1,16 @@
 //! Storage port benchmark: a streamed put then get of one large file through `storage::Store`, next to `cp`
 //! (local adapter) and `rclone copyto` (S3 adapter, the same SeaweedFS), alternating, plus presign throughput.
 //!
-//! `storage` runs the full benchmark (2 GiB, 5 runs); `storage --small` the CI mode (64 MiB, 2 runs). Our side
+//! `storage` runs the full benchmark (2 GiB, 6 runs); `storage --small` the CI mode (64 MiB, 2 runs). Our side
 //! runs in a child process built from the environment by `storage::default_store()`, so its peak RSS is
 //! measured alone.
+//!
+//! Every get writes a destination that does not exist yet, and its bytes are compared with the source after
+//! the run: `rclone copyto` onto an existing file of the same size and content only hashes the local file and
+//! touches its modification time ("Transferred: 0 B"), which once passed here for a download. Every timed step
+//! starts after a `sync`, so the write-back of one side's bytes is not charged to the next side, with its
+//! local input file just read, so neither side pays a disk read the other did not, and the side that goes
+//! first alternates from run to run (an even number of runs gives each side the first place as often).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -26,7 +33,7 @@ struct Cli {
     /// Size of the file moved (e.g. 2GiB).
     #[arg(long)]
     size: Option<String>,
-    /// Runs of each side.
+    /// Runs of each side (even, so each side goes first as often).
     #[arg(long)]
     runs: Option<usize>,
 }
@@ -35,7 +42,8 @@ struct Cli {
 enum Child {
     /// Streams a file into the store configured by the environment.
     Put { src: PathBuf, key: String },
-    /// Streams an object from the store configured by the environment into a file.
+    /// Streams an object from the store configured by the environment into a file, in ranged parts
+    /// (`Store::download_to_file`).
     Get {
         key: String,
         dst: PathBuf,
@@ -43,6 +51,9 @@ enum Child {
         #[arg(long, default_value_t = 4)]
         streams: usize,
     },
+    /// Reads an object with one plain `Store::get` and writes the stream, in order, into a file: what a
+    /// consumer of the streamed get (the server's blob route, a worker) does.
+    Stream { key: String, dst: PathBuf },
 }
 
 fn main() -> Result<()> {
@@ -51,7 +62,7 @@ fn main() -> Result<()> {
         return run_child(child);
     }
     let (work, src, size) = bench::source_file("storage", cli.size.as_deref(), cli.small)?;
-    let runs = cli.runs.unwrap_or(if cli.small { 2 } else { 5 });
+    let runs = cli.runs.unwrap_or(if cli.small { 2 } else { 6 });
 
     let mut rows = Vec::new();
     rows.extend(local(work.path(), &src, size, runs)?);
@@ -86,6 +97,15 @@ fn run_child(child: Child) -> Result<()> {
                 let key = StorageKey::parse(key)?;
                 store.download_to_file(&key, &dst, streams).await?;
             }
+            Child::Stream { key, dst } => {
+                let key = StorageKey::parse(key)?;
+                let object = store.get(&key, None).await?;
+                let expected = object.range.end - object.range.start;
+                let written = write_stream(object.body, &dst).await?;
+                if written != expected {
+                    bail!("wrote {written} bytes of {expected}");
+                }
+            }
         }
         anyhow::Ok(())
     })?;
@@ -118,6 +138,33 @@ fn file_stream(file: std::fs::File) -> impl futures::Stream<Item = std::io::Resu
     futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
 }
 
+/// Writes a stream of chunks into a new file on a thread of its own (a `std::fs::File`, one `write` per chunk),
+/// so writing overlaps receiving. Returns the bytes written.
+async fn write_stream(
+    mut body: futures::stream::BoxStream<'static, storage::Result<bytes::Bytes>>,
+    dst: &Path,
+) -> Result<u64> {
+    use futures::StreamExt as _;
+    use std::io::Write as _;
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
+    let mut file = std::fs::File::create(dst)?;
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut written = 0u64;
+        while let Some(chunk) = receiver.blocking_recv() {
+            file.write_all(&chunk)?;
+            written += chunk.len() as u64;
+        }
+        std::io::Result::Ok(written)
+    });
+    while let Some(chunk) = body.next().await {
+        if sender.send(chunk?).await.is_err() {
+            break;
+        }
+    }
+    drop(sender);
+    Ok(writer.await??)
+}
+
 fn local(work: &Path, src: &Path, size: u64, runs: usize) -> Result<Vec<Row>> {
     let root = work.join("local-store");
     let envs = vec![
@@ -132,26 +179,58 @@ fn local(work: &Path, src: &Path, size: u64, runs: usize) -> Result<Vec<Row>> {
     let got = work.join("got.bin");
     let (mut put_ours, mut put_cp, mut get_ours, mut get_cp) = (vec![], vec![], vec![], vec![]);
     let mut hash_only = vec![];
+    let got_arg = got.display().to_string();
     for run in 0..runs {
         let key = format!("bench/run{run}/original.bin");
-        put_ours.push(time_child(
-            &args(&["put", &src.display().to_string(), &key]),
-            &envs,
-        )?);
-        put_cp.push(time_command(Command::new("cp").arg(src).arg(&copy_dst))?);
+        let stored = root.join(&key);
+        let (ours, peer) = both(
+            run,
+            || {
+                settle()?;
+                warm(src)?;
+                let sample = time_child(&args(&["put", &src.display().to_string(), &key]), &envs)?;
+                same_content(&stored, src)?;
+                Ok(sample)
+            },
+            || {
+                settle()?;
+                warm(src)?;
+                let sample = time_command(Command::new("cp").arg(src).arg(&copy_dst))?;
+                same_content(&copy_dst, src)?;
+                Ok(sample)
+            },
+        )?;
+        put_ours.push(ours);
+        put_cp.push(peer);
         // The floor of any put that hashes: reading the file and hashing it, nothing written, with
         // OpenSSL's SHA-NI code (as fast as the `sha2` crate's here). Skipped where openssl is missing.
+        settle()?;
+        warm(src)?;
         if let Ok(sample) = time_command(Command::new("openssl").args(["dgst", "-sha256"]).arg(src)) {
             hash_only.push(sample);
         }
-        get_ours.push(time_child(
-            &args(&["get", &key, &got.display().to_string()]),
-            &envs,
-        )?);
-        same_size(&got, size)?;
-        get_cp.push(time_command(Command::new("cp").arg(root.join(&key)).arg(&got))?);
-        std::fs::remove_file(root.join(&key))?;
+        let (ours, peer) = both(
+            run,
+            || {
+                fresh(&got)?;
+                warm(&stored)?;
+                let sample = time_child(&args(&["get", &key, &got_arg]), &envs)?;
+                same_content(&got, src)?;
+                Ok(sample)
+            },
+            || {
+                fresh(&got)?;
+                warm(&stored)?;
+                let sample = time_command(Command::new("cp").arg(&stored).arg(&got))?;
+                same_content(&got, src)?;
+                Ok(sample)
+            },
+        )?;
+        get_ours.push(ours);
+        get_cp.push(peer);
+        std::fs::remove_file(&stored)?;
         std::fs::remove_file(&copy_dst)?;
+        std::fs::remove_file(&got)?;
     }
     let mut rows = vec![
         Row::new(
@@ -222,32 +301,92 @@ fn s3(work: &Path, src: &Path, size: u64, runs: usize) -> Result<Vec<Row>> {
         c
     };
     let got = work.join("got-s3.bin");
+    let got_arg = got.display().to_string();
     let raw = server.object_store();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    // The single-stream peer: curl fetching a presigned URL (the server's own limit for one stream).
+    let curl = Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     let (mut put_ours, mut put_rc, mut get_ours, mut get_rc) = (vec![], vec![], vec![], vec![]);
+    let (mut stream_ours, mut stream_curl) = (vec![], vec![]);
     for run in 0..runs {
         let ours_key = format!("bench/run{run}/ours.bin");
         let peer_key = format!("bench/run{run}/rclone.bin");
-        put_ours.push(time_child(
-            &args(&["put", &src.display().to_string(), &ours_key]),
-            &envs,
-        )?);
-        put_rc.push(time_command(&mut rclone(
-            &src.display().to_string(),
-            &format!("bench:{}/{peer_key}", server.bucket),
-        ))?);
-        get_ours.push(time_child(
-            &args(&["get", &ours_key, &got.display().to_string()]),
-            &envs,
-        )?);
-        same_size(&got, size)?;
-        get_rc.push(time_command(&mut rclone(
-            &format!("bench:{}/{peer_key}", server.bucket),
-            &got.display().to_string(),
-        ))?);
-        same_size(&got, size)?;
+        let (ours, peer) = both(
+            run,
+            || {
+                settle()?;
+                warm(src)?;
+                time_child(&args(&["put", &src.display().to_string(), &ours_key]), &envs)
+            },
+            || {
+                settle()?;
+                warm(src)?;
+                time_command(&mut rclone(
+                    &src.display().to_string(),
+                    &format!("bench:{}/{peer_key}", server.bucket),
+                ))
+            },
+        )?;
+        put_ours.push(ours);
+        put_rc.push(peer);
+        // Both gets read the same object, the one rclone wrote; the one-stream gets below read ours, so both
+        // puts' bytes are checked too.
+        let (ours, peer) = both(
+            run,
+            || {
+                fresh(&got)?;
+                let sample = time_child(&args(&["get", &peer_key, &got_arg]), &envs)?;
+                same_content(&got, src)?;
+                Ok(sample)
+            },
+            || {
+                fresh(&got)?;
+                let sample = time_command(&mut rclone(
+                    &format!("bench:{}/{peer_key}", server.bucket),
+                    &got_arg,
+                ))?;
+                same_content(&got, src)?;
+                Ok(sample)
+            },
+        )?;
+        get_ours.push(ours);
+        get_rc.push(peer);
+        if curl {
+            let url = runtime.block_on(async {
+                use object_store::signer::Signer as _;
+                let location = object_store::path::Path::from(ours_key.as_str());
+                raw.signed_url(
+                    object_store::signer::Method::GET,
+                    &location,
+                    Duration::from_secs(3600),
+                )
+                .await
+            })?;
+            let (ours, peer) = both(
+                run,
+                || {
+                    fresh(&got)?;
+                    let sample = time_child(&args(&["stream", &ours_key, &got_arg]), &envs)?;
+                    same_content(&got, src)?;
+                    Ok(sample)
+                },
+                || {
+                    fresh(&got)?;
+                    let sample =
+                        time_command(Command::new("curl").args(["-sSf", "-o", &got_arg, url.as_str()]))?;
+                    same_content(&got, src)?;
+                    Ok(sample)
+                },
+            )?;
+            stream_ours.push(ours);
+            stream_curl.push(peer);
+        }
+        std::fs::remove_file(&got)?;
         runtime.block_on(async {
             use object_store::ObjectStoreExt as _;
             for k in [&ours_key, &peer_key] {
@@ -264,7 +403,7 @@ fn s3(work: &Path, src: &Path, size: u64, runs: usize) -> Result<Vec<Row>> {
             anyhow::Ok(())
         })?;
     }
-    Ok(vec![
+    let mut rows = vec![
         Row::new(
             "put s3 (SeaweedFS)",
             "Store::put_stream",
@@ -283,7 +422,20 @@ fn s3(work: &Path, src: &Path, size: u64, runs: usize) -> Result<Vec<Row>> {
             &get_rc,
             1.0,
         ),
-    ])
+    ];
+    if curl {
+        // No goal: it shows what one stream from this server gives, to read the rows above against.
+        rows.push(Row::new(
+            "get s3, one stream, into a file",
+            "Store::get",
+            "curl (presigned URL)",
+            size,
+            &stream_ours,
+            &stream_curl,
+            0.0,
+        ));
+    }
+    Ok(rows)
 }
 
 /// Signatures per second: ours through `Store::presign_get` against `object_store`'s own SigV4 signer (the
@@ -370,10 +522,65 @@ fn args(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| (*s).to_owned()).collect()
 }
 
-fn same_size(path: &Path, size: u64) -> Result<()> {
-    let got = std::fs::metadata(path).context("reading back")?.len();
-    if got != size {
-        bail!("{} has {got} bytes, expected {size}", path.display());
+/// Runs both sides of one comparison, ours first on even runs and the peer first on odd ones, and returns
+/// (ours, peer). On this shared VM the first big write after the puts can pay for page reclaim (measured: `cp`
+/// of 2 GiB took 4–11 s there and 0.6–1 s right after; so did ours), and a fixed order would charge it to
+/// one side.
+fn both(
+    run: usize,
+    ours: impl FnOnce() -> Result<Sample>,
+    peer: impl FnOnce() -> Result<Sample>,
+) -> Result<(Sample, Sample)> {
+    if run.is_multiple_of(2) {
+        let ours = ours()?;
+        Ok((ours, peer()?))
+    } else {
+        let peer = peer()?;
+        Ok((ours()?, peer))
+    }
+}
+
+/// Flushes every dirty page to disk (not timed), so a step does not pay for the write-back of the one before.
+fn settle() -> Result<()> {
+    time_command(&mut Command::new("sync"))?;
+    Ok(())
+}
+
+/// Reads a step's input file once (not timed), so each side finds it in the page cache. On a machine whose
+/// RAM is full, an input can be evicted between steps and the first reader pays a disk read: the full run
+/// of 2026-11-26 showed the first local get of every run at 7.4–11.4 s for 2 GiB, the second at 0.8–3.8 s,
+/// whichever side went first.
+fn warm(path: &Path) -> Result<()> {
+    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    std::io::copy(
+        &mut std::io::BufReader::with_capacity(1 << 20, file),
+        &mut std::io::sink(),
+    )?;
+    Ok(())
+}
+
+/// Removes a get's destination and settles: each side writes a new file, and no tool can skip the transfer
+/// because an equal file is already there.
+fn fresh(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("removing {}", path.display())),
+    }
+    settle()
+}
+
+/// The bytes of `path` are those of `expected` (not timed): a side that wrote nothing, or the wrong bytes,
+/// fails the benchmark rather than passing for a fast one.
+fn same_content(path: &Path, expected: &Path) -> Result<()> {
+    let status = Command::new("cmp")
+        .arg("--silent")
+        .arg(path)
+        .arg(expected)
+        .status()
+        .context("running cmp")?;
+    if !status.success() {
+        bail!("{} differs from {}", path.display(), expected.display());
     }
     Ok(())
 }

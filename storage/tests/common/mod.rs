@@ -135,7 +135,8 @@ pub async fn download_to_file_in_parts(s: &Subject) {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    for streams in [1, 3, 8] {
+    // 0 and 64 are taken as 1 and 16: a caller cannot ask for no stream or for unbounded memory.
+    for streams in [0, 1, 3, 8, 64] {
         let dst = dir.path().join(format!("out-{streams}"));
         let meta = s.store.download_to_file(&k, &dst, streams).await.unwrap();
         assert_eq!(meta.size, body.len() as u64);
