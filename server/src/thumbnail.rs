@@ -272,7 +272,9 @@ fn decode_heif_with(
     if !output.status.success() || !std::fs::metadata(&out).is_ok_and(|m| m.len() > 0) {
         return Err(ThumbnailError::Corrupt(format!(
             "libheif could not read the HEIF: {}",
-            last_line(&output.stderr).or_else(|| last_line(&output.stdout)).unwrap_or("no message")
+            last_line(&output.stderr)
+                .or_else(|| last_line(&output.stdout))
+                .unwrap_or("no message")
         )));
     }
     decode_raster(&out, ImageFormat::Png, spec)

@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 
-
 use super::jobs::queue_jobs;
 use super::resources::{ResourceRow, upsert_resources};
 use super::{CHUNK, Conn, Db, bump_version, placeholders, to_i64};
