@@ -214,13 +214,14 @@ pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
-/// Writes `len` pseudo-random bytes to `path` (incompressible, reproducible), 8 MiB at a time.
-pub fn write_data_file(path: &std::path::Path, len: u64) -> Result<()> {
+/// Writes `len` pseudo-random bytes to `path` (incompressible, reproducible, distinct per `seed`, so a store
+/// that deduplicates keeps every file), 1 MiB at a time.
+pub fn write_data_file(path: &std::path::Path, len: u64, seed: u64) -> Result<()> {
     use std::io::Write as _;
     let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ (seed.wrapping_mul(0xBF58_476D_1CE4_E5B9) | 1);
+    let mut block = vec![0u8; 1 << 20];
     let mut left = len;
-    let mut block = vec![0u8; 8 << 20];
     while left > 0 {
         for chunk in block.chunks_exact_mut(8) {
             x ^= x << 13;
@@ -236,6 +237,22 @@ pub fn write_data_file(path: &std::path::Path, len: u64) -> Result<()> {
     Ok(())
 }
 
+/// The SHA-256 of the file at `path`, as lowercase hex.
+pub fn file_sha256(path: &std::path::Path) -> Result<String> {
+    use std::io::Read as _;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = storage::Sha256Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finish().to_hex())
+}
+
 /// The file a transfer benchmark moves: `--size` when given, else 64 MiB in `--small` mode and 2 GiB in full
 /// mode, written as `source.bin` in a fresh temporary directory (kept alive by the returned handle).
 pub fn source_file(
@@ -248,7 +265,7 @@ pub fn source_file(
         .prefix(&format!("iphoto-bench-{name}-"))
         .tempdir()?;
     let src = work.path().join("source.bin");
-    write_data_file(&src, size)?;
+    write_data_file(&src, size, 0)?;
     Ok((work, src, size))
 }
 

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use anyhow::{Context as _, Result, bail};
 use bench::server::Server;
-use bench::{Row, Sample, report, time_command};
+use bench::{Row, Sample, file_sha256, report, time_command};
 use clap::Parser;
 
 #[derive(Parser)]
@@ -57,21 +57,6 @@ fn main() -> Result<()> {
     }
     report("upload: one file over loopback to iphoto-server", &rows);
     Ok(())
-}
-
-fn file_sha256(path: &Path) -> Result<String> {
-    use std::io::Read as _;
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = storage::Sha256Hasher::new();
-    let mut buf = vec![0u8; 8 << 20];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher.finish().to_hex())
 }
 
 fn local(

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use bench::server::Server;
-use bench::{Row, Sample, median, report, time_command};
+use bench::{Row, Sample, file_sha256, median, report, time_command, write_data_file};
 
 use super::{agent_pass, stats};
 
@@ -28,7 +28,7 @@ pub(crate) fn uploads_scenario(
         // Sizes spread evenly over [min, max], in a fixed shuffled order; contents distinct per file.
         let size = min + (max - min) * ((n * 7919) % files.max(1)) as u64 / files.max(1) as u64;
         let path = folder.join(format!("IMG_{n:05}.JPG"));
-        write_distinct(&path, size, n as u64)?;
+        write_data_file(&path, size, n as u64)?;
         total += size;
     }
     // What the agent will send, and each file's digest, for the curl side.
@@ -168,41 +168,4 @@ fn write_curl_config(path: &Path, server: &Server, uploads: &[(String, PathBuf, 
     }
     std::fs::write(path, config)?;
     Ok(())
-}
-
-/// `len` bytes, distinct per `seed` (so the server stores every file), cheap to generate.
-fn write_distinct(path: &Path, len: u64, seed: u64) -> Result<()> {
-    use std::io::Write as _;
-    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ (seed.wrapping_mul(0xBF58_476D_1CE4_E5B9) | 1);
-    let mut block = vec![0u8; 1 << 20];
-    let mut left = len;
-    while left > 0 {
-        for chunk in block.chunks_exact_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            chunk.copy_from_slice(&x.to_le_bytes());
-        }
-        let n = usize::try_from(left.min(block.len() as u64))?;
-        file.write_all(&block[..n])?;
-        left -= n as u64;
-    }
-    file.flush()?;
-    Ok(())
-}
-
-fn file_sha256(path: &Path) -> Result<String> {
-    use std::io::Read as _;
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = storage::Sha256Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher.finish().to_hex())
 }
