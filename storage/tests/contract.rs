@@ -35,17 +35,9 @@ fn s3() -> Subject {
     }
 }
 
+/// [`common::s3_config`] in a namespace of its own.
 fn s3_config(server: &S3Server, secret: &str) -> S3Config {
-    S3Config {
-        endpoint: Some(server.endpoint.parse().unwrap()),
-        region: server.region.clone(),
-        bucket: server.bucket.clone(),
-        access_key_id: server.access_key_id.clone(),
-        secret_access_key: Secret::new(secret.into()),
-        // Each test its own namespace in the shared bucket.
-        prefix: Some(StorageKey::parse(unique_name("contract")).unwrap()),
-        path_style: true,
-    }
+    common::s3_config(server, secret, &unique_name("contract"))
 }
 
 fn memory() -> Subject {

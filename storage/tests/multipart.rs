@@ -5,20 +5,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use bytes::Bytes;
 use harness::{S3Server, unique_name};
-use storage::{S3Config, Secret, StorageKey};
+use storage::{Secret, StorageKey};
 
 fn s3(server: &S3Server, prefix: &str) -> storage::Store {
-    let config = S3Config {
-        endpoint: Some(server.endpoint.parse().unwrap()),
-        region: server.region.clone(),
-        bucket: server.bucket.clone(),
-        access_key_id: server.access_key_id.clone(),
-        secret_access_key: Secret::new(server.secret_access_key.clone()),
-        prefix: Some(StorageKey::parse(prefix).unwrap()),
-        path_style: true,
-    };
+    let config = common::s3_config(server, &server.secret_access_key, prefix);
     storage::create_s3_store(&config, Default::default()).unwrap()
 }
 

@@ -4,7 +4,22 @@
 
 use bytes::Bytes;
 use futures::stream;
-use storage::{StorageKey, Store};
+use harness::S3Server;
+use storage::{S3Config, Secret, StorageKey, Store};
+
+/// The settings of a store over `server`'s bucket under `prefix` (each test a namespace of its own in the
+/// shared bucket), signing with `secret`.
+pub fn s3_config(server: &S3Server, secret: &str, prefix: &str) -> S3Config {
+    S3Config {
+        endpoint: Some(server.endpoint.parse().unwrap()),
+        region: server.region.clone(),
+        bucket: server.bucket.clone(),
+        access_key_id: server.access_key_id.clone(),
+        secret_access_key: Secret::new(secret.into()),
+        prefix: Some(StorageKey::parse(prefix).unwrap()),
+        path_style: true,
+    }
+}
 
 /// What a presigned URL fetch answered.
 #[derive(Debug, PartialEq, Eq)]
