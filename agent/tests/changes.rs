@@ -11,7 +11,6 @@ mod common;
 use std::time::Duration;
 
 use api::ResourceType;
-use iphoto_agent::library::PhotosLibrary;
 use iphoto_agent::state::StateDb;
 use iphoto_agent::sync::{NoProgress, Phase, Progress, run_pass};
 
@@ -154,19 +153,7 @@ async fn album_edits_photo_edits_and_files_changed_on_disk_are_seen() {
              ZMODIFICATIONDATE = 744000000.0 WHERE ZUUID = 'A1B2C3D4-0001-4000-8000-000000000001'",
         )
         .await;
-    let assets = PhotosLibrary::open(&library.bundle)
-        .await
-        .unwrap()
-        .assets()
-        .await
-        .unwrap();
-    let render = assets
-        .iter()
-        .find(|a| a.uuid == uuid)
-        .unwrap()
-        .path(ResourceType::Render)
-        .unwrap()
-        .to_path_buf();
+    let render = library.resource_path(uuid, ResourceType::Render).await;
     let first_render = content("first render", 20_000);
     rewrite(&render, &first_render);
     let edited = pass(&server, &library).await;

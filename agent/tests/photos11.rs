@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
 use api::{AssetKind, Resource, ResourceType, SyncItem, UnavailableReason};
 use chrono::DateTime;
 use iphoto_agent::library::{
@@ -17,22 +15,6 @@ use iphoto_agent::library::{
 };
 use sqlx::Connection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
-
-/// Builds `Photos.sqlite` from the reference SQL in `dir`.
-async fn build_photos11(dir: &Path) -> PathBuf {
-    let sql = std::fs::read_to_string(common::shared().join("reference/fixture_photos11.sql")).unwrap();
-    let path = dir.join("Photos.sqlite");
-    let options = SqliteConnectOptions::new()
-        .filename(&path)
-        .create_if_missing(true);
-    let mut connection = SqliteConnection::connect_with(&options).await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-        .execute(&mut connection)
-        .await
-        .unwrap();
-    connection.close().await.unwrap();
-    path
-}
 
 fn missing(resource_type: ResourceType, size: u64) -> Resource {
     Resource {
@@ -190,7 +172,7 @@ fn expected_items() -> Vec<SyncItem> {
 #[tokio::test]
 async fn photos11_assets_have_exact_values() {
     let dir = tempfile::tempdir().unwrap();
-    let db = build_photos11(dir.path()).await;
+    let db = common::build_photos11(dir.path()).await;
     let library = PhotosLibrary::open(&db).await.unwrap();
     assert!(!library.reads_copy());
     assert_eq!(library.model_version(), Some(19320));
@@ -251,7 +233,7 @@ async fn photos11_assets_have_exact_values() {
 #[tokio::test]
 async fn photos11_albums_have_exact_values() {
     let dir = tempfile::tempdir().unwrap();
-    let library = PhotosLibrary::open(&build_photos11(dir.path()).await)
+    let library = PhotosLibrary::open(&common::build_photos11(dir.path()).await)
         .await
         .unwrap();
     let albums = library.albums().await.unwrap();
@@ -293,7 +275,7 @@ async fn a_bundle_with_files_reports_them_available() {
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("Test.photoslibrary");
     std::fs::create_dir_all(bundle.join("database")).unwrap();
-    build_photos11(&bundle.join("database")).await;
+    common::build_photos11(&bundle.join("database")).await;
     let original = bundle.join("originals/A/A1B2C3D4-0001-4000-8000-000000000001.jpeg");
     std::fs::create_dir_all(original.parent().unwrap()).unwrap();
     std::fs::write(&original, b"jpeg bytes").unwrap();
@@ -322,7 +304,7 @@ async fn a_bundle_with_files_reports_them_available() {
 #[tokio::test]
 async fn a_locked_database_is_read_from_a_copy() {
     let dir = tempfile::tempdir().unwrap();
-    let db = build_photos11(dir.path()).await;
+    let db = common::build_photos11(dir.path()).await;
     // Photos holding a write lock: a rollback-journal database refuses readers until it commits.
     let mut writer = SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(&db))
         .await
@@ -455,7 +437,7 @@ async fn a_folder_is_a_library_of_its_photos_and_videos() {
 #[tokio::test]
 async fn unpicked_burst_frames_are_skipped_and_wal_changes_are_seen() {
     let dir = tempfile::tempdir().unwrap();
-    let db = build_photos11(dir.path()).await;
+    let db = common::build_photos11(dir.path()).await;
     // Photos runs the database in WAL mode; a change still in the -wal file must be visible to the reader.
     let mut writer = SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(&db))
         .await
@@ -501,7 +483,7 @@ async fn unpicked_burst_frames_are_skipped_and_wal_changes_are_seen() {
 #[tokio::test]
 async fn scan_prints_the_wire_items_and_logs_are_json_lines_when_asked() {
     let dir = tempfile::tempdir().unwrap();
-    let db = build_photos11(dir.path()).await;
+    let db = common::build_photos11(dir.path()).await;
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_iphoto-agent"))
         .args(["scan", "--json", "--log-json", "--log", "info", "--library"])
         .arg(&db)

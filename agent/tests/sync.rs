@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use api::ResourceType;
-use iphoto_agent::library::PhotosLibrary;
 use iphoto_agent::state::StateDb;
 use iphoto_agent::sync::{NoProgress, Progress, run_pass};
 
@@ -272,19 +271,7 @@ async fn a_refused_upload_is_recorded_and_the_pass_goes_on() {
     let server = TestServer::start(data.path()).await;
     let mut library = Library::new(16 * 1024).await;
     let uuid = "A1B2C3D4-0001-4000-8000-000000000001";
-    let assets = PhotosLibrary::open(&library.bundle)
-        .await
-        .unwrap()
-        .assets()
-        .await
-        .unwrap();
-    let path = assets
-        .iter()
-        .find(|a| a.uuid == uuid)
-        .unwrap()
-        .path(ResourceType::Original)
-        .unwrap()
-        .to_path_buf();
+    let path = library.resource_path(uuid, ResourceType::Original).await;
     let size = std::fs::metadata(&path).unwrap().len() as usize;
     let changed = content("changed after hashing", size);
     let progress = ChangeOneFileBeforeUploads {

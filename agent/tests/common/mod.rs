@@ -4,10 +4,11 @@
 
 pub mod sync;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use sqlx::Connection as _;
 use sqlx::Row;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqlitePool};
 
 /// The five real Photos databases, by fixture name.
 pub const VERSIONS: [&str; 5] = [
@@ -69,4 +70,20 @@ pub async fn table_exists(pool: &SqlitePool, table: &str) -> bool {
     )
     .await
         > 0
+}
+
+/// Builds `Photos.sqlite` in `dir` from `reference/fixture_photos11.sql`; answers its path.
+pub async fn build_photos11(dir: &Path) -> PathBuf {
+    let sql = std::fs::read_to_string(shared().join("reference/fixture_photos11.sql")).unwrap();
+    let path = dir.join("Photos.sqlite");
+    let options = SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true);
+    let mut connection = SqliteConnection::connect_with(&options).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    connection.close().await.unwrap();
+    path
 }

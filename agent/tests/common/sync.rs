@@ -177,16 +177,7 @@ impl Library {
         let dir = tempfile::tempdir().unwrap();
         let bundle = dir.path().join("Test.photoslibrary");
         std::fs::create_dir_all(bundle.join("database")).unwrap();
-        let sql = std::fs::read_to_string(super::shared().join("reference/fixture_photos11.sql")).unwrap();
-        let options = SqliteConnectOptions::new()
-            .filename(bundle.join("database/Photos.sqlite"))
-            .create_if_missing(true);
-        let mut connection = SqliteConnection::connect_with(&options).await.unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .execute(&mut connection)
-            .await
-            .unwrap();
-        connection.close().await.unwrap();
+        super::build_photos11(&bundle.join("database")).await;
 
         let assets = PhotosLibrary::open(&bundle)
             .await
@@ -218,6 +209,18 @@ impl Library {
             files,
             icloud_path,
         }
+    }
+
+    /// Where the reader, reading the library as it is now, finds `uuid`'s resource of type `resource`.
+    pub async fn resource_path(&self, uuid: &str, resource: ResourceType) -> PathBuf {
+        let assets = PhotosLibrary::open(&self.bundle)
+            .await
+            .unwrap()
+            .assets()
+            .await
+            .unwrap();
+        let asset = assets.iter().find(|a| a.uuid == uuid).unwrap();
+        asset.path(resource).unwrap().to_path_buf()
     }
 
     pub fn state_dir(&self) -> PathBuf {
