@@ -21,9 +21,13 @@ pub(crate) struct PhotoRow<'a> {
 
 /// A resource row to write for the photo `local_identifier`.
 pub(crate) struct ResourceWrite<'a> {
+    #[allow(
+        dead_code,
+        reason = "read by the PostgreSQL adapter's write; SQLite writes the decided ids"
+    )]
     pub(crate) local_identifier: &'a str,
-    /// The photo's id as decided; a photo row written in the same batch may come back with another one
-    /// (a concurrent batch inserted the same identity first), and then that one is used.
+    /// The photo's id as decided; on PostgreSQL a photo row written in the same batch may come back with
+    /// another one (a concurrent batch inserted the same identity first), and then that one is used.
     pub(crate) photo_id: &'a str,
     pub(crate) row: &'a ResourceRow,
 }
@@ -48,6 +52,10 @@ pub(crate) struct BatchWrite<'a> {
 
 /// An original stored by this batch (linked by SHA-256), whose jobs are to be queued.
 pub(crate) struct Linked<'a> {
+    #[allow(
+        dead_code,
+        reason = "read by the PostgreSQL adapter's write; SQLite writes the decided ids"
+    )]
     pub(crate) local_identifier: &'a str,
     /// As [`ResourceWrite::photo_id`].
     pub(crate) photo_id: &'a str,
@@ -70,7 +78,8 @@ impl BatchWrite<'_> {
 pub(crate) struct Written {
     /// The user's version after the batch (bumped once).
     pub(crate) version: i64,
-    /// The id each written photo row has, by `localIdentifier`.
+    /// The id each written photo row has, by `localIdentifier`, where it may differ from the decided one
+    /// (PostgreSQL, whose batch reads without a lock); empty on SQLite, where every row has its decided id.
     pub(crate) ids: HashMap<String, String>,
 }
 
@@ -99,10 +108,6 @@ pub(crate) async fn write_portable(
     set_photo_versions(conn, user_id, &batch.deleted, version, now, true).await?;
     set_photo_versions(conn, user_id, &batch.touched, version, now, false).await?;
     upsert_photos(conn, user_id, library_id, &batch.photos, version, now).await?;
-    // The batch was read and decided under this write transaction (SQLite's one writer), so every photo row
-    // has the id decided for it: nothing to read back (a RETURNING of 100 rows cost a row-by-row hand-over
-    // from the database thread while the writer's lock was held).
-    let ids: HashMap<String, String> = HashMap::new();
     for (photo_id, resource_type) in &batch.stale {
         sqlx::query(
             "DELETE FROM icloud.resources WHERE photo_id = $1 AND resource_type = $2 AND user_id = $3",
@@ -113,25 +118,21 @@ pub(crate) async fn write_portable(
         .execute(&mut *conn)
         .await?;
     }
-    let rows: Vec<(&str, &ResourceRow)> = batch
-        .resources
-        .iter()
-        .map(|r| {
-            let id = ids.get(r.local_identifier).map_or(r.photo_id, String::as_str);
-            (id, r.row)
-        })
-        .collect();
+    // The batch was read and decided under this write transaction (SQLite's one writer), so every photo row
+    // has the id decided for it: nothing is read back (a RETURNING of 100 rows cost a row-by-row hand-over
+    // from the database thread while the writer's lock was held), and no id differs from the plan.
+    let rows: Vec<(&str, &ResourceRow)> = batch.resources.iter().map(|r| (r.photo_id, r.row)).collect();
     upsert_resources(conn, user_id, &rows).await?;
     let linked: Vec<(String, String)> = batch
         .linked
         .iter()
-        .map(|l| {
-            let id = ids.get(l.local_identifier).map_or(l.photo_id, String::as_str);
-            (id.to_owned(), l.sha256.to_owned())
-        })
+        .map(|l| (l.photo_id.to_owned(), l.sha256.to_owned()))
         .collect();
     queue_jobs(conn, user_id, &linked, now).await?;
-    Ok(Written { version, ids })
+    Ok(Written {
+        version,
+        ids: HashMap::new(),
+    })
 }
 
 /// Sets `version` (and `deleted_at` when `delete`) on the given photos, in a few statements.
