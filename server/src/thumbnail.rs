@@ -13,11 +13,15 @@
 //!   rotation/mirror boxes itself.
 //! - Videos get a poster frame from `ffmpeg` when it is installed, else fail with reason `unsupported`.
 
+mod tools;
+
 use std::io::Read as _;
 use std::path::Path;
-use std::process::Command;
 
 use image::{DynamicImage, ImageDecoder as _, ImageFormat, ImageReader};
+
+use tools::{decode_heif, poster_frame};
+pub use tools::{ffmpeg_available, heif_available};
 
 /// What a derivative looks like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,10 +93,6 @@ impl ThumbnailError {
         }
     }
 }
-
-/// The libheif tool that decodes a HEIC/HEIF and shrinks it to a PNG, applying the file's rotation and mirror
-/// boxes.
-const HEIF_THUMBNAILER: &str = "heif-thumbnailer";
 
 /// What decoder an original needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -244,114 +244,11 @@ fn encode_jpeg(image: &DynamicImage, spec: &ThumbnailSpec) -> Result<Thumbnail, 
     })
 }
 
-fn decode_heif(path: &Path, spec: &ThumbnailSpec) -> Result<DynamicImage, ThumbnailError> {
-    decode_heif_with(HEIF_THUMBNAILER.as_ref(), path, spec)
-}
-
-/// Runs `program` (a `heif-thumbnailer`) on the original: `-p` renders from the primary image (the embedded
-/// thumbnail of an iPhone HEIC is smaller than a 512-px derivative), `-s` bounds the longer edge (it never
-/// upscales). The small PNG it writes is then read like any other raster.
-fn decode_heif_with(
-    program: &std::ffi::OsStr,
-    path: &Path,
-    spec: &ThumbnailSpec,
-) -> Result<DynamicImage, ThumbnailError> {
-    let dir = tempfile::tempdir()?;
-    let out = dir.path().join("heif.png");
-    let output = match Command::new(program)
-        .args(["-p", "-s", &spec.max_edge.max(1).to_string()])
-        .arg(path)
-        .arg(&out)
-        .stdin(std::process::Stdio::null())
-        .output()
-    {
-        Ok(output) => output,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ThumbnailError::HeifUnavailable),
-        Err(e) => return Err(ThumbnailError::Io(e)),
-    };
-    if !output.status.success() || !std::fs::metadata(&out).is_ok_and(|m| m.len() > 0) {
-        return Err(ThumbnailError::Corrupt(format!(
-            "libheif could not read the HEIF: {}",
-            last_line(&output.stderr)
-                .or_else(|| last_line(&output.stdout))
-                .unwrap_or("no message")
-        )));
-    }
-    decode_raster(&out, ImageFormat::Png, spec)
-}
-
-fn last_line(bytes: &[u8]) -> Option<&str> {
-    std::str::from_utf8(bytes).ok()?.trim().lines().last()
-}
-
-/// True when libheif's `heif-thumbnailer` is on the `PATH` (it has no version flag: its usage text, printed
-/// with a failing status, is the answer).
-pub fn heif_available() -> bool {
-    Command::new(HEIF_THUMBNAILER)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok()
-}
-
-/// True when an `ffmpeg` binary answers on the `PATH`.
-pub fn ffmpeg_available() -> bool {
-    Command::new("ffmpeg")
-        .arg("-version")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// A poster frame: the frame at one second (the first frame of a shorter clip), via `ffmpeg` (which applies
-/// the rotation metadata), then shrunk and encoded like a photo.
-fn poster_frame(path: &Path, spec: &ThumbnailSpec) -> Result<Thumbnail, ThumbnailError> {
-    let dir = tempfile::tempdir()?;
-    let frame = dir.path().join("frame.png");
-    for seek in ["1", "0"] {
-        let output = match Command::new("ffmpeg")
-            .args([
-                "-nostdin",
-                "-hide_banner",
-                "-loglevel",
-                "error",
-                "-y",
-                "-ss",
-                seek,
-                "-i",
-            ])
-            .arg(path)
-            .args(["-frames:v", "1", "-an"])
-            .arg(&frame)
-            .stdin(std::process::Stdio::null())
-            .output()
-        {
-            Ok(output) => output,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(ThumbnailError::Unsupported(
-                    "video poster frames need ffmpeg, which is not installed".into(),
-                ));
-            }
-            Err(e) => return Err(ThumbnailError::Io(e)),
-        };
-        if !output.status.success() {
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            return Err(ThumbnailError::Corrupt(format!(
-                "ffmpeg could not read the video: {}",
-                stderr.trim().lines().last().unwrap_or("no message")
-            )));
-        }
-        if std::fs::metadata(&frame).is_ok_and(|m| m.len() > 0) {
-            let image = decode_raster(&frame, ImageFormat::Png, spec)?;
-            return encode_jpeg(&image, spec);
-        }
-    }
-    Err(ThumbnailError::Corrupt("the video has no frame".into()))
-}
-
 #[cfg(test)]
 mod tests {
+    use std::process::Command;
+
+    use super::tools::decode_heif_with;
     use super::*;
     use image::{ImageEncoder as _, Rgb, RgbImage};
 
