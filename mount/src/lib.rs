@@ -83,12 +83,7 @@ impl Mount {
             .truncate(false)
             .write(true)
             .open(config.cache_dir.join("lock"))?;
-        if lock.try_lock().is_err() {
-            return Err(Error::Config(format!(
-                "the cache directory {} is in use by another mount",
-                config.cache_dir.display()
-            )));
-        }
+        lock_cache_dir(&lock, &config.cache_dir)?;
         // Dirty data has its own share of the bound and is never evicted: the block cache gets the rest.
         let clean_bound = config
             .cache_max_size
@@ -194,6 +189,32 @@ impl Drop for Mount {
     fn drop(&mut self) {
         if let Err(e) = self.shutdown() {
             tracing::warn!(error = %e, "unmount on drop failed");
+        }
+    }
+}
+
+/// How long a mount waits for the cache directory's lock before it says another mount holds it.
+const CACHE_LOCK_WAIT: Duration = Duration::from_secs(1);
+
+/// Takes the cache directory's lock, waiting up to [`CACHE_LOCK_WAIT`]. A `flock` lives as long as any
+/// descriptor of the lock file: a child process forked by another thread just before the previous mount
+/// closed it (a `Command` about to `exec`) holds it for a moment more, so a remount in the same process
+/// would be refused by a race, not by another mount. A live mount still holds it after the wait.
+fn lock_cache_dir(lock: &std::fs::File, cache_dir: &std::path::Path) -> Result<()> {
+    let deadline = std::time::Instant::now() + CACHE_LOCK_WAIT;
+    loop {
+        match lock.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::Config(format!(
+                    "the cache directory {} is in use by another mount",
+                    cache_dir.display()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
         }
     }
 }

@@ -251,6 +251,41 @@ fn a_restart_keeps_the_cache(backend: Backend) {
     );
 }
 
+/// A second mount over a cache directory a live mount holds is refused with the reason, and the first
+/// mount goes on serving; once the first one unmounts, the cache directory can be mounted again.
+#[test]
+fn a_cache_directory_in_use_is_refused() {
+    let test_store = store(Backend::Local);
+    put(&test_store.store, "library/a.txt", b"first");
+    let first = TestMount::start(&test_store.store, &Options::default());
+    let second_dirs = tempfile::tempdir().unwrap();
+    let second_mountpoint = second_dirs.path().join("mnt");
+    std::fs::create_dir_all(&second_mountpoint).unwrap();
+    let refused = mount::Mount::start(
+        common::mount_config(
+            &Options::default(),
+            second_mountpoint.clone(),
+            first.cache_dir.clone(),
+        ),
+        test_store.store.clone(),
+    );
+    let message = refused.expect_err("a second mount on the same cache").to_string();
+    assert!(
+        message.contains("is in use by another mount")
+            && message.contains(&first.cache_dir.display().to_string()),
+        "{message}"
+    );
+    assert!(
+        !std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(&second_mountpoint.display().to_string())
+    );
+    assert_eq!(std::fs::read(first.path("a.txt")).unwrap(), b"first");
+    let (dirs, cache_dir) = first.unmount();
+    let again = TestMount::start_with_cache(&test_store.store, &Options::default(), dirs, cache_dir);
+    assert_eq!(std::fs::read(again.path("a.txt")).unwrap(), b"first");
+}
+
 macro_rules! on_both_backends {
     ($($test:ident),* $(,)?) => {
         mod local_adapter { $( #[test] fn $test() { super::$test(super::Backend::Local) } )* }

@@ -197,6 +197,30 @@ impl Default for Options {
     }
 }
 
+/// The mount configuration the tests use: `options` over a mountpoint and a cache directory.
+pub fn mount_config(options: &Options, mountpoint: PathBuf, cache_dir: PathBuf) -> MountConfig {
+    MountConfig {
+        mountpoint,
+        fs: FsConfig {
+            prefix: options.prefix.map(|p| StorageKey::parse(p).unwrap()),
+            read_only: options.read_only,
+            metadata_ttl: options.metadata_ttl,
+            block_size: options.block_size,
+            memory_budget: options.memory_budget,
+            request_timeout: options.request_timeout,
+            dirty_budget: options.dirty_budget,
+            upload_delay: options.upload_delay,
+            uid: 0,
+            gid: 0,
+        },
+        cache_dir,
+        cache_max_size: options.cache_max_size,
+        fuse_threads: 2,
+        allow_other: false,
+        kernel_read_ahead: 16 * MIB,
+    }
+}
+
 /// A mount that is unmounted on drop, with `fusermount3 -u -z` / `umount -l` as a last resort.
 pub struct TestMount {
     pub mount: Option<Mount>,
@@ -220,27 +244,11 @@ impl TestMount {
     ) -> TestMount {
         let mountpoint = dirs.path().join("mnt");
         std::fs::create_dir_all(&mountpoint).unwrap();
-        let config = MountConfig {
-            mountpoint: mountpoint.clone(),
-            fs: FsConfig {
-                prefix: options.prefix.map(|p| StorageKey::parse(p).unwrap()),
-                read_only: options.read_only,
-                metadata_ttl: options.metadata_ttl,
-                block_size: options.block_size,
-                memory_budget: options.memory_budget,
-                request_timeout: options.request_timeout,
-                dirty_budget: options.dirty_budget,
-                upload_delay: options.upload_delay,
-                uid: 0,
-                gid: 0,
-            },
-            cache_dir: cache_dir.clone(),
-            cache_max_size: options.cache_max_size,
-            fuse_threads: 2,
-            allow_other: false,
-            kernel_read_ahead: 16 * MIB,
-        };
-        let mount = Mount::start(config, store.clone()).unwrap();
+        let mount = Mount::start(
+            mount_config(options, mountpoint.clone(), cache_dir.clone()),
+            store.clone(),
+        )
+        .unwrap();
         TestMount {
             mount: Some(mount),
             mountpoint,
