@@ -85,8 +85,7 @@ async fn the_pass_retries_while_the_server_is_down() {
     let running = tokio::spawn(async move { run_pass(&client, &options, &NoProgress).await });
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(!running.is_finished(), "the pass must wait for the server");
-    server.spawn();
-    server.wait_ready().await;
+    server.restart().await;
     let report = tokio::time::timeout(Duration::from_secs(60), running)
         .await
         .unwrap()

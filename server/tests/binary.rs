@@ -3,53 +3,26 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::os::unix::fs::PermissionsExt as _;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+
+use harness::ServerProcess;
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_iphoto-server");
 
-/// Kills the server when the test ends, panics included.
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(data: &std::path::Path, port: u16, envs: &[(&str, &str)]) -> Running {
-    let child = Command::new(BIN)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(data)
-        .env_remove("DATABASE_URL")
-        .env_remove("STORAGE_BACKEND")
-        .envs(envs.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    Running(child)
-}
-
-async fn wait_ready(url: &str) -> reqwest::Response {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(response) = reqwest::get(url).await {
-            return response;
-        }
-        assert!(Instant::now() < deadline, "server did not answer at {url}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// The server on `data` with the embedded defaults, ready.
+async fn serve(data: &std::path::Path) -> ServerProcess {
+    ServerProcess::start(std::path::Path::new(BIN), data, &[])
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
 async fn serve_on_an_empty_directory_is_ready_with_tokens() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let port = harness::free_port().unwrap();
-    let mut server = serve(&data, port, &[]);
-    let ready = wait_ready(&format!("http://127.0.0.1:{port}/readyz")).await;
+    let mut server = serve(&data).await;
+    let ready = reqwest::get(format!("{}/readyz", server.url())).await.unwrap();
     assert_eq!(ready.status(), 200);
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(body["status"], "ready");
@@ -61,7 +34,7 @@ async fn serve_on_an_empty_directory_is_ready_with_tokens() {
     }
     let client = std::fs::read_to_string(data.join("client.token")).unwrap();
     let stats = reqwest::Client::new()
-        .get(format!("http://127.0.0.1:{port}/client/iphoto/stats"))
+        .get(format!("{}/client/iphoto/stats", server.url()))
         .bearer_auth(client.trim())
         .send()
         .await
@@ -77,24 +50,11 @@ async fn serve_on_an_empty_directory_is_ready_with_tokens() {
     );
 
     // SIGTERM: a graceful stop, exit 0.
-    let status = Command::new("kill")
-        .args(["-TERM", &server.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let exit = loop {
-        if let Some(exit) = server.0.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let exit = server.terminate(Duration::from_secs(20)).unwrap();
     assert!(exit.success(), "{exit:?}");
 
     // A second start keeps the first start's tokens.
-    let _again = serve(&data, port, &[]);
-    wait_ready(&format!("http://127.0.0.1:{port}/readyz")).await;
+    let _again = serve(&data).await;
     assert_eq!(
         std::fs::read_to_string(data.join("client.token")).unwrap(),
         client
@@ -165,16 +125,10 @@ fn bad_configuration_names_the_variable() {
 }
 
 /// A served data dir with one synced photo whose original is `size` bytes; returns (server, base URL, token).
-async fn served_with_photo(dir: &std::path::Path, uuid: &str, size: u64) -> (Running, String, String) {
-    let data = dir.join("data");
-    let port = harness::free_port().unwrap();
-    let server = serve(&data, port, &[]);
-    let base = format!("http://127.0.0.1:{port}");
-    wait_ready(&format!("{base}/readyz")).await;
-    let token = std::fs::read_to_string(data.join("client.token"))
-        .unwrap()
-        .trim()
-        .to_owned();
+async fn served_with_photo(dir: &std::path::Path, uuid: &str, size: u64) -> (ServerProcess, String, String) {
+    let server = serve(&dir.join("data")).await;
+    let base = server.url();
+    let token = server.client_token().unwrap();
     let item = serde_json::json!({
         "localIdentifier": format!("{uuid}/L0/001"), "kind": "video", "livePhoto": false, "width": 1920, "height": 1080,
         "takenAt": "2024-05-01T10:00:00+02:00", "modifiedAt": "2024-05-02T10:00:00Z",
@@ -269,7 +223,7 @@ async fn a_1_gib_upload_streams_with_flat_memory() {
     let dir = tempfile::tempdir().unwrap();
     let size: u64 = 1 << 30;
     let (server, base, token) = served_with_photo(dir.path(), "BIGF0001", size).await;
-    let before = peak_rss_kib(server.0.id());
+    let before = peak_rss_kib(server.pid());
     let (body, hasher) = generated_body(size, 1 << 20);
     let answer = reqwest::Client::new()
         .post(format!("{base}/client/iphoto/upload/BIGF0001/L0/001"))
@@ -289,7 +243,7 @@ async fn a_1_gib_upload_streams_with_flat_memory() {
         .join("data/blobs")
         .join(stored["key"].as_str().unwrap());
     assert_eq!(std::fs::metadata(&file).unwrap().len(), size);
-    let after = peak_rss_kib(server.0.id());
+    let after = peak_rss_kib(server.pid());
     // Flat: the peak grows by a few multipart parts, not by the body (1 GiB).
     assert!(
         after - before < 100 * 1024,
@@ -344,7 +298,6 @@ async fn sigterm_finishes_an_upload_in_flight() {
     let dir = tempfile::tempdir().unwrap();
     let size: u64 = 4 << 20;
     let (mut server, base, token) = served_with_photo(dir.path(), "SLOW0001", size).await;
-    let pid = server.0.id();
     // 4 MiB in 16 chunks, 100 ms apart: SIGTERM lands mid-body.
     let stream = futures::stream::unfold(0u32, |i| async move {
         if i == 16 {
@@ -365,29 +318,41 @@ async fn sigterm_finishes_an_upload_in_flight() {
             .send(),
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    server.sigterm().unwrap();
     let answer = upload.await.unwrap().unwrap();
     assert_eq!(answer.status(), 200, "the upload in flight completes");
     let stored: serde_json::Value = answer.json().await.unwrap();
     assert_eq!(stored["size"], size);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let exit = loop {
-        if let Some(exit) = server.0.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(Instant::now() < deadline, "server did not stop after the upload");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let exit = server.wait_exit(Duration::from_secs(20)).unwrap();
     assert!(exit.success());
     let file = dir
         .path()
         .join("data/blobs")
         .join(stored["key"].as_str().unwrap());
     assert_eq!(std::fs::metadata(file).unwrap().len(), size);
+}
+
+/// A port another process listens on: the server exits naming the address, and the harness says the port
+/// was taken rather than take the other process's answers for the server's.
+#[tokio::test]
+async fn a_taken_port_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = serve(&dir.path().join("data")).await;
+    let address = server.url().trim_start_matches("http://").to_owned();
+    server.kill();
+    let _squatter = tokio::net::TcpListener::bind(&address).await.unwrap();
+
+    let output = Command::new(BIN)
+        .args(["serve", "--listen", &address, "--data-dir"])
+        .arg(dir.path().join("other"))
+        .env_remove("DATABASE_URL")
+        .env_remove("STORAGE_BACKEND")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("LISTEN") && err.contains(&address), "{err}");
+
+    let refused = server.restart().await.unwrap_err().to_string();
+    assert!(refused.contains("taken"), "{refused}");
 }

