@@ -225,10 +225,11 @@ impl DiskCache {
         let temporary = self.dir.join("index.log.tmp");
         let mut file = File::create(&temporary)?;
         let mut text = String::new();
+        // Blocks being written are listed too: their `+` was logged before their file is written, and a
+        // rewrite between the two must not drop it (the file would then be one the bound does not know about
+        // after a restart). A write that never finishes leaves a block whose checksum fails: a miss.
         for (name, entry) in &state.entries {
-            if !entry.writing {
-                text.push_str(&record(name, entry));
-            }
+            text.push_str(&record(name, entry));
         }
         file.write_all(text.as_bytes())?;
         file.sync_all()?;
@@ -285,6 +286,56 @@ impl DiskCache {
         }
     }
 
+    /// A put's first phase, under the lock: the block accounted (room made first) and its `+` logged, marked
+    /// as being written so it is not served yet.
+    fn account(&self, name: &str, size: u64, crc32: u32) -> Result<Accounted> {
+        let mut state = self.lock();
+        if state.entries.contains_key(name) {
+            Self::touch(&mut state, name);
+            return Ok(Accounted::Present);
+        }
+        if !self.make_room(&mut state, size, self.capacity())? {
+            return Ok(Accounted::NoRoom);
+        }
+        state.tick += 1;
+        let tick = state.tick;
+        let entry = Entry {
+            size,
+            crc32: Some(crc32),
+            tick,
+            writing: true,
+        };
+        let line = record(name, &entry);
+        state.entries.insert(name.to_owned(), entry);
+        state.lru.insert(tick, name.to_owned());
+        state.used += size;
+        self.append(&mut state, &line)?;
+        Ok(Accounted::Reserved)
+    }
+
+    /// A put's second phase, outside the lock: the file written, then the block served from (or, if the
+    /// write failed, removed).
+    fn write_accounted(&self, name: &str, data: &[u8]) -> Result<()> {
+        let path = self.block_path(name);
+        let written = (|| -> std::io::Result<()> {
+            if let Some(parent) = path.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            self.write_block(&path, data)
+        })();
+        let mut state = self.lock();
+        if let Some(entry) = state.entries.get_mut(name) {
+            entry.writing = false;
+        }
+        match written {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.remove_locked(&mut state, name)?;
+                Err(e.into())
+            }
+        }
+    }
+
     fn touch(state: &mut State, name: &str) {
         state.tick += 1;
         let tick = state.tick;
@@ -294,6 +345,16 @@ impl DiskCache {
             state.lru.insert(tick, name.to_owned());
         }
     }
+}
+
+/// What a put's first phase found.
+enum Accounted {
+    /// The block was there already.
+    Present,
+    /// No room for it within the bound.
+    NoRoom,
+    /// Accounted and logged; its file is to be written.
+    Reserved,
 }
 
 /// The index record of a block: `+ <name> <size> crc32:<8 hex>`.
@@ -363,53 +424,10 @@ impl BlockCache for DiskCache {
 
     fn put(&self, id: &BlockId, data: &[u8]) -> Result<bool> {
         let name = block_name(id);
-        let size = data.len() as u64;
-        let crc32 = crc32fast::hash(data);
-        {
-            let mut state = self.lock();
-            if state.entries.contains_key(&name) {
-                Self::touch(&mut state, &name);
-                return Ok(true);
-            }
-            if !self.make_room(&mut state, size, self.capacity())? {
-                return Ok(false);
-            }
-            state.tick += 1;
-            let tick = state.tick;
-            let entry = Entry {
-                size,
-                crc32: Some(crc32),
-                tick,
-                writing: true,
-            };
-            let line = record(&name, &entry);
-            state.entries.insert(name.clone(), entry);
-            state.lru.insert(tick, name.clone());
-            state.used += size;
-            self.append(&mut state, &line)?;
-        }
-        let path = self.block_path(&name);
-        let written = (|| -> std::io::Result<()> {
-            if let Some(parent) = path.parent() {
-                fs::create_dir_all(parent)?;
-            }
-            self.write_block(&path, data)
-        })();
-        let mut state = self.lock();
-        match written {
-            Ok(()) => {
-                if let Some(entry) = state.entries.get_mut(&name) {
-                    entry.writing = false;
-                }
-                Ok(true)
-            }
-            Err(e) => {
-                if let Some(entry) = state.entries.get_mut(&name) {
-                    entry.writing = false;
-                }
-                self.remove_locked(&mut state, &name)?;
-                Err(e.into())
-            }
+        match self.account(&name, data.len() as u64, crc32fast::hash(data))? {
+            Accounted::Present => Ok(true),
+            Accounted::NoRoom => Ok(false),
+            Accounted::Reserved => self.write_accounted(&name, data).map(|()| true),
         }
     }
 

@@ -179,3 +179,40 @@ fn concurrent_inserts_never_exceed_the_bound() {
     }
     assert!(peak <= max, "peak {peak} > {max}");
 }
+
+/// The index rewritten (at unmount, or when the log grows) while a block is being written keeps the block's
+/// record: after a restart its file is accounted, whether its write finished or not.
+#[test]
+fn a_block_being_written_survives_an_index_rewrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let bound = INDEX_ALLOWANCE + 1024 * KIB;
+    let (finished, unfinished) = (block_name(&id("k", "v", 0)), block_name(&id("k", "v", 1)));
+    {
+        let cache = DiskCache::open(dir.path(), bound).unwrap();
+        for name in [&finished, &unfinished] {
+            assert!(matches!(
+                cache.account(name, 8, crc32fast::hash(b"finished")).unwrap(),
+                Accounted::Reserved
+            ));
+        }
+        // Not served while being written.
+        assert!(!cache.contains(&id("k", "v", 0)));
+        cache.persist().unwrap();
+        cache.write_accounted(&finished, b"finished").unwrap();
+        // The other write never finishes (the process ends first).
+    }
+    let cache = DiskCache::open(dir.path(), bound).unwrap();
+    assert_eq!(
+        cache.usage().blocks,
+        2,
+        "both accounted: no file the bound does not know"
+    );
+    assert_eq!(
+        get(&cache, &id("k", "v", 0), 8).unwrap(),
+        Bytes::from_static(b"finished")
+    );
+    // The unfinished block is a miss, and is dropped from the index.
+    assert!(get(&cache, &id("k", "v", 1), 8).is_none());
+    assert_eq!(cache.usage().blocks, 1);
+    assert!(dir_bytes(&dir.path().join("blocks")) <= 8);
+}
