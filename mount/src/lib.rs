@@ -162,13 +162,28 @@ impl Mount {
 
     fn shutdown(&mut self) -> Result<()> {
         let mut result = Ok(());
-        if let Some(session) = self.session.take()
-            && let Err(source) = session.umount_and_join()
-        {
-            result = Err(Error::Mount {
-                mountpoint: self.mountpoint.display().to_string(),
-                source,
-            });
+        if let Some(session) = self.session.take() {
+            // Only while our session still runs: after an external unmount, the mountpoint may hold another
+            // file system by now.
+            let unmounted = !session.guard.is_finished() && unmount_when_idle(&self.mountpoint);
+            if unmounted {
+                // The kernel ends the session's reads once the unmount completes: wait for its threads.
+                let deadline = std::time::Instant::now() + UNMOUNT_BUSY_WAIT;
+                while !session.guard.is_finished() && std::time::Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+            match session.umount_and_join() {
+                Ok(()) => {}
+                // Ours came first: fuser's own unmount finds nothing mounted (EINVAL).
+                Err(e) if unmounted && e.raw_os_error() == Some(libc::EINVAL) => {}
+                Err(source) => {
+                    result = Err(Error::Mount {
+                        mountpoint: self.mountpoint.display().to_string(),
+                        source,
+                    });
+                }
+            }
         }
         if let Err(e) = self.fs.persist() {
             tracing::warn!(error = %e, "writing the cache index at unmount failed");
@@ -217,6 +232,33 @@ fn lock_cache_dir(lock: &std::fs::File, cache_dir: &std::path::Path) -> Result<(
             Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
         }
     }
+}
+
+/// How long an unmount retries while the mountpoint is busy.
+const UNMOUNT_BUSY_WAIT: Duration = Duration::from_secs(2);
+
+/// Unmounts `mountpoint`, retrying for up to [`UNMOUNT_BUSY_WAIT`] while it is busy (EBUSY): a file closed
+/// a moment ago can still be held by a child process that another thread forked just before the close (until
+/// it execs), or by a reader finishing its close. Any other outcome (nothing mounted, not root, still busy
+/// after the wait) is left to fuser's own unmount, which comes next and reports it. Returns whether it
+/// unmounted.
+#[cfg(target_os = "linux")]
+fn unmount_when_idle(mountpoint: &std::path::Path) -> bool {
+    let deadline = std::time::Instant::now() + UNMOUNT_BUSY_WAIT;
+    loop {
+        match nix::mount::umount2(mountpoint, nix::mount::MntFlags::empty()) {
+            Ok(()) => return true,
+            Err(nix::errno::Errno::EBUSY) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(_) => return false,
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn unmount_when_idle(_mountpoint: &std::path::Path) -> bool {
+    false
 }
 
 /// Sets the read-ahead of the mount's backing device (`/sys/class/bdi/<major>:<minor>/read_ahead_kb`). FUSE

@@ -286,6 +286,41 @@ fn a_cache_directory_in_use_is_refused() {
     assert_eq!(std::fs::read(again.path("a.txt")).unwrap(), b"first");
 }
 
+/// An unmount while another process holds a file open for a moment more waits for it to close, instead of
+/// failing with EBUSY (a child forked by any thread of a process holds its open files until it execs).
+#[test]
+fn unmount_waits_for_a_file_held_open_for_a_moment() {
+    use std::io::BufRead as _;
+    let test_store = store(Backend::Local);
+    put(&test_store.store, "library/held.txt", b"held");
+    let mount = TestMount::start(&test_store.store, &Options::default());
+    let mountpoint = mount.mountpoint.clone();
+    let mut holder = std::process::Command::new("sh")
+        .args(["-c", "exec 3<\"$1\"; echo opened; sleep 0.5", "sh"])
+        .arg(mount.path("held.txt"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "opened");
+    let started = Instant::now();
+    let _dirs = mount.unmount();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(holder.wait().unwrap().success());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&format!(" {} ", mountpoint.display())),
+        "still mounted"
+    );
+}
+
 macro_rules! on_both_backends {
     ($($test:ident),* $(,)?) => {
         mod local_adapter { $( #[test] fn $test() { super::$test(super::Backend::Local) } )* }
