@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use harness::{S3Server, unique_name};
@@ -57,7 +57,7 @@ impl Bundle {
     /// `(path inside originals, bytes)` of every file that must be copied.
     fn expected(&self) -> Vec<(String, Vec<u8>)> {
         let mut out = Vec::new();
-        for entry in walk(&self.originals()) {
+        for entry in harness::files_under(&self.originals()) {
             let relative = entry
                 .strip_prefix(self.originals())
                 .unwrap()
@@ -70,19 +70,6 @@ impl Bundle {
         out.sort();
         out
     }
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
 
 fn content(seed: &str, size: usize) -> Vec<u8> {

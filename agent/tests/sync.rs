@@ -204,7 +204,7 @@ async fn the_agent_killed_with_sigkill_mid_upload_resumes_without_uploading_twic
         "every original received and stored once"
     );
     assert_eq!(metric(&server, DEDUPLICATED).await, 0, "nothing sent again");
-    let on_disk: u64 = walk_files(&library.bundle)
+    let on_disk: u64 = harness::files_under(&library.bundle)
         .iter()
         .filter(|p| !p.starts_with(library.bundle.join("database")))
         .map(|p| std::fs::metadata(p).unwrap().len())
@@ -223,22 +223,6 @@ async fn the_agent_killed_with_sigkill_mid_upload_resumes_without_uploading_twic
     assert_eq!(status["lastPass"]["uploaded"], 7 - stored_before, "{status}");
     assert_eq!(status["lastPass"]["itemsSent"], 0, "{status}");
     assert_eq!(status["figures"]["pendingUploads"], 0, "{status}");
-}
-
-fn walk_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return files;
-    };
-    for entry in entries {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(walk_files(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
 
 /// Rewrites one file (same size, other bytes) just as the uploads start, after it was hashed: its upload

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Backend, MIB, Options, TestMount, Tmpfs, bytes, dir_bytes, errno, put, sha256, store};
+use common::{Backend, MIB, Options, TestMount, Tmpfs, bytes, errno, put, sha256, store};
+use harness::dir_bytes;
 
 fn sizes_read_back(backend: Backend) {
     let test_store = store(backend);

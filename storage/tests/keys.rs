@@ -19,17 +19,6 @@ fn store_under(root: &std::path::Path) -> storage::Store {
     storage::create_object_store(&args.into_config().unwrap()).unwrap()
 }
 
-fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            walk(&path, out);
-        } else {
-            out.push(path);
-        }
-    }
-}
-
 thread_local! {
     /// (accepted, rejected) keys generated, to prove the property was exercised on accepted keys.
     static ACCEPTED: std::cell::RefCell<(u32, u32)> = const { std::cell::RefCell::new((0, 0)) };
@@ -80,8 +69,7 @@ proptest! {
             store.put(&key, Bytes::from_static(b"x"), &PutOptions::default()).await.unwrap();
             assert_eq!(store.get_bytes(&key).await.unwrap(), Bytes::from_static(b"x"));
         });
-        let mut files = Vec::new();
-        walk(sandbox.path(), &mut files);
+        let files = harness::files_under(sandbox.path());
         prop_assert_eq!(files.len(), 1, "{:?} wrote {:?}", raw, files);
         let expected: std::path::PathBuf = key.segments().fold(root.clone(), |p, s| p.join(s));
         prop_assert_eq!(&files[0], &expected);

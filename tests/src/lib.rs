@@ -13,11 +13,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod files;
 mod postgres;
 mod process;
 mod seaweedfs;
 mod server;
 
+pub use files::{dir_bytes, files_under};
 pub use postgres::Postgres;
 pub use process::{free_port, sigterm, unique_name, wait_exit};
 pub use seaweedfs::S3Server;

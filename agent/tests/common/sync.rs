@@ -63,19 +63,8 @@ impl TestServer {
     /// SHA-256 → number of stored objects with those bytes, over the whole blob store.
     pub fn stored(&self) -> BTreeMap<String, usize> {
         let mut found = BTreeMap::new();
-        let mut dirs = vec![self.data.join("blobs")];
-        while let Some(dir) = dirs.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for entry in entries {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    dirs.push(path);
-                } else {
-                    *found.entry(sha256(&std::fs::read(&path).unwrap())).or_insert(0) += 1;
-                }
-            }
+        for path in harness::files_under(&self.data.join("blobs")) {
+            *found.entry(sha256(&std::fs::read(&path).unwrap())).or_insert(0) += 1;
         }
         found
     }

@@ -295,23 +295,6 @@ pub fn force_unmount(path: &Path) {
     }
 }
 
-/// Apparent bytes of the files under `dir`, walked (not at one instant: for checks after the fact).
-pub fn dir_bytes(dir: &Path) -> u64 {
-    let mut total = 0;
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    for entry in entries.flatten() {
-        let Ok(meta) = entry.metadata() else { continue };
-        total += if meta.is_dir() {
-            dir_bytes(&entry.path())
-        } else {
-            meta.len()
-        };
-    }
-    total
-}
-
 /// A tmpfs of its own, so the bytes used in it can be read at one instant (`statfs` via `df`), which a
 /// directory walk cannot do while blocks are evicted and written. Unmounted on drop.
 pub struct Tmpfs {

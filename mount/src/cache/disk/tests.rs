@@ -1,6 +1,7 @@
 //! The disk cache's bound, checksums, restart and concurrency, on real files in a temporary directory.
 
 use super::*;
+use harness::dir_bytes;
 
 const KIB: u64 = 1024;
 
@@ -16,21 +17,6 @@ fn id(key: &str, version: &str, index: u64) -> BlockId {
 /// A block of `len` bytes from the cache.
 fn get(cache: &DiskCache, id: &BlockId, len: usize) -> Option<Bytes> {
     cache.get(id, BlockBuf::unpooled(len)).unwrap()
-}
-
-fn dir_bytes(dir: &Path) -> u64 {
-    let mut total = 0;
-    // Files vanish while this walks (evictions): those count as zero.
-    let Ok(entries) = fs::read_dir(dir) else { return 0 };
-    for entry in entries.flatten() {
-        let Ok(meta) = entry.metadata() else { continue };
-        total += if meta.is_dir() {
-            dir_bytes(&entry.path())
-        } else {
-            meta.len()
-        };
-    }
-    total
 }
 
 #[test]
