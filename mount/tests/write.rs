@@ -332,16 +332,8 @@ struct ProcessMount {
 impl Drop for ProcessMount {
     fn drop(&mut self) {
         // SIGTERM first (a clean unmount), then make sure.
-        let _ = std::process::Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let _ = harness::sigterm(&self.child);
+        let _ = harness::wait_exit(&mut self.child, Duration::from_secs(10));
         let _ = self.child.kill();
         let _ = self.child.wait();
         common::force_unmount(&self.mountpoint);

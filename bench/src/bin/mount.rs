@@ -510,17 +510,11 @@ fn is_mounted(path: &Path) -> bool {
 
 /// SIGTERM, wait for the process to unmount and exit; a lazy unmount if it does not within a minute.
 fn stop(child: &mut Child, mountpoint: &Path) -> Result<()> {
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait()?.is_none() {
-        if Instant::now() > deadline {
-            child.kill()?;
-            child.wait()?;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    // A process that already exited is not an error here: the unmount below still runs.
+    let _ = harness::sigterm(child);
+    if harness::wait_exit(child, Duration::from_secs(60)).is_err() {
+        child.kill()?;
+        child.wait()?;
     }
     if is_mounted(mountpoint) {
         Command::new("fusermount3")
