@@ -5,11 +5,17 @@
 //! library's own `originals/` folder: one copy in the bucket serves both the server and the Mac.
 //!
 //! ```text
-//! users/<user>/libraries/<library>/originals/<X>/<UUID>.<ext>
-//! users/<user>/libraries/<library>/originals/<X>/<UUID>_3.mov
-//! users/<user>/libraries/<library>/renders/<X>/<UUID>.<ext>
+//! users/<user>/libraries/<library>/<bundle path>          originals/<X>/<UUID>.<ext>, resources/renders/…
+//! users/<user>/libraries/<library>/content/<aa>/<sha256>.<ext>
 //! users/<user>/libraries/<library>/derivatives/<kind>/<X>/<UUID>.<ext>
 //! ```
+//!
+//! Objects are immutable (see `ARCHITECTURE.md`, "Nothing lost"): a key names one content for ever. A resource
+//! the Mac declares with its bundle path (`ZDIRECTORY`/`ZFILENAME` as Photos lays them out) is stored exactly
+//! there, so an agent sync, `seed-originals` and a mount of `originals/` share one object. Everything else —
+//! a plain folder's files, or new content for a bundle path already holding other bytes — goes to a
+//! content-addressed key, which by construction can only ever hold those bytes. No key is built from a
+//! `localIdentifier`, so two identifiers can never share one.
 
 use crate::error::Error;
 use crate::key::StorageKey;
@@ -46,6 +52,50 @@ impl LibraryLayout {
         self.root.join("originals")
     }
 
+    /// `…/<path>`: a file at its path inside the Photos bundle (`originals/3/<UUID>.jpeg`), as the agent
+    /// read it from `ZDIRECTORY`/`ZFILENAME`. The path must be relative, of valid segments (no `.`, `..`,
+    /// empty segment, backslash or control character), and at most [`MAX_BUNDLE_PATH`] bytes.
+    pub fn bundle(&self, path: &str) -> Result<StorageKey, Error> {
+        bundle_path(path)?;
+        self.root.join(path)
+    }
+
+    /// `…/content/<aa>/<sha256>.<ext>`: the content-addressed key of bytes hashing to `sha256` (lower-case
+    /// hex). Such a key can only ever hold those bytes, so writing it twice never replaces anything.
+    pub fn content(&self, sha256: &str, ext: &str) -> Result<StorageKey, Error> {
+        let hex_ok = sha256.len() == 64
+            && sha256
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !hex_ok {
+            return Err(Error::InvalidKey {
+                key: sha256.escape_debug().to_string(),
+                reason: "not a lower-case hex SHA-256",
+            });
+        }
+        StorageKey::parse(format!(
+            "{}/content/{}/{sha256}.{}",
+            self.root,
+            &sha256[..2],
+            extension(ext)?
+        ))
+    }
+
+    /// `…/incoming/<id>.<ext>`: where an upload whose digest is not known in advance is written (under a
+    /// fresh `id`, so no two uploads share one) before it is moved to its content key. Anything left here
+    /// by a crash is unreferenced, and the garbage collector removes it after the grace period.
+    pub fn incoming(&self, id: &str, ext: &str) -> Result<StorageKey, Error> {
+        let id = segment("upload id", id)?;
+        StorageKey::parse(format!("{}/incoming/{id}.{}", self.root, extension(ext)?))
+    }
+
+    /// Whether `key` is one of this library's [`incoming`](Self::incoming) keys.
+    pub fn is_incoming(&self, key: &StorageKey) -> bool {
+        key.as_str()
+            .strip_prefix(self.root.as_str())
+            .is_some_and(|rest| rest.starts_with("/incoming/"))
+    }
+
     /// `…/originals/<X>/<UUID>.<ext>`, `ext` lower-cased as Photos writes it.
     pub fn original(&self, uuid: &str, ext: &str) -> Result<StorageKey, Error> {
         self.bundle_path("originals", uuid, &format!(".{}", extension(ext)?))
@@ -76,6 +126,31 @@ impl LibraryLayout {
         let first = uuid.chars().next().map(|c| c.to_ascii_uppercase()).unwrap_or('0');
         StorageKey::parse(format!("{}/{area}/{first}/{uuid}{suffix}", self.root))
     }
+}
+
+/// Longest accepted bundle path, in bytes.
+pub const MAX_BUNDLE_PATH: usize = 512;
+
+/// Checks a path inside a Photos bundle as the agent sends it: relative, at most [`MAX_BUNDLE_PATH`] bytes,
+/// `/`-separated segments none of which is empty, `.` or `..`, without backslashes or control characters.
+pub fn bundle_path(path: &str) -> Result<(), Error> {
+    let bad = |reason| Error::InvalidKey {
+        key: path.escape_debug().to_string(),
+        reason,
+    };
+    if path.is_empty() || path.len() > MAX_BUNDLE_PATH {
+        return Err(bad("a bundle path is 1 to 512 bytes"));
+    }
+    if path.contains('\\') {
+        return Err(bad("a bundle path uses '/', not backslashes"));
+    }
+    if path.starts_with('/') {
+        return Err(bad("a bundle path is relative to the bundle"));
+    }
+    if path.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+        return Err(bad("a bundle path has no empty, '.' or '..' segment"));
+    }
+    StorageKey::parse(path).map(|_| ())
 }
 
 /// One path segment: no `/`, and whatever [`StorageKey`] refuses.
@@ -138,6 +213,34 @@ mod tests {
             l.originals_prefix().unwrap().as_str(),
             "users/u1/libraries/lib/originals"
         );
+    }
+
+    #[test]
+    fn bundle_and_content_keys() {
+        let l = LibraryLayout::new("u1", "lib").unwrap();
+        assert_eq!(
+            l.bundle("originals/3/X.jpeg").unwrap().as_str(),
+            "users/u1/libraries/lib/originals/3/X.jpeg"
+        );
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "originals/../../x",
+            ".",
+            "a//b",
+            "a\\b",
+            "a/\u{1}b",
+        ] {
+            assert!(l.bundle(bad).is_err(), "{bad:?} accepted");
+        }
+        let sha = "ab".repeat(32);
+        assert_eq!(
+            l.content(&sha, "JPG").unwrap().as_str(),
+            format!("users/u1/libraries/lib/content/ab/{sha}.jpg")
+        );
+        assert!(l.content("AB", "jpg").is_err());
+        assert!(l.content(&"A".repeat(64), "jpg").is_err());
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub use config::{Backend, BackendConfig, LocalConfig, S3Config, Secret, StorageA
 pub use digest::{Sha256Digest, Sha256Hasher};
 pub use error::{Error, Result};
 pub use key::{MAX_KEY_BYTES, MAX_SEGMENT_BYTES, StorageKey};
-pub use layout::LibraryLayout;
+pub use layout::{LibraryLayout, MAX_BUNDLE_PATH, bundle_path};
 pub use presign::{BLOB_ROUTE, LocalSigner, PresignError, PresignPolicy, PresignedUrl};
 pub use put::{MIN_PART_SIZE, PutOptions, PutReceipt, part_size};
 pub use store::{DirListing, GetObject, ListPage, ObjectMeta, PutMode, Store};

@@ -43,7 +43,12 @@ pub struct PutOptions {
     pub expected_sha256: Option<Sha256Digest>,
     /// The body's size if known: picks a part size that keeps a huge body under S3's part limit.
     pub size_hint: Option<u64>,
-    /// What to do when the key exists. Streams larger than one part support only `Overwrite`.
+    /// What to do when the key exists. A one-part write is conditional in the store itself
+    /// (`If-None-Match: *` on S3, a hard link on the local backend). A stream larger than one part supports
+    /// `Overwrite` and `Create`; its `Create` is checked before the first part is sent, because object_store
+    /// completes multipart uploads unconditionally. Callers that write immutable objects therefore also set
+    /// `expected_sha256` and write only keys that name one content (a content-addressed key, or a bundle
+    /// path checked free): a writer racing past the check can only complete the same bytes.
     pub mode: PutMode,
 }
 
@@ -134,10 +139,16 @@ impl Store {
                     buffered_len += chunk.len();
                     buffered.push(chunk);
                     if buffered_len > part_size {
-                        if options.mode != PutMode::Overwrite {
-                            return Err(Error::Unsupported {
-                                what: "a conditional write larger than one part",
-                            });
+                        match &options.mode {
+                            PutMode::Overwrite => {}
+                            // object_store 0.14 completes a multipart upload unconditionally, so a create is
+                            // checked before the first part; see `PutOptions::mode` for why that is enough.
+                            PutMode::Create => self.refuse_existing(key).await?,
+                            PutMode::IfMatch(_) => {
+                                return Err(Error::Unsupported {
+                                    what: "a write conditional on the ETag larger than one part",
+                                });
+                            }
                         }
                         let multipart = self
                             .inner
@@ -184,6 +195,17 @@ impl Store {
                     sha256,
                 })
             }
+        }
+    }
+}
+
+impl Store {
+    /// [`Error::AlreadyExists`] when something is stored under `key`.
+    async fn refuse_existing(&self, key: &StorageKey) -> Result<()> {
+        match self.head(key).await {
+            Ok(_) => Err(Error::AlreadyExists { key: key.to_string() }),
+            Err(Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
         }
     }
 }

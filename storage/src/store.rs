@@ -290,6 +290,18 @@ impl Store {
         Ok(meta(key.clone(), &m))
     }
 
+    /// SHA-256 of a stored object, streamed through this process in bounded memory: how a caller verifies
+    /// bytes it did not write itself (a copy, or an object found where it was about to write).
+    pub async fn sha256(&self, key: &StorageKey) -> Result<crate::Sha256Digest> {
+        use futures::StreamExt as _;
+        let mut body = self.get(key, None).await?.body;
+        let mut hasher = crate::Sha256Hasher::new();
+        while let Some(chunk) = body.next().await {
+            hasher.update(&chunk?);
+        }
+        Ok(hasher.finish())
+    }
+
     /// Deletes an object. Deleting a missing key succeeds, as on S3, so retries are safe.
     pub async fn delete(&self, key: &StorageKey) -> Result<()> {
         match self.inner.objects.delete(&path(key)).await {

@@ -76,6 +76,7 @@ contract!(
     missing_is_not_found,
     overwrite_replaces,
     conditional_puts,
+    created_streams_never_replace,
     list_pages_by_prefix,
     delete_removes,
     copy_is_server_side,

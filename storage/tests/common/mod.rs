@@ -236,6 +236,37 @@ pub async fn conditional_puts(s: &Subject) {
     assert_eq!(s.store.get_bytes(&k).await.unwrap(), Bytes::from_static(b"four"));
 }
 
+/// Nothing lost: a create-only stream, one part or many, never replaces what is stored, and leaves the stored
+/// bytes as they were.
+pub async fn created_streams_never_replace(s: &Subject) {
+    let create = PutOptions {
+        mode: PutMode::Create,
+        ..Default::default()
+    };
+    for (len, name) in [
+        (1000usize, "one-part"),
+        (storage::MIN_PART_SIZE + 4096, "multipart"),
+    ] {
+        let k = key(&format!("immutable/{name}"));
+        let first = data(len, 1);
+        s.store
+            .put_stream(&k, chunked(&first, 65_537), &create)
+            .await
+            .unwrap();
+        let second = data(len, 2);
+        let refused = s.store.put_stream(&k, chunked(&second, 65_537), &create).await;
+        assert!(
+            matches!(refused, Err(Error::AlreadyExists { .. })),
+            "{name}: {refused:?}"
+        );
+        assert_eq!(
+            Sha256Digest::of(&s.store.get_bytes(&k).await.unwrap()),
+            Sha256Digest::of(&first),
+            "{name}: the stored bytes changed"
+        );
+    }
+}
+
 pub async fn list_pages_by_prefix(s: &Subject) {
     // More keys than one S3 ListObjects page (1,000), put 16 at a time.
     let n = 1_050;
