@@ -4,14 +4,15 @@
 //! the shell version's temporary read-write mount with direct writes through the `storage` crate.
 //!
 //! Resumable: an object already in the store with the file's size and SHA-256 is skipped, so a rerun after an
-//! interruption copies only what is missing or different. Every write announces the file's SHA-256, so a file
+//! interruption copies only what is missing. Stored objects are immutable: writes are create-only, and a file
+//! whose key holds other bytes is reported, never written over (the server's catalog may reference them). Every write announces the file's SHA-256, so a file
 //! that changes while it is copied is refused by the store instead of stored half old, half new. One file that
 //! cannot be copied is reported with its reason and does not stop the others.
 
 use std::path::{Path, PathBuf};
 
 use futures::StreamExt as _;
-use storage::{LibraryLayout, PutOptions, Sha256Digest, Sha256Hasher, StorageKey, Store};
+use storage::{LibraryLayout, PutMode, PutOptions, Sha256Digest, StorageKey, Store};
 use tokio_util::io::ReaderStream;
 
 use crate::error::{Error, Result};
@@ -202,10 +203,8 @@ async fn copy_file(
     let local = sha256_file(path).await.map_err(|e| e.to_string())?;
     let expected = Sha256Digest::from_hex(&local.sha256).ok_or("bad local digest")?;
     match store.head(&key).await {
-        Ok(meta) if meta.size == local.size && remote_sha256(store, &key).await? == expected => {
-            return Ok(Copied::AlreadyThere);
-        }
-        Ok(_) | Err(storage::Error::NotFound { .. }) => {}
+        Ok(meta) => return already_there(store, &key, meta.size, local.size, expected).await,
+        Err(storage::Error::NotFound { .. }) => {}
         Err(other) => return Err(other.to_string()),
     }
     let file = tokio::fs::File::open(path)
@@ -214,14 +213,41 @@ async fn copy_file(
     let options = PutOptions {
         expected_sha256: Some(expected),
         size_hint: Some(size.max(local.size)),
-        ..PutOptions::default()
+        mode: PutMode::Create,
     };
-    let receipt = store
+    match store
         .put_stream(&key, ReaderStream::with_capacity(file, 1 << 20), &options)
         .await
-        .map_err(|e| e.to_string())?;
-    tracing::debug!(key = %key, bytes = receipt.size, "copied");
-    Ok(Copied::Written(receipt.size))
+    {
+        Ok(receipt) => {
+            tracing::debug!(key = %key, bytes = receipt.size, "copied");
+            Ok(Copied::Written(receipt.size))
+        }
+        // Another writer (the server, or a second seed) stored it meanwhile.
+        Err(storage::Error::AlreadyExists { .. }) => {
+            let stored = store.head(&key).await.map_err(|e| e.to_string())?;
+            already_there(store, &key, stored.size, local.size, expected).await
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// An object is already at the file's key: the same bytes count as copied; other bytes are never replaced
+/// (objects are immutable, and the catalog may reference them), so the file is reported instead.
+async fn already_there(
+    store: &Store,
+    key: &StorageKey,
+    stored_size: u64,
+    local_size: u64,
+    expected: Sha256Digest,
+) -> std::result::Result<Copied, String> {
+    if stored_size == local_size && store.sha256(key).await.map_err(|e| e.to_string())? == expected {
+        return Ok(Copied::AlreadyThere);
+    }
+    Err(format!(
+        "the store already holds other bytes at {key}; stored objects are never replaced, \
+         so this file was not copied (seed into another prefix, or remove that object first)"
+    ))
 }
 
 /// `<prefix>/<path inside originals>`, each segment checked by [`StorageKey`].
@@ -238,15 +264,4 @@ fn object_key(originals: &Path, prefix: &StorageKey, path: &Path) -> std::result
         key = key.join(segment).map_err(|e| e.to_string())?;
     }
     Ok(key)
-}
-
-/// SHA-256 of an object, streamed.
-async fn remote_sha256(store: &Store, key: &StorageKey) -> std::result::Result<Sha256Digest, String> {
-    let object = store.get(key, None).await.map_err(|e| e.to_string())?;
-    let mut body = object.body;
-    let mut hasher = Sha256Hasher::new();
-    while let Some(chunk) = body.next().await {
-        hasher.update(&chunk.map_err(|e| e.to_string())?);
-    }
-    Ok(hasher.finish())
 }

@@ -23,6 +23,7 @@ fn missing(resource_type: ResourceType, size: u64) -> Resource {
         sha256: None,
         available: false,
         unavailable_reason: Some(UnavailableReason::Missing),
+        bundle_path: None,
     }
 }
 
@@ -159,6 +160,7 @@ fn expected_items() -> Vec<SyncItem> {
             sha256: None,
             available: false,
             unavailable_reason: Some(UnavailableReason::IcloudOnly),
+            bundle_path: None,
         }],
         ..base(
             "F6A7B8C9-0006-4000-8000-000000000006",
@@ -180,7 +182,20 @@ async fn photos11_assets_have_exact_values() {
 
     let scan = library.scan_assets().await.unwrap();
     assert!(scan.skipped.is_empty());
-    let items: Vec<_> = scan.assets.iter().map(|a| a.item.clone()).collect();
+    // Each resource names the file the reader looked for, as a path inside the bundle: where the server
+    // stores it. Checked here, then cleared for the comparison of the rest.
+    let mut items: Vec<_> = scan.assets.iter().map(|a| a.item.clone()).collect();
+    for (item, asset) in items.iter_mut().zip(&scan.assets) {
+        for (resource, file) in item.resources.iter_mut().zip(&asset.files) {
+            let relative = file.path.strip_prefix(dir.path()).unwrap();
+            assert_eq!(
+                resource.bundle_path.take().as_deref(),
+                relative.to_str(),
+                "{}",
+                item.local_identifier
+            );
+        }
+    }
     let expected = expected_items();
     assert_eq!(items.len(), expected.len());
     for (item, expected) in items.iter().zip(&expected) {
@@ -490,7 +505,25 @@ async fn scan_prints_the_wire_items_and_logs_are_json_lines_when_asked() {
         .output()
         .unwrap();
     assert!(output.status.success(), "{output:?}");
-    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let mut printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    // Every resource prints its path inside the bundle (checked against the reader in the test above).
+    for item in printed["items"].as_array_mut().unwrap() {
+        let uuid = item["localIdentifier"]
+            .as_str()
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_owned();
+        for resource in item["resources"].as_array_mut().unwrap() {
+            let path = resource.as_object_mut().unwrap().remove("bundlePath").unwrap();
+            let path = path.as_str().unwrap();
+            assert!(
+                (path.starts_with("originals/") || path.starts_with("resources/")) && path.contains(&uuid),
+                "{path}"
+            );
+        }
+    }
     assert_eq!(printed["items"], serde_json::to_value(expected_items()).unwrap());
     assert_eq!(printed["albums"].as_array().unwrap().len(), 2, "{printed}");
     assert_eq!(printed["skipped"], serde_json::json!([]));

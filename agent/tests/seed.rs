@@ -199,11 +199,16 @@ fn seeds_seaweedfs_through_the_binary_and_resumes() {
         "D/D0000000-0004-4000-8000-000000000004.jpeg",
         &content("new", 5000),
     );
-    let third = report(&run());
-    assert_eq!(counts(&third), (2, 3, 0), "{third}");
+    // Nothing lost: the re-exported file is reported, not written over the stored object; the new one is copied.
+    let output = run();
+    assert!(!output.status.success(), "a file not copied must fail the run");
+    let third: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(counts(&third), (1, 3, 1), "{third}");
+    let reason = third["failed"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("never replaced"), "{reason}");
     let key = StorageKey::parse(format!("Test Library.photoslibrary/originals/{changed}")).unwrap();
     let stored = runtime.block_on(store.get_bytes(&key)).unwrap();
-    assert!(stored == content("re-exported", size).as_slice());
+    assert!(stored != content("re-exported", size).as_slice());
 }
 
 #[tokio::test]
@@ -245,16 +250,22 @@ async fn seeds_into_the_server_layout_on_the_local_backend() {
     let again = seed_originals(&store, &bundle.path, &target, 2).await.unwrap();
     assert_eq!((again.copied, again.already_there), (0, 4), "{again:?}");
 
-    // An object damaged in the store (same size, other bytes) is found by its digest and copied again.
-    let damaged = layout.original(UUIDS[2], "heic").unwrap();
-    let size = store.head(&damaged).await.unwrap().size as usize;
+    // Other bytes at a key (same size) are found by their digest and reported, never replaced: the catalog
+    // may reference them.
+    let other = layout.original(UUIDS[2], "heic").unwrap();
+    let size = store.head(&other).await.unwrap().size as usize;
+    store.delete(&other).await.unwrap();
     store
-        .put(&damaged, vec![0u8; size].into(), &Default::default())
+        .put(&other, vec![0u8; size].into(), &Default::default())
         .await
         .unwrap();
-    let repaired = seed_originals(&store, &bundle.path, &target, 2).await.unwrap();
-    assert_eq!((repaired.copied, repaired.already_there), (1, 3), "{repaired:?}");
-    assert_holds(&store, &first.prefix, &bundle).await;
+    let again = seed_originals(&store, &bundle.path, &target, 2).await.unwrap();
+    assert_eq!(
+        (again.copied, again.already_there, again.failed.len()),
+        (0, 3, 1),
+        "{again:?}"
+    );
+    assert_eq!(store.get_bytes(&other).await.unwrap(), vec![0u8; size]);
 }
 
 #[test]

@@ -83,6 +83,14 @@ pub struct Resource {
     /// Why not, when `available` is false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unavailable_reason: Option<UnavailableReason>,
+    /// Where the file is inside the Photos library bundle, as Photos lays it out (`ZDIRECTORY`/`ZFILENAME`):
+    /// `originals/3/<UUID>.jpeg`, a Live Photo's `originals/3/<UUID>_3.mov`, a render under
+    /// `resources/renders/`. The server stores the bytes at exactly this path under the library, so a mount
+    /// of the library's `originals/` serves them and `seed-originals` finds them there. Absent for files
+    /// outside a bundle (a plain folder, a referenced file): those get a content-addressed key. Relative,
+    /// `/`-separated, no `.`/`..`/empty segment, no backslash or control character, at most 512 bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_path: Option<String>,
 }
 
 /// One asset's metadata, as the agent sends it in a sync batch.

@@ -180,6 +180,8 @@ fn walk(root: &Path) -> Result<Vec<ReadAsset>> {
                 sha256: None,
                 available: true,
                 unavailable_reason: None,
+                // Not a Photos bundle: the server keys the bytes by their content.
+                bundle_path: None,
             }],
             deleted: false,
         };

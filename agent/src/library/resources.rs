@@ -74,6 +74,7 @@ pub(crate) fn build(
                 sha256: None,
                 available,
                 unavailable_reason,
+                bundle_path: bundle_path(root, &path),
             });
             files.push(ResourceFile {
                 resource_type,
@@ -160,6 +161,23 @@ fn render_path(root: &Path, disk: &mut Disk, asset: &AssetFiles<'_>, compact_uti
     } else {
         heic.with_extension("jpeg")
     }
+}
+
+/// The file's path inside the bundle, `/`-separated (`originals/3/<UUID>.jpeg`): where the server stores it.
+/// `None` for a file outside the bundle (a referenced original) or a name that is not UTF-8.
+fn bundle_path(root: &Path, path: &Path) -> Option<String> {
+    let relative = path.strip_prefix(root).ok()?;
+    let mut out = String::with_capacity(relative.as_os_str().len());
+    for part in relative.components() {
+        let std::path::Component::Normal(part) = part else {
+            return None;
+        };
+        if !out.is_empty() {
+            out.push('/');
+        }
+        out.push_str(part.to_str()?);
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 /// `root/a/b/c` in one allocation (a path is built for every resource of every asset).
@@ -264,6 +282,21 @@ mod tests {
             ]
         );
         assert_eq!(files[1].path, Path::new("/lib/originals/D/D4_3.mov"));
+        // Each resource names its path inside the bundle: where the server stores it.
+        let paths: Vec<_> = resources.iter().map(|r| r.bundle_path.as_deref()).collect();
+        assert_eq!(
+            paths,
+            [
+                Some("originals/D/D4.heic"),
+                Some("originals/D/D4_3.mov"),
+                Some("resources/renders/D/D4_1_201_a.jpeg")
+            ]
+        );
+        // A referenced original is outside the bundle: no bundle path, so a content-addressed key.
+        let mut referenced = asset("D5");
+        referenced.directory = Some("/Users/me/Pictures");
+        let (resources, _) = build(root, &mut Disk::new(root), &referenced, &[]);
+        assert_eq!(resources[0].bundle_path, None);
         assert_eq!(
             files[2].path,
             Path::new("/lib/resources/renders/D/D4_1_201_a.jpeg")
