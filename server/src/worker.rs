@@ -262,15 +262,27 @@ impl Worker {
             .map_err(|e: ThumbnailError| failure(e.reason(), e.to_string()))?;
         drop(dir);
 
-        let size = thumb.bytes.len() as u64;
-        self.store
-            .put(
-                &key,
-                bytes::Bytes::from(thumb.bytes),
-                &storage::PutOptions::default(),
-            )
+        // Objects are immutable: a thumbnail of this content already stored (by an earlier lease of the same
+        // job, or for another photo with the same original) is the result.
+        let create = storage::PutOptions {
+            mode: storage::PutMode::Create,
+            ..Default::default()
+        };
+        let size = match self
+            .store
+            .put(&key, bytes::Bytes::from(thumb.bytes), &create)
             .await
-            .map_err(|e| failure("store_failed", e.to_string()))?;
+        {
+            Ok(receipt) => receipt.size,
+            Err(storage::Error::AlreadyExists { .. }) => {
+                self.store
+                    .head(&key)
+                    .await
+                    .map_err(|e| failure("store_failed", e.to_string()))?
+                    .size
+            }
+            Err(e) => return Err(failure("store_failed", e.to_string())),
+        };
         Ok(ThumbnailResult {
             key: key.as_str().to_owned(),
             content_type: thumb.content_type.to_owned(),

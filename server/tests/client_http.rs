@@ -208,7 +208,12 @@ pub async fn upload_streams_hashes_and_dedups(app: TestApp) {
     assert_eq!(stored["size"], bytes.len());
     assert_eq!(stored["deduplicated"], false);
     let key = StorageKey::parse(stored["key"].as_str().unwrap()).unwrap();
-    assert!(key.as_str().ends_with("/originals/D/DDDD0001.heic"), "{key}");
+    // No bundle path declared: the content-addressed key, never one built from the identifier.
+    assert!(
+        key.as_str()
+            .ends_with(&format!("/content/{}/{sha}.heic", &sha[..2])),
+        "{key}"
+    );
     assert_eq!(app.store.get_bytes(&key).await.unwrap(), bytes);
 
     // The same content under the second identity is linked, not uploaded again: the server answers before

@@ -187,6 +187,10 @@ pub struct DeclaredResource {
     pub available: bool,
     /// Why not, when not available.
     pub unavailable_reason: Option<UnavailableReason>,
+    /// The file's path inside the Photos bundle: where its bytes are stored (see `storage::LibraryLayout`).
+    /// Left out of the metadata hash when absent, so items without one hash as they always did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bundle_path: Option<String>,
 }
 
 /// One asset's metadata to upsert, keyed by `local_identifier` within a library.
@@ -282,6 +286,7 @@ impl From<api::SyncItem> for PhotoUpsert {
                     sha256: r.sha256,
                     available: r.available,
                     unavailable_reason: r.unavailable_reason,
+                    bundle_path: r.bundle_path,
                 })
                 .collect(),
             deleted: item.deleted,

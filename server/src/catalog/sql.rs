@@ -39,6 +39,12 @@ mod photos;
     clippy::duplicate_mod,
     reason = "compiled once per driver on purpose: see catalog/sql.rs"
 )]
+#[path = "sql/relocate.rs"]
+mod relocate;
+#[allow(
+    clippy::duplicate_mod,
+    reason = "compiled once per driver on purpose: see catalog/sql.rs"
+)]
 #[path = "sql/resources.rs"]
 pub(super) mod resources;
 #[allow(
@@ -72,9 +78,10 @@ use chrono::{DateTime, Utc};
 use super::{Adapter, Db};
 use crate::catalog::{
     AlbumPageQuery, AlbumSummary, AlbumUpsert, AlbumsResult, Authenticated, Blob, Catalog, Error, JobInfo,
-    JobStatus, LeaseRequest, Library, LibraryId, ListedPhoto, NewToken, Page, PendingQuery, PendingUpload,
-    PhotoDetail, PhotoId, PhotoUpsert, RecordedUpload, ResourceType, Result, Scope, Stats, SyncBatchResult,
-    TimelineQuery, TokenId, TokenInfo, UploadLookup, UploadRecord, UploadTarget, User, UserId,
+    JobStatus, LeaseRequest, Library, LibraryId, ListedPhoto, Misplaced, NewToken, Page, PendingQuery,
+    PendingUpload, PhotoDetail, PhotoId, PhotoUpsert, RecordedUpload, ResourceType, Result, Scope, Stats,
+    SyncBatchResult, TimelineQuery, TokenId, TokenInfo, UploadLookup, UploadRecord, UploadTarget, User,
+    UserId,
 };
 
 /// A connection of this driver (what `&mut *transaction` gives).
@@ -155,6 +162,18 @@ impl Catalog for Adapter {
 
     async fn blob_by_sha(&self, user_id: &UserId, sha256: &str) -> Result<Option<Blob>> {
         uploads::blob_by_sha(self, user_id, sha256).await
+    }
+
+    async fn blob_by_key(&self, user_id: &UserId, key: &str) -> Result<Option<Blob>> {
+        uploads::blob_by_key(self, user_id, key).await
+    }
+
+    async fn misplaced(&self, after: Option<(&PhotoId, ResourceType)>, limit: u32) -> Result<Vec<Misplaced>> {
+        relocate::misplaced(self, after, limit).await
+    }
+
+    async fn repoint(&self, moved: &Misplaced, to_key: &str) -> Result<bool> {
+        relocate::repoint(self, moved, to_key).await
     }
 
     async fn record_upload(&self, user_id: &UserId, upload: &UploadRecord) -> Result<RecordedUpload> {

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use api::ResourceType;
 
-use super::model::{DeclaredResource, LibraryId, PhotoId};
+use super::model::{DeclaredResource, LibraryId, PhotoId, UserId};
 
 /// A keyset page.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -247,4 +247,25 @@ pub struct Stats {
     pub totals: Counts,
     /// Per library, ordered by library key.
     pub libraries: Vec<LibraryStats>,
+}
+
+/// A stored resource whose object is not at the key its bundle path gives (see [`super::Catalog::misplaced`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Misplaced {
+    /// Owner.
+    pub user_id: UserId,
+    /// The photo.
+    pub photo_id: PhotoId,
+    /// Which file.
+    pub resource: ResourceType,
+    /// The photo's library (part of the key it belongs at).
+    pub library_id: LibraryId,
+    /// Its path inside the Photos bundle.
+    pub bundle_path: String,
+    /// Where its bytes are now.
+    pub key: String,
+    /// Their SHA-256 (lower-case hex), which the copy must hash to.
+    pub sha256: String,
+    /// Their size.
+    pub size: u64,
 }

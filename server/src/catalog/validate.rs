@@ -66,6 +66,7 @@ pub(crate) fn photo(item: &mut PhotoUpsert) -> std::result::Result<(), String> {
         return Err("localIdentifier: must not be empty".into());
     }
     text(id, MAX_LOCAL_IDENTIFIER_LEN).map_err(|r| format!("localIdentifier: {r}"))?;
+    local_identifier(id).map_err(|r| format!("localIdentifier: {r}"))?;
     let optional = [
         ("cloudGuid", &item.cloud_guid, MAX_SHORT),
         ("fingerprint", &item.fingerprint, MAX_SHORT),
@@ -126,11 +127,30 @@ pub(crate) fn photo(item: &mut PhotoUpsert) -> std::result::Result<(), String> {
                 "resources.{name}.sha256: not 64 lower-case hex characters"
             ));
         }
+        if let Some(path) = &resource.bundle_path {
+            storage::bundle_path(path).map_err(|e| format!("resources.{name}.bundlePath: {e}"))?;
+        }
         if resource.available {
             // A reason only means something for an unavailable resource; drop it so it cannot make an
             // otherwise equal item hash differently.
             resource.unavailable_reason = None;
         }
+    }
+    Ok(())
+}
+
+/// The shape of an identifier that can be uploaded and addressed later: `/`-separated segments (PhotoKit's
+/// `<UUID>/L0/001`), none empty, `.` or `..`, no leading `/`, no backslash. Anything else could never be
+/// named in an upload URL, so it is rejected at sync rather than left pending for ever.
+fn local_identifier(id: &str) -> std::result::Result<(), &'static str> {
+    if id.contains('\\') {
+        return Err("must not contain a backslash");
+    }
+    if id.chars().any(char::is_control) {
+        return Err("must not contain control characters");
+    }
+    if id.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+        return Err("must be '/'-separated segments, none empty, '.' or '..' (like <UUID>/L0/001)");
     }
     Ok(())
 }
@@ -205,6 +225,26 @@ mod tests {
         assert!(!is_sha256_hex(&"A".repeat(64)));
         assert!(!is_sha256_hex(&"a".repeat(63)));
         assert!(!is_sha256_hex(&"g".repeat(64)));
+    }
+
+    #[test]
+    fn identifiers_that_could_never_be_uploaded_are_refused() {
+        for good in ["9F6A1B2C-0000-4000-8000-000000000001/L0/001", "abc", "U/L0/002"] {
+            assert!(local_identifier(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "../x",
+            "/etc/passwd",
+            ".",
+            "",
+            "a\u{7}b",
+            "a\\b",
+            "a//b",
+            "U/L0/",
+            "U/./x",
+        ] {
+            assert!(local_identifier(bad).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

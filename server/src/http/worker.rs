@@ -209,14 +209,17 @@ fn derivative_key(user_id: &UserId, job: &JobInfo) -> Result<Option<String>, Api
     if job.kind != api::JobKind::Thumbnail {
         return Ok(None);
     }
-    let layout = LibraryLayout::new(user_id.as_str(), job.library_id.as_str())?;
-    let uuid = job.local_identifier.split('/').next().unwrap_or_default();
-    let uuid = if uuid.is_empty() {
-        job.photo_id.as_str()
-    } else {
-        uuid
+    // Named by the content it is made from, never by the identifier: two identifiers sharing a UUID cannot
+    // share a thumbnail, and a changed original gets a new one instead of overwriting the old.
+    let Some(original) = &job.original else {
+        return Ok(None);
     };
-    Ok(Some(layout.derivative("thumbnail", uuid, "jpg")?.to_string()))
+    let layout = LibraryLayout::new(user_id.as_str(), job.library_id.as_str())?;
+    Ok(Some(
+        layout
+            .derivative("thumbnail", &original.sha256, "jpg")?
+            .to_string(),
+    ))
 }
 
 fn answer(status: JobStatus) -> api::JobAnswer {

@@ -155,6 +155,7 @@ fn original(size: u64, sha256: Option<String>) -> DeclaredResource {
         sha256,
         available: true,
         unavailable_reason: None,
+        bundle_path: None,
     }
 }
 

@@ -346,6 +346,7 @@ fn reconcile(
         stored_size: None,
         uploaded_at: None,
         deduplicated: false,
+        bundle_path: declared.bundle_path.clone(),
     };
     let still_stored = before.is_some_and(|b| {
         b.state == ResourceState::Stored && (declared.sha256.is_none() || declared.sha256 == b.stored_sha256)

@@ -23,6 +23,8 @@ pub(crate) struct ResourceRow {
     pub(crate) stored_size: Option<i64>,
     pub(crate) uploaded_at: Option<i64>,
     pub(crate) deduplicated: bool,
+    /// Where the Mac has the file inside its Photos bundle, and so where its bytes belong in the store.
+    pub(crate) bundle_path: Option<String>,
 }
 
 /// `state_reason` of a pending resource whose stored content the Mac no longer declares.
@@ -38,7 +40,8 @@ pub(super) async fn fetch_resources(
     for chunk in photo_ids.chunks(CHUNK) {
         let sql = format!(
             "SELECT photo_id, resource_type, declared_size, declared_sha256, available, unavailable_reason, \
-                    state, state_reason, stored_sha256, stored_key, stored_size, uploaded_at, deduplicated \
+                    state, state_reason, stored_sha256, stored_key, stored_size, uploaded_at, deduplicated, \
+                    bundle_path \
              FROM icloud.resources WHERE user_id = $1 AND photo_id IN ({})",
             placeholders(2, chunk.len())
         );
@@ -71,13 +74,14 @@ pub(super) async fn fetch_resources(
                     stored_size: row.try_get("stored_size")?,
                     uploaded_at: row.try_get("uploaded_at")?,
                     deduplicated: row.try_get("deduplicated")?,
+                    bundle_path: row.try_get("bundle_path")?,
                 });
         }
     }
     Ok(found)
 }
 
-/// Resource rows per statement: 14 parameters each.
+/// Resource rows per statement: 15 parameters each.
 const RESOURCE_ROWS_PER_STATEMENT: usize = 500;
 
 /// Writes one resource row (insert or full overwrite).
@@ -100,7 +104,7 @@ pub(super) async fn upsert_resources(
         let mut qb = sqlx::QueryBuilder::<Db>::new(
             "INSERT INTO icloud.resources (photo_id, resource_type, user_id, declared_size, declared_sha256, \
                  available, unavailable_reason, state, state_reason, stored_sha256, stored_key, stored_size, \
-                 uploaded_at, deduplicated) ",
+                 uploaded_at, deduplicated, bundle_path) ",
         );
         qb.push_values(chunk, |mut b, (photo_id, row)| {
             b.push_bind(*photo_id)
@@ -116,7 +120,8 @@ pub(super) async fn upsert_resources(
                 .push_bind(row.stored_key.as_deref())
                 .push_bind(row.stored_size)
                 .push_bind(row.uploaded_at)
-                .push_bind(row.deduplicated);
+                .push_bind(row.deduplicated)
+                .push_bind(row.bundle_path.as_deref());
         });
         qb.push(
             " ON CONFLICT (photo_id, resource_type) DO UPDATE SET \
@@ -125,7 +130,7 @@ pub(super) async fn upsert_resources(
                  state = excluded.state, state_reason = excluded.state_reason, \
                  stored_sha256 = excluded.stored_sha256, stored_key = excluded.stored_key, \
                  stored_size = excluded.stored_size, uploaded_at = excluded.uploaded_at, \
-                 deduplicated = excluded.deduplicated",
+                 deduplicated = excluded.deduplicated, bundle_path = excluded.bundle_path",
         );
         qb.build().execute(&mut *conn).await?;
     }

@@ -5,7 +5,7 @@ use sqlx::Row as _;
 
 use super::jobs::queue_jobs;
 use super::resources::{CONTENT_CHANGED, ResourceRow, fetch_resources, upsert_resource};
-use super::{Adapter, CHUNK, Conn, bump_version, placeholders, time, to_i64, to_u64};
+use super::{Adapter, CHUNK, Conn, Db, bump_version, placeholders, time, to_i64, to_u64};
 use crate::catalog::validate::{self, MAX_RESOURCE_SIZE};
 use crate::catalog::{
     Blob, Error, LibraryId, Page, PendingQuery, PendingReason, PendingUpload, PhotoId, RecordedUpload,
@@ -147,6 +147,7 @@ pub(super) async fn resource_for_upload(
             sha256: r.declared_sha256.clone(),
             available: r.available,
             unavailable_reason: r.unavailable_reason.as_deref().and_then(unavailable_reason),
+            bundle_path: r.bundle_path.clone(),
         }),
         state: resource.map(|r| r.state),
         stored: resource.and_then(stored_object),
@@ -160,6 +161,17 @@ pub(super) async fn blob_by_sha(catalog: &Adapter, user_id: &UserId, sha256: &st
     }
     let mut conn = catalog.pool.acquire().await?;
     blob(&mut conn, user_id, sha256).await
+}
+
+pub(super) async fn blob_by_key(catalog: &Adapter, user_id: &UserId, key: &str) -> Result<Option<Blob>> {
+    let row = sqlx::query(
+        "SELECT sha256, storage_key, size FROM icloud.blobs WHERE user_id = $1 AND storage_key = $2 LIMIT 1",
+    )
+    .bind(user_id.as_str())
+    .bind(key)
+    .fetch_optional(&catalog.pool)
+    .await?;
+    row.map(|row| blob_from_row(&row)).transpose()
 }
 
 pub(super) async fn record_upload(
@@ -215,6 +227,7 @@ pub(super) async fn record_upload(
             stored_size: None,
             uploaded_at: None,
             deduplicated: false,
+            bundle_path: None,
         })
     };
     upsert_resource(&mut tx, user_id, photo, &row).await?;
@@ -315,14 +328,15 @@ async fn blob(conn: &mut Conn, user_id: &UserId, sha256: &str) -> Result<Option<
             .bind(sha256)
             .fetch_optional(&mut *conn)
             .await?;
-    row.map(|row| {
-        Ok(Blob {
-            sha256: row.try_get("sha256")?,
-            key: row.try_get("storage_key")?,
-            size: to_u64(row.try_get("size")?),
-        })
+    row.map(|row| blob_from_row(&row)).transpose()
+}
+
+fn blob_from_row(row: &<Db as sqlx::Database>::Row) -> Result<Blob> {
+    Ok(Blob {
+        sha256: row.try_get("sha256")?,
+        key: row.try_get("storage_key")?,
+        size: to_u64(row.try_get("size")?),
     })
-    .transpose()
 }
 
 async fn set_photo_versions(

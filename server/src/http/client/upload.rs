@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse as _, Response};
 use chrono::Utc;
 use futures::TryStreamExt as _;
-use storage::{LibraryLayout, PutOptions, Sha256Digest, StorageKey};
+use storage::{LibraryLayout, PutMode, PutOptions, Sha256Digest, StorageKey};
 
 use crate::catalog::{Blob, UploadLookup, UploadRecord, UploadTarget};
 use crate::http::AppState;
@@ -42,7 +42,9 @@ pub(crate) struct UploadParams {
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 200, body = api::UploadAnswer), (status = 400, body = api::ErrorBody),
         (status = 401, body = api::ErrorBody), (status = 404, body = api::ErrorBody),
-        (status = 413, body = api::ErrorBody), (status = 422, body = api::ErrorBody)),
+        (status = 409, body = api::ErrorBody, description = "another upload of this resource stored other bytes first"),
+        (status = 413, body = api::ErrorBody),
+        (status = 422, body = api::ErrorBody, description = "the body's SHA-256 or size is not the one announced or declared at sync; nothing stored")),
     security(("bearer" = ["client"])))]
 #[tracing::instrument(skip_all, fields(resource))]
 pub(crate) async fn post_upload(
@@ -92,7 +94,7 @@ async fn upload(
         )
     })?;
     tracing::Span::current().record("resource", resource.as_str());
-    let expected = client_digest(&headers)?;
+    let client_expected = client_digest(&headers)?;
     let max = state.settings().max_upload_bytes;
     if let Some(length) = content_length(&headers)?
         && length > max
@@ -116,6 +118,26 @@ async fn upload(
         .filter(|t| !t.deleted)
         .ok_or_else(|| ApiError::not_found("photo"))?;
 
+    // Without a digest header the bytes must be what the Mac declared at sync: its SHA-256 and size.
+    let declared = target.declared.as_ref();
+    let declared_sha = declared
+        .and_then(|d| d.sha256.as_deref())
+        .and_then(Sha256Digest::from_hex);
+    let (expected, declared_size) = match (client_expected, declared_sha) {
+        (Some(digest), _) => (Some(digest), None),
+        (None, Some(digest)) => (Some(digest), declared.map(|d| d.size)),
+        (None, None) => (None, None),
+    };
+    if let (Some(size), Some(length)) = (declared_size, content_length(&headers)?)
+        && size != length
+    {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "size_mismatch",
+            format!("Content-Length: {length} bytes, but the sync declared {size}; sync the item again"),
+        ));
+    }
+
     // Answered before the body is read: this resource already holds these bytes, or the user stores them.
     if let Some(expected) = expected {
         let hex = expected.to_hex();
@@ -127,13 +149,18 @@ async fn upload(
         }
     }
 
-    let key = object_key(&caller.user.id, &target)?;
+    let layout = LibraryLayout::new(caller.user.id.as_str(), target.library_id.as_str())?;
+    let ext = extension(&target.original_filename, &target.uti);
+    let key = match place(&state, &caller.user.id, &layout, &target, expected, &ext).await? {
+        Placed::Write(key) => key,
+        Placed::Found(blob) => return link(&state, &caller.user.id, &target, blob).await,
+    };
     let over_limit = Arc::new(AtomicBool::new(false));
     let body = limited(body, max, Arc::clone(&over_limit));
     let options = PutOptions {
         expected_sha256: expected,
         size_hint: content_length(&headers)?,
-        ..Default::default()
+        mode: PutMode::Create,
     };
     let receipt = state.store().put_stream(&key, body, &options).await;
     body_read.store(true, Ordering::Relaxed);
@@ -143,14 +170,52 @@ async fn upload(
             state.metrics().upload("rejected", 0);
             return Err(too_large(max));
         }
+        Err(storage::Error::DigestMismatch { actual, .. }) if client_expected.is_none() => {
+            state.metrics().upload("rejected", 0);
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "digest_mismatch",
+                format!(
+                    "body: its SHA-256 is {actual}, not the one the sync declared; nothing was stored \
+                     (sync the item again, or send X-Content-SHA256)"
+                ),
+            ));
+        }
+        Err(storage::Error::AlreadyExists { .. }) => {
+            // Another request stored this key between the check and the write: the same bytes are linked,
+            // other bytes left alone.
+            let stored = match expected {
+                Some(digest) if state.store().sha256(&key).await? == digest => {
+                    Some(state.store().head(&key).await?.size)
+                }
+                _ => None,
+            };
+            return match (stored, expected) {
+                (Some(size), Some(digest)) => {
+                    let blob = Blob {
+                        sha256: digest.to_hex(),
+                        key: key.to_string(),
+                        size,
+                    };
+                    link(&state, &caller.user.id, &target, blob).await
+                }
+                _ => Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "upload_conflict",
+                    "another upload of this resource finished first; ask for the pending list again",
+                )),
+            };
+        }
         Err(e) => {
             state.metrics().upload("rejected", 0);
             return Err(e.into());
         }
     };
     let hex = receipt.sha256.to_hex();
+    let key = settle(&state, &layout, key, &receipt, &ext).await?;
 
-    // Content the user already stores under another key: keep one copy.
+    // Content the user already stores under another key: keep one copy. The object just written is ours
+    // alone (created, never recorded), so removing it loses nothing.
     if let Some(blob) = catalog.blob_by_sha(&caller.user.id, &hex).await?
         && blob.key != key.as_str()
     {
@@ -170,6 +235,94 @@ async fn upload(
     state.metrics().upload("stored", receipt.size);
     tracing::info!(bytes = receipt.size, "stored");
     Ok(answer(&target, &hex, receipt.size, key.as_str(), false))
+}
+
+/// Where an upload goes.
+enum Placed {
+    /// Write the body to this key (create-only).
+    Write(StorageKey),
+    /// The bytes are already stored: link them, read no body.
+    Found(Blob),
+}
+
+/// Picks the key of an upload so that nothing stored is ever written over:
+/// - a resource with a bundle path goes exactly there when that key is free; bytes already there that hash
+///   to the expected digest (written by `seed-originals`, or by an upload whose catalog write a crash cut
+///   short) are adopted without reading the body; other bytes there are left alone;
+/// - everything else goes to the content-addressed key of the expected digest (already there: adopted, since
+///   such a key is only ever written with its bytes verified), or, when no digest is known, to a fresh
+///   `incoming/` key that [`settle`] moves to its content key once the bytes are hashed.
+async fn place(
+    state: &AppState,
+    user_id: &crate::catalog::UserId,
+    layout: &LibraryLayout,
+    target: &UploadTarget,
+    expected: Option<Sha256Digest>,
+    ext: &str,
+) -> Result<Placed, ApiError> {
+    let bundle = target.declared.as_ref().and_then(|d| d.bundle_path.as_deref());
+    if let Some(path) = bundle {
+        let key = layout.bundle(path)?;
+        match state.catalog().blob_by_key(user_id, key.as_str()).await? {
+            // Known content: this resource's bytes (handled before) or other bytes: not here.
+            Some(_) => {}
+            None => match state.store().head(&key).await {
+                Err(storage::Error::NotFound { .. }) => return Ok(Placed::Write(key)),
+                Ok(meta) => {
+                    if let Some(expected) = expected
+                        && state.store().sha256(&key).await? == expected
+                    {
+                        return Ok(Placed::Found(Blob {
+                            sha256: expected.to_hex(),
+                            key: key.to_string(),
+                            size: meta.size,
+                        }));
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            },
+        }
+    }
+    let Some(digest) = expected else {
+        return Ok(Placed::Write(
+            layout.incoming(&format!("{:032x}", rand::random::<u128>()), ext)?,
+        ));
+    };
+    let key = layout.content(&digest.to_hex(), ext)?;
+    match state.store().head(&key).await {
+        Err(storage::Error::NotFound { .. }) => Ok(Placed::Write(key)),
+        // Only ever written with these bytes verified (an upload whose catalog write a crash cut short).
+        Ok(meta) => Ok(Placed::Found(Blob {
+            sha256: digest.to_hex(),
+            key: key.to_string(),
+            size: meta.size,
+        })),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Moves an upload written under `incoming/` (its digest unknown until the body ended) to its content key:
+/// a server-side copy when that key is free, then the incoming object is removed. Other keys are final.
+async fn settle(
+    state: &AppState,
+    layout: &LibraryLayout,
+    key: StorageKey,
+    receipt: &storage::PutReceipt,
+    ext: &str,
+) -> Result<StorageKey, ApiError> {
+    if !layout.is_incoming(&key) {
+        return Ok(key);
+    }
+    let hex = receipt.sha256.to_hex();
+    let content = layout.content(&hex, ext)?;
+    match state.store().head(&content).await {
+        // A content key only ever holds its content: nothing to copy.
+        Ok(_) => {}
+        Err(storage::Error::NotFound { .. }) => state.store().copy(&key, &content).await?,
+        Err(e) => return Err(e.into()),
+    }
+    state.store().delete(&key).await?;
+    Ok(content)
 }
 
 /// Records that this resource's bytes are the user's existing `blob`: no transfer.
@@ -208,20 +361,6 @@ fn answer(
         key: key.to_owned(),
         deduplicated,
     })
-}
-
-/// Where the bytes go: the Photos bundle layout under the user's library (see `storage::LibraryLayout`).
-fn object_key(user_id: &crate::catalog::UserId, target: &UploadTarget) -> Result<StorageKey, ApiError> {
-    let layout = LibraryLayout::new(user_id.as_str(), target.library_id.as_str())?;
-    let uuid = target.local_identifier.split('/').next().unwrap_or_default();
-    let ext = extension(&target.original_filename, &target.uti);
-    let key = match target.resource {
-        api::ResourceType::Original => layout.original(uuid, &ext),
-        api::ResourceType::LiveVideo => layout.live_video(uuid),
-        api::ResourceType::Render => layout.render(uuid, &ext),
-        api::ResourceType::Raw => layout.original(&format!("{uuid}_raw"), &ext),
-    };
-    Ok(key?)
 }
 
 /// The file extension: from the import name, else from the type identifier.
