@@ -178,6 +178,10 @@ async fn serve(mut args: ServeArgs) -> Result<()> {
     first_start(catalog.as_ref(), &data_dir).await?;
 
     let catalog_for_workers = Arc::clone(&catalog);
+    tokio::spawn(crate::relocate::run_in_background(
+        Arc::clone(&catalog),
+        store.clone(),
+    ));
     let state = AppState::new(
         catalog,
         store.clone(),

@@ -5,5 +5,6 @@ pub mod app;
 pub mod catalog;
 pub mod config;
 pub mod http;
+pub mod relocate;
 pub mod thumbnail;
 pub mod worker;
