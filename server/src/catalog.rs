@@ -43,7 +43,7 @@ pub use model::{
     UserId,
 };
 pub use transfer::{
-    Blob, Counts, LibraryStats, Page, PendingQuery, PendingReason, PendingUpload, RecordedUpload,
+    Blob, Counts, LibraryStats, Misplaced, Page, PendingQuery, PendingReason, PendingUpload, RecordedUpload,
     ResourceState, Stats, StoredObject, UploadLookup, UploadRecord, UploadTarget,
 };
 pub use validate::{MAX_LOCAL_IDENTIFIER_LEN, MAX_RESOURCE_SIZE};
@@ -179,6 +179,17 @@ pub trait Catalog: Send + Sync + Debug {
 
     /// Content the user already stores with this SHA-256 (lower-case hex), for dedup.
     async fn blob_by_sha(&self, user_id: &UserId, sha256: &str) -> Result<Option<Blob>>;
+
+    /// The content the catalog knows under `key` (one of the user's): which bytes an upload found there.
+    async fn blob_by_key(&self, user_id: &UserId, key: &str) -> Result<Option<Blob>>;
+
+    /// Maintenance, across users: stored resources whose object is not at the key their bundle path gives,
+    /// keyset-paged by (photo, resource) after `after`.
+    async fn misplaced(&self, after: Option<(&PhotoId, ResourceType)>, limit: u32) -> Result<Vec<Misplaced>>;
+
+    /// Points `moved`'s resource (and the dedup index) at `to_key`, an object already copied there and
+    /// verified; `false` when the row changed meanwhile (nothing is written then).
+    async fn repoint(&self, moved: &Misplaced, to_key: &str) -> Result<bool>;
 
     /// Marks a resource stored (creating the row for an undeclared resource type), records the content in
     /// the user's blob table (idempotent) and links the user's other pending resources that declared the
