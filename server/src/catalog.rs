@@ -40,6 +40,7 @@ pub use browse::{
 };
 pub use history::{
     Change, ChangesSince, PhotoChange, PhotoVersion, PurgeReport, RestoreReport, RestoreTarget, Retention,
+    parse_as_of,
 };
 pub use model::{
     AlbumKind, AlbumUpsert, AlbumsResult, Authenticated, DeclaredResource, ItemOutcome, ItemResult, Library,

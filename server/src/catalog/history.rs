@@ -131,3 +131,30 @@ impl Retention {
         now.timestamp_millis() - i64::from(self.days) * 86_400_000
     }
 }
+
+impl RestoreTarget {
+    /// The target named by exactly one of three ids (the admin route's body, the CLI's flags);
+    /// [`super::Error::Invalid`] naming the fields otherwise.
+    pub fn from_ids(
+        photo_id: Option<String>,
+        album_id: Option<String>,
+        library_id: Option<String>,
+    ) -> super::Result<RestoreTarget> {
+        match (photo_id, album_id, library_id) {
+            (Some(id), None, None) => Ok(RestoreTarget::Photo(PhotoId::new(id))),
+            (None, Some(id), None) => Ok(RestoreTarget::Album(id)),
+            (None, None, Some(id)) => Ok(RestoreTarget::Library(LibraryId::new(id))),
+            _ => Err(super::Error::invalid(
+                "photoId/albumId/libraryId",
+                "name exactly one of a photo, an album or a library",
+            )),
+        }
+    }
+}
+
+/// An RFC 3339 time to restore to; [`super::Error::Invalid`] naming `field` otherwise.
+pub fn parse_as_of(field: &str, text: &str) -> super::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| super::Error::invalid(field, format!("{text:?} is not an RFC 3339 time ({e})")))
+}
