@@ -14,6 +14,9 @@ use crate::catalog::{
     Retention, UserId,
 };
 
+/// Each resource's stored SHA-256 at one version.
+type VersionResources = Vec<(ResourceType, Option<String>)>;
+
 /// A resource's change as `resource_history` recorded it.
 struct ResourceChange {
     resource_type: ResourceType,
@@ -57,7 +60,7 @@ pub(super) async fn photo_history(
         current.iter().map(|(t, sha)| (t.as_str(), sha.clone())).collect();
 
     let mut versions: Vec<PhotoVersion> = Vec::with_capacity(rows.len());
-    let mut previous: Option<(serde_json::Value, Vec<(ResourceType, Option<String>)>)> = None;
+    let mut previous: Option<(serde_json::Value, VersionResources)> = None;
     for row in rows {
         let version: i64 = row.try_get("version")?;
         let text: String = row.try_get("snapshot")?;
@@ -137,7 +140,7 @@ fn resources_at(
     version: i64,
     changes: &[ResourceChange],
     current: &BTreeMap<&str, Option<String>>,
-) -> Vec<(ResourceType, Option<String>)> {
+) -> VersionResources {
     let mut found = Vec::new();
     for resource_type in ResourceType::ALL {
         let later = changes
@@ -243,7 +246,8 @@ pub(super) async fn purge(
         // A membership whose last change before the cutoff removed it needs no row at all: no row means
         // "not a member".
         "DELETE FROM icloud.album_member_history AS h WHERE h.changed_at < $1 AND (h.change = 'removed' OR EXISTS (\
-             SELECT 1 FROM icloud.album_member_history n WHERE n.album_id = h.album_id AND n.photo_id = h.photo_id \
+             SELECT 1 FROM icloud.album_member_history n WHERE n.user_id = h.user_id AND n.album_id = h.album_id \
+             AND n.photo_id = h.photo_id \
              AND n.changed_at <= $1 AND (n.changed_at > h.changed_at OR (n.changed_at = h.changed_at AND n.id > h.id))))",
     ];
     for sql in deletes {

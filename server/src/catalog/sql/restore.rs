@@ -179,14 +179,17 @@ async fn restore_photo(conn: &mut Conn, at: &Restore<'_>, photo_id: &str) -> Res
     .await?;
     let Some(then) = then else {
         // Created after that time: it becomes a tombstone (its resources stay, referenced until the purge).
+        // A photo created before it whose history the purge already removed is left as it is: what it was
+        // then is no longer known.
         let done = sqlx::query(
             "UPDATE icloud.photos SET deleted_at = $1, updated_at = $1, version = $2 \
-             WHERE id = $3 AND user_id = $4 AND deleted_at IS NULL",
+             WHERE id = $3 AND user_id = $4 AND deleted_at IS NULL AND created_at > $5",
         )
         .bind(at.now)
         .bind(at.version)
         .bind(photo_id)
         .bind(at.user_id.as_str())
+        .bind(at.as_of)
         .execute(&mut *conn)
         .await?;
         return Ok(if done.rows_affected() > 0 {
@@ -352,7 +355,8 @@ async fn members_at(
         "SELECT h.photo_id, h.position FROM icloud.album_member_history h \
          WHERE h.user_id = $1 AND h.album_id = $2 AND h.changed_at <= $3 AND h.change = 'added' \
            AND NOT EXISTS (SELECT 1 FROM icloud.album_member_history n \
-               WHERE n.album_id = h.album_id AND n.photo_id = h.photo_id AND n.changed_at <= $3 \
+               WHERE n.user_id = h.user_id AND n.album_id = h.album_id AND n.photo_id = h.photo_id \
+               AND n.changed_at <= $3 \
                AND (n.changed_at > h.changed_at OR (n.changed_at = h.changed_at AND n.id > h.id))) \
            AND h.photo_id IN (SELECT p.id FROM icloud.photos p WHERE p.user_id = $1) \
          ORDER BY h.position, h.photo_id",
@@ -379,23 +383,28 @@ async fn restore_album(conn: &mut Conn, at: &Restore<'_>, album_id: &str) -> Res
     .await?;
     let clear = "DELETE FROM icloud.album_members WHERE album_id = $1 AND user_id = $2";
     let Some(then) = then else {
-        // Created after that time: soft-deleted, as when the Mac drops an album.
+        // Created after that time: soft-deleted, as when the Mac drops an album (and, as for photos, left
+        // alone when it is older and only its history is gone).
         let done = sqlx::query(
             "UPDATE icloud.albums SET deleted_at = $1, updated_at = $1, version = $2 \
-             WHERE id = $3 AND user_id = $4 AND deleted_at IS NULL",
+             WHERE id = $3 AND user_id = $4 AND deleted_at IS NULL AND created_at > $5",
         )
         .bind(at.now)
         .bind(at.version)
         .bind(album_id)
         .bind(user)
+        .bind(at.as_of)
         .execute(&mut *conn)
         .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
         sqlx::query(clear)
             .bind(album_id)
             .bind(user)
             .execute(&mut *conn)
             .await?;
-        return Ok(done.rows_affected() > 0);
+        return Ok(true);
     };
     let members = members_at(conn, at.user_id, album_id, at.as_of).await?;
     let current_members: Vec<(String, i64)> = sqlx::query_as(
