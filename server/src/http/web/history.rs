@@ -159,3 +159,19 @@ fn format_since(since: &ChangesSince) -> String {
         None => since.version.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_is_a_version_or_a_version_and_an_id() {
+        assert_eq!(parse_since("0").unwrap(), ChangesSince::default());
+        let inside = parse_since("12:0a1b").unwrap();
+        assert_eq!((inside.version, inside.photo_id.as_deref()), (12, Some("0a1b")));
+        assert_eq!(format_since(&inside), "12:0a1b");
+        for bad in ["", "-1", "x", "1.5", "3:", "3:a/b", "3:a:b", " 3"] {
+            assert!(parse_since(bad).is_err(), "{bad:?}");
+        }
+    }
+}

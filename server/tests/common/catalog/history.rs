@@ -443,6 +443,7 @@ pub async fn purge_keeps_tombstones_and_history_for_the_retention(s: &Subject) {
         .unwrap();
     let kept_id = photo_id(c, &user, "kept").await;
     let gone_id = photo_id(c, &user, "gone").await;
+    let created = instant().await;
     c.record_upload(&user, &upload(&kept_id, &sha(1), 1000, "users/a/old", Utc::now()))
         .await
         .unwrap();
@@ -498,5 +499,14 @@ pub async fn purge_keeps_tombstones_and_history_for_the_retention(s: &Subject) {
     let versions = c.photo_history(&user, &kept_id).await.unwrap().unwrap();
     assert_eq!(versions.len(), 1, "a live photo keeps its latest snapshot");
     assert_eq!(stored_key(s, &kept_id).await, vec!["users/a/new"]);
+    assert_eq!(c.stats(&user, Utc::now()).await.unwrap().totals.photos, 1);
+
+    // A restore to a time whose history is purged leaves the photo as it is (it existed then, but what it
+    // was is no longer known), rather than taking it for one created later and tombstoning it.
+    let report = c
+        .restore(&user, &RestoreTarget::Photo(kept_id.clone()), created, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!((report.photos, report.tombstoned), (0, 0));
     assert_eq!(c.stats(&user, Utc::now()).await.unwrap().totals.photos, 1);
 }
