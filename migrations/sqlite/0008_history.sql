@@ -121,7 +121,13 @@ BEGIN
             'people', json(NEW.people), 'metadata_sha256', NEW.metadata_sha256, 'deleted_at', NEW.deleted_at));
 END;
 
-CREATE TRIGGER icloud.resources_history_insert AFTER INSERT ON resources BEGIN
+-- A resource written with its photo's first row needs no `created` row: a restore to a time before that
+-- makes the whole photo a tombstone. Leaving those out keeps a new photo at one history row (the sync's
+-- ingest rate is bound by rows written).
+CREATE TRIGGER icloud.resources_history_insert AFTER INSERT ON resources
+WHEN NOT EXISTS (SELECT 1 FROM photo_history h WHERE h.user_id = NEW.user_id AND h.photo_id = NEW.photo_id
+    AND h.version = (SELECT version FROM versions WHERE user_id = NEW.user_id) AND h.change = 'created')
+BEGIN
     INSERT INTO resource_history (user_id, photo_id, resource_type, version, changed_at, change)
     VALUES (NEW.user_id, NEW.photo_id, NEW.resource_type,
         COALESCE((SELECT version FROM versions WHERE user_id = NEW.user_id), 0),

@@ -200,14 +200,19 @@ pub async fn restore_brings_a_photo_back_as_of_a_time(s: &Subject) {
         .unwrap();
     let then = instant().await;
     photo.title = Some("two".into());
-    photo.resources = vec![original(1000, Some(sha(2)))];
+    // A new original and a resource the photo did not have then.
+    let render = DeclaredResource {
+        resource_type: ResourceType::Render,
+        ..original(500, Some(sha(7)))
+    };
+    photo.resources = vec![original(1000, Some(sha(2))), render];
     c.sync_photos(&user, &library, vec![photo.clone()]).await.unwrap();
     c.record_upload(&user, &upload(&id, &sha(2), 1000, "users/a/r2", Utc::now()))
         .await
         .unwrap();
     photo.deleted = true;
     let deleted = c.sync_photos(&user, &library, vec![photo]).await.unwrap().version;
-    assert_eq!(stored_key(s, &id).await, vec!["users/a/r2"]);
+    assert_eq!(stored_key(s, &id).await, vec!["users/a/r2", "-"]);
 
     let report = c
         .restore(&user, &RestoreTarget::Photo(id.clone()), then, Utc::now())
