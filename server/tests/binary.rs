@@ -436,3 +436,35 @@ async fn restore_cli_restores_a_photo_and_names_bad_input() {
         .expect("back from the tombstone");
     assert_eq!(detail.title.as_deref(), Some("then"));
 }
+
+#[test]
+fn trash_days_is_checked_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    for (value, named) in [("0", "--trash-days"), ("many", "--trash-days")] {
+        let output = Command::new(BIN)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--trash-days",
+                value,
+                "--data-dir",
+            ])
+            .arg(dir.path())
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert!(err.contains(named), "{err}");
+    }
+    let output = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("TRASH_DAYS", "-3")
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--trash-days"));
+}
