@@ -9,6 +9,7 @@
 
 mod client;
 mod error;
+mod history;
 mod jobs;
 mod sync;
 mod web;
@@ -17,6 +18,10 @@ pub use client::{
     Album, AlbumKind, AlbumsAnswer, AlbumsRequest, Counts, LibraryStats, PendingPage, PendingUpload, Stats,
 };
 pub use error::{ErrorBody, ErrorDetail};
+pub use history::{
+    RestoreAnswer, RestoreRequest, WebChange, WebChanges, WebPhotoHistory, WebPhotoVersion,
+    WebVersionResource,
+};
 pub use jobs::{JobAnswer, JobFailure, JobKind, JobResult, LeaseAnswer, LeasedJob, ThumbnailResult};
 pub use sync::{
     AssetKind, Resource, ResourceType, SyncAnswer, SyncItem, SyncOutcome, SyncRequest, SyncResult,

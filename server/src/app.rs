@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 
-use crate::catalog::{self, Catalog, ConnectOptions, Location, Scope, TokenId};
+use crate::catalog::{self, Catalog, ConnectOptions, Location, RestoreTarget, Retention, Scope, TokenId};
 use crate::config::{
-    CatalogArgs, Cli, Command, ServeArgs, ThumbnailOptions, ThumbnailWorkerArgs, TokenCommand, UserCommand,
-    WorkerCommand, WorkerKind,
+    CatalogArgs, Cli, Command, RestoreArgs, ServeArgs, ThumbnailOptions, ThumbnailWorkerArgs, TokenCommand,
+    UserCommand, WorkerCommand, WorkerKind,
 };
 use crate::http::{self, AppState, HttpSettings};
 use crate::thumbnail::ThumbnailSpec;
@@ -30,6 +30,68 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Token(command) => token(command).await,
         Command::Worker(WorkerCommand::Thumbnail(args)) => thumbnail_worker(*args).await,
+        Command::Restore(args) => restore(args).await,
+    }
+}
+
+/// `restore`: thin over [`Catalog::restore`], as `POST /admin/restore` is.
+async fn restore(args: RestoreArgs) -> Result<()> {
+    let target =
+        RestoreTarget::from_ids(args.photo, args.album, args.library).context("--photo/--album/--library")?;
+    let as_of = catalog::parse_as_of("--as-of", &args.as_of)?;
+    let catalog = open_catalog(&args.catalog).await?;
+    let user = catalog
+        .find_user_by_name(&args.user)
+        .await?
+        .with_context(|| format!("--user: no user named {:?}", args.user))?;
+    let report = catalog
+        .restore(&user.id, &target, as_of, chrono::Utc::now())
+        .await
+        .map_err(|error| match error {
+            catalog::Error::NotFound { what } => {
+                anyhow::anyhow!("--{what}: no such {what} for user {:?}", args.user)
+            }
+            catalog::Error::Invalid { field, reason } if field == "asOf" => {
+                anyhow::anyhow!("--as-of: {reason}")
+            }
+            other => other.into(),
+        })?;
+    println!(
+        "restored as of {}: {} photos ({} now tombstones), {} albums; catalog version {}",
+        as_of.to_rfc3339(),
+        report.photos,
+        report.tombstoned,
+        report.albums,
+        report.version
+    );
+    Ok(())
+}
+
+/// How often `serve` purges tombstones and history past the retention.
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Purges once at start and then every [`PURGE_EVERY`] until `stop`; a failed purge is logged and retried at
+/// the next tick (what it would remove stays until then, which only keeps data longer).
+async fn purge_loop(
+    catalog: Arc<dyn Catalog>,
+    retention: Retention,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut ticks = tokio::time::interval(PURGE_EVERY);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        match catalog.purge(retention, chrono::Utc::now()).await {
+            Ok(report) => tracing::info!(
+                photos = report.photos,
+                history_rows = report.history_rows,
+                trash_days = retention.days,
+                "purged tombstones and history past the retention"
+            ),
+            Err(error) => tracing::warn!(error = %error, "purge failed; retried at the next tick"),
+        }
     }
 }
 
@@ -182,6 +244,14 @@ async fn serve(mut args: ServeArgs) -> Result<()> {
         Arc::clone(&catalog),
         store.clone(),
     ));
+    let purge_stop = tokio_util::sync::CancellationToken::new();
+    let purger = tokio::spawn(purge_loop(
+        Arc::clone(&catalog),
+        Retention {
+            days: args.trash_days,
+        },
+        purge_stop.clone(),
+    ));
     let state = AppState::new(
         catalog,
         store.clone(),
@@ -244,6 +314,8 @@ async fn serve(mut args: ServeArgs) -> Result<()> {
         stopper.abort();
         return Err(error.into());
     }
+    purge_stop.cancel();
+    let _ = purger.await;
     stopper.await??;
     tracing::info!("stopped");
     Ok(())

@@ -21,6 +21,7 @@ pub mod postgres;
 pub mod sqlite;
 
 mod browse;
+mod history;
 mod model;
 mod transfer;
 mod validate;
@@ -36,6 +37,10 @@ pub use api::{AssetKind, ResourceType, UnavailableReason};
 pub use browse::{
     AlbumPageQuery, AlbumSummary, Enrichment, JobInfo, JobState, JobStatus, LeaseRequest, ListedPhoto,
     PhotoDetail, PhotoFilter, PhotoResource, StoredRef, TimelineKey, TimelineQuery,
+};
+pub use history::{
+    Change, ChangesSince, PhotoChange, PhotoVersion, PurgeReport, RestoreReport, RestoreTarget, Retention,
+    parse_as_of,
 };
 pub use model::{
     AlbumKind, AlbumUpsert, AlbumsResult, Authenticated, DeclaredResource, ItemOutcome, ItemResult, Library,
@@ -255,6 +260,38 @@ pub trait Catalog: Send + Sync + Debug {
         max_failures: u32,
         retry_after_ms: i64,
     ) -> Result<JobStatus>;
+
+    // History and trash (issue 12)
+
+    /// The photo's versions, newest first, as the history triggers recorded them (tombstones keep theirs
+    /// until the purge); `None` when the user has no such photo.
+    async fn photo_history(&self, user_id: &UserId, photo_id: &PhotoId) -> Result<Option<Vec<PhotoVersion>>>;
+
+    /// The user's photos whose last change comes after `since`, in version order (ties by id), each with its
+    /// current state or as a delete (a tombstone); up to `limit + 1`, so the caller sees whether there is
+    /// more. Tombstones purged after the retention are no longer listed.
+    async fn photo_changes(
+        &self,
+        user_id: &UserId,
+        since: &ChangesSince,
+        limit: u32,
+    ) -> Result<Vec<PhotoChange>>;
+
+    /// Restores a photo, an album or a library as it was at `as_of`, as one new version stamped `now`
+    /// ([`Error::Invalid`] for `as_of` after `now`, [`Error::NotFound`] for an id that is not the user's).
+    /// Nothing differing leaves the version alone.
+    async fn restore(
+        &self,
+        user_id: &UserId,
+        target: &RestoreTarget,
+        as_of: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<RestoreReport>;
+
+    /// For every user: removes tombstones deleted before `now - retention` and history older than that
+    /// (keeping, per photo, album and membership, the last state before it). `now` is a parameter so tests
+    /// can run the clock forward.
+    async fn purge(&self, retention: Retention, now: DateTime<Utc>) -> Result<PurgeReport>;
 }
 
 /// Where the catalog lives.

@@ -30,6 +30,32 @@ pub enum Command {
     /// Run an enrichment worker against a server.
     #[command(subcommand)]
     Worker(WorkerCommand),
+    /// Restore a user's photo, album or library as it was at a time (the Mac's next sync wins again).
+    Restore(RestoreArgs),
+}
+
+/// `restore` settings: the user, exactly one of `--photo`, `--album` or `--library`, and the time.
+#[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["photo", "album", "library"])))]
+pub struct RestoreArgs {
+    /// The user (name) whose catalog is restored.
+    #[arg(long)]
+    pub user: String,
+    /// One photo (catalog id).
+    #[arg(long)]
+    pub photo: Option<String>,
+    /// One album (catalog id): title, order, membership and its member photos.
+    #[arg(long)]
+    pub album: Option<String>,
+    /// Every photo and album of one library (catalog id).
+    #[arg(long)]
+    pub library: Option<String>,
+    /// The time to restore to, RFC 3339 (`2026-11-30T12:00:00Z`); not in the future, and not before the
+    /// retention (`--trash-days`), whose older history is gone.
+    #[arg(long)]
+    pub as_of: String,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
 }
 
 /// `worker …`
@@ -180,6 +206,11 @@ pub struct ServeArgs {
     /// Log as JSON lines (for journald and log shippers) instead of text.
     #[arg(long, env = "LOG_JSON", help_heading = "Server")]
     pub log_json: bool,
+
+    /// Days a photo removed on the Mac stays as a tombstone, and a replaced version (metadata or stored
+    /// object) stays in the history, before the hourly purge removes it. Restores reach back this far.
+    #[arg(long, env = "TRASH_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=36500), help_heading = "Catalog")]
+    pub trash_days: u32,
 
     /// Enrichment workers to run inside the server (comma-separated; `thumbnail`). They lease jobs over
     /// HTTP from this server with a `worker` token kept in the data directory.

@@ -1,9 +1,10 @@
 //! The HTTP surfaces, assembled per consumer: `client` (the Mac agent), `web` (browsers: timeline, albums,
-//! photo details), `worker` (enrichment job leases), `blobs` (the local backend's presigned GETs) and `ops`
-//! (health, readiness). All middleware is applied in one place, [`router`]: a request id echoed
+//! photo details, history and the changes feed), `admin` (operators: restore), `worker` (enrichment job
+//! leases), `blobs` (the local backend's presigned GETs) and `ops` (health, readiness). All middleware is applied in one place, [`router`]: a request id echoed
 //! in `x-request-id`, one span and one closing log line per request, a timeout for everything but uploads,
 //! and a panic catcher that answers a JSON 500.
 
+pub mod admin;
 pub mod auth;
 pub mod blobs;
 pub mod client;
@@ -113,6 +114,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(client::router())
         .merge(web::router())
+        .merge(admin::router())
         .merge(worker::router())
         .merge(blobs::router())
         .merge(ops::router())

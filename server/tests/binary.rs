@@ -337,3 +337,134 @@ async fn a_taken_port_is_named() {
     let refused = server.restart().await.unwrap_err().to_string();
     assert!(refused.contains("taken"), "{refused}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restore_cli_restores_a_photo_and_names_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let location = server::catalog::Location::sqlite_in(dir.path());
+    let catalog = server::catalog::connect(&location, &server::catalog::ConnectOptions::default())
+        .await
+        .unwrap();
+    let user = catalog.create_user("alice").await.unwrap();
+    let library = catalog.ensure_library(&user.id, "lib").await.unwrap();
+    let mut wire: serde_json::Value = serde_json::json!({
+        "localIdentifier": "R1/L0/001", "kind": "photo", "livePhoto": false, "width": 10, "height": 10,
+        "takenAt": "2024-05-01T10:00:00+02:00", "modifiedAt": "2024-05-02T10:00:00Z",
+        "favorite": false, "hidden": false, "trashed": false, "title": "then",
+        "originalFilename": "IMG.HEIC", "uti": "public.heic", "edited": false,
+        "keywords": [], "people": [], "resources": []
+    });
+    let sync = |wire: serde_json::Value| {
+        let item: api::SyncItem = serde_json::from_value(wire).unwrap();
+        let catalog = std::sync::Arc::clone(&catalog);
+        let (user, library) = (user.id.clone(), library.id.clone());
+        async move {
+            catalog
+                .sync_photos(&user, &library, vec![item.into()])
+                .await
+                .unwrap()
+        }
+    };
+    let photo = sync(wire.clone()).await.results[0].photo_id.clone().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let then = chrono::Utc::now().to_rfc3339();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    wire["title"] = "now".into();
+    wire["deleted"] = true.into();
+    let deleted = sync(wire).await.version;
+
+    let run = |args: &[&str]| {
+        let output = Command::new(BIN)
+            .arg("restore")
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let id = photo.as_str();
+    let future = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    for (args, named) in [
+        (
+            vec!["--user", "alice", "--photo", id, "--as-of", "last week"],
+            "--as-of",
+        ),
+        (
+            vec!["--user", "alice", "--photo", id, "--as-of", &future],
+            "--as-of",
+        ),
+        (vec!["--user", "bob", "--photo", id, "--as-of", &then], "--user"),
+        (
+            vec!["--user", "alice", "--photo", "nope", "--as-of", &then],
+            "--photo",
+        ),
+        (
+            vec!["--user", "alice", "--library", "nope", "--as-of", &then],
+            "--library",
+        ),
+        (vec!["--user", "alice", "--as-of", &then], "--photo"),
+        (
+            vec!["--user", "alice", "--photo", id, "--album", "a", "--as-of", &then],
+            "--album",
+        ),
+    ] {
+        let (ok, _, err) = run(&args);
+        assert!(
+            !ok && err.contains(named) && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(
+        catalog.version(&user.id).await.unwrap(),
+        deleted,
+        "bad input writes nothing"
+    );
+
+    let (ok, out, err) = run(&["--user", "alice", "--photo", id, "--as-of", &then]);
+    assert!(ok, "{err}");
+    assert!(out.contains("1 photos"), "{out}");
+    let detail = catalog
+        .photo(&user.id, &photo)
+        .await
+        .unwrap()
+        .expect("back from the tombstone");
+    assert_eq!(detail.title.as_deref(), Some("then"));
+}
+
+#[test]
+fn trash_days_is_checked_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    for (value, named) in [("0", "--trash-days"), ("many", "--trash-days")] {
+        let output = Command::new(BIN)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--trash-days",
+                value,
+                "--data-dir",
+            ])
+            .arg(dir.path())
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert!(err.contains(named), "{err}");
+    }
+    let output = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("TRASH_DAYS", "-3")
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--trash-days"));
+}

@@ -87,4 +87,9 @@ contract!(
     database_error_mid_batch_applies_nothing,
     concurrent_batches_of_one_user_all_apply,
     undeclared_resources_are_removed,
+    history_records_every_change_of_a_photo,
+    changes_follow_versions_with_deletes,
+    restore_brings_a_photo_back_as_of_a_time,
+    restore_brings_back_albums_and_libraries,
+    purge_keeps_tombstones_and_history_for_the_retention,
 );

@@ -27,6 +27,12 @@ mod auth;
     clippy::duplicate_mod,
     reason = "compiled once per driver on purpose: see catalog/sql.rs"
 )]
+#[path = "sql/history.rs"]
+mod history;
+#[allow(
+    clippy::duplicate_mod,
+    reason = "compiled once per driver on purpose: see catalog/sql.rs"
+)]
 #[path = "sql/jobs.rs"]
 mod jobs;
 #[allow(
@@ -47,6 +53,12 @@ mod relocate;
 )]
 #[path = "sql/resources.rs"]
 pub(super) mod resources;
+#[allow(
+    clippy::duplicate_mod,
+    reason = "compiled once per driver on purpose: see catalog/sql.rs"
+)]
+#[path = "sql/restore.rs"]
+mod restore;
 #[allow(
     clippy::duplicate_mod,
     reason = "compiled once per driver on purpose: see catalog/sql.rs"
@@ -82,6 +94,9 @@ use crate::catalog::{
     PendingUpload, PhotoDetail, PhotoId, PhotoUpsert, RecordedUpload, ResourceType, Result, Scope, Stats,
     SyncBatchResult, TimelineQuery, TokenId, TokenInfo, UploadLookup, UploadRecord, UploadTarget, User,
     UserId,
+};
+use crate::catalog::{
+    ChangesSince, PhotoChange, PhotoVersion, PurgeReport, RestoreReport, RestoreTarget, Retention,
 };
 
 /// A connection of this driver (what `&mut *transaction` gives).
@@ -245,6 +260,35 @@ impl Catalog for Adapter {
         retry_after_ms: i64,
     ) -> Result<JobStatus> {
         jobs::fail_job(self, user_id, job_id, error, max_failures, retry_after_ms).await
+    }
+
+    // History and trash (issue 12)
+
+    async fn photo_history(&self, user_id: &UserId, photo_id: &PhotoId) -> Result<Option<Vec<PhotoVersion>>> {
+        history::photo_history(self, user_id, photo_id).await
+    }
+
+    async fn photo_changes(
+        &self,
+        user_id: &UserId,
+        since: &ChangesSince,
+        limit: u32,
+    ) -> Result<Vec<PhotoChange>> {
+        history::photo_changes(self, user_id, since, limit).await
+    }
+
+    async fn restore(
+        &self,
+        user_id: &UserId,
+        target: &RestoreTarget,
+        as_of: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<RestoreReport> {
+        restore::restore(self, user_id, target, as_of, now).await
+    }
+
+    async fn purge(&self, retention: Retention, now: DateTime<Utc>) -> Result<PurgeReport> {
+        history::purge(self, retention, now).await
     }
 }
 

@@ -41,6 +41,11 @@ scoped!(
 );
 scoped!(WebAuth, Scope::Web, "A caller holding a `web` token.");
 scoped!(
+    AdminAuth,
+    Scope::Admin,
+    "A caller holding an `admin` token (operators: restore; the request names the user it acts on)."
+);
+scoped!(
     WorkerAuth,
     Scope::Worker,
     "A caller holding a `worker` token (an enrichment worker; it sees its user's jobs only)."

@@ -5,7 +5,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{blobs, client, ops, web, worker};
+use super::{admin, blobs, client, ops, web, worker};
 
 /// The whole API.
 #[derive(OpenApi)]
@@ -21,6 +21,9 @@ use super::{blobs, client, ops, web, worker};
         web::photos::get_photo,
         web::albums::get_albums,
         web::albums::get_album,
+        web::history::get_photo_history,
+        web::history::get_changes,
+        admin::post_restore,
         worker::post_lease,
         worker::post_result,
         worker::post_fail,
@@ -32,6 +35,7 @@ use super::{blobs, client, ops, web, worker};
     modifiers(&BearerAuth),
     tags((name = "client", description = "The Mac agent (scope client)"),
         (name = "web", description = "Web frontends (scope web)"),
+        (name = "admin", description = "Operators (scope admin)"),
         (name = "worker", description = "Enrichment workers (scope worker)"),
         (name = "blobs", description = "Presigned GETs of the local backend (signature in the URL)"),
         (name = "ops", description = "Health"))

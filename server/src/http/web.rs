@@ -7,6 +7,7 @@
 
 pub(crate) mod albums;
 mod cursor;
+pub(crate) mod history;
 pub(crate) mod photos;
 
 use axum::Router;
@@ -31,6 +32,8 @@ pub(super) fn router() -> Router<AppState> {
         .route("/my/photos", get(photos::get_photos))
         .route("/my/photos/albums", get(albums::get_albums))
         .route("/my/photos/albums/{album_id}", get(albums::get_album))
+        .route("/my/photos/changes", get(history::get_changes))
+        .route("/my/photos/{photo_id}/history", get(history::get_photo_history))
         .route("/my/photos/{photo_id}", get(photos::get_photo))
 }
 

@@ -16,11 +16,11 @@ use crate::catalog::{
 };
 
 /// The columns of a list item, over `p` (photos), `r` (the stored original) and `e` (the thumbnail).
-const LIST_COLUMNS: &str = "p.id, p.local_identifier, p.taken_at, p.taken_at_offset_s, p.kind, p.favorite, \
+pub(super) const LIST_COLUMNS: &str = "p.id, p.local_identifier, p.taken_at, p.taken_at_offset_s, p.kind, p.favorite, \
     p.width, p.height, r.stored_sha256, r.stored_key, e.result AS thumbnail";
 
 /// The joins `LIST_COLUMNS` reads: primary-key lookups per row.
-const LIST_JOINS: &str = "LEFT JOIN icloud.resources r \
+pub(super) const LIST_JOINS: &str = "LEFT JOIN icloud.resources r \
         ON r.photo_id = p.id AND r.resource_type = 'original' AND r.state = 'stored' \
     LEFT JOIN icloud.enrichments e ON e.photo_id = p.id AND e.kind = 'thumbnail'";
 
@@ -359,7 +359,7 @@ fn enrichment(row: &<super::Db as sqlx::Database>::Row) -> Result<Option<Enrichm
 }
 
 /// A list item from a row of `LIST_COLUMNS`.
-fn listed(row: &<super::Db as sqlx::Database>::Row) -> Result<ListedPhoto> {
+pub(super) fn listed(row: &<super::Db as sqlx::Database>::Row) -> Result<ListedPhoto> {
     let taken_at_ms: i64 = row.try_get("taken_at")?;
     let offset: i64 = row.try_get("taken_at_offset_s")?;
     let offset = i32::try_from(offset)
