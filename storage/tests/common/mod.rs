@@ -13,8 +13,10 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt, stream};
 use storage::{Error, LibraryLayout, PutMode, PutOptions, Sha256Digest, StorageKey, Store};
 
+mod staging;
 mod subject;
 
+pub use staging::*;
 pub use subject::*;
 
 async fn assert_absent(store: &Store, k: &StorageKey) {
