@@ -87,4 +87,7 @@ contract!(
     database_error_mid_batch_applies_nothing,
     concurrent_batches_of_one_user_all_apply,
     undeclared_resources_are_removed,
+    gc_references_cover_resources_tombstones_and_derivatives,
+    gc_release_deletes_only_unreferenced_blob_rows,
+    gc_lease_is_held_by_one_holder_at_a_time,
 );

@@ -9,6 +9,8 @@
 mod albums;
 #[path = "catalog/auth.rs"]
 mod auth;
+#[path = "catalog/gc.rs"]
+mod gc;
 #[path = "catalog/sync.rs"]
 mod sync;
 #[path = "catalog/uploads.rs"]
@@ -16,6 +18,7 @@ mod uploads;
 
 pub use albums::*;
 pub use auth::*;
+pub use gc::*;
 pub use sync::*;
 pub use uploads::*;
 
