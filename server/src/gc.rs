@@ -181,7 +181,7 @@ async fn collect_user(
     // References first, listing second: an object recorded after this read is younger than the grace
     // (uploads write before they record), or a dedup link, which the release re-checks under the lock.
     let referenced = catalog.gc_referenced_keys(user_id).await?;
-    let prefix = StorageKey::parse(&format!("users/{user_id}"))?;
+    let prefix = StorageKey::parse(format!("users/{user_id}"))?;
     let mut listing = store.list(Some(&prefix));
     let mut candidates = Vec::new();
     while let Some(object) = listing.try_next().await? {

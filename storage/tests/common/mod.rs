@@ -16,6 +16,10 @@ use storage::{Error, LibraryLayout, PutMode, PutOptions, Sha256Digest, StorageKe
 mod staging;
 mod subject;
 
+#[allow(
+    unused_imports,
+    reason = "multipart.rs shares this module and runs no staging behaviour"
+)]
 pub use staging::*;
 pub use subject::*;
 

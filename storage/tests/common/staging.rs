@@ -49,7 +49,12 @@ pub async fn staging_older_than_the_age_is_removed(s: &Subject) {
             .unwrap();
         let crashed = plant(&root, "users/u/libraries/l/originals/C/C1.heic#7", 300, 2 * hour);
         let crashed_deep = plant(&root, "users/u/libraries/l/originals/A/A1.heic#1", 20, 3 * hour);
-        let writing = plant(&root, "users/u/libraries/l/originals/D/D1.heic#2", 40, Duration::ZERO);
+        let writing = plant(
+            &root,
+            "users/u/libraries/l/originals/D/D1.heic#2",
+            40,
+            Duration::ZERO,
+        );
         let listed: Vec<_> = s.store.list(None).try_collect().await.unwrap();
         assert_eq!(listed.len(), 2, "the backend's listing hides staging: {listed:?}");
 
