@@ -79,11 +79,9 @@ async fn collect_garbage(mut args: GcArgs) -> Result<()> {
         report.staging.files, report.staging.bytes
     );
     let (keys, bytes) = if args.dry_run {
-        let keys: u64 = report.users.iter().map(|u| u.reclaimable_keys).sum();
-        (keys, report.reclaimable_bytes())
+        report.reclaimable_objects()
     } else {
-        let keys: u64 = report.users.iter().map(|u| u.reclaimed_keys).sum();
-        (keys, report.reclaimed_bytes() - report.staging.bytes)
+        report.reclaimed_objects()
     };
     println!("total: {verb} {keys} objects, {bytes} bytes");
     Ok(())

@@ -79,6 +79,8 @@ pub struct UserReport {
 pub struct GcReport {
     /// False when another replica held the lease: nothing was looked at.
     pub ran: bool,
+    /// A dry run: nothing was deleted, the figures are what a pass would free.
+    pub dry_run: bool,
     /// Per user with anything reclaimable.
     pub users: Vec<UserReport>,
     /// Staging files of interrupted writes removed (or, dry, found).
@@ -86,15 +88,31 @@ pub struct GcReport {
 }
 
 impl GcReport {
-    /// Bytes of unreferenced objects past the grace found by this pass.
+    /// Bytes this pass found to free: unreferenced objects past the grace, and old staging.
     pub fn reclaimable_bytes(&self) -> u64 {
-        self.users.iter().map(|u| u.reclaimable_bytes).sum()
+        self.users.iter().map(|u| u.reclaimable_bytes).sum::<u64>() + self.staging.bytes
     }
 
-    /// Bytes deleted by this pass, staging included.
+    /// Bytes this pass deleted, staging included (0 for a dry run).
     pub fn reclaimed_bytes(&self) -> u64 {
-        self.users.iter().map(|u| u.reclaimed_bytes).sum::<u64>()
-            + if self.ran { self.staging.bytes } else { 0 }
+        if self.dry_run {
+            return 0;
+        }
+        self.users.iter().map(|u| u.reclaimed_bytes).sum::<u64>() + self.staging.bytes
+    }
+
+    /// Objects (not staging) found to free, and their bytes.
+    pub fn reclaimable_objects(&self) -> (u64, u64) {
+        let keys = self.users.iter().map(|u| u.reclaimable_keys).sum();
+        let bytes = self.users.iter().map(|u| u.reclaimable_bytes).sum();
+        (keys, bytes)
+    }
+
+    /// Objects (not staging) deleted, and their bytes.
+    pub fn reclaimed_objects(&self) -> (u64, u64) {
+        let keys = self.users.iter().map(|u| u.reclaimed_keys).sum();
+        let bytes = self.users.iter().map(|u| u.reclaimed_bytes).sum();
+        (keys, bytes)
     }
 }
 
@@ -119,7 +137,10 @@ pub async fn run_pass(
     holder: &str,
     settings: &GcSettings,
 ) -> Result<GcReport, Error> {
-    let mut report = GcReport::default();
+    let mut report = GcReport {
+        dry_run: settings.dry_run,
+        ..GcReport::default()
+    };
     if !settings.dry_run && !renew(catalog, holder, settings).await? {
         return Ok(report);
     }

@@ -307,9 +307,26 @@ fn settings(dry_run: bool) -> GcSettings {
     }
 }
 
-/// Dry run, then a pass, then a pass again, with the guarantee checked after each.
-async fn collects_only_unreferenced_past_the_grace(catalog: &dyn Catalog, store: &Store) {
+/// Dry run, then a pass, then a pass again, with the guarantee checked after each. `blobs` is the local
+/// backend's directory, where a crash's staging file is planted too.
+async fn collects_only_unreferenced_past_the_grace(
+    catalog: &dyn Catalog,
+    store: &Store,
+    blobs: Option<&std::path::Path>,
+) {
     let fixture = populate(catalog, store, 3, 0, GRACE).await;
+    let staging = blobs.map(|blobs| {
+        let path = blobs.join(format!("users/{}/crashed.heic#3", fixture.user));
+        std::fs::write(&path, bytes(777, 9)).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() - GRACE * 2)
+            .unwrap();
+        path
+    });
+    let staging_bytes = if staging.is_some() { 777 } else { 0 };
     assert_eq!(fixture.referenced.len(), 5);
     let referenced: Vec<String> = fixture.referenced.iter().map(|(k, _)| k.to_string()).collect();
     assert_eq!(
@@ -325,8 +342,10 @@ async fn collects_only_unreferenced_past_the_grace(catalog: &dyn Catalog, store:
         .await
         .unwrap();
     assert!(dry.ran);
-    assert_eq!(dry.reclaimable_bytes(), fixture.garbage_bytes());
+    assert_eq!(dry.reclaimable_bytes(), fixture.garbage_bytes() + staging_bytes);
+    assert_eq!(dry.reclaimable_objects(), (2, fixture.garbage_bytes()));
     assert_eq!(dry.reclaimed_bytes(), 0);
+    assert!(staging.as_ref().is_none_or(|path| path.exists()));
     assert_eq!(dry.users.len(), 1);
     assert_eq!(dry.users[0].reclaimable_keys, 2);
     for (k, _) in &fixture.garbage {
@@ -340,6 +359,8 @@ async fn collects_only_unreferenced_past_the_grace(catalog: &dyn Catalog, store:
     assert!(pass.ran);
     assert_eq!(pass.reclaimed_bytes(), dry.reclaimable_bytes(), "{pass:?}");
     assert_eq!(pass.users[0].reclaimed_keys, 2);
+    assert_eq!(pass.staging.bytes, staging_bytes);
+    assert!(staging.as_ref().is_none_or(|path| !path.exists()));
     assert_garbage_gone(store, &fixture).await;
     assert_nothing_referenced_lost(store, &fixture).await;
     // The orphan's blob row went with its object: the next upload of that content stores it again.
@@ -405,7 +426,12 @@ fn s3_config(prefix: &str) -> storage::S3Config {
 async fn sqlite_and_local_collect_only_unreferenced_past_the_grace() {
     let dir = tempfile::tempdir().unwrap();
     let catalog = sqlite_catalog(dir.path()).await;
-    collects_only_unreferenced_past_the_grace(catalog.as_ref(), &local_store(dir.path())).await;
+    collects_only_unreferenced_past_the_grace(
+        catalog.as_ref(),
+        &local_store(dir.path()),
+        Some(&dir.path().join("blobs")),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -415,7 +441,7 @@ async fn postgres_and_seaweedfs_collect_only_unreferenced_past_the_grace() {
         .await
         .unwrap();
     let store = storage::create_s3_store(&s3_config(&unique_name("gc")), Default::default()).unwrap();
-    collects_only_unreferenced_past_the_grace(catalog.as_ref(), &store).await;
+    collects_only_unreferenced_past_the_grace(catalog.as_ref(), &store, None).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
