@@ -276,6 +276,13 @@ pub trait Catalog: Send + Sync + Debug {
         keys: &[String],
     ) -> Result<std::collections::HashSet<String>>;
 
+    /// Of `keys`, those a row of the user's blob table names: content the catalog recorded as uploaded.
+    async fn gc_recorded_among(
+        &self,
+        user_id: &UserId,
+        keys: &[String],
+    ) -> Result<std::collections::HashSet<String>>;
+
     /// Releases the objects about to be deleted: in one write transaction serialised with the user's
     /// uploads (a per-user advisory lock on PostgreSQL, the single writer on SQLite), re-checks which of
     /// `keys` nothing references, deletes the blob rows naming them, and returns those keys. Only after this

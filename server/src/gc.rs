@@ -8,6 +8,12 @@
 //! - **References.** A candidate is an object under `users/<id>/` of a known user whose key the user's
 //!   catalog does not name ([`Catalog::gc_referenced_keys`]: resources, tombstones included, derivatives in
 //!   enrichment results, retained history). Nothing outside `users/` is ever touched.
+//! - **Originals the catalog never recorded are kept.** A library's `originals/` prefix has the Photos
+//!   bundle layout so that the mount can serve it as the library's own originals folder, and
+//!   `iphoto-agent seed-originals --user --library-id` writes there directly, before (or without) the
+//!   catalog recording those files. So under `users/<u>/libraries/<l>/originals/` only an object a blob
+//!   row names (uploaded and recorded once, no longer referenced) is collected; an unrecorded one there may
+//!   be the only copy of a Mac's original.
 //! - **Release, then delete.** Candidates are released by [`Catalog::gc_release_unreferenced`], which
 //!   re-checks them in a transaction serialised with the user's uploads and deletes their blob rows; objects
 //!   are deleted only after it committed. A dedup link racing with it either committed first (the key is
@@ -209,10 +215,32 @@ async fn collect_user(
         if object.last_modified < cutoff && !referenced.contains(object.key.as_str()) {
             report.reclaimable_keys += 1;
             report.reclaimable_bytes += object.size;
-            candidates.push(object.key.to_string());
+            candidates.push((object.key.to_string(), object.size));
         }
     }
     drop(referenced);
+    let originals: Vec<String> = candidates
+        .iter()
+        .filter(|(k, _)| in_originals(k))
+        .map(|(k, _)| k.clone())
+        .collect();
+    if !originals.is_empty() {
+        let recorded = catalog.gc_recorded_among(user_id, &originals).await?;
+        let mut kept = 0u64;
+        candidates.retain(|(k, size)| {
+            let keep = in_originals(k) && !recorded.contains(k);
+            if keep {
+                kept += 1;
+                report.reclaimable_keys -= 1;
+                report.reclaimable_bytes -= size;
+            }
+            !keep
+        });
+        if kept > 0 {
+            tracing::info!(%user_id, kept, "kept unreferenced originals the catalog never recorded (seeded?)");
+        }
+    }
+    let candidates: Vec<String> = candidates.into_iter().map(|(k, _)| k).collect();
     if settings.dry_run || candidates.is_empty() {
         return Ok(report);
     }
@@ -242,6 +270,12 @@ async fn collect_user(
     Ok(report)
 }
 
+/// Whether a key is under a library's originals: `users/<u>/libraries/<l>/originals/…`.
+fn in_originals(key: &str) -> bool {
+    let segments: Vec<&str> = key.splitn(6, '/').collect();
+    matches!(segments.as_slice(), ["users", _, "libraries", _, "originals", _])
+}
+
 /// Takes or renews the lease for another TTL.
 async fn renew(catalog: &dyn Catalog, holder: &str, settings: &GcSettings) -> Result<bool, Error> {
     let now = chrono::Utc::now();
@@ -263,4 +297,23 @@ pub fn holder_id() -> String {
         std::process::id(),
         hex::encode(rand::random::<[u8; 8]>())
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_originals;
+
+    #[test]
+    fn originals_are_a_librarys_originals_prefix() {
+        for (key, expected) in [
+            ("users/u/libraries/l/originals/A/A1.heic", true),
+            ("users/u/libraries/l/originals/A1.heic", true),
+            ("users/u/libraries/l/derivatives/thumbnail/A/A1.jpg", false),
+            ("users/u/libraries/l/originals", false),
+            ("users/u/other/l/originals/A1.heic", false),
+            ("seed/originals/A/A1.heic", false),
+        ] {
+            assert_eq!(in_originals(key), expected, "{key}");
+        }
+    }
 }

@@ -265,6 +265,14 @@ impl Catalog for Adapter {
         gc::referenced_among(&mut conn, user_id, keys).await
     }
 
+    async fn gc_recorded_among(
+        &self,
+        user_id: &UserId,
+        keys: &[String],
+    ) -> Result<std::collections::HashSet<String>> {
+        gc::recorded_among(self, user_id, keys).await
+    }
+
     async fn gc_release_unreferenced(&self, user_id: &UserId, keys: &[String]) -> Result<Vec<String>> {
         gc::release_unreferenced(self, user_id, keys).await
     }

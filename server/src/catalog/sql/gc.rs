@@ -129,6 +129,26 @@ pub(super) async fn referenced_among(
     Ok(referenced)
 }
 
+pub(super) async fn recorded_among(
+    catalog: &Adapter,
+    user_id: &UserId,
+    keys: &[String],
+) -> Result<HashSet<String>> {
+    let mut recorded = HashSet::new();
+    for chunk in keys.chunks(CHUNK) {
+        let sql = format!(
+            "SELECT storage_key FROM icloud.blobs WHERE user_id = $1 AND storage_key IN ({})",
+            placeholders(2, chunk.len())
+        );
+        let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).bind(user_id.as_str());
+        for key in chunk {
+            query = query.bind(key);
+        }
+        recorded.extend(query.fetch_all(&catalog.pool).await?);
+    }
+    Ok(recorded)
+}
+
 pub(super) async fn release_unreferenced(
     catalog: &Adapter,
     user_id: &UserId,

@@ -128,6 +128,11 @@ pub async fn gc_release_deletes_only_unreferenced_blob_rows(s: &Subject) {
     .await
     .unwrap();
     orphan_blob(s, &user, &sha(9), "users/a/orphan.heic").await;
+    let asked = keys(&["users/a/LIVE.heic", "users/a/orphan.heic", "users/a/stray.bin"]);
+    assert_eq!(
+        c.gc_recorded_among(&user, &asked).await.unwrap(),
+        set(&["users/a/LIVE.heic", "users/a/orphan.heic"])
+    );
     let released = c
         .gc_release_unreferenced(
             &user,
@@ -142,6 +147,10 @@ pub async fn gc_release_deletes_only_unreferenced_blob_rows(s: &Subject) {
         "the referenced blob stays, the orphan's row goes"
     );
     assert!(c.blob_by_sha(&user, &sha(9)).await.unwrap().is_none());
+    assert_eq!(
+        c.gc_recorded_among(&user, &asked).await.unwrap(),
+        set(&["users/a/LIVE.heic"])
+    );
     // Idempotent: a second release (a pass redone after a crash) changes nothing and fails on nothing.
     let again = c
         .gc_release_unreferenced(&user, &keys(&["users/a/orphan.heic"]))
