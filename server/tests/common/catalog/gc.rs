@@ -268,3 +268,53 @@ pub async fn gc_lease_is_held_by_one_holder_at_a_time(s: &Subject) {
     }
     assert_eq!(winners, 1);
 }
+
+pub async fn gc_release_racing_dedup_links_never_frees_a_linked_key(s: &Subject) {
+    let c = s.c();
+    let (user, library) = user_and_library(c, "alice").await;
+    let n: u8 = 30;
+    let photos: Vec<PhotoUpsert> = (0..n)
+        .map(|i| PhotoUpsert {
+            resources: vec![original(10, Some(sha(100 + i)))],
+            ..item(&format!("P{i}"))
+        })
+        .collect();
+    c.sync_photos(&user, &library, photos).await.unwrap();
+    for i in 0..n {
+        orphan_blob(s, &user, &sha(100 + i), &format!("users/a/blob{i}.heic")).await;
+    }
+    for i in 0..n {
+        let key = format!("users/a/blob{i}.heic");
+        let photo = photo_id(c, &user, &format!("P{i}")).await;
+        let link = UploadRecord {
+            deduplicated: true,
+            ..upload(&photo, &sha(100 + i), 10, &key, Utc::now())
+        };
+        // The upload route's link and the collector's release of the same blob, at once.
+        let linker = {
+            let catalog = Arc::clone(&s.catalog);
+            let user = user.clone();
+            tokio::spawn(async move { catalog.record_upload(&user, &link).await })
+        };
+        let releaser = {
+            let catalog = Arc::clone(&s.catalog);
+            let user = user.clone();
+            let key = key.clone();
+            tokio::spawn(async move { catalog.gc_release_unreferenced(&user, &[key]).await })
+        };
+        let linked = linker.await.unwrap();
+        let released = releaser.await.unwrap().unwrap().contains(&key);
+        assert!(
+            matches!(linked, Ok(_) | Err(Error::Conflict { .. })),
+            "{linked:?}"
+        );
+        // Exactly one wins: a released key (whose object the collector deletes next) is never referenced.
+        assert_eq!(linked.is_ok(), !released, "round {i}");
+        let referenced = c
+            .gc_referenced_among(&user, std::slice::from_ref(&key))
+            .await
+            .unwrap()
+            .contains(&key);
+        assert_eq!(referenced, !released, "round {i}");
+    }
+}
