@@ -99,6 +99,7 @@ if [ ! -e "$env_file" ]; then
 #JOB_RETRY_SECS=30
 #GC_INTERVAL=6h
 #GC_GRACE=24h
+#GC_SETTLE=30s
 #LOG_JSON=true
 #RUST_LOG=info,sqlx=warn
 #STORAGE_BACKEND=local

@@ -58,6 +58,7 @@ async fn collect_garbage(mut args: GcArgs) -> Result<()> {
     let store = storage::create_object_store(&args.storage.into_config()?)?;
     let settings = GcSettings {
         dry_run: args.dry_run,
+        settle: args.settle,
         ..GcSettings::new(args.grace)
     };
     let report = gc::run_pass(catalog.as_ref(), &store, &gc::holder_id(), &settings).await?;
@@ -94,11 +95,10 @@ async fn collect_periodically(
     store: storage::Store,
     state: AppState,
     interval: std::time::Duration,
-    grace: std::time::Duration,
+    settings: GcSettings,
     stop: tokio_util::sync::CancellationToken,
 ) {
     let holder = gc::holder_id();
-    let settings = GcSettings::new(grace);
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
@@ -310,7 +310,10 @@ async fn serve(mut args: ServeArgs) -> Result<()> {
             store.clone(),
             state.clone(),
             args.gc_interval,
-            args.gc_grace,
+            GcSettings {
+                settle: args.gc_settle,
+                ..GcSettings::new(args.gc_grace)
+            },
             server_stop.clone(),
         ));
     }

@@ -46,6 +46,11 @@ pub struct GcArgs {
     #[arg(long, env = "GC_GRACE", default_value = "24h", value_parser = parse_duration)]
     pub grace: std::time::Duration,
 
+    /// Pause between releasing garbage in the catalog and deleting it, after which references are checked
+    /// again (a sync batch that read a blob row just before it was released links it meanwhile).
+    #[arg(long, env = "GC_SETTLE", default_value = "30s", value_parser = parse_duration)]
+    pub settle: std::time::Duration,
+
     #[command(flatten)]
     pub catalog: CatalogArgs,
 
@@ -244,6 +249,10 @@ pub struct ServeArgs {
     /// Objects and staging written more recently than this are never collected.
     #[arg(long, env = "GC_GRACE", default_value = "24h", value_parser = parse_duration, help_heading = "Garbage collection")]
     pub gc_grace: std::time::Duration,
+
+    /// Pause between releasing garbage in the catalog and deleting it (see `gc --settle`).
+    #[arg(long, env = "GC_SETTLE", default_value = "30s", value_parser = parse_duration, help_heading = "Garbage collection")]
+    pub gc_settle: std::time::Duration,
 
     #[command(flatten)]
     pub catalog: CatalogArgs,

@@ -19,8 +19,10 @@
 //!   are deleted only after it committed. A dedup link racing with it either committed first (the key is
 //!   referenced and kept) or finds its blob row gone and uploads the bytes again.
 //! - **Settle.** On PostgreSQL a sync batch reads blob rows and links them a moment later, outside that
-//!   lock; so after releasing, the pass waits [`GcSettings::settle`] and checks the references once more,
-//!   keeping any object a batch linked meanwhile.
+//!   lock; so after releasing every user's garbage, the pass waits [`GcSettings::settle`] (30 s; one pause
+//!   per pass) and checks the references once more, keeping any object a batch linked meanwhile. A batch
+//!   slower than that from its read to its commit could still link a deleted object: closing that for good
+//!   needs the sync write to check its blob rows under the same lock.
 //! - **Lease.** A pass that deletes runs only while its replica holds the `gc` lease (renewed as it goes);
 //!   a replica that does not hold it does nothing. Every step is idempotent (deleting a deleted object
 //!   succeeds), so a pass that dies midway is simply redone by the next holder.
@@ -54,12 +56,12 @@ pub struct GcSettings {
 }
 
 impl GcSettings {
-    /// Defaults for a grace period: a 3 s settle and a 10 min lease.
+    /// Defaults for a grace period: a 30 s settle and a 10 min lease.
     pub fn new(grace: Duration) -> Self {
         Self {
             grace,
             dry_run: false,
-            settle: Duration::from_secs(3),
+            settle: Duration::from_secs(30),
             lease_ttl: Duration::from_secs(600),
         }
     }
@@ -168,35 +170,64 @@ async fn collect(
     settings: &GcSettings,
     report: &mut GcReport,
 ) -> Result<(), Error> {
+    // Release every user's garbage first, then one settle pause for all, then delete.
+    let mut released = Vec::new();
     for user_id in catalog.gc_users().await? {
         if !settings.dry_run && !renew(catalog, holder, settings).await? {
             return Err(Error::LeaseLost);
         }
-        let user = collect_user(catalog, store, holder, settings, &user_id).await?;
-        if user.reclaimable_keys > 0 || user.reclaimed_keys > 0 {
+        released.push(release_user(catalog, store, holder, settings, &user_id).await?);
+    }
+    if released.iter().any(|r| !r.keys.is_empty()) && !settings.settle.is_zero() {
+        tokio::time::sleep(settings.settle).await;
+    }
+    let users = &mut report.users;
+    for user in released {
+        let Released {
+            report: mut user_report,
+            keys,
+            cutoff,
+        } = user;
+        if !keys.is_empty() {
+            if !renew(catalog, holder, settings).await? {
+                return Err(Error::LeaseLost);
+            }
+            delete_released(catalog, store, &mut user_report, &keys, cutoff).await?;
+        }
+        if user_report.reclaimable_keys > 0 || user_report.reclaimed_keys > 0 {
             tracing::info!(
-                user_id = %user.user_id,
-                reclaimable_keys = user.reclaimable_keys,
-                reclaimable_bytes = user.reclaimable_bytes,
-                reclaimed_keys = user.reclaimed_keys,
-                reclaimed_bytes = user.reclaimed_bytes,
+                user_id = %user_report.user_id,
+                reclaimable_keys = user_report.reclaimable_keys,
+                reclaimable_bytes = user_report.reclaimable_bytes,
+                reclaimed_keys = user_report.reclaimed_keys,
+                reclaimed_bytes = user_report.reclaimed_bytes,
                 dry_run = settings.dry_run,
                 "garbage collection"
             );
-            report.users.push(user);
+            users.push(user_report);
         }
     }
     report.staging = store.remove_staging(settings.grace, settings.dry_run).await?;
     Ok(())
 }
 
-async fn collect_user(
+/// One user's garbage, released in the catalog and waiting for its objects' deletion.
+struct Released {
+    report: UserReport,
+    /// Keys whose blob rows are gone and which nothing referenced under the lock.
+    keys: Vec<String>,
+    /// Objects written after this are not candidates (the grace, as of the listing).
+    cutoff: chrono::DateTime<chrono::Utc>,
+}
+
+/// Finds the user's garbage and releases it (a dry run only counts it).
+async fn release_user(
     catalog: &dyn Catalog,
     store: &Store,
     holder: &str,
     settings: &GcSettings,
     user_id: &UserId,
-) -> Result<UserReport, Error> {
+) -> Result<Released, Error> {
     let mut report = UserReport {
         user_id: user_id.clone(),
         reclaimable_keys: 0,
@@ -241,20 +272,30 @@ async fn collect_user(
         }
     }
     let candidates: Vec<String> = candidates.into_iter().map(|(k, _)| k).collect();
-    if settings.dry_run || candidates.is_empty() {
-        return Ok(report);
-    }
-    let mut released = Vec::with_capacity(candidates.len());
-    for chunk in candidates.chunks(RELEASE_CHUNK) {
-        if !renew(catalog, holder, settings).await? {
-            return Err(Error::LeaseLost);
+    let mut keys = Vec::new();
+    if !settings.dry_run {
+        for chunk in candidates.chunks(RELEASE_CHUNK) {
+            if !renew(catalog, holder, settings).await? {
+                return Err(Error::LeaseLost);
+            }
+            keys.extend(catalog.gc_release_unreferenced(user_id, chunk).await?);
         }
-        released.extend(catalog.gc_release_unreferenced(user_id, chunk).await?);
     }
-    if !settings.settle.is_zero() {
-        tokio::time::sleep(settings.settle).await;
+    Ok(Released { report, keys, cutoff })
+}
+
+/// After the settle pause: checks the references once more and deletes what is still free.
+async fn delete_released(
+    catalog: &dyn Catalog,
+    store: &Store,
+    report: &mut UserReport,
+    released: &[String],
+    cutoff: chrono::DateTime<chrono::Utc>,
+) -> Result<(), Error> {
+    let relinked = catalog.gc_referenced_among(&report.user_id, released).await?;
+    if !relinked.is_empty() {
+        tracing::warn!(user_id = %report.user_id, kept = relinked.len(), "released objects were linked meanwhile; kept");
     }
-    let relinked = catalog.gc_referenced_among(user_id, &released).await?;
     for key in released.iter().filter(|k| !relinked.contains(*k)) {
         let key = StorageKey::parse(key)?;
         // Rewritten since it was listed (an upload to the same key in flight): no longer a candidate.
@@ -267,7 +308,7 @@ async fn collect_user(
         report.reclaimed_keys += 1;
         report.reclaimed_bytes += size;
     }
-    Ok(report)
+    Ok(())
 }
 
 /// Whether a key is under a library's originals: `users/<u>/libraries/<l>/originals/…`.
