@@ -97,6 +97,9 @@ if [ ! -e "$env_file" ]; then
 #JOB_LEASE_SECS=300
 #JOB_MAX_FAILURES=5
 #JOB_RETRY_SECS=30
+#GC_INTERVAL=6h
+#GC_GRACE=24h
+#GC_SETTLE=30s
 #LOG_JSON=true
 #RUST_LOG=info,sqlx=warn
 #STORAGE_BACKEND=local

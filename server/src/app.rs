@@ -7,9 +7,10 @@ use anyhow::{Context as _, Result};
 
 use crate::catalog::{self, Catalog, ConnectOptions, Location, RestoreTarget, Retention, Scope, TokenId};
 use crate::config::{
-    CatalogArgs, Cli, Command, RestoreArgs, ServeArgs, ThumbnailOptions, ThumbnailWorkerArgs, TokenCommand,
-    UserCommand, WorkerCommand, WorkerKind,
+    CatalogArgs, Cli, Command, GcArgs, RestoreArgs, ServeArgs, ThumbnailOptions, ThumbnailWorkerArgs,
+    TokenCommand, UserCommand, WorkerCommand, WorkerKind,
 };
+use crate::gc::{self, GcSettings};
 use crate::http::{self, AppState, HttpSettings};
 use crate::thumbnail::ThumbnailSpec;
 use crate::worker::{self, WorkerSettings};
@@ -31,6 +32,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Token(command) => token(command).await,
         Command::Worker(WorkerCommand::Thumbnail(args)) => thumbnail_worker(*args).await,
         Command::Restore(args) => restore(args).await,
+        Command::Gc(args) => collect_garbage(*args).await,
     }
 }
 
@@ -91,6 +93,84 @@ async fn purge_loop(
                 "purged tombstones and history past the retention"
             ),
             Err(error) => tracing::warn!(error = %error, "purge failed; retried at the next tick"),
+        }
+    }
+}
+
+/// Staging files untouched this long are a crash's leftovers when `serve` starts on the local backend (which
+/// one machine owns): this server is not writing yet, and another process's write in progress (a
+/// `seed-originals` into the same directory) touches its file with every part it copies. Short, so a
+/// restart after `kill -9` leaves no staging behind (`server/tests/kill_mid_upload.rs`).
+const STARTUP_STAGING_AGE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// `gc`: one pass under the replicas' lease (or a dry run), a line per user with what was freed.
+async fn collect_garbage(mut args: GcArgs) -> Result<()> {
+    init_tracing(false);
+    let catalog = open_catalog(&args.catalog).await?;
+    if args.storage.storage_backend == storage::Backend::Local {
+        args.storage
+            .storage_local_path
+            .get_or_insert_with(|| args.catalog.data_dir.join("blobs"));
+        // The collector never signs a URL: a throwaway key and address satisfy the local configuration.
+        if args.storage.presign_secret.is_none() && args.storage.presign_secret_file.is_none() {
+            args.storage.presign_secret = Some(storage::Secret::new(hex::encode(rand::random::<[u8; 32]>())));
+        }
+        if args.storage.public_url.is_none() {
+            args.storage.public_url = Some("http://127.0.0.1:8080".parse()?);
+        }
+    }
+    let store = storage::create_object_store(&args.storage.into_config()?)?;
+    let settings = GcSettings {
+        dry_run: args.dry_run,
+        settle: args.settle,
+        ..GcSettings::new(args.grace)
+    };
+    let report = gc::run_pass(catalog.as_ref(), &store, &gc::holder_id(), &settings).await?;
+    if !report.ran {
+        println!("another replica holds the gc lease: nothing done");
+        return Ok(());
+    }
+    let verb = if args.dry_run { "would free" } else { "freed" };
+    for user in &report.users {
+        let (keys, bytes) = if args.dry_run {
+            (user.reclaimable_keys, user.reclaimable_bytes)
+        } else {
+            (user.reclaimed_keys, user.reclaimed_bytes)
+        };
+        println!("user {}: {verb} {keys} objects, {bytes} bytes", user.user_id);
+    }
+    println!(
+        "staging: {verb} {} files, {} bytes",
+        report.staging.files, report.staging.bytes
+    );
+    let (keys, bytes) = if args.dry_run {
+        report.reclaimable_objects()
+    } else {
+        report.reclaimed_objects()
+    };
+    println!("total: {verb} {keys} objects, {bytes} bytes");
+    Ok(())
+}
+
+/// `serve`'s collector: a pass every `interval` under the shared lease, its figures in the metrics; stops
+/// with the server.
+async fn collect_periodically(
+    catalog: Arc<dyn Catalog>,
+    store: storage::Store,
+    state: AppState,
+    interval: std::time::Duration,
+    settings: GcSettings,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let holder = gc::holder_id();
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+        match gc::run_pass(catalog.as_ref(), &store, &holder, &settings).await {
+            Ok(report) => state.metrics().gc_pass(&report),
+            Err(error) => tracing::error!(error = format!("{error:#}"), "garbage collection failed"),
         }
     }
 }
@@ -238,6 +318,15 @@ async fn serve(mut args: ServeArgs) -> Result<()> {
     });
     let store = storage::create_object_store(&storage_config)?;
     first_start(catalog.as_ref(), &data_dir).await?;
+    // A restart cleans the staging a crash left (local backend; S3 leaves it to a lifecycle rule).
+    let swept = store.remove_staging(STARTUP_STAGING_AGE, false).await?;
+    if swept.files > 0 {
+        tracing::info!(
+            files = swept.files,
+            bytes = swept.bytes,
+            "removed staging left by a crash"
+        );
+    }
 
     let catalog_for_workers = Arc::clone(&catalog);
     tokio::spawn(crate::relocate::run_in_background(
@@ -252,6 +341,7 @@ async fn serve(mut args: ServeArgs) -> Result<()> {
         },
         purge_stop.clone(),
     ));
+    let catalog_for_gc = Arc::clone(&catalog);
     let state = AppState::new(
         catalog,
         store.clone(),
@@ -288,6 +378,19 @@ async fn serve(mut args: ServeArgs) -> Result<()> {
             settings,
             store.clone(),
             workers_stop.clone(),
+        ));
+    }
+    if !args.gc_interval.is_zero() {
+        tokio::spawn(collect_periodically(
+            catalog_for_gc,
+            store.clone(),
+            state.clone(),
+            args.gc_interval,
+            GcSettings {
+                settle: args.gc_settle,
+                ..GcSettings::new(args.gc_grace)
+            },
+            server_stop.clone(),
         ));
     }
     let stopper = {

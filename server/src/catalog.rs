@@ -292,6 +292,51 @@ pub trait Catalog: Send + Sync + Debug {
     /// (keeping, per photo, album and membership, the last state before it). `now` is a parameter so tests
     /// can run the clock forward.
     async fn purge(&self, retention: Retention, now: DateTime<Utc>) -> Result<PurgeReport>;
+
+    // Garbage collection (issue 12)
+
+    /// Takes or renews the lease `name` for `holder` until `until`: true when `holder` holds it now (it was
+    /// free, expired at `now`, or already `holder`'s). One conditional statement, so of replicas racing for
+    /// it exactly one wins.
+    async fn gc_take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool>;
+
+    /// Gives the lease up if `holder` holds it (idempotent), so the next pass need not wait for it to expire.
+    async fn gc_release_lease(&self, name: &str, holder: &str) -> Result<()>;
+
+    /// Every user, oldest first: the collector walks each one's `users/<id>/` prefix.
+    async fn gc_users(&self) -> Result<Vec<UserId>>;
+
+    /// Every object key the user's catalog references: the stored key of every resource (live or
+    /// tombstoned), every derivative named by an enrichment result, and (once the history table exists) every
+    /// retained version. A blob row alone is not a reference: it only indexes content for dedup.
+    async fn gc_referenced_keys(&self, user_id: &UserId) -> Result<std::collections::HashSet<String>>;
+
+    /// Of `keys`, those the user's catalog references now (same rule as [`Catalog::gc_referenced_keys`]).
+    async fn gc_referenced_among(
+        &self,
+        user_id: &UserId,
+        keys: &[String],
+    ) -> Result<std::collections::HashSet<String>>;
+
+    /// Of `keys`, those a row of the user's blob table names: content the catalog recorded as uploaded.
+    async fn gc_recorded_among(
+        &self,
+        user_id: &UserId,
+        keys: &[String],
+    ) -> Result<std::collections::HashSet<String>>;
+
+    /// Releases the objects about to be deleted: in one write transaction serialised with the user's
+    /// uploads (a per-user advisory lock on PostgreSQL, the single writer on SQLite), re-checks which of
+    /// `keys` nothing references, deletes the blob rows naming them, and returns those keys. Only after this
+    /// returned (committed) may the caller delete the objects; an upload that links one of those blobs
+    /// afterwards finds its row gone and stores the bytes again.
+    async fn gc_release_unreferenced(&self, user_id: &UserId, keys: &[String]) -> Result<Vec<String>>;
 }
 
 /// Where the catalog lives.

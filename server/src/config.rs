@@ -32,6 +32,9 @@ pub enum Command {
     Worker(WorkerCommand),
     /// Restore a user's photo, album or library as it was at a time (the Mac's next sync wins again).
     Restore(RestoreArgs),
+    /// Collect garbage once: delete unreferenced objects and interrupted writes' staging past the grace
+    /// period (under the replicas' shared lease), printing per user what was freed; `--dry-run` only counts.
+    Gc(Box<GcArgs>),
 }
 
 /// `restore` settings: the user, exactly one of `--photo`, `--album` or `--library`, and the time.
@@ -56,6 +59,49 @@ pub struct RestoreArgs {
     pub as_of: String,
     #[command(flatten)]
     pub catalog: CatalogArgs,
+}
+
+/// `gc` settings: the catalog and the store as for `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct GcArgs {
+    /// Print what would be freed; take no lease and delete nothing.
+    #[arg(long, env = "GC_DRY_RUN")]
+    pub dry_run: bool,
+
+    /// Objects and staging written more recently than this are kept (`30s`, `15m`, `24h`, `7d`).
+    #[arg(long, env = "GC_GRACE", default_value = "24h", value_parser = parse_duration)]
+    pub grace: std::time::Duration,
+
+    /// Pause between releasing garbage in the catalog and deleting it, after which references are checked
+    /// again (a sync batch that read a blob row just before it was released links it meanwhile).
+    #[arg(long, env = "GC_SETTLE", default_value = "30s", value_parser = parse_duration)]
+    pub settle: std::time::Duration,
+
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+
+    #[command(flatten)]
+    pub storage: storage::StorageArgs,
+}
+
+/// A duration as a whole number and a unit: `s`, `m`, `h` or `d` (`24h`); a bare number is seconds.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: expected a number and a unit, like 30s, 15m, 24h or 7d"))?;
+    let seconds = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?}: the unit must be s, m, h or d")),
+    };
+    n.checked_mul(seconds)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| format!("{text:?}: too long"))
 }
 
 /// `worker …`
@@ -226,9 +272,51 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub thumbnails: ThumbnailOptions,
 
+    /// Time between garbage-collection passes (`6h`; `0` turns the collector off). Replicas share one
+    /// lease, so only one of them collects at a time.
+    #[arg(long, env = "GC_INTERVAL", default_value = "6h", value_parser = parse_duration, help_heading = "Garbage collection")]
+    pub gc_interval: std::time::Duration,
+
+    /// Objects and staging written more recently than this are never collected.
+    #[arg(long, env = "GC_GRACE", default_value = "24h", value_parser = parse_duration, help_heading = "Garbage collection")]
+    pub gc_grace: std::time::Duration,
+
+    /// Pause between releasing garbage in the catalog and deleting it (see `gc --settle`).
+    #[arg(long, env = "GC_SETTLE", default_value = "30s", value_parser = parse_duration, help_heading = "Garbage collection")]
+    pub gc_settle: std::time::Duration,
+
     #[command(flatten)]
     pub catalog: CatalogArgs,
 
     #[command(flatten)]
     pub storage: storage::StorageArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::parse_duration;
+
+    #[test]
+    fn durations_take_a_unit() {
+        for (text, expected) in [
+            ("30", Some(30)),
+            ("30s", Some(30)),
+            ("15m", Some(900)),
+            ("24h", Some(86_400)),
+            ("7d", Some(604_800)),
+            ("0", Some(0)),
+            ("h", None),
+            ("5w", None),
+            ("-1s", None),
+            ("99999999999999999999d", None),
+        ] {
+            assert_eq!(
+                parse_duration(text).ok(),
+                expected.map(Duration::from_secs),
+                "{text}"
+            );
+        }
+    }
 }

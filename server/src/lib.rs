@@ -4,6 +4,7 @@
 pub mod app;
 pub mod catalog;
 pub mod config;
+pub mod gc;
 pub mod http;
 pub mod relocate;
 pub mod thumbnail;

@@ -92,4 +92,9 @@ contract!(
     restore_brings_a_photo_back_as_of_a_time,
     restore_brings_back_albums_and_libraries,
     purge_keeps_tombstones_and_history_for_the_retention,
+    gc_references_cover_resources_tombstones_and_derivatives,
+    gc_release_deletes_only_unreferenced_blob_rows,
+    gc_dedup_link_to_a_released_blob_is_refused,
+    gc_release_racing_dedup_links_never_frees_a_linked_key,
+    gc_lease_is_held_by_one_holder_at_a_time,
 );

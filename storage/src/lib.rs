@@ -27,6 +27,7 @@ mod multipart;
 mod presign;
 mod put;
 mod s3;
+mod staging;
 mod store;
 
 use std::sync::OnceLock;
@@ -38,6 +39,7 @@ pub use key::{MAX_KEY_BYTES, MAX_SEGMENT_BYTES, StorageKey};
 pub use layout::{LibraryLayout, MAX_BUNDLE_PATH, bundle_path};
 pub use presign::{BLOB_ROUTE, LocalSigner, PresignError, PresignPolicy, PresignedUrl};
 pub use put::{MIN_PART_SIZE, PutOptions, PutReceipt, part_size};
+pub use staging::StagingSweep;
 pub use store::{DirListing, GetObject, ListPage, ObjectMeta, PutMode, Store};
 
 /// Builds the store a configuration names (`createObjectStore()` of the original system). Makes no request;

@@ -36,5 +36,6 @@ pub fn build(config: &LocalConfig, policy: PresignPolicy) -> Result<Store> {
         describe,
         false,
         Some(crate::put::LOCAL_WRITE_PART),
+        Some(config.root.clone()),
     ))
 }

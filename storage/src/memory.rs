@@ -28,6 +28,7 @@ impl Store {
             "memory".into(),
             true,
             None,
+            None,
         ))
     }
 }

@@ -62,6 +62,6 @@ pub fn build(config: &S3Config, policy: PresignPolicy) -> Result<Store> {
         prefix: config.prefix.clone(),
     };
     Ok(Store::from_parts(
-        objects, presigner, policy, describe, true, None,
+        objects, presigner, policy, describe, true, None, None,
     ))
 }

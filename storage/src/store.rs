@@ -117,6 +117,9 @@ pub(crate) struct Inner {
     /// For a backend without a minimum part size (local files), the size of each write of a streamed put,
     /// instead of S3-sized parts: a small write follows the hashing while the bytes are still in cache.
     pub(crate) write_part: Option<usize>,
+    /// The local backend's root, where `LocalFileSystem` leaves its `<key>#<n>` staging files (which its own
+    /// listing hides); `None` for the other backends.
+    pub(crate) staging_root: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Store {
@@ -135,6 +138,7 @@ impl Store {
         describe: String,
         ordered_listing: bool,
         write_part: Option<usize>,
+        staging_root: Option<std::path::PathBuf>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -144,6 +148,7 @@ impl Store {
                 describe,
                 ordered_listing,
                 write_part,
+                staging_root,
             }),
         }
     }

@@ -85,6 +85,7 @@ contract!(
     presigned_urls,
     concurrent_puts,
     invalid_keys_never_reach_the_backend,
+    staging_older_than_the_age_is_removed,
 );
 
 #[tokio::test]

@@ -23,6 +23,11 @@ type SyncConn = sqlx::pool::PoolConnection<Db>;
 const EXPLAIN: &str = "EXPLAIN";
 /// What a job lease's inner select adds so concurrent leases skip each other's rows.
 const SKIP_LOCKED: &str = "FOR UPDATE SKIP LOCKED";
+/// The user's write lock (`sql/gc.rs`): held by the collector's release and by `record_upload` until their
+/// transactions end, keyed by a 64-bit hash of `iphoto-user-writes:<user id>`.
+const USER_WRITE_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
+/// The `key` of enrichment `e`'s JSON result (NULL when it has none).
+const RESULT_KEY: &str = "(e.result::jsonb ->> 'key')";
 
 #[allow(
     clippy::duplicate_mod,

@@ -27,6 +27,12 @@ mod auth;
     clippy::duplicate_mod,
     reason = "compiled once per driver on purpose: see catalog/sql.rs"
 )]
+#[path = "sql/gc.rs"]
+mod gc;
+#[allow(
+    clippy::duplicate_mod,
+    reason = "compiled once per driver on purpose: see catalog/sql.rs"
+)]
 #[path = "sql/history.rs"]
 mod history;
 #[allow(
@@ -289,6 +295,49 @@ impl Catalog for Adapter {
 
     async fn purge(&self, retention: Retention, now: DateTime<Utc>) -> Result<PurgeReport> {
         history::purge(self, retention, now).await
+    }
+
+    async fn gc_take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool> {
+        gc::take_lease(self, name, holder, now, until).await
+    }
+
+    async fn gc_release_lease(&self, name: &str, holder: &str) -> Result<()> {
+        gc::release_lease(self, name, holder).await
+    }
+
+    async fn gc_users(&self) -> Result<Vec<UserId>> {
+        gc::users(self).await
+    }
+
+    async fn gc_referenced_keys(&self, user_id: &UserId) -> Result<std::collections::HashSet<String>> {
+        gc::referenced_keys(self, user_id).await
+    }
+
+    async fn gc_referenced_among(
+        &self,
+        user_id: &UserId,
+        keys: &[String],
+    ) -> Result<std::collections::HashSet<String>> {
+        let mut conn = self.pool.acquire().await?;
+        gc::referenced_among(&mut conn, user_id, keys).await
+    }
+
+    async fn gc_recorded_among(
+        &self,
+        user_id: &UserId,
+        keys: &[String],
+    ) -> Result<std::collections::HashSet<String>> {
+        gc::recorded_among(self, user_id, keys).await
+    }
+
+    async fn gc_release_unreferenced(&self, user_id: &UserId, keys: &[String]) -> Result<Vec<String>> {
+        gc::release_unreferenced(self, user_id, keys).await
     }
 }
 

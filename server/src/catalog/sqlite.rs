@@ -30,6 +30,10 @@ type SyncConn = sqlx::Transaction<'static, Db>;
 const EXPLAIN: &str = "EXPLAIN QUERY PLAN";
 /// What a job lease's inner select adds (nothing: `BEGIN IMMEDIATE` already serialises writers).
 const SKIP_LOCKED: &str = "";
+/// The user's write lock (`sql/gc.rs`): nothing, `BEGIN IMMEDIATE` already serialises every writer.
+const USER_WRITE_LOCK: &str = "";
+/// The `key` of enrichment `e`'s JSON result (NULL when it has none).
+const RESULT_KEY: &str = "json_extract(e.result, '$.key')";
 
 mod checkpoint;
 #[allow(

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -43,6 +44,12 @@ pub struct Metrics {
     pub bytes_uploaded: Counter,
     /// Uploads by outcome.
     pub uploads: Family<OutcomeLabels, Counter>,
+    /// Bytes of unreferenced objects past the grace the last garbage-collection pass found.
+    pub gc_reclaimable_bytes: Gauge,
+    /// Bytes garbage collection deleted (objects and staging).
+    pub gc_reclaimed_bytes: Counter,
+    /// Garbage-collection passes this replica ran (holding the lease).
+    pub gc_runs: Counter,
 }
 
 impl Default for Metrics {
@@ -62,12 +69,29 @@ impl Default for Metrics {
         );
         registry.register("upload_bytes", "Bytes stored by uploads", bytes_uploaded.clone());
         registry.register("uploads", "Uploads by outcome", uploads.clone());
+        let gc_reclaimable_bytes = Gauge::default();
+        let gc_reclaimed_bytes = Counter::default();
+        let gc_runs = Counter::default();
+        registry.register(
+            "gc_reclaimable_bytes",
+            "Bytes of unreferenced objects past the grace found by the last garbage-collection pass",
+            gc_reclaimable_bytes.clone(),
+        );
+        registry.register(
+            "gc_reclaimed_bytes",
+            "Bytes deleted by garbage collection",
+            gc_reclaimed_bytes.clone(),
+        );
+        registry.register("gc_runs", "Garbage-collection passes run", gc_runs.clone());
         Self {
             registry,
             requests,
             latency,
             bytes_uploaded,
             uploads,
+            gc_reclaimable_bytes,
+            gc_reclaimed_bytes,
+            gc_runs,
         }
     }
 }
@@ -79,6 +103,19 @@ impl Metrics {
         if outcome == "stored" {
             self.bytes_uploaded.inc_by(bytes);
         }
+    }
+}
+
+impl Metrics {
+    /// Records a garbage-collection pass; one that did not hold the lease changes nothing.
+    pub fn gc_pass(&self, report: &crate::gc::GcReport) {
+        if !report.ran {
+            return;
+        }
+        self.gc_runs.inc();
+        self.gc_reclaimable_bytes
+            .set(i64::try_from(report.reclaimable_bytes()).unwrap_or(i64::MAX));
+        self.gc_reclaimed_bytes.inc_by(report.reclaimed_bytes());
     }
 }
 

@@ -9,6 +9,8 @@
 mod albums;
 #[path = "catalog/auth.rs"]
 mod auth;
+#[path = "catalog/gc.rs"]
+mod gc;
 #[path = "catalog/history.rs"]
 mod history;
 #[path = "catalog/sync.rs"]
@@ -18,6 +20,7 @@ mod uploads;
 
 pub use albums::*;
 pub use auth::*;
+pub use gc::*;
 pub use history::*;
 pub use sync::*;
 pub use uploads::*;

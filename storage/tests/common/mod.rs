@@ -13,8 +13,14 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt, stream};
 use storage::{Error, LibraryLayout, PutMode, PutOptions, Sha256Digest, StorageKey, Store};
 
+mod staging;
 mod subject;
 
+#[allow(
+    unused_imports,
+    reason = "multipart.rs shares this module and runs no staging behaviour"
+)]
+pub use staging::*;
 pub use subject::*;
 
 async fn assert_absent(store: &Store, k: &StorageKey) {

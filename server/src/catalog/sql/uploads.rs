@@ -190,6 +190,19 @@ pub(super) async fn record_upload(
     let at = super::ms(upload.at);
 
     let mut tx = catalog.begin_write().await?;
+    // Serialised with the garbage collector's release of this user's blobs (see `sql/gc.rs`): a link to a
+    // blob it released meanwhile must store the bytes again, not name a deleted object.
+    super::gc::lock_user_writes(&mut tx, user_id).await?;
+    if upload.deduplicated
+        && blob(&mut tx, user_id, &upload.sha256)
+            .await?
+            .is_none_or(|b| b.key != upload.key)
+    {
+        return Err(Error::Conflict {
+            what: "blob",
+            reason: "the stored copy was garbage-collected meanwhile; upload the bytes".into(),
+        });
+    }
     let photo = upload.photo_id.as_str();
     let mut existing = fetch_resources(&mut tx, user_id, &[photo]).await?;
     let owned: Option<String> =

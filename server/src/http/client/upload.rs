@@ -145,7 +145,7 @@ async fn upload(
             return Ok(answer(&target, &hex, stored.size, &stored.key, true));
         }
         if let Some(blob) = catalog.blob_by_sha(&caller.user.id, &hex).await? {
-            return link(&state, &caller.user.id, &target, blob).await;
+            return link(&state, &caller.user.id, &target, blob, false).await;
         }
     }
 
@@ -153,7 +153,7 @@ async fn upload(
     let ext = extension(&target.original_filename, &target.uti);
     let key = match place(&state, &caller.user.id, &layout, &target, expected, &ext).await? {
         Placed::Write(key) => key,
-        Placed::Found(blob) => return link(&state, &caller.user.id, &target, blob).await,
+        Placed::Found(blob) => return link(&state, &caller.user.id, &target, blob, true).await,
     };
     let over_limit = Arc::new(AtomicBool::new(false));
     let body = limited(body, max, Arc::clone(&over_limit));
@@ -197,7 +197,7 @@ async fn upload(
                         key: key.to_string(),
                         size,
                     };
-                    link(&state, &caller.user.id, &target, blob).await
+                    link(&state, &caller.user.id, &target, blob, true).await
                 }
                 _ => Err(ApiError::new(
                     StatusCode::CONFLICT,
@@ -220,7 +220,7 @@ async fn upload(
         && blob.key != key.as_str()
     {
         state.store().delete(&key).await?;
-        return link(&state, &caller.user.id, &target, blob).await;
+        return link(&state, &caller.user.id, &target, blob, false).await;
     }
     let record = UploadRecord {
         photo_id: target.photo_id.clone(),
@@ -325,12 +325,15 @@ async fn settle(
     Ok(content)
 }
 
-/// Records that this resource's bytes are the user's existing `blob`: no transfer.
+/// Records that this resource's bytes are the user's existing `blob`: no transfer in this request. A blob
+/// `found` in the store (hashed just now: left by `seed-originals`, or by an upload a crash cut off before
+/// the catalog heard of it) is recorded as stored, not as a link to a blob row, which it has none of.
 async fn link(
     state: &AppState,
     user_id: &crate::catalog::UserId,
     target: &UploadTarget,
     blob: Blob,
+    found: bool,
 ) -> Result<Json<api::UploadAnswer>, ApiError> {
     let record = UploadRecord {
         photo_id: target.photo_id.clone(),
@@ -339,7 +342,7 @@ async fn link(
         size: blob.size,
         key: blob.key.clone(),
         at: Utc::now(),
-        deduplicated: true,
+        deduplicated: !found,
     };
     state.catalog().record_upload(user_id, &record).await?;
     state.metrics().upload("deduplicated", 0);
