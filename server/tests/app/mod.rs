@@ -155,6 +155,11 @@ impl TestApp {
             .to_owned()
     }
 
+    /// Where the catalog is, for tests that look behind the port.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.url)
     }
