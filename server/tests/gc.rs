@@ -2,8 +2,9 @@
 //! SeaweedFS, a restart of the real binary cleaning a crash's staging, and two `iphoto-server gc` processes
 //! collecting one PostgreSQL catalog and one bucket at once.
 //!
-//! Every case checks the guarantee itself: each referenced object still exists and hashes to the SHA-256
-//! the catalog recorded for it.
+//! Every case checks the guarantee itself — the invariant of ARCHITECTURE.md, "no acknowledged byte is
+//! deleted before the retention, verified by hash": each referenced object still exists and hashes to the
+//! SHA-256 the catalog recorded for it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

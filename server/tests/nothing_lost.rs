@@ -1,6 +1,9 @@
-//! Nothing lost (issue 12): no acknowledged byte is deleted or written over, verified by hash. Each behaviour
-//! runs against {SQLite, PostgreSQL} × {local directory, SeaweedFS}. The first two are the breaks that were
-//! seen with objects written in place under keys built from the identifier; both fail on that code.
+//! Nothing lost (issue 12), the invariant of ARCHITECTURE.md: no acknowledged byte is deleted before the
+//! retention, verified by hash — and none is written over. Each behaviour runs against {SQLite, PostgreSQL} ×
+//! {local directory, SeaweedFS}. The first three are breaks that were seen with objects written in place
+//! under keys built from the identifier (an edit destroying an unchanged duplicate, two identifiers with one
+//! UUID, originals beside their bundle path); each fails on that code. The fourth break (staging left by
+//! kill -9) is `kill_mid_upload.rs`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
