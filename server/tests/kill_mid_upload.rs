@@ -69,17 +69,20 @@ async fn upload(
         .await
 }
 
+async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> serde_json::Value {
+    let response = http.get(url).bearer_auth(token).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{url}");
+    response.json().await.unwrap()
+}
+
 /// Identifiers the server still wants bytes for.
 async fn pending(http: &reqwest::Client, server: &ServerProcess, token: &str) -> Vec<String> {
-    let page: serde_json::Value = http
-        .get(format!("{}/client/iphoto/upload/pending", server.url()))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page = get_json(
+        http,
+        &format!("{}/client/iphoto/upload/pending", server.url()),
+        token,
+    )
+    .await;
     page["items"]
         .as_array()
         .unwrap()
@@ -226,15 +229,7 @@ async fn thirty_kills_mid_upload_leave_no_staging_no_dangling_row_and_each_file_
     assert_eq!(stored, expected);
 
     // No dangling row: every photo's stored original is served with the bytes the catalog records.
-    let list: serde_json::Value = http
-        .get(format!("{}/my/photos/?limit=100", server.url()))
-        .bearer_auth(&web)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = get_json(&http, &format!("{}/my/photos/?limit=100", server.url()), &web).await;
     let items = list["items"].as_array().unwrap();
     assert_eq!(items.len(), FILES);
     for item in items {
@@ -243,14 +238,5 @@ async fn thirty_kills_mid_upload_leave_no_staging_no_dangling_row_and_each_file_
         let bytes = http.get(url).send().await.unwrap().bytes().await.unwrap();
         assert_eq!(sha256_hex(&bytes), recorded);
     }
-    let pending: serde_json::Value = http
-        .get(format!("{}/client/iphoto/upload/pending", server.url()))
-        .bearer_auth(&client)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(pending["items"], json!([]));
+    assert_eq!(pending(&http, &server, &client).await, Vec::<String>::new());
 }

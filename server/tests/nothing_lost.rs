@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod app;
 
 use app::{Backends, TestApp, assert_error, item, read, sha256_hex};
@@ -433,15 +434,6 @@ pub async fn stored_objects_move_to_their_bundle_path(app: TestApp) {
         .await
         .unwrap();
     assert_eq!((again.moved, again.adopted, again.left), (0, 0, 1), "{again:?}");
-}
-
-macro_rules! matrix {
-    ($($behaviour:ident),* $(,)?) => {
-        mod sqlite_local { $( #[tokio::test(flavor = "multi_thread")] async fn $behaviour() { crate::$behaviour(crate::TestApp::start(crate::Backends::SqliteLocal).await).await } )* }
-        mod sqlite_s3 { $( #[tokio::test(flavor = "multi_thread")] async fn $behaviour() { crate::$behaviour(crate::TestApp::start(crate::Backends::SqliteS3).await).await } )* }
-        mod postgres_local { $( #[tokio::test(flavor = "multi_thread")] async fn $behaviour() { crate::$behaviour(crate::TestApp::start(crate::Backends::PostgresLocal).await).await } )* }
-        mod postgres_s3 { $( #[tokio::test(flavor = "multi_thread")] async fn $behaviour() { crate::$behaviour(crate::TestApp::start(crate::Backends::PostgresS3).await).await } )* }
-    };
 }
 
 matrix!(

@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod app;
 
 use std::process::{Command, Stdio};
@@ -193,15 +194,6 @@ pub async fn thumbnails_for_jpeg_png_and_heic_and_a_reason_for_corrupt(app: Test
     let bad = WorkerSettings::new(app.url.parse().unwrap(), client);
     let error = run_once(bad, app.store.clone(), 1).await.unwrap_err();
     assert!(format!("{error:#}").contains("403"), "{error:#}");
-}
-
-macro_rules! matrix {
-    ($($behaviour:ident),* $(,)?) => {
-        mod sqlite_local { $( #[tokio::test(flavor = "multi_thread")] async fn $behaviour() { crate::$behaviour(crate::TestApp::start(crate::Backends::SqliteLocal).await).await } )* }
-        mod sqlite_s3 { $( #[tokio::test(flavor = "multi_thread")] async fn $behaviour() { crate::$behaviour(crate::TestApp::start(crate::Backends::SqliteS3).await).await } )* }
-        mod postgres_local { $( #[tokio::test(flavor = "multi_thread")] async fn $behaviour() { crate::$behaviour(crate::TestApp::start(crate::Backends::PostgresLocal).await).await } )* }
-        mod postgres_s3 { $( #[tokio::test(flavor = "multi_thread")] async fn $behaviour() { crate::$behaviour(crate::TestApp::start(crate::Backends::PostgresS3).await).await } )* }
-    };
 }
 
 matrix!(thumbnails_for_jpeg_png_and_heic_and_a_reason_for_corrupt);

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod app;
 mod owner;
 
@@ -496,15 +497,6 @@ pub async fn albums_and_photo_details(app: TestApp) {
         404,
         "not_found",
     );
-}
-
-macro_rules! matrix {
-    ($($behaviour:ident),* $(,)?) => {
-        mod sqlite_local { $( #[tokio::test(flavor = "multi_thread")] async fn $behaviour() { crate::$behaviour(crate::TestApp::start(crate::Backends::SqliteLocal).await).await } )* }
-        mod sqlite_s3 { $( #[tokio::test(flavor = "multi_thread")] async fn $behaviour() { crate::$behaviour(crate::TestApp::start(crate::Backends::SqliteS3).await).await } )* }
-        mod postgres_local { $( #[tokio::test(flavor = "multi_thread")] async fn $behaviour() { crate::$behaviour(crate::TestApp::start(crate::Backends::PostgresLocal).await).await } )* }
-        mod postgres_s3 { $( #[tokio::test(flavor = "multi_thread")] async fn $behaviour() { crate::$behaviour(crate::TestApp::start(crate::Backends::PostgresS3).await).await } )* }
-    };
 }
 
 matrix!(

@@ -3,6 +3,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
+/// One `#[tokio::test]` per behaviour per backend pair: `matrix!(behaviour_a, behaviour_b)` in a test file
+/// (with `#[macro_use] mod app;`) runs each `async fn behaviour(app: TestApp)` of that file against
+/// {SQLite, PostgreSQL} × {local directory, SeaweedFS}.
+#[allow(unused_macros)]
+macro_rules! matrix {
+    ($($behaviour:ident),* $(,)?) => {
+        mod sqlite_local { $( #[tokio::test(flavor = "multi_thread")] async fn $behaviour() { crate::$behaviour(crate::TestApp::start(crate::Backends::SqliteLocal).await).await } )* }
+        mod sqlite_s3 { $( #[tokio::test(flavor = "multi_thread")] async fn $behaviour() { crate::$behaviour(crate::TestApp::start(crate::Backends::SqliteS3).await).await } )* }
+        mod postgres_local { $( #[tokio::test(flavor = "multi_thread")] async fn $behaviour() { crate::$behaviour(crate::TestApp::start(crate::Backends::PostgresLocal).await).await } )* }
+        mod postgres_s3 { $( #[tokio::test(flavor = "multi_thread")] async fn $behaviour() { crate::$behaviour(crate::TestApp::start(crate::Backends::PostgresS3).await).await } )* }
+    };
+}
+
 use std::sync::Arc;
 
 use harness::{Postgres, S3Server, unique_name};
