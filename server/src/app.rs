@@ -262,8 +262,14 @@ async fn serve(mut args: ServeArgs) -> Result<()> {
             job_lease: std::time::Duration::from_secs(args.job_lease_secs),
             job_max_failures: args.job_max_failures,
             job_retry_after: std::time::Duration::from_secs(args.job_retry_secs),
+            request_timeout: std::time::Duration::from_secs(args.http_request_timeout_secs),
+            body_idle_timeout: std::time::Duration::from_secs(args.http_body_idle_secs),
         },
     );
+    let limits = http::serve::ConnectionLimits {
+        header_timeout: std::time::Duration::from_secs(args.http_header_timeout_secs),
+        max_connections: usize::try_from(args.http_max_connections).unwrap_or(usize::MAX),
+    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("LISTEN: cannot listen on {}", args.listen))?;
@@ -307,13 +313,7 @@ async fn serve(mut args: ServeArgs) -> Result<()> {
             outcome
         })
     };
-    let served = axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(server_stop.cancelled_owned())
-        .await;
-    if let Err(error) = served {
-        stopper.abort();
-        return Err(error.into());
-    }
+    http::serve::serve(listener, http::router(state), limits, server_stop).await;
     purge_stop.cancel();
     let _ = purger.await;
     stopper.await??;
