@@ -16,6 +16,10 @@ use crate::worker::{self, WorkerSettings};
 
 /// Runs one subcommand to completion.
 pub async fn run(cli: Cli) -> Result<()> {
+    // What the server writes is its users' photos, catalog and secrets: the data directory, the SQLite files
+    // (with their -wal/-shm), local blobs and staging files are created for the owner only (directories 0700,
+    // files 0600). The stores create files with the default mode, so the process umask decides.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     match cli.command {
         Command::Serve(args) => serve(*args).await,
         Command::Migrate(args) => {
@@ -211,6 +215,7 @@ async fn open_catalog(args: &CatalogArgs) -> Result<Arc<dyn Catalog>> {
 async fn serve(mut args: ServeArgs) -> Result<()> {
     init_tracing(args.log_json);
     let data_dir = args.catalog.data_dir.clone();
+    private_data_dir(&data_dir)?;
     let catalog = open_catalog(&args.catalog).await?;
     // Embedded defaults: blobs and the presign key under the data directory.
     if args.storage.storage_backend == storage::Backend::Local {
@@ -318,6 +323,29 @@ async fn serve(mut args: ServeArgs) -> Result<()> {
     let _ = purger.await;
     stopper.await??;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// The data directory, owner-only: made 0700 (through the umask) when it is created here; one that already
+/// exists with group or other access (made by an installer, a shell with another umask) is tightened to 0700,
+/// with a warning, since it holds tokens, the presign secret and the catalog.
+fn private_data_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("IPHOTO_DATA_DIR: cannot create {}", dir.display()))?;
+    let mode = std::fs::metadata(dir)
+        .with_context(|| format!("IPHOTO_DATA_DIR: {}", dir.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("IPHOTO_DATA_DIR: cannot make {} private (0700)", dir.display()))?;
+        tracing::warn!(
+            path = %dir.display(),
+            was = format!("{:o}", mode & 0o777),
+            "the data directory was open to other users; made it 0700"
+        );
+    }
     Ok(())
 }
 

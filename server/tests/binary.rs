@@ -679,3 +679,51 @@ async fn a_sync_declaring_5_gib_gets_413_at_once() {
     assert_eq!(body["error"]["code"], "body_too_large");
     assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
 }
+
+/// Everything the server creates under its data directory is the owner's alone: directories 0700, files
+/// 0600 (the catalog with its -wal/-shm, tokens, the presign secret, blobs), after a sync and an upload.
+/// The directory itself was made by the harness with the shell's umask: the server tightens it.
+#[tokio::test]
+async fn files_under_the_data_dir_are_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (_server, base, token) = served_with_photo(dir.path(), "PRIV0001", 1000).await;
+    let answer = reqwest::Client::new()
+        .post(format!("{base}/client/iphoto/upload/PRIV0001/L0/001"))
+        .bearer_auth(&token)
+        .body(vec![3u8; 1000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let mut checked = 0;
+    let mut stack = vec![data.clone()];
+    let mut wrong = Vec::new();
+    while let Some(path) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        let mode = meta.permissions().mode() & 0o777;
+        if meta.is_dir() {
+            if mode != 0o700 {
+                wrong.push(format!("{} is {mode:o}", path.display()));
+            }
+            stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else if path.file_name().is_some_and(|n| n == "iphoto-server.log") {
+            // The harness's own capture of stderr, not the server's file.
+        } else {
+            checked += 1;
+            if mode != 0o600 {
+                wrong.push(format!("{} is {mode:o}", path.display()));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "not private: {wrong:#?}");
+    let names: Vec<String> = files_under(&data)
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(names.iter().any(|n| n.ends_with("-wal")), "{names:?}");
+    assert!(names.iter().any(|n| n.contains("blobs/")), "{names:?}");
+    assert!(checked >= 8, "{names:?}");
+}
