@@ -594,6 +594,17 @@ async fn a_stalled_upload_body_is_cut_within_the_idle_timeout_and_stores_nothing
         Vec::<std::path::PathBuf>::new(),
         "no object, no staging file"
     );
+    // A JSON route whose body stalls: the request timeout (1 s here; uploads are exempt) answers 408 first.
+    let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /client/iphoto/albums HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"libraryId\": "
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let (raw, closed) = read_until_closed(&mut socket, Duration::from_secs(20)).await;
+    eprintln!("stalled JSON body: answered/closed after {closed:?}");
+    let (status, body) = parse_answer(&raw);
+    assert_eq!(status, 408, "{}", String::from_utf8_lossy(&raw));
+    assert_eq!(body["error"]["code"], "request_timeout");
 }
 
 /// More connections than the limit (and than the process may open files) do not stop the server: the idle

@@ -620,3 +620,40 @@ async fn every_4xx_carries_the_json_error_envelope() {
     assert_eq!(ok.status(), 200);
     assert_eq!(ok.headers()["x-content-type-options"], "nosniff");
 }
+
+/// A JSON body that stops coming fails after the body idle timeout with a JSON 408 (not a 400 "invalid
+/// JSON"), and nothing of it is applied.
+#[tokio::test]
+async fn a_stalled_json_body_gets_408_after_the_idle_timeout() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let app = TestApp::start_with(
+        Backends::SqliteLocal,
+        server::http::HttpSettings {
+            body_idle_timeout: std::time::Duration::from_secs(1),
+            request_timeout: std::time::Duration::from_secs(30),
+            ..server::http::HttpSettings::default()
+        },
+    )
+    .await;
+    let (_, token) = app.user_with_token(Scope::Client).await;
+    let address = app.url.trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /client/iphoto/sync HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"libraryId\": \"L\", "
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let start = std::time::Instant::now();
+    let mut raw = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), socket.read_to_end(&mut raw)).await;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    let body: serde_json::Value = serde_json::from_str(text.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(body["error"]["code"], "request_timeout", "{body}");
+    let (_, stats) = app.get_json(&token, "/client/iphoto/stats").await;
+    assert_eq!(stats["photos"], 0);
+}

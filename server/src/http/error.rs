@@ -127,8 +127,32 @@ impl From<storage::Error> for ApiError {
     }
 }
 
+/// Whether an error is, somewhere in its chain, the body idle timeout's (`tower_http`'s `TimeoutError`).
+pub(crate) fn is_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(e) = source {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+/// 408: a request body sent nothing for the idle timeout.
+pub(crate) fn body_stalled(detail: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        format!("body: stalled past the idle timeout; {detail}"),
+    )
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
+        if is_body_timeout(&rejection) {
+            return body_stalled("nothing was applied");
+        }
         let status = rejection.status();
         let code = match status {
             StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",

@@ -174,12 +174,7 @@ async fn upload(
         }
         Err(_) if stalled.load(Ordering::Relaxed) => {
             state.metrics().upload("rejected", 0);
-            let idle = state.settings().body_idle_timeout.as_secs();
-            return Err(ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "request_timeout",
-                format!("body: no bytes for {idle} s; nothing was stored"),
-            ));
+            return Err(crate::http::error::body_stalled("nothing was stored"));
         }
         Err(storage::Error::DigestMismatch { actual, .. }) if client_expected.is_none() => {
             state.metrics().upload("rejected", 0);
@@ -458,7 +453,7 @@ fn limited(
     let mut seen = 0u64;
     body.into_data_stream()
         .map_err(move |error| {
-            if is_body_timeout(&error) {
+            if crate::http::error::is_body_timeout(&error) {
                 stalled.store(true, Ordering::Relaxed);
             }
             std::io::Error::other(error)
@@ -473,16 +468,4 @@ fn limited(
             };
             futures::future::ready(result)
         })
-}
-
-/// Whether a body error is the body idle timeout's (`tower_http::timeout::TimeoutError` somewhere in the chain).
-fn is_body_timeout(error: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = source {
-        if e.is::<tower_http::timeout::TimeoutError>() {
-            return true;
-        }
-        source = e.source();
-    }
-    false
 }
