@@ -275,6 +275,7 @@ async fn serve(mut args: ServeArgs) -> Result<()> {
         header_timeout: std::time::Duration::from_secs(args.http_header_timeout_secs),
         max_connections: usize::try_from(args.http_max_connections).unwrap_or(usize::MAX),
     };
+    check_open_file_limit(limits.max_connections);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("LISTEN: cannot listen on {}", args.listen))?;
@@ -324,6 +325,34 @@ async fn serve(mut args: ServeArgs) -> Result<()> {
     stopper.await??;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Files the server holds besides connections (catalog pool, store, logs, workers), roughly.
+const OTHER_FILES: u64 = 128;
+
+/// Raises the soft open-file limit to the hard one (as Go and nginx do: the soft default, often 1024, is a
+/// compatibility floor for `select`, which nothing here uses), then warns when `HTTP_MAX_CONNECTIONS` does
+/// not fit under it: at that point `accept` fails with EMFILE before the connection limit ever applies.
+fn check_open_file_limit(max_connections: usize) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    let soft = if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        hard
+    } else {
+        soft
+    };
+    let needed = u64::try_from(max_connections)
+        .unwrap_or(u64::MAX)
+        .saturating_add(OTHER_FILES);
+    if needed > soft {
+        tracing::warn!(
+            open_file_limit = soft,
+            max_connections,
+            "HTTP_MAX_CONNECTIONS does not fit under the open-file limit (ulimit -n); lower it or raise the limit"
+        );
+    }
 }
 
 /// The data directory, owner-only: made 0700 (through the umask) when it is created here; one that already
