@@ -17,6 +17,10 @@ use crate::worker::{self, WorkerSettings};
 
 /// Runs one subcommand to completion.
 pub async fn run(cli: Cli) -> Result<()> {
+    // What the server writes is its users' photos, catalog and secrets: the data directory, the SQLite files
+    // (with their -wal/-shm), local blobs and staging files are created for the owner only (directories 0700,
+    // files 0600). The stores create files with the default mode, so the process umask decides.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     match cli.command {
         Command::Serve(args) => serve(*args).await,
         Command::Migrate(args) => {
@@ -291,6 +295,7 @@ async fn open_catalog(args: &CatalogArgs) -> Result<Arc<dyn Catalog>> {
 async fn serve(mut args: ServeArgs) -> Result<()> {
     init_tracing(args.log_json);
     let data_dir = args.catalog.data_dir.clone();
+    private_data_dir(&data_dir)?;
     let catalog = open_catalog(&args.catalog).await?;
     // Embedded defaults: blobs and the presign key under the data directory.
     if args.storage.storage_backend == storage::Backend::Local {
@@ -352,8 +357,15 @@ async fn serve(mut args: ServeArgs) -> Result<()> {
             job_lease: std::time::Duration::from_secs(args.job_lease_secs),
             job_max_failures: args.job_max_failures,
             job_retry_after: std::time::Duration::from_secs(args.job_retry_secs),
+            request_timeout: std::time::Duration::from_secs(args.http_request_timeout_secs),
+            body_idle_timeout: std::time::Duration::from_secs(args.http_body_idle_secs),
         },
     );
+    let limits = http::serve::ConnectionLimits {
+        header_timeout: std::time::Duration::from_secs(args.http_header_timeout_secs),
+        max_connections: usize::try_from(args.http_max_connections).unwrap_or(usize::MAX),
+    };
+    check_open_file_limit(limits.max_connections);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("LISTEN: cannot listen on {}", args.listen))?;
@@ -410,17 +422,62 @@ async fn serve(mut args: ServeArgs) -> Result<()> {
             outcome
         })
     };
-    let served = axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(server_stop.cancelled_owned())
-        .await;
-    if let Err(error) = served {
-        stopper.abort();
-        return Err(error.into());
-    }
+    http::serve::serve(listener, http::router(state), limits, server_stop).await;
     purge_stop.cancel();
     let _ = purger.await;
     stopper.await??;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Files the server holds besides connections (catalog pool, store, logs, workers), roughly.
+const OTHER_FILES: u64 = 128;
+
+/// Raises the soft open-file limit to the hard one (as Go and nginx do: the soft default, often 1024, is a
+/// compatibility floor for `select`, which nothing here uses), then warns when `HTTP_MAX_CONNECTIONS` does
+/// not fit under it: at that point `accept` fails with EMFILE before the connection limit ever applies.
+fn check_open_file_limit(max_connections: usize) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    let soft = if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        hard
+    } else {
+        soft
+    };
+    let needed = u64::try_from(max_connections)
+        .unwrap_or(u64::MAX)
+        .saturating_add(OTHER_FILES);
+    if needed > soft {
+        tracing::warn!(
+            open_file_limit = soft,
+            max_connections,
+            "HTTP_MAX_CONNECTIONS does not fit under the open-file limit (ulimit -n); lower it or raise the limit"
+        );
+    }
+}
+
+/// The data directory, owner-only: made 0700 (through the umask) when it is created here; one that already
+/// exists with group or other access (made by an installer, a shell with another umask) is tightened to 0700,
+/// with a warning, since it holds tokens, the presign secret and the catalog.
+fn private_data_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("IPHOTO_DATA_DIR: cannot create {}", dir.display()))?;
+    let mode = std::fs::metadata(dir)
+        .with_context(|| format!("IPHOTO_DATA_DIR: {}", dir.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("IPHOTO_DATA_DIR: cannot make {} private (0700)", dir.display()))?;
+        tracing::warn!(
+            path = %dir.display(),
+            was = format!("{:o}", mode & 0o777),
+            "the data directory was open to other users; made it 0700"
+        );
+    }
     Ok(())
 }
 

@@ -237,6 +237,26 @@ pub struct ServeArgs {
     #[arg(long, env = "MAX_UPLOAD_BYTES", default_value_t = 64 * 1024 * 1024 * 1024, help_heading = "Server")]
     pub max_upload_bytes: u64,
 
+    /// Seconds a connection may take to send a request's headers, and may sit idle between requests
+    /// (keep-alive) or before its first; then it is closed.
+    #[arg(long, env = "HTTP_HEADER_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600), help_heading = "Server")]
+    pub http_header_timeout_secs: u64,
+
+    /// Seconds a request body (uploads included) may go without a byte before the request fails with 408
+    /// and nothing is stored.
+    #[arg(long, env = "HTTP_BODY_IDLE_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600), help_heading = "Server")]
+    pub http_body_idle_secs: u64,
+
+    /// Seconds a request may take from its headers to its answer's headers (uploads are exempt: they are
+    /// bounded by the body idle timeout instead); then 408.
+    #[arg(long, env = "HTTP_REQUEST_TIMEOUT_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86400), help_heading = "Server")]
+    pub http_request_timeout_secs: u64,
+
+    /// Most connections served at once; more wait in the listen backlog until one closes. Keep it under
+    /// the open-file limit (`ulimit -n`).
+    #[arg(long, env = "HTTP_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000), help_heading = "Server")]
+    pub http_max_connections: u32,
+
     /// How long an enrichment job lease holds when the worker names no duration, seconds.
     #[arg(long, env = "JOB_LEASE_SECS", default_value_t = 300, help_heading = "Workers")]
     pub job_lease_secs: u64,

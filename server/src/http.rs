@@ -1,8 +1,12 @@
 //! The HTTP surfaces, assembled per consumer: `client` (the Mac agent), `web` (browsers: timeline, albums,
 //! photo details, history and the changes feed), `admin` (operators: restore), `worker` (enrichment job
 //! leases), `blobs` (the local backend's presigned GETs) and `ops` (health, readiness). All middleware is applied in one place, [`router`]: a request id echoed
-//! in `x-request-id`, one span and one closing log line per request, a timeout for everything but uploads,
-//! and a panic catcher that answers a JSON 500.
+//! in `x-request-id`, one span and one closing log line per request, a request timeout (408) for everything
+//! but uploads, a body idle timeout for every body, a JSON body limit enforced from `Content-Length` before
+//! the body is read (413), `X-Content-Type-Options: nosniff` on every answer, the JSON error envelope on
+//! every 4xx/5xx (axum's and tower-http's own bodiless or plain-text rejections included), and a panic
+//! catcher that answers a JSON 500. Connection-level limits (header timeout, connection count) are in
+//! [`serve`].
 
 pub mod admin;
 pub mod auth;
@@ -13,6 +17,7 @@ pub mod extract;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
+pub mod serve;
 pub mod web;
 pub mod worker;
 
@@ -21,7 +26,10 @@ use std::sync::Arc;
 use axum::Router;
 use axum::http::{HeaderName, Request};
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::catalog::Catalog;
@@ -42,6 +50,10 @@ pub struct HttpSettings {
     pub job_max_failures: u32,
     /// How long a failed job waits before it is offered again.
     pub job_retry_after: std::time::Duration,
+    /// Longest time from a request's headers to its answer's headers, except uploads: then 408.
+    pub request_timeout: std::time::Duration,
+    /// Longest wait for the next bytes of a request body (uploads included): then the body fails (408).
+    pub body_idle_timeout: std::time::Duration,
 }
 
 impl Default for HttpSettings {
@@ -54,6 +66,8 @@ impl Default for HttpSettings {
             job_lease: std::time::Duration::from_secs(300),
             job_max_failures: 5,
             job_retry_after: std::time::Duration::from_secs(30),
+            request_timeout: std::time::Duration::from_secs(60),
+            body_idle_timeout: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -111,7 +125,10 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The whole application: every surface and every middleware.
 pub fn router(state: AppState) -> Router {
     let metrics = Arc::clone(&state.0.metrics);
-    Router::new()
+    let settings = state.settings().clone();
+    // Everything but uploads: a total time limit, and bodies limited to JSON size from `Content-Length`
+    // on (413 before a byte of the body is read; a chunked body fails when it passes the limit).
+    let bounded = Router::new()
         .merge(client::router())
         .merge(web::router())
         .merge(admin::router())
@@ -121,13 +138,26 @@ pub fn router(state: AppState) -> Router {
         .merge(openapi::router())
         .route("/metrics", axum::routing::get(metrics::get_metrics))
         .fallback(|| async { error::ApiError::not_found("route") })
+        .layer(RequestBodyLimitLayer::new(JSON_BODY_LIMIT))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            settings.request_timeout,
+        ));
+    bounded
+        .merge(client::upload_router())
         // JSON bodies: a sync batch of 500 is ~1 MB; uploads stream past this limit with their own.
         .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .route_layer(axum::middleware::from_fn_with_state(metrics, metrics::track))
         .layer(axum::middleware::from_fn(limit_headers))
+        .layer(RequestBodyTimeoutLayer::new(settings.body_idle_timeout))
         .with_state(state)
+        .layer(axum::middleware::map_response(error::envelope))
         .layer(
             tower::ServiceBuilder::new()
+                .layer(SetResponseHeaderLayer::overriding(
+                    axum::http::header::X_CONTENT_TYPE_OPTIONS,
+                    axum::http::HeaderValue::from_static("nosniff"),
+                ))
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
                 .layer(
                     TraceLayer::new_for_http()

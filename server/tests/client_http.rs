@@ -539,3 +539,113 @@ async fn expect_100_continue_gets_the_answer_instead_of_a_go_ahead() {
     );
     assert!(text.contains("\"deduplicated\":true"), "{text}");
 }
+
+/// Every error answer carries the `{"error":{"code","message"}}` envelope, the ones made below the handlers
+/// (axum's method router and JSON rejections, tower-http's body limit) included, and every answer says
+/// `X-Content-Type-Options: nosniff`.
+#[tokio::test]
+async fn every_4xx_carries_the_json_error_envelope() {
+    let app = TestApp::start(Backends::SqliteLocal).await;
+    let (_, token) = app.user_with_token(Scope::Client).await;
+    let sync = app.url("/client/iphoto/sync");
+    // 405: a route that exists, with another method; `Allow` is kept.
+    let wrong_method = app.http.get(&sync).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(wrong_method.headers()["x-content-type-options"], "nosniff");
+    assert!(wrong_method.headers().get("allow").is_some());
+    assert_error(&read(wrong_method).await, 405, "method_not_allowed");
+    // 415: a JSON route without a JSON content type.
+    let no_type = app
+        .http
+        .post(&sync)
+        .bearer_auth(&token)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_error(&read(no_type).await, 415, "unsupported_media_type");
+    // 400: not JSON at all.
+    let malformed = app
+        .http
+        .post(&sync)
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("{\"libraryId\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_error(&read(malformed).await, 400, "invalid_json");
+    // 422: JSON of the wrong shape.
+    let shape = app
+        .post_json(&token, "/client/iphoto/sync", &serde_json::json!({ "items": 3 }))
+        .await;
+    assert_error(&shape, 422, "invalid_json");
+    // 413: a body over the JSON limit, refused from its Content-Length.
+    let big = app
+        .http
+        .post(&sync)
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(vec![b' '; (16 << 20) + 1])
+        .send()
+        .await
+        .unwrap();
+    assert_error(&read(big).await, 413, "body_too_large");
+    // 431: headers over the limit.
+    let huge = app
+        .http
+        .get(app.url("/client/iphoto/stats"))
+        .bearer_auth(&token)
+        .header("x-filler", "a".repeat(100_000))
+        .send()
+        .await
+        .unwrap();
+    assert_error(&read(huge).await, 431, "headers_too_large");
+    // 404 and 401, made by our own handlers, for completeness.
+    assert_error(&app.get_json(&token, "/no/such/route").await, 404, "not_found");
+    assert_error(
+        &app.get_json("wrong", "/client/iphoto/stats").await,
+        401,
+        "unauthorized",
+    );
+    // Successes are untouched and say nosniff too.
+    let ok = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.headers()["x-content-type-options"], "nosniff");
+}
+
+/// A JSON body that stops coming fails after the body idle timeout with a JSON 408 (not a 400 "invalid
+/// JSON"), and nothing of it is applied.
+#[tokio::test]
+async fn a_stalled_json_body_gets_408_after_the_idle_timeout() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let app = TestApp::start_with(
+        Backends::SqliteLocal,
+        server::http::HttpSettings {
+            body_idle_timeout: std::time::Duration::from_secs(1),
+            request_timeout: std::time::Duration::from_secs(30),
+            ..server::http::HttpSettings::default()
+        },
+    )
+    .await;
+    let (_, token) = app.user_with_token(Scope::Client).await;
+    let address = app.url.trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /client/iphoto/sync HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"libraryId\": \"L\", "
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let start = std::time::Instant::now();
+    let mut raw = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), socket.read_to_end(&mut raw)).await;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    let body: serde_json::Value = serde_json::from_str(text.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(body["error"]["code"], "request_timeout", "{body}");
+    let (_, stats) = app.get_json(&token, "/client/iphoto/stats").await;
+    assert_eq!(stats["photos"], 0);
+}

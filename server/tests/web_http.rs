@@ -315,6 +315,10 @@ pub async fn other_users_photos_albums_and_blobs_are_not_found(app: TestApp) {
     assert_eq!(reqwest::get(missing.url.as_str()).await.unwrap().status(), 404);
 }
 
+fn key_of(stored: &Value) -> storage::StorageKey {
+    storage::StorageKey::parse(stored["key"].as_str().unwrap()).unwrap()
+}
+
 pub async fn presigned_urls_serve_bytes_and_ranges_then_expire(app: TestApp) {
     let owner = Owner::new(&app).await;
     let bytes: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
@@ -379,6 +383,48 @@ pub async fn presigned_urls_serve_bytes_and_ranges_then_expire(app: TestApp) {
             .await
             .unwrap();
         assert_eq!(changed.status(), 200);
+        // If-Range: the current ETag or Last-Modified keeps the range; a stale validator (another tag, a
+        // weak tag, another date) gets the whole body with 200, never a 206 of bytes the client cannot
+        // splice into its copy.
+        let weak = format!("W/{etag}");
+        for (validator, expect_partial) in [
+            (etag.as_str(), true),
+            (last_modified.as_str(), true),
+            ("\"stale\"", false),
+            (weak.as_str(), false),
+            ("Mon, 01 Jan 2001 00:00:00 GMT", false),
+        ] {
+            let answer = plain
+                .get(&url)
+                .header("range", "bytes=10-19")
+                .header("if-range", validator)
+                .send()
+                .await
+                .unwrap();
+            if expect_partial {
+                assert_eq!(answer.status(), 206, "If-Range {validator}");
+                assert_eq!(answer.bytes().await.unwrap(), bytes[10..20]);
+            } else {
+                assert_eq!(answer.status(), 200, "If-Range {validator}");
+                assert!(answer.headers().get("content-range").is_none());
+                assert_eq!(answer.bytes().await.unwrap(), bytes, "If-Range {validator}");
+            }
+        }
+        // The ETag is opaque (no inode-mtime-size of the file) and stable across requests.
+        let opaque = etag.trim_matches('"');
+        assert_eq!(opaque.len(), 32, "{etag}");
+        assert!(opaque.bytes().all(|b| b.is_ascii_hexdigit()), "{etag}");
+        let file = app.store.head(&key_of(&stored)).await.unwrap();
+        let raw = file.etag.unwrap_or_default();
+        assert!(
+            !raw.is_empty() && !etag.contains(&raw),
+            "{etag} shows the store's {raw}"
+        );
+        assert_eq!(
+            plain.get(&url).send().await.unwrap().headers()["etag"],
+            etag.as_str()
+        );
+        assert_eq!(headers["x-content-type-options"], "nosniff");
         // Tampered or unsigned: a JSON 403.
         let mut forged = url::Url::parse(&url).unwrap();
         let pairs: HashMap<String, String> = forged.query_pairs().into_owned().collect();

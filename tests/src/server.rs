@@ -15,13 +15,17 @@ use anyhow::{Context as _, Result, bail};
 use crate::process::{free_port, sigterm, wait_exit};
 
 /// The settings a test never inherits from the shell running it: each start says what it wants in `envs`.
-const CLEARED_ENV: [&str; 6] = [
+const CLEARED_ENV: [&str; 10] = [
     "DATABASE_URL",
     "STORAGE_BACKEND",
     "STORAGE_LOCAL_PATH",
     "IPHOTO_DATA_DIR",
     "LISTEN",
     "WORKERS",
+    "HTTP_HEADER_TIMEOUT_SECS",
+    "HTTP_BODY_IDLE_SECS",
+    "HTTP_REQUEST_TIMEOUT_SECS",
+    "HTTP_MAX_CONNECTIONS",
 ];
 
 /// How many ports a start tries before it gives up.

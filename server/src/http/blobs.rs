@@ -6,7 +6,8 @@
 //! an expired or tampered URL gets a JSON 403. The server only presigns keys under the caller's own
 //! `users/<id>/` prefix, so a URL for another user's object cannot be had. The file is served with a single
 //! `Range` (206; 416 when unsatisfiable), `ETag`/`Last-Modified` with `If-None-Match`/`If-Modified-Since`
-//! (304), a `Content-Type` named by the key's extension (which the upload route took from the photo's file
+//! (304), `If-Range` (a stale validator gets the whole body, 200), an opaque `ETag` (a keyed hash of the
+//! store's, which for the local backend would show inode numbers), a `Content-Type` named by the key's extension (which the upload route took from the photo's file
 //! name or UTI) and `Cache-Control: private`.
 
 use std::ops::Range;
@@ -61,12 +62,14 @@ pub(crate) async fn get_blob(
         })?;
     let exp: i64 = param("exp").and_then(|e| e.parse().ok()).unwrap_or(0);
     let meta = state.store().head(&key).await?;
+    // The store's ETag changes with the bytes (local: inode, mtime and size; S3: the object's); a keyed
+    // hash of it with the key keeps that and gives away nothing (no inode numbers, no file sizes).
     let etag = meta.etag.as_deref().map(|e| {
-        if e.starts_with('"') || e.starts_with("W/") {
-            e.to_owned()
-        } else {
-            format!("\"{e}\"")
-        }
+        let fingerprint = state
+            .settings()
+            .cursor_key
+            .fingerprint("blob etag", &format!("{key}\n{e}"));
+        format!("\"{fingerprint}\"")
     });
     let last_modified = http_date(meta.last_modified);
 
@@ -87,7 +90,12 @@ pub(crate) async fn get_blob(
         return Ok((StatusCode::NOT_MODIFIED, common).into_response());
     }
     let size = meta.size;
-    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+    // `If-Range`: the range only if the client's copy is still this one; otherwise the whole body (200).
+    let range_header = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|_| if_range_holds(&headers, etag.as_deref(), meta.last_modified));
+    let range = match range_header {
         None => None,
         Some(text) => match parse_range(text, size) {
             RangeAsk::Whole => None,
@@ -199,6 +207,26 @@ fn not_modified(headers: &HeaderMap, etag: Option<&str>, modified: DateTime<Utc>
         return modified.timestamp() <= since.timestamp();
     }
     false
+}
+
+/// Whether a `Range` may be honoured under `If-Range` (RFC 9110 13.1.5): no `If-Range`, or one naming the
+/// current strong ETag exactly, or the current `Last-Modified` exactly. A weak tag, another tag, another date
+/// or an unparsable value all mean "send it all".
+fn if_range_holds(headers: &HeaderMap, etag: Option<&str>, modified: DateTime<Utc>) -> bool {
+    let Some(value) = headers.get(header::IF_RANGE) else {
+        return true;
+    };
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let value = value.trim();
+    if value.starts_with('"') {
+        return etag.is_some_and(|e| e == value);
+    }
+    if value.starts_with("W/") {
+        return false;
+    }
+    DateTime::parse_from_rfc2822(value).is_ok_and(|since| since.timestamp() == modified.timestamp())
 }
 
 fn http_date(time: DateTime<Utc>) -> String {

@@ -17,11 +17,16 @@ pub(super) fn router() -> Router<AppState> {
         .route("/client/iphoto/sync", post(sync::post_sync))
         .route("/client/iphoto/albums", post(albums::post_albums))
         .route("/client/iphoto/upload/pending", get(pending::get_pending))
-        .route(
-            "/client/iphoto/upload/{*local_identifier}",
-            post(upload::post_upload),
-        )
         .route("/client/iphoto/stats", get(stats::get_stats))
+}
+
+/// The upload route, apart: it is exempt from the request timeout and the JSON body limit (a body of
+/// gigabytes takes as long as it takes while bytes keep coming; the body idle timeout still applies).
+pub(super) fn upload_router() -> Router<AppState> {
+    Router::new().route(
+        "/client/iphoto/upload/{*local_identifier}",
+        post(upload::post_upload),
+    )
 }
 
 /// The agent's library id: 1 to 200 characters.

@@ -120,9 +120,13 @@ impl TestApp {
         let state = AppState::new(Arc::clone(&catalog), store.clone(), settings.clone());
         let url = format!("http://{}", listener.local_addr().unwrap());
         let router = server::http::router(state);
-        let server = tokio::spawn(async move {
-            axum::serve(listener, router).await.unwrap();
-        });
+        // The production accept loop (header timeout, connection limit), with its defaults.
+        let server = tokio::spawn(server::http::serve::serve(
+            listener,
+            router,
+            server::http::serve::ConnectionLimits::default(),
+            tokio_util::sync::CancellationToken::new(),
+        ));
         TestApp {
             url,
             http: reqwest::Client::new(),

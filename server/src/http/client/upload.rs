@@ -43,6 +43,7 @@ pub(crate) struct UploadParams {
     responses((status = 200, body = api::UploadAnswer), (status = 400, body = api::ErrorBody),
         (status = 401, body = api::ErrorBody), (status = 404, body = api::ErrorBody),
         (status = 409, body = api::ErrorBody, description = "another upload of this resource stored other bytes first"),
+        (status = 408, body = api::ErrorBody, description = "the body sent nothing for the body idle timeout; nothing stored"),
         (status = 413, body = api::ErrorBody),
         (status = 422, body = api::ErrorBody, description = "the body's SHA-256 or size is not the one announced or declared at sync; nothing stored")),
     security(("bearer" = ["client"])))]
@@ -156,7 +157,8 @@ async fn upload(
         Placed::Found(blob) => return link(&state, &caller.user.id, &target, blob, true).await,
     };
     let over_limit = Arc::new(AtomicBool::new(false));
-    let body = limited(body, max, Arc::clone(&over_limit));
+    let stalled = Arc::new(AtomicBool::new(false));
+    let body = limited(body, max, Arc::clone(&over_limit), Arc::clone(&stalled));
     let options = PutOptions {
         expected_sha256: expected,
         size_hint: content_length(&headers)?,
@@ -169,6 +171,10 @@ async fn upload(
         Err(_) if over_limit.load(Ordering::Relaxed) => {
             state.metrics().upload("rejected", 0);
             return Err(too_large(max));
+        }
+        Err(_) if stalled.load(Ordering::Relaxed) => {
+            state.metrics().upload("rejected", 0);
+            return Err(crate::http::error::body_stalled("nothing was stored"));
         }
         Err(storage::Error::DigestMismatch { actual, .. }) if client_expected.is_none() => {
             state.metrics().upload("rejected", 0);
@@ -440,15 +446,21 @@ fn too_large(max: u64) -> ApiError {
 }
 
 /// The body as a stream that fails once more than `max` bytes arrived (a chunked body has no length to
-/// check up front), flagging why.
+/// check up front), flagging why; a body that fails because it stalled past the idle timeout flags `stalled`.
 fn limited(
     body: Body,
     max: u64,
     over: Arc<AtomicBool>,
+    stalled: Arc<AtomicBool>,
 ) -> impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send {
     let mut seen = 0u64;
     body.into_data_stream()
-        .map_err(std::io::Error::other)
+        .map_err(move |error| {
+            if crate::http::error::is_body_timeout(&error) {
+                stalled.store(true, Ordering::Relaxed);
+            }
+            std::io::Error::other(error)
+        })
         .and_then(move |chunk| {
             seen += chunk.len() as u64;
             let result = if seen > max {

@@ -66,6 +66,13 @@ impl CursorKey {
         Ok(payload.to_owned())
     }
 
+    /// An opaque, stable fingerprint of `payload` under `scope` (128 bits of the tag, hex): what the blob
+    /// route sends as an ETag instead of the store's, which for the local backend spells out the file's
+    /// inode, mtime and size.
+    pub(crate) fn fingerprint(&self, scope: &str, payload: &str) -> String {
+        hex::encode(&self.tag(scope, payload)[..16])
+    }
+
     fn tag(&self, scope: &str, payload: &str) -> Vec<u8> {
         let mut mac = self.0.clone();
         mac.update(scope.as_bytes());
