@@ -69,7 +69,12 @@ impl ServerProcess {
                 envs: envs.clone(),
                 port,
                 log: log.clone(),
-                http: reqwest::Client::new(),
+                // A readiness probe never waits long: a port taken by a listener that never answers (the
+                // taken-port case) must read as "not ready" while the process's exit is awaited.
+                http: reqwest::Client::builder()
+                    .timeout(Duration::from_secs(2))
+                    .build()
+                    .context("building the readiness client")?,
             };
             if let Started::Ready = server.wait_started().await? {
                 return Ok(server);
