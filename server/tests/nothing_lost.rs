@@ -241,7 +241,10 @@ pub async fn originals_live_at_their_bundle_path_and_are_never_written_over(app:
     assert_eq!(status, 200, "{moved}");
     assert_eq!(
         moved["key"],
-        layout.content(&sha256_hex(&new), "heic").unwrap().as_str()
+        layout
+            .content(&storage::Sha256Digest::of(&new), "heic")
+            .unwrap()
+            .as_str()
     );
     assert_eq!(
         app.store

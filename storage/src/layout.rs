@@ -17,6 +17,7 @@
 //! content-addressed key, which by construction can only ever hold those bytes. No key is built from a
 //! `localIdentifier`, so two identifiers can never share one.
 
+use crate::digest::Sha256Digest;
 use crate::error::Error;
 use crate::key::StorageKey;
 
@@ -60,23 +61,14 @@ impl LibraryLayout {
         self.root.join(path)
     }
 
-    /// `…/content/<aa>/<sha256>.<ext>`: the content-addressed key of bytes hashing to `sha256` (lower-case
-    /// hex). Such a key can only ever hold those bytes, so writing it twice never replaces anything.
-    pub fn content(&self, sha256: &str, ext: &str) -> Result<StorageKey, Error> {
-        let hex_ok = sha256.len() == 64
-            && sha256
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        if !hex_ok {
-            return Err(Error::InvalidKey {
-                key: sha256.escape_debug().to_string(),
-                reason: "not a lower-case hex SHA-256",
-            });
-        }
+    /// `…/content/<aa>/<sha256>.<ext>`: the content-addressed key of bytes hashing to `sha256`. Such a key can
+    /// only ever hold those bytes, so writing it twice never replaces anything.
+    pub fn content(&self, sha256: &Sha256Digest, ext: &str) -> Result<StorageKey, Error> {
+        let hex = sha256.to_hex();
         StorageKey::parse(format!(
-            "{}/content/{}/{sha256}.{}",
+            "{}/content/{}/{hex}.{}",
             self.root,
-            &sha256[..2],
+            &hex[..2],
             extension(ext)?
         ))
     }
@@ -234,13 +226,12 @@ mod tests {
         ] {
             assert!(l.bundle(bad).is_err(), "{bad:?} accepted");
         }
-        let sha = "ab".repeat(32);
+        let sha = Sha256Digest::from_hex(&"ab".repeat(32)).unwrap();
         assert_eq!(
             l.content(&sha, "JPG").unwrap().as_str(),
-            format!("users/u1/libraries/lib/content/ab/{sha}.jpg")
+            format!("users/u1/libraries/lib/content/ab/{}.jpg", "ab".repeat(32))
         );
-        assert!(l.content("AB", "jpg").is_err());
-        assert!(l.content(&"A".repeat(64), "jpg").is_err());
+        assert!(l.content(&sha, "j/pg").is_err());
     }
 
     #[test]

@@ -190,22 +190,13 @@ async fn upload(
         Err(storage::Error::AlreadyExists { .. }) => {
             // Another request stored this key between the check and the write: the same bytes are linked,
             // other bytes left alone.
-            let stored = match expected {
-                Some(digest) if state.store().sha256(&key).await? == digest => {
-                    Some(state.store().head(&key).await?.size)
-                }
-                _ => None,
+            let found = match expected {
+                Some(digest) => holding(&state, &key, state.store().head(&key).await?.size, digest).await?,
+                None => None,
             };
-            return match (stored, expected) {
-                (Some(size), Some(digest)) => {
-                    let blob = Blob {
-                        sha256: digest.to_hex(),
-                        key: key.to_string(),
-                        size,
-                    };
-                    link(&state, &caller.user.id, &target, blob, true).await
-                }
-                _ => Err(ApiError::new(
+            return match found {
+                Some(blob) => link(&state, &caller.user.id, &target, blob, true).await,
+                None => Err(ApiError::new(
                     StatusCode::CONFLICT,
                     "upload_conflict",
                     "another upload of this resource finished first; ask for the pending list again",
@@ -276,13 +267,9 @@ async fn place(
                 Err(storage::Error::NotFound { .. }) => return Ok(Placed::Write(key)),
                 Ok(meta) => {
                     if let Some(expected) = expected
-                        && state.store().sha256(&key).await? == expected
+                        && let Some(blob) = holding(state, &key, meta.size, expected).await?
                     {
-                        return Ok(Placed::Found(Blob {
-                            sha256: expected.to_hex(),
-                            key: key.to_string(),
-                            size: meta.size,
-                        }));
+                        return Ok(Placed::Found(blob));
                     }
                 }
                 Err(e) => return Err(e.into()),
@@ -294,7 +281,7 @@ async fn place(
             layout.incoming(&format!("{:032x}", rand::random::<u128>()), ext)?,
         ));
     };
-    let key = layout.content(&digest.to_hex(), ext)?;
+    let key = layout.content(&digest, ext)?;
     match state.store().head(&key).await {
         Err(storage::Error::NotFound { .. }) => Ok(Placed::Write(key)),
         // Only ever written with these bytes verified (an upload whose catalog write a crash cut short).
@@ -305,6 +292,21 @@ async fn place(
         })),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The object of `size` bytes at `key` as a blob, when it hashes to `digest` (hashed here: it was not
+/// written by this request).
+async fn holding(
+    state: &AppState,
+    key: &StorageKey,
+    size: u64,
+    digest: Sha256Digest,
+) -> Result<Option<Blob>, ApiError> {
+    Ok((state.store().sha256(key).await? == digest).then(|| Blob {
+        sha256: digest.to_hex(),
+        key: key.to_string(),
+        size,
+    }))
 }
 
 /// Moves an upload written under `incoming/` (its digest unknown until the body ended) to its content key:
@@ -319,8 +321,7 @@ async fn settle(
     if !layout.is_incoming(&key) {
         return Ok(key);
     }
-    let hex = receipt.sha256.to_hex();
-    let content = layout.content(&hex, ext)?;
+    let content = layout.content(&receipt.sha256, ext)?;
     match state.store().head(&content).await {
         // A content key only ever holds its content: nothing to copy.
         Ok(_) => {}
