@@ -45,6 +45,11 @@ impl Server {
         self.process.log_text()
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
     /// The server's peak resident set (VmHWM), KiB.
     pub fn peak_rss_kib(&self) -> u64 {
         crate::peak_rss_kib_of(&self.process.pid().to_string())
