@@ -6,6 +6,7 @@
 //! attributes after the TTL). A store that fails or times out gives [`Error::Store`]/[`Error::Timeout`]
 //! (EIO): an entry is "not found" only when a fresh answer of the store says so.
 
+mod attrs;
 mod dirs;
 pub(crate) mod inode;
 mod journal;
@@ -23,6 +24,7 @@ use storage::{StorageKey, Store};
 
 use crate::cache::{BlockCache, CacheUsage};
 use crate::error::{Error, Result};
+pub use attrs::SetMode;
 use inode::InodeTable;
 pub use inode::{Kind, ROOT_INO};
 use journal::Journal;

@@ -33,13 +33,21 @@ pub struct FuseFs {
     runtime: tokio::runtime::Handle,
     /// How long the kernel may keep attributes and entries: the core's metadata TTL.
     ttl: Duration,
+    /// The mount's cache directory, answered as the `user.iphoto.cache_dir` attribute of every entry, so
+    /// `iphoto-mount flush MOUNTPOINT` finds the status of the mount serving a path.
+    cache_dir: std::path::PathBuf,
 }
 
 impl FuseFs {
-    /// A front end for `fs`, running its work on `runtime`.
-    pub fn new(fs: Arc<Fs>, runtime: tokio::runtime::Handle) -> Self {
+    /// A front end for `fs`, running its work on `runtime`; `cache_dir` is the mount's cache directory.
+    pub fn new(fs: Arc<Fs>, runtime: tokio::runtime::Handle, cache_dir: std::path::PathBuf) -> Self {
         let ttl = fs.config().metadata_ttl;
-        Self { fs, runtime, ttl }
+        Self {
+            fs,
+            runtime,
+            ttl,
+            cache_dir,
+        }
     }
 }
 
@@ -106,6 +114,11 @@ impl FuseFs {
 /// leaves a sequential reader's larger read-ahead window (see `MountConfig::kernel_read_ahead`) waiting in the
 /// kernel while the runtime could be answering it.
 const MAX_BACKGROUND: u16 = 64;
+
+mod xattr;
+
+/// The attribute naming the mount's cache directory (read-only, on every entry, not listed).
+pub const CACHE_DIR_XATTR: &str = "user.iphoto.cache_dir";
 
 impl Filesystem for FuseFs {
     fn init(&mut self, _req: &Request, config: &mut fuser::KernelConfig) -> std::io::Result<()> {
@@ -438,6 +451,31 @@ impl Filesystem for FuseFs {
                 Err(e) => reply.error(errno(&e)),
             }
         });
+    }
+
+    fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: fuser::ReplyXattr) {
+        xattr::getxattr(self, req, ino.0, name, size, reply);
+    }
+
+    fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: fuser::ReplyXattr) {
+        xattr::listxattr(self, req, ino.0, size, reply);
+    }
+
+    fn setxattr(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        xattr::setxattr(self, req, ino.0, name, value, flags, reply);
+    }
+
+    fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        xattr::removexattr(self, req, ino.0, name, reply);
     }
 
     fn mknod(

@@ -30,11 +30,13 @@ enum Command {
         #[arg(long, env = "IPHOTO_MOUNT_CACHE_DIR")]
         cache_dir: PathBuf,
     },
-    /// Waits until every write of the mount is in the store.
+    /// Waits until every write of the mount is in the store, then says what it waited for.
     Flush {
-        /// The mount's cache directory.
+        /// The mountpoint (or any path in the mount), or the mount's cache directory.
+        target: Option<PathBuf>,
+        /// The mount's cache directory (when no target is given).
         #[arg(long, env = "IPHOTO_MOUNT_CACHE_DIR")]
-        cache_dir: PathBuf,
+        cache_dir: Option<PathBuf>,
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 3600)]
         timeout_secs: u64,
@@ -152,16 +154,39 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Flush {
+            target,
             cache_dir,
             timeout_secs,
         } => {
+            let (cache_dir, mountpoint) = mount_state_dir(target, cache_dir)?;
             let deadline = std::time::Instant::now() + Duration::from_secs(timeout_secs);
             let started = mount::now_ms();
+            // The most that was waiting, by the statuses written since this command started.
+            let (mut files, mut bytes) = (0, 0);
             loop {
                 let status = Status::read(&cache_dir)
                     .with_context(|| format!("no status in {}", cache_dir.display()))?;
+                if status.written_at_ms > started {
+                    files = files.max(status.pending_uploads);
+                    bytes = bytes.max(status.dirty_bytes);
+                }
                 // Only a status written after this command started speaks for the writes before it.
                 if status.written_at_ms > started && status.pending_uploads == 0 && status.dirty_bytes == 0 {
+                    let which = match &mountpoint {
+                        Some(mountpoint) => format!(
+                            "the mount at {} (cache {})",
+                            mountpoint.display(),
+                            cache_dir.display()
+                        ),
+                        None => format!("the mount using the cache {}", cache_dir.display()),
+                    };
+                    if files == 0 && bytes == 0 {
+                        println!("flushed {which}: nothing was waiting; every write is in the store");
+                    } else {
+                        println!(
+                            "flushed {which}: {files} file(s), {bytes} bytes uploaded; every write is in the store"
+                        );
+                    }
                     return Ok(());
                 }
                 if std::time::Instant::now() > deadline {
@@ -176,11 +201,52 @@ fn main() -> Result<()> {
     }
 }
 
-fn mount_command(args: MountArgs) -> Result<()> {
+/// The cache directory of the mount `target` names (a mountpoint or any path in a mount, or a cache
+/// directory), or `--cache-dir`; with the mountpoint when one was named.
+fn mount_state_dir(
+    target: Option<PathBuf>,
+    cache_dir: Option<PathBuf>,
+) -> Result<(PathBuf, Option<PathBuf>)> {
+    let Some(target) = target else {
+        let cache_dir = cache_dir.context("name a mountpoint or a cache directory (or set --cache-dir)")?;
+        return Ok((cache_dir, None));
+    };
+    if target.join("status.json").is_file() {
+        return Ok((target, None));
+    }
+    let mut value = vec![0u8; 4096];
+    match rustix::fs::getxattr(&target, mount::fuse::CACHE_DIR_XATTR, &mut value[..]) {
+        Ok(len) => {
+            value.truncate(len);
+            let cache_dir = PathBuf::from(String::from_utf8(value).context("the cache directory's name")?);
+            Ok((cache_dir, Some(target)))
+        }
+        Err(_) => bail!(
+            "{} is neither in an iphoto-mount mount nor a mount's cache directory (no status.json there)",
+            target.display()
+        ),
+    }
+}
+
+/// A random HMAC key for a local-backend mount run without one: the mount never presigns a URL, so the
+/// key only satisfies the storage factory and is never shown or kept.
+fn throwaway_presign_secret() -> Result<storage::Secret> {
+    let mut key = [0u8; 32];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut key)?;
+    Ok(storage::Secret::new(hex::encode(key)))
+}
+
+fn mount_command(mut args: MountArgs) -> Result<()> {
     let prefix = match args.prefix.trim_matches('/') {
         "" => None,
         p => Some(StorageKey::parse(p).context("--prefix / IPHOTO_MOUNT_PREFIX")?),
     };
+    if args.storage.storage_backend == storage::Backend::Local
+        && args.storage.presign_secret.is_none()
+        && args.storage.presign_secret_file.is_none()
+    {
+        args.storage.presign_secret = Some(throwaway_presign_secret()?);
+    }
     let store = storage::create_object_store(&args.storage.into_config()?)?;
     // SAFETY-free uid lookup: the mount shows every entry as owned by whoever runs it.
     let (uid, gid) = owner();
