@@ -429,15 +429,16 @@ impl Filesystem for FuseFs {
         name: &OsStr,
         _mode: u32,
         _umask: u32,
-        _flags: i32,
+        flags: i32,
         reply: fuser::ReplyCreate,
     ) {
         let fs = self.fs.clone();
         let ttl = self.ttl;
         let name = name_of(name);
+        let exclusive = flags & libc::O_EXCL != 0;
         self.spawn(req, "create", async move {
             let result = match name {
-                Ok(name) => fs.create(parent.0, &name).await,
+                Ok(name) => fs.create(parent.0, &name, exclusive).await,
                 Err(e) => Err(e),
             };
             match result {

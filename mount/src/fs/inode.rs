@@ -156,6 +156,16 @@ impl InodeTable {
         ino
     }
 
+    /// A new file in `parent` that is already in the store (an exclusive create committed it at once).
+    pub(crate) fn create_stored(&mut self, parent: u64, name: &str, meta: &ObjectMeta) -> u64 {
+        let ino = self.create_local(parent, name, meta.key.clone(), Kind::File);
+        self.update_file(ino, meta);
+        if let Some(inode) = self.inodes.get_mut(&ino) {
+            inode.local = false;
+        }
+        ino
+    }
+
     /// Sets the size a local change gave a file.
     pub(crate) fn set_size(&mut self, ino: u64, size: u64) {
         if let Some(inode) = self.inodes.get_mut(&ino) {

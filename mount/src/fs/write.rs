@@ -8,7 +8,8 @@
 
 use std::time::Duration;
 
-use storage::StorageKey;
+use bytes::Bytes;
+use storage::{PutMode, PutOptions, StorageKey};
 
 use crate::error::{Error, Result};
 use crate::fs::read::{FileVersion, ReadState};
@@ -87,11 +88,20 @@ impl Fs {
         Ok(id)
     }
 
-    /// Creates and opens a file for writing.
-    pub async fn create(&self, parent: u64, name: &str) -> Result<(Attr, u64)> {
+    /// Creates and opens a file for writing. An `exclusive` create (`O_CREAT|O_EXCL`, how editing
+    /// applications take a lock file) commits at once with a conditional create in the store: when another
+    /// mount of the same prefix made the name first, this fails with EEXIST, whatever either listing says.
+    pub async fn create(&self, parent: u64, name: &str, exclusive: bool) -> Result<(Attr, u64)> {
         self.check_writable("create")?;
         let key = self.child_key(parent, name)?;
         match self.lookup(parent, name).await {
+            Ok(attr) if exclusive => {
+                if !self.stored_name_is_gone(parent, name, attr.ino).await? {
+                    return Err(Error::Exists {
+                        name: name.to_owned(),
+                    });
+                }
+            }
             Ok(attr) => {
                 let handle = self.open(attr.ino, true, true).await?.handle;
                 return Ok((self.getattr(attr.ino).await?, handle));
@@ -99,9 +109,54 @@ impl Fs {
             Err(Error::NotFound { .. }) => {}
             Err(e) => return Err(e),
         }
-        let ino = self.table().create_local(parent, name, key, Kind::File);
+        let ino = if exclusive {
+            let options = PutOptions {
+                mode: PutMode::Create,
+                ..PutOptions::default()
+            };
+            match self
+                .timed("a conditional PUT", self.store.put(&key, Bytes::new(), &options))
+                .await
+            {
+                Ok(_) => {}
+                Err(Error::Store(storage::Error::AlreadyExists { .. })) => {
+                    return Err(Error::Exists {
+                        name: name.to_owned(),
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+            let meta = self.timed("a HEAD", self.store.head(&key)).await?;
+            self.table().create_stored(parent, name, &meta)
+        } else {
+            self.table().create_local(parent, name, key, Kind::File)
+        };
         let handle = self.open(ino, true, true).await?.handle;
         Ok((self.getattr(ino).await?, handle))
+    }
+
+    /// Whether a name a listing holds, neither made here nor waiting in the journal, is gone from the store
+    /// (another mount deleted it since the listing): then it is forgotten and the caller may create it.
+    async fn stored_name_is_gone(&self, parent: u64, name: &str, ino: u64) -> Result<bool> {
+        let key = {
+            let table = self.table();
+            match table.get(ino) {
+                Some(inode) if !inode.local && inode.kind == Kind::File => inode.key.clone(),
+                _ => None,
+            }
+        };
+        let Some(key) = key else { return Ok(false) };
+        if self.journal.get().is_some_and(|j| j.find(&key).is_some()) {
+            return Ok(false);
+        }
+        match self.timed("a HEAD", self.store.head(&key)).await {
+            Ok(_) => Ok(false),
+            Err(Error::Store(storage::Error::NotFound { .. })) => {
+                self.table().remove_name(parent, name);
+                Ok(true)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Writes at `offset` of a handle opened for writing.
