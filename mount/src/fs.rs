@@ -283,7 +283,7 @@ impl Fs {
 
     fn attr_of(&self, ino: u64, inode: &inode::Inode) -> Attr {
         let staged = match (&inode.key, self.journal.get()) {
-            (Some(key), Some(journal)) if inode.kind == Kind::File => journal.find(key).map(|(_, size)| size),
+            (Some(key), Some(journal)) if inode.kind == Kind::File => journal.find_with_mtime(key),
             _ => None,
         };
         let writable = if self.config.read_only { 0 } else { 0o200 };
@@ -294,8 +294,10 @@ impl Fs {
         Attr {
             ino,
             kind: inode.kind,
-            size: staged.unwrap_or(inode.size),
-            mtime: inode.mtime,
+            size: staged.map_or(inode.size, |(size, _)| size),
+            mtime: staged
+                .and_then(|(_, mtime)| mtime)
+                .map_or(inode.mtime, SystemTime::from),
             perm,
             uid: self.config.uid,
             gid: self.config.gid,
@@ -334,8 +336,8 @@ impl Fs {
             }
         };
         if let Some((key, parent, name)) = stale_key {
-            match self.timed("a HEAD", self.store.head(&key)).await {
-                Ok(meta) => self.table().update_file(ino, &meta),
+            match self.timed("a HEAD", self.store.head_attributes(&key)).await {
+                Ok((meta, attributes)) => self.table().update_file_attributes(ino, &meta, attributes),
                 Err(Error::Store(storage::Error::NotFound { .. })) => {
                     self.table().remove_name(parent, &name);
                     return Err(Error::NotFound { name });
@@ -348,6 +350,19 @@ impl Fs {
             name: format!("inode {ino}"),
         })?;
         Ok(self.attr_of(ino, inode))
+    }
+
+    /// Reads a stored file's mtime and attributes with a HEAD unless they are known for its version (a
+    /// listing does not carry them on S3). Directories and files made here have none to read.
+    pub(crate) async fn ensure_attributes(&self, ino: u64) -> Result<()> {
+        let unknown = self
+            .table()
+            .get(ino)
+            .is_some_and(|i| i.kind == Kind::File && !i.local && i.attributes.is_none());
+        if unknown {
+            self.store_version(ino).await?;
+        }
+        Ok(())
     }
 
     /// Opens a file. The version read is fixed here: attributes older than the TTL are checked with a HEAD
@@ -454,8 +469,8 @@ impl Fs {
             .ok_or_else(|| Error::NotFound {
                 name: format!("inode {ino}"),
             })?;
-        let meta = self.timed("a HEAD", self.store.head(&key)).await?;
-        self.table().update_file(ino, &meta);
+        let (meta, attributes) = self.timed("a HEAD", self.store.head_attributes(&key)).await?;
+        self.table().update_file_attributes(ino, &meta, attributes);
         Ok(FileVersion {
             key,
             version: inode::version_of(&meta),

@@ -323,7 +323,7 @@ impl Filesystem for FuseFs {
         _gid: Option<u32>,
         size: Option<u64>,
         _atime: Option<fuser::TimeOrNow>,
-        _mtime: Option<fuser::TimeOrNow>,
+        mtime: Option<fuser::TimeOrNow>,
         _ctime: Option<std::time::SystemTime>,
         _fh: Option<FileHandle>,
         _crtime: Option<std::time::SystemTime>,
@@ -335,11 +335,19 @@ impl Filesystem for FuseFs {
         let fs = self.fs.clone();
         let ttl = self.ttl;
         self.spawn(req, "setattr", async move {
-            // Only the size is kept; mode, owner and times are not stored (objects have none).
-            let result = match size {
+            // The size and the mtime are kept (the mtime as object metadata); mode, owner and atime are not
+            // stored (objects have none).
+            let mut result = match size {
                 Some(size) => fs.set_size(ino.0, size).await,
                 None => fs.getattr(ino.0).await,
             };
+            if let (Ok(_), Some(mtime)) = (&result, mtime) {
+                let mtime = match mtime {
+                    fuser::TimeOrNow::SpecificTime(time) => time,
+                    fuser::TimeOrNow::Now => std::time::SystemTime::now(),
+                };
+                result = fs.set_mtime(ino.0, mtime).await;
+            }
             match result {
                 Ok(attr) => reply.attr(&ttl, &file_attr(&attr)),
                 Err(e) => reply.error(errno(&e)),

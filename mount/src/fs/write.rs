@@ -1,17 +1,18 @@
 //! Changes: create, write, truncate, flush/fsync, unlink, mkdir, rmdir and rename, over the journal.
 //!
 //! A written file lives in the journal until its upload retires it; reads and attributes of it come from
-//! there meanwhile. Directories exist in the store only through their objects, so `mkdir` makes a local
-//! directory that the listing keeps until something is written in it. Rename of a file uploads it first,
+//! there meanwhile. Directories exist in the store only through their objects, so `mkdir` stores a marker
+//! object in the new directory (hidden from listings) that keeps it while it is empty. Rename of a file uploads it first,
 //! then copies it server-side and deletes the source; a directory is not renamed in place (EXDEV, which `mv`
 //! answers by copying and deleting entry by entry).
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use storage::{PutMode, PutOptions, StorageKey};
+use storage::{ObjectAttributes, PutMode, PutOptions, StorageKey};
 
 use crate::error::{Error, Result};
+use crate::fs::inode::DIR_MARKER;
 use crate::fs::read::{FileVersion, ReadState};
 use crate::fs::{Attr, Fs, Kind};
 
@@ -30,6 +31,11 @@ impl Fs {
             }
             inode.key.clone()
         };
+        if name == DIR_MARKER {
+            return Err(Error::InvalidName {
+                name: name.to_owned(),
+            });
+        }
         let key = match parent_key {
             Some(parent) => parent.join(name),
             None => StorageKey::parse(name),
@@ -65,7 +71,23 @@ impl Fs {
             }
         }
         let base = (!version.version.is_empty()).then(|| version.version.clone());
-        let id = journal.create(version.key.clone(), base).await?;
+        if base.is_some() {
+            self.ensure_attributes(ino).await?;
+        }
+        // A stored file keeps its attributes (read with the HEAD that fixed its version) and its mtime until
+        // a write moves it.
+        let attributes = if base.is_some() {
+            let table = self.table();
+            let inode = table.get(ino);
+            let mut attributes = inode.and_then(|i| i.attributes.clone()).unwrap_or_default();
+            if attributes.mtime.is_none() {
+                attributes.mtime = inode.map(|i| i.mtime.into());
+            }
+            attributes
+        } else {
+            ObjectAttributes::default()
+        };
+        let id = journal.create(version.key.clone(), base, attributes).await?;
         journal.acquire(id);
         if !truncate && version.size > 0 {
             // The current bytes first, block by block through the cache (never the whole file in memory).
@@ -220,7 +242,8 @@ impl Fs {
         self.getattr(ino).await
     }
 
-    /// Makes a directory (local until something is written in it).
+    /// Makes a directory, kept in the store by a marker object (`dir/.iphoto-dir`) so it exists for other
+    /// mounts while empty, and after a restart.
     pub async fn mkdir(&self, parent: u64, name: &str) -> Result<Attr> {
         self.check_writable("mkdir")?;
         let key = self.child_key(parent, name)?;
@@ -233,7 +256,22 @@ impl Fs {
             Err(Error::NotFound { .. }) => {}
             Err(e) => return Err(e),
         }
-        let ino = self.table().create_local(parent, name, key, Kind::Directory);
+        let marker = key.join(DIR_MARKER).map_err(|_| Error::InvalidName {
+            name: name.to_owned(),
+        })?;
+        self.timed(
+            "a PUT",
+            self.store.put(&marker, Bytes::new(), &PutOptions::default()),
+        )
+        .await?;
+        let ino = {
+            let mut table = self.table();
+            let ino = table.create_local(parent, name, key, Kind::Directory);
+            // In the store now (its marker): listed like any other directory, and gone when another mount
+            // removes it.
+            table.set_stored(ino);
+            ino
+        };
         self.getattr(ino).await
     }
 
@@ -273,6 +311,13 @@ impl Fs {
                 name: name.to_owned(),
             });
         }
+        let marker = self
+            .child_key(parent, name)?
+            .join(DIR_MARKER)
+            .map_err(|_| Error::InvalidName {
+                name: name.to_owned(),
+            })?;
+        self.timed("a DELETE", self.store.delete(&marker)).await?;
         self.table().remove_name(parent, name);
         Ok(())
     }
