@@ -164,6 +164,13 @@ pub enum Error {
         limit: usize,
     },
 
+    /// A pin that would take all pins past their share of the cache.
+    #[error("{reason}")]
+    PinTooLarge {
+        /// The figures.
+        reason: String,
+    },
+
     /// The configuration contradicts itself.
     #[error("configuration: {0}")]
     Config(String),
@@ -187,7 +194,7 @@ impl Error {
             Error::Store(storage::Error::InvalidKey { .. }) => libc::EINVAL,
             Error::CacheIo(e) if e.raw_os_error() == Some(libc::ENOSPC) => libc::ENOSPC,
             Error::Unsupported { .. } => libc::ENOTSUP,
-            Error::NoSpace => libc::ENOSPC,
+            Error::NoSpace | Error::PinTooLarge { .. } => libc::ENOSPC,
             Error::NotEmpty { .. } => libc::ENOTEMPTY,
             Error::Exists { .. } => libc::EEXIST,
             Error::CrossDevice { .. } => libc::EXDEV,

@@ -11,6 +11,7 @@ mod dirs;
 pub(crate) mod inode;
 mod journal;
 mod listings;
+pub mod pin;
 mod read;
 mod write;
 
@@ -117,6 +118,8 @@ pub struct Fs {
     /// Held while the listing cache is written; `true` once the clean (final) copy is written, after which a
     /// periodic snapshot must not replace it.
     listings_closed: Mutex<bool>,
+    /// Pinned paths (see `fs/pin.rs`).
+    pins: pin::Pins,
 }
 
 #[derive(Debug)]
@@ -157,6 +160,7 @@ impl Fs {
             page_cache: Mutex::new(HashMap::new()),
             listings_saved_at: AtomicU64::new(0),
             listings_closed: Mutex::new(false),
+            pins: pin::Pins::default(),
         })
     }
 

@@ -103,16 +103,16 @@ impl Mount {
             .thread_name("iphoto-mount")
             .enable_all()
             .build()?;
-        let mut options = vec![
+        let options = vec![
             fuser::MountOption::FSName("iphoto-mount".into()),
             fuser::MountOption::Subtype("iphoto".into()),
             fuser::MountOption::NoAtime,
             fuser::MountOption::NoDev,
             fuser::MountOption::NoSuid,
         ];
-        if config.fs.read_only {
-            options.push(fuser::MountOption::RO);
-        }
+        // A read-only mount is not mounted `ro` in the kernel: the core answers every change with EROFS
+        // itself, and the kernel would also refuse the pin attribute (`iphoto-mount pin`), which changes
+        // nothing in the store.
         let mut fuse_config = fuser::Config::default();
         fuse_config.mount_options = options;
         fuse_config.n_threads = Some(config.fuse_threads.max(1));
@@ -123,6 +123,7 @@ impl Mount {
         {
             let _entered = runtime.enter();
             fs.start_journal(&config.cache_dir)?;
+            fs.start_pinner(&config.cache_dir);
         }
         let front = fuse::FuseFs::new(fs.clone(), runtime.handle().clone(), config.cache_dir.clone());
         let session =

@@ -8,6 +8,7 @@ use fuser::{ReplyEmpty, ReplyXattr, Request};
 
 use super::{CACHE_DIR_XATTR, FuseFs, errno, name_of, reply_empty};
 use crate::error::Error;
+use crate::fs::pin::PIN_XATTR;
 
 /// Answers a get or list: the size when the caller asks for it (`size == 0`), the bytes when they fit,
 /// ERANGE when they do not.
@@ -30,6 +31,12 @@ pub(super) fn getxattr(front: &FuseFs, req: &Request, ino: u64, name: &OsStr, si
     if name == CACHE_DIR_XATTR {
         let path = front.cache_dir.as_os_str().as_encoded_bytes().to_vec();
         return reply_bytes(reply, size, &path);
+    }
+    if name == PIN_XATTR {
+        return match front.fs.pin_state(ino) {
+            Ok(state) => reply_bytes(reply, size, state.as_bytes()),
+            Err(e) => reply.error(errno(&e)),
+        };
     }
     let fs = front.fs.clone();
     front.spawn(req, "getxattr", async move {
@@ -72,6 +79,21 @@ pub(super) fn setxattr(
     };
     if name == CACHE_DIR_XATTR {
         return reply.error(errno(&Error::ReadOnlyAttribute { name }));
+    }
+    if name == PIN_XATTR {
+        let fs = front.fs.clone();
+        let pin = value != b"0";
+        return front.spawn(req, "pin", async move {
+            let result = if pin {
+                fs.pin(ino).await
+            } else {
+                fs.unpin(ino).await
+            };
+            if let Err(e) = &result {
+                tracing::warn!(error = %e, "pin");
+            }
+            reply_empty(reply, result);
+        });
     }
     let fs = front.fs.clone();
     let value = value.to_vec();
