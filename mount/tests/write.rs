@@ -100,6 +100,7 @@ fn writes_reach_the_store(backend: Backend) {
         [
             "library/existing.bin",
             "library/new.bin",
+            "library/renders/.iphoto-dir",
             "library/renders/cut.mov",
             "library/renders/final.txt",
             "library/short.txt"

@@ -48,6 +48,17 @@ pub enum Error {
         key: String,
     },
 
+    /// File-system attributes that do not fit in the metadata an object may carry.
+    #[error("the attributes of {key} take {bytes} bytes of object metadata; at most {limit} fit")]
+    MetadataTooLarge {
+        /// The key.
+        key: String,
+        /// Bytes the metadata would take.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
+
     /// A conditional write or read found the object changed.
     #[error("the object at {key} changed since it was read")]
     PreconditionFailed {

@@ -14,6 +14,7 @@
 //! real adapters and an in-memory double. What differs per backend here (presigning, a key prefix) is chosen
 //! once in the factory, so a second trait would only repeat `object_store`'s.
 
+mod attributes;
 mod config;
 mod digest;
 mod download;
@@ -32,6 +33,7 @@ mod store;
 
 use std::sync::OnceLock;
 
+pub use attributes::{METADATA_LIMIT, ObjectAttributes};
 pub use config::{Backend, BackendConfig, LocalConfig, S3Config, Secret, StorageArgs, StorageConfig};
 pub use digest::{Sha256Digest, Sha256Hasher};
 pub use error::{Error, Result};

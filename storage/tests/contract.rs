@@ -86,6 +86,7 @@ contract!(
     concurrent_puts,
     invalid_keys_never_reach_the_backend,
     staging_older_than_the_age_is_removed,
+    file_attributes_travel_with_the_object,
 );
 
 #[tokio::test]

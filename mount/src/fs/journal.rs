@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use storage::{StorageKey, Store};
+use storage::{ObjectAttributes, StorageKey, Store};
 use tokio::sync::{Notify, mpsc};
 
 use crate::cache::buffer::BufferPool;
@@ -51,6 +51,9 @@ struct Staged {
     conflict: Option<StorageKey>,
     /// The data file, shared by the handles writing it and the uploader.
     file: Arc<Mutex<StagedFile>>,
+    /// The mtime and extended attributes the upload stores with the object: the stored object's when the
+    /// file was staged from it, the mtime moved by every write and by `utimes`.
+    attributes: ObjectAttributes,
 }
 
 impl Staged {
@@ -112,7 +115,7 @@ impl Journal {
             state.next_id = state.next_id.max(id + 1);
             if path.extension().is_some_and(|e| e == "meta") {
                 match read_meta(&path) {
-                    Some((key, base)) => {
+                    Some((key, base, attributes)) => {
                         let data = dir.join(format!("{id}.data"));
                         let size = fs::metadata(&data)?.len();
                         state.entries.insert(
@@ -132,6 +135,7 @@ impl Journal {
                                     tokio::runtime::Handle::current(),
                                     Arc::clone(&gather_pool),
                                 )?)),
+                                attributes,
                             },
                         );
                     }
@@ -203,6 +207,18 @@ impl Journal {
             .map(|(id, s)| (*id, s.size))
     }
 
+    /// The size and mtime of `key`'s staged entry, if any.
+    pub(crate) fn find_with_mtime(
+        &self,
+        key: &StorageKey,
+    ) -> Option<(u64, Option<chrono::DateTime<chrono::Utc>>)> {
+        self.lock()
+            .entries
+            .values()
+            .find(|s| &s.key == key)
+            .map(|s| (s.size, s.attributes.mtime))
+    }
+
     /// The keys staged and not yet retired.
     pub(crate) fn keys(&self) -> Vec<StorageKey> {
         self.lock().entries.values().map(|s| s.key.clone()).collect()
@@ -217,8 +233,13 @@ impl Journal {
         )
     }
 
-    /// Starts staging `key`, empty.
-    pub(crate) async fn create(&self, key: StorageKey, base_version: Option<String>) -> Result<u64> {
+    /// Starts staging `key`, empty, to be stored with `attributes`.
+    pub(crate) async fn create(
+        &self,
+        key: StorageKey,
+        base_version: Option<String>,
+        attributes: ObjectAttributes,
+    ) -> Result<u64> {
         let id = {
             let mut state = self.lock();
             let id = state.next_id;
@@ -243,6 +264,7 @@ impl Journal {
                 uploading: false,
                 conflict: None,
                 file: Arc::new(Mutex::new(file)),
+                attributes,
             },
         );
         Ok(id)
@@ -328,6 +350,7 @@ impl Journal {
             .ok_or(Error::BadHandle { handle: id })?;
         staged.size = staged.size.max(offset + data.len() as u64);
         staged.generation += 1;
+        staged.attributes.mtime = Some(chrono::Utc::now());
         Ok(staged.size)
     }
 
@@ -339,7 +362,25 @@ impl Journal {
         if let Some(staged) = state.entries.get_mut(&id) {
             staged.size = size;
             staged.generation += 1;
+            staged.attributes.mtime = Some(chrono::Utc::now());
         }
+        Ok(())
+    }
+
+    /// The attributes a staged file will be stored with.
+    pub(crate) fn attributes(&self, id: u64) -> Option<ObjectAttributes> {
+        self.lock().entries.get(&id).map(|s| s.attributes.clone())
+    }
+
+    /// Changes the attributes a staged file will be stored with (durable at the next [`Journal::seal`]).
+    pub(crate) fn set_attributes(&self, id: u64, attributes: ObjectAttributes) -> Result<()> {
+        let mut state = self.lock();
+        let staged = state
+            .entries
+            .get_mut(&id)
+            .ok_or(Error::BadHandle { handle: id })?;
+        staged.attributes = attributes;
+        staged.generation += 1;
         Ok(())
     }
 
@@ -354,7 +395,7 @@ impl Journal {
 
     /// Makes the staged file durable (data fsynced, then the meta atomically) and queues its upload.
     pub(crate) fn seal(&self, id: u64) -> Result<()> {
-        let (key, base, generation, file) = {
+        let (key, base, generation, file, attributes) = {
             let state = self.lock();
             let staged = state.entries.get(&id).ok_or(Error::BadHandle { handle: id })?;
             (
@@ -362,10 +403,14 @@ impl Journal {
                 staged.base_version.clone(),
                 staged.generation,
                 Arc::clone(&staged.file),
+                staged.attributes.clone(),
             )
         };
         lock_file(&file).sync()?;
-        let meta = format!("{key}\n{}\n", base.unwrap_or_default());
+        let mut meta = format!("{key}\n{}\n", base.unwrap_or_default());
+        for (name, value) in attributes.metadata() {
+            meta.push_str(&format!("{name} {value}\n"));
+        }
         write_atomically(&self.dir, &format!("{id}.meta"), meta.as_bytes())?;
         if let Some(staged) = self.lock().entries.get_mut(&id) {
             staged.sealed_generation = staged.sealed_generation.max(generation);
@@ -456,13 +501,15 @@ fn entry_id(path: &Path) -> Option<u64> {
         .and_then(|s| s.parse::<u64>().ok())
 }
 
-/// The key and base version a `.meta` promises.
-fn read_meta(path: &Path) -> Option<(StorageKey, Option<String>)> {
+/// The key, base version and attributes a `.meta` promises: the key, the base version, then one line
+/// `name value` per metadata entry of the attributes.
+fn read_meta(path: &Path) -> Option<(StorageKey, Option<String>, ObjectAttributes)> {
     let text = fs::read_to_string(path).ok()?;
     let mut lines = text.lines();
     let key = StorageKey::parse(lines.next()?).ok()?;
     let base = lines.next().filter(|b| !b.is_empty()).map(str::to_owned);
-    Some((key, base))
+    let attributes = ObjectAttributes::from_metadata(lines.filter_map(|line| line.split_once(' ')));
+    Some((key, base, attributes))
 }
 
 /// Writes `name` in `dir` so that a crash leaves the old file or the new one, never a torn one: a temporary

@@ -98,6 +98,7 @@ impl From<storage::Error> for ApiError {
                 "digest_mismatch",
                 format!("body SHA-256 is {actual}, the request announced {expected}; nothing was stored"),
             ),
+            ref e @ E::MetadataTooLarge { .. } => ApiError::bad_request("metadata_too_large", e.to_string()),
             E::AlreadyExists { .. } | E::PreconditionFailed { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", "the object changed; retry")
             }

@@ -191,8 +191,9 @@ impl Journal {
         check: Option<Option<&str>>,
     ) -> Result<()> {
         let size = self.settle(id)?;
+        let attributes = self.attributes(id).unwrap_or_default();
         if self.store.supports_multipart() && size > storage::part_size(Some(size)) as u64 {
-            return self.put_parts(id, target, size, check).await;
+            return self.put_parts(id, target, size, check, &attributes).await;
         }
         let file = tokio::fs::File::open(self.data_path(id)).await?;
         let body = tokio_util::io::ReaderStream::with_capacity(file, 1 << 20);
@@ -201,7 +202,9 @@ impl Journal {
             mode,
             ..PutOptions::default()
         };
-        self.store.put_stream(target, body, &options).await?;
+        self.store
+            .put_stream_with_attributes(target, body, &options, Some(&attributes))
+            .await?;
         Ok(())
     }
 
@@ -212,6 +215,7 @@ impl Journal {
         target: &StorageKey,
         size: u64,
         check: Option<Option<&str>>,
+        attributes: &storage::ObjectAttributes,
     ) -> Result<()> {
         let part_size = storage::part_size(Some(size)) as u64;
         let count = usize::try_from(size.div_ceil(part_size)).unwrap_or(usize::MAX);
@@ -229,7 +233,10 @@ impl Journal {
                 if other.is_some() {
                     self.abort_saved_upload(&saved_path);
                 }
-                let upload_id = self.store.create_multipart(target).await?;
+                let upload_id = self
+                    .store
+                    .create_multipart_with_attributes(target, attributes)
+                    .await?;
                 let fresh = SavedUpload {
                     target: target.to_string(),
                     upload_id,
