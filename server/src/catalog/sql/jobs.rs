@@ -8,10 +8,21 @@
 use chrono::Utc;
 use sqlx::Row as _;
 
-use super::{Adapter, CHUNK, Conn, ms, new_id, placeholders, time, to_u64};
+use super::{Adapter, CHUNK, Conn, Driver as _, ms, new_id, placeholders, time, to_u64};
 use crate::catalog::{
     Error, JobInfo, JobState, JobStatus, LeaseRequest, LibraryId, PhotoId, Result, StoredRef, UserId,
 };
+
+/// The columns a job is queued with, in the order both ways of queueing jobs list their values.
+pub(crate) const QUEUE_COLUMNS: &str = "id, user_id, photo_id, kind, sha256, state, attempts, failures, \
+     last_error, available_at, lease_expires_at, created_at, updated_at";
+
+/// The `ON CONFLICT` clause of queueing into `icloud.jobs AS j` (both ways of queueing jobs use it): a job
+/// of an older original is reset to queued; one for the same original is left alone (done stays done).
+pub(crate) const REQUEUE: &str = " ON CONFLICT (photo_id, kind) DO UPDATE SET sha256 = excluded.sha256, \
+     state = 'queued', attempts = 0, failures = 0, last_error = NULL, \
+     available_at = excluded.available_at, lease_expires_at = NULL, updated_at = excluded.updated_at \
+     WHERE j.sha256 <> excluded.sha256";
 
 /// Queues a job of every kind for each (photo, original SHA-256): a new job, or a job of an older original
 /// reset to queued. A job already queued for the same original is left alone (done stays done).
@@ -21,25 +32,21 @@ pub(super) async fn queue_jobs(
     photos: &[(String, String)],
     now: i64,
 ) -> Result<()> {
+    let sql = format!(
+        "INSERT INTO icloud.jobs AS j ({QUEUE_COLUMNS}) \
+         VALUES ($1, $2, $3, $4, $5, 'queued', 0, 0, NULL, $6, NULL, $6, $6){REQUEUE}"
+    );
     for (photo_id, sha256) in photos {
         for kind in api::JobKind::ALL {
-            sqlx::query(
-                "INSERT INTO icloud.jobs AS j (id, user_id, photo_id, kind, sha256, state, attempts, failures, \
-                     last_error, available_at, lease_expires_at, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, 'queued', 0, 0, NULL, $6, NULL, $6, $6) \
-                 ON CONFLICT (photo_id, kind) DO UPDATE SET sha256 = excluded.sha256, state = 'queued', \
-                     attempts = 0, failures = 0, last_error = NULL, available_at = excluded.available_at, \
-                     lease_expires_at = NULL, updated_at = excluded.updated_at \
-                 WHERE j.sha256 <> excluded.sha256",
-            )
-            .bind(new_id())
-            .bind(user_id.as_str())
-            .bind(photo_id)
-            .bind(kind.as_str())
-            .bind(sha256)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
+            sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(new_id())
+                .bind(user_id.as_str())
+                .bind(photo_id)
+                .bind(kind.as_str())
+                .bind(sha256)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
         }
     }
     Ok(())
@@ -68,7 +75,7 @@ pub(super) async fn lease_jobs(
              AND state IN ('queued', 'leased') AND available_at <= $2 \
              ORDER BY available_at LIMIT $5 {}) \
          RETURNING id",
-        super::super::SKIP_LOCKED
+        Adapter::SKIP_LOCKED
     );
     let ids: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .bind(until)
@@ -117,7 +124,7 @@ pub(super) async fn job(catalog: &Adapter, user_id: &UserId, job_id: &str) -> Re
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(user_id.as_str())
         .bind(job_id)
-        .fetch_optional(&catalog.pool)
+        .fetch_optional(catalog.pool())
         .await?;
     row.as_ref().map(job_info).transpose()
 }
@@ -221,7 +228,7 @@ async fn status(catalog: &Adapter, user_id: &UserId, job_id: &str) -> Result<Job
     let row = sqlx::query("SELECT state, failures FROM icloud.jobs WHERE id = $1 AND user_id = $2")
         .bind(job_id)
         .bind(user_id.as_str())
-        .fetch_optional(&catalog.pool)
+        .fetch_optional(catalog.pool())
         .await?
         .ok_or(Error::NotFound { what: "job" })?;
     let state: String = row.try_get("state")?;

@@ -12,7 +12,10 @@ use sqlx::Row as _;
 
 use super::resources::{CONTENT_CHANGED, ResourceRow, fetch_resources};
 use super::write::{BatchWrite, Linked, PhotoRow, ResourceWrite, Written};
-use super::{Adapter, CHUNK, Conn, IN_USER_LIBRARY, current_version, library_key, ms, new_id, placeholders};
+use super::{
+    Adapter, CHUNK, Conn, Driver as _, IN_USER_LIBRARY, current_version, library_key, ms, new_id,
+    placeholders,
+};
 use crate::catalog::validate;
 use crate::catalog::{
     Blob, Error, ItemOutcome, ItemResult, Library, LibraryId, PhotoId, PhotoUpsert, ResourceType, Result,
@@ -30,14 +33,14 @@ pub(super) async fn ensure_library(
     let found: Option<String> = sqlx::query_scalar(select)
         .bind(user_id.as_str())
         .bind(library_key)
-        .fetch_optional(&catalog.pool)
+        .fetch_optional(catalog.pool())
         .await?;
     let id = match found {
         Some(id) => id,
         None => {
             let user: Option<String> = sqlx::query_scalar("SELECT id FROM users WHERE id = $1")
                 .bind(user_id.as_str())
-                .fetch_optional(&catalog.pool)
+                .fetch_optional(catalog.pool())
                 .await?;
             if user.is_none() {
                 return Err(Error::NotFound { what: "user" });
@@ -50,12 +53,12 @@ pub(super) async fn ensure_library(
             .bind(user_id.as_str())
             .bind(library_key)
             .bind(ms(Utc::now()))
-            .execute(&catalog.pool)
+            .execute(catalog.pool())
             .await?;
             sqlx::query_scalar(select)
                 .bind(user_id.as_str())
                 .bind(library_key)
-                .fetch_one(&catalog.pool)
+                .fetch_one(catalog.pool())
                 .await?
         }
     };
@@ -205,7 +208,7 @@ pub(super) async fn sync_photos(
             ids: HashMap::new(),
         }
     } else {
-        super::super::write_batch(&mut conn, user_id, library_id, &batch, now).await?
+        Adapter::write_batch(&mut conn, user_id, library_id, &batch, now).await?
     };
     drop(batch);
 

@@ -6,7 +6,7 @@
 
 use sqlx::Row as _;
 
-use super::{Adapter, to_u64};
+use super::{Adapter, Driver as _, to_u64};
 use crate::catalog::{LibraryId, Misplaced, PhotoId, ResourceType, Result, UserId};
 
 /// Largest page of [`misplaced`].
@@ -32,7 +32,7 @@ pub(super) async fn misplaced(
     .bind(&after_photo)
     .bind(after_type)
     .bind(i64::from(limit.clamp(1, MAX_PAGE)))
-    .fetch_all(&catalog.pool)
+    .fetch_all(catalog.pool())
     .await?;
     let mut found = Vec::with_capacity(rows.len());
     for row in &rows {

@@ -84,6 +84,20 @@ pub(super) async fn fetch_resources(
 /// Resource rows per statement: 15 parameters each.
 const RESOURCE_ROWS_PER_STATEMENT: usize = 500;
 
+/// The resource columns, in the order both ways of writing resources list their values.
+pub(crate) const RESOURCE_COLUMNS: &str = "photo_id, resource_type, user_id, declared_size, declared_sha256, \
+     available, unavailable_reason, state, state_reason, stored_sha256, stored_key, stored_size, \
+     uploaded_at, deduplicated, bundle_path";
+
+/// The `ON CONFLICT` clause that overwrites a whole resource row (both ways of writing resources use it).
+pub(crate) const RESOURCE_OVERWRITE: &str = " ON CONFLICT (photo_id, resource_type) DO UPDATE SET \
+     declared_size = excluded.declared_size, declared_sha256 = excluded.declared_sha256, \
+     available = excluded.available, unavailable_reason = excluded.unavailable_reason, \
+     state = excluded.state, state_reason = excluded.state_reason, \
+     stored_sha256 = excluded.stored_sha256, stored_key = excluded.stored_key, \
+     stored_size = excluded.stored_size, uploaded_at = excluded.uploaded_at, \
+     deduplicated = excluded.deduplicated, bundle_path = excluded.bundle_path";
+
 /// Writes one resource row (insert or full overwrite).
 pub(super) async fn upsert_resource(
     conn: &mut Conn,
@@ -101,11 +115,8 @@ pub(super) async fn upsert_resources(
     rows: &[(&str, &ResourceRow)],
 ) -> Result<()> {
     for chunk in rows.chunks(RESOURCE_ROWS_PER_STATEMENT) {
-        let mut qb = sqlx::QueryBuilder::<Db>::new(
-            "INSERT INTO icloud.resources (photo_id, resource_type, user_id, declared_size, declared_sha256, \
-                 available, unavailable_reason, state, state_reason, stored_sha256, stored_key, stored_size, \
-                 uploaded_at, deduplicated, bundle_path) ",
-        );
+        let mut qb =
+            sqlx::QueryBuilder::<Db>::new(format!("INSERT INTO icloud.resources ({RESOURCE_COLUMNS}) "));
         qb.push_values(chunk, |mut b, (photo_id, row)| {
             b.push_bind(*photo_id)
                 .push_bind(row.resource_type.as_str())
@@ -123,15 +134,7 @@ pub(super) async fn upsert_resources(
                 .push_bind(row.deduplicated)
                 .push_bind(row.bundle_path.as_deref());
         });
-        qb.push(
-            " ON CONFLICT (photo_id, resource_type) DO UPDATE SET \
-                 declared_size = excluded.declared_size, declared_sha256 = excluded.declared_sha256, \
-                 available = excluded.available, unavailable_reason = excluded.unavailable_reason, \
-                 state = excluded.state, state_reason = excluded.state_reason, \
-                 stored_sha256 = excluded.stored_sha256, stored_key = excluded.stored_key, \
-                 stored_size = excluded.stored_size, uploaded_at = excluded.uploaded_at, \
-                 deduplicated = excluded.deduplicated, bundle_path = excluded.bundle_path",
-        );
+        qb.push(RESOURCE_OVERWRITE);
         qb.build().execute(&mut *conn).await?;
     }
     Ok(())

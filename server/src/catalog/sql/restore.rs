@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use sqlx::Row as _;
 
-use super::{Adapter, Conn, bump_version, library_key, ms};
+use super::{Adapter, Conn, Driver as _, bump_version, library_key, ms};
 use crate::catalog::{Error, LibraryId, RestoreReport, RestoreTarget, Result, UserId};
 
 /// A photo's metadata as a history snapshot holds it (the catalog's column names).

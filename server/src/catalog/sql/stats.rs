@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sqlx::Row as _;
 
-use super::{Adapter, current_version, ms, time, to_u64};
+use super::{Adapter, Driver as _, current_version, ms, time, to_u64};
 use crate::catalog::{Counts, LibraryId, LibraryStats, Result, Stats, UserId};
 
 pub(super) async fn stats(catalog: &Adapter, user_id: &UserId, recent_since: DateTime<Utc>) -> Result<Stats> {
-    let mut conn = catalog.pool.acquire().await?;
+    let mut conn = catalog.pool().acquire().await?;
     let libraries =
         sqlx::query("SELECT id, library_key FROM icloud.libraries WHERE user_id = $1 ORDER BY library_key")
             .bind(user_id.as_str())

@@ -5,7 +5,7 @@ use sqlx::Row as _;
 
 use super::jobs::queue_jobs;
 use super::resources::{CONTENT_CHANGED, ResourceRow, fetch_resources, upsert_resource};
-use super::{Adapter, CHUNK, Conn, Db, bump_version, placeholders, time, to_i64, to_u64};
+use super::{Adapter, CHUNK, Conn, Db, Driver as _, bump_version, placeholders, time, to_i64, to_u64};
 use crate::catalog::validate::{self, MAX_RESOURCE_SIZE};
 use crate::catalog::{
     Blob, Error, LibraryId, Page, PendingQuery, PendingReason, PendingUpload, PhotoId, RecordedUpload,
@@ -46,7 +46,7 @@ pub(super) async fn pending_uploads(
     .bind(&after_photo)
     .bind(&after_type)
     .bind(i64::from(query.limit) + 1)
-    .fetch_all(&catalog.pool)
+    .fetch_all(catalog.pool())
     .await?;
     let mut items = Vec::with_capacity(rows.len());
     for row in &rows {
@@ -114,7 +114,7 @@ pub(super) async fn resource_for_upload(
     .bind(user_id.as_str())
     .bind(&lookup.local_identifier)
     .bind(lookup.library_id.as_ref().map(LibraryId::as_str))
-    .fetch_all(&catalog.pool)
+    .fetch_all(catalog.pool())
     .await?;
     let row = match rows.as_slice() {
         [] => return Ok(None),
@@ -127,7 +127,7 @@ pub(super) async fn resource_for_upload(
         }
     };
     let photo_id: String = row.try_get("id")?;
-    let mut conn = catalog.pool.acquire().await?;
+    let mut conn = catalog.pool().acquire().await?;
     let resources = fetch_resources(&mut conn, user_id, &[photo_id.as_str()]).await?;
     let resource = resources
         .get(&photo_id)
@@ -159,7 +159,7 @@ pub(super) async fn blob_by_sha(catalog: &Adapter, user_id: &UserId, sha256: &st
     if !validate::is_sha256_hex(sha256) {
         return Err(Error::invalid("sha256", "not 64 lower-case hex characters"));
     }
-    let mut conn = catalog.pool.acquire().await?;
+    let mut conn = catalog.pool().acquire().await?;
     blob(&mut conn, user_id, sha256).await
 }
 
@@ -169,7 +169,7 @@ pub(super) async fn blob_by_key(catalog: &Adapter, user_id: &UserId, key: &str) 
     )
     .bind(user_id.as_str())
     .bind(key)
-    .fetch_optional(&catalog.pool)
+    .fetch_optional(catalog.pool())
     .await?;
     row.map(|row| blob_from_row(&row)).transpose()
 }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use sqlx::Row as _;
 
-use super::{Adapter, CHUNK, placeholders, time, to_u64};
+use super::{Adapter, CHUNK, Driver as _, placeholders, time, to_u64};
 use crate::catalog::{
     AlbumKind, AlbumPageQuery, AlbumSummary, Enrichment, ListedPhoto, PhotoDetail, PhotoId, PhotoResource,
     ResourceState, ResourceType, Result, StoredRef, TimelineQuery, UserId,
@@ -98,7 +98,7 @@ pub(super) async fn list_photos(
 ) -> Result<Vec<ListedPhoto>> {
     let (sql, binds) = timeline_sql(user_id, query);
     bound(&sql, binds)
-        .fetch_all(&catalog.pool)
+        .fetch_all(catalog.pool())
         .await?
         .iter()
         .map(listed)
@@ -112,8 +112,8 @@ pub(super) async fn explain_timeline(
     query: &TimelineQuery,
 ) -> Result<String> {
     let (sql, binds) = timeline_sql(user_id, query);
-    let rows = bound(&format!("{} {sql}", super::super::EXPLAIN), binds)
-        .fetch_all(&catalog.pool)
+    let rows = bound(&format!("{} {sql}", Adapter::EXPLAIN), binds)
+        .fetch_all(catalog.pool())
         .await?;
     let lines: Vec<String> = rows
         .iter()
@@ -159,7 +159,7 @@ pub(super) async fn album_photos(
         .bind(position)
         .bind(photo)
         .bind(i64::from(query.limit) + 1)
-        .fetch_all(&catalog.pool)
+        .fetch_all(catalog.pool())
         .await?;
     rows.iter()
         .map(|row| {
@@ -191,7 +191,7 @@ pub(super) async fn list_albums(
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(user_id.as_str())
         .bind(album_id)
-        .fetch_all(&catalog.pool)
+        .fetch_all(catalog.pool())
         .await?;
     let cover_ids: Vec<String> = rows
         .iter()
@@ -234,7 +234,7 @@ async fn photos_by_id(
         for id in chunk {
             query = query.bind(id);
         }
-        for row in query.fetch_all(&catalog.pool).await? {
+        for row in query.fetch_all(catalog.pool()).await? {
             let photo = listed(&row)?;
             found.insert(photo.id.as_str().to_owned(), photo);
         }
@@ -257,7 +257,7 @@ pub(super) async fn photo(
     let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(user_id.as_str())
         .bind(photo_id.as_str())
-        .fetch_optional(&catalog.pool)
+        .fetch_optional(catalog.pool())
         .await?
     else {
         return Ok(None);
@@ -268,7 +268,7 @@ pub(super) async fn photo(
     )
     .bind(user_id.as_str())
     .bind(photo_id.as_str())
-    .fetch_all(&catalog.pool)
+    .fetch_all(catalog.pool())
     .await?;
     let enrichments = sqlx::query(
         "SELECT kind, result, updated_at FROM icloud.enrichments WHERE user_id = $1 AND photo_id = $2 \
@@ -276,7 +276,7 @@ pub(super) async fn photo(
     )
     .bind(user_id.as_str())
     .bind(photo_id.as_str())
-    .fetch_all(&catalog.pool)
+    .fetch_all(catalog.pool())
     .await?;
     let albums: Vec<String> = sqlx::query_scalar(
         "SELECT m.album_id FROM icloud.album_members m JOIN icloud.albums a ON a.id = m.album_id \
@@ -284,7 +284,7 @@ pub(super) async fn photo(
     )
     .bind(user_id.as_str())
     .bind(photo_id.as_str())
-    .fetch_all(&catalog.pool)
+    .fetch_all(catalog.pool())
     .await?;
     let list = |column: &str| -> Result<Vec<String>> {
         let text: String = row.try_get(column)?;

@@ -1,0 +1,22 @@
+//! `iphoto-worker`: parses the command line and hands over to [`worker::cli::run`].
+
+use clap::Parser as _;
+use worker::cli::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let Cli { command } = Cli::parse();
+    let result = match command {
+        Command::Thumbnail(args) => {
+            worker::cli::init_tracing(args.log_json);
+            worker::cli::run(*args).await
+        }
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("iphoto-worker: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
