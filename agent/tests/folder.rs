@@ -201,6 +201,38 @@ async fn a_jpeg_gives_its_exif_date_zone_size_and_location() {
     assert_eq!(item.modified_at.timestamp(), 1_000_000_000);
 }
 
+/// Reading a file's metadata adds nothing to the agent's logs at its default level (the parser logs each GPS
+/// tag at INFO: seven lines per photo under launchd, where the default is `info`).
+#[tokio::test]
+async fn reading_metadata_adds_no_log_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let exif = exif_block(
+        1,
+        vec![ascii(0x9003, "2024:07:04 14:05:06")],
+        vec![
+            ascii(0x0001, "N"),
+            dms(0x0002, 48, 51, 2_400),
+            ascii(0x0003, "E"),
+            dms(0x0004, 2, 17, 4_020),
+        ],
+    );
+    write_jpeg(&dir.path().join("a.jpg"), Some(exif));
+    let output = Command::new(env!("CARGO_BIN_EXE_iphoto-agent"))
+        .args(["scan", "--json", "--library"])
+        .arg(dir.path())
+        .env("IPHOTO_LOG", "info")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let scan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    close(
+        scan["items"][0]["latitude"].as_f64(),
+        48.0 + 51.0 / 60.0 + 24.0 / 3600.0,
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("nom_exif"), "{stderr}");
+}
+
 /// libheif stores a HEIC's Exif item as a zero offset and the TIFF block; an iPhone as offset 6, `Exif\0\0`, then
 /// the TIFF block, which is the layout `nom-exif` reads. Rewrites the item the iPhone's way: it is the file's
 /// last bytes (inside the last box, `mdat`), so only its `iloc` length and the `mdat` size change.

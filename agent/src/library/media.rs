@@ -54,7 +54,11 @@ impl MediaReader {
     pub(crate) fn read(&mut self, path: &Path) -> FileFacts {
         // One hostile file must not end the pass: a panic in the parser is taken as "no metadata", and the
         // parser, whose buffer may be half-filled, is replaced.
-        let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.parse(path)));
+        // nom-exif logs each GPS tag it finds at INFO: under the agent's default `info` filter that is seven
+        // lines per photo. Its events are muted here, for the parse only; what matters is logged below.
+        let parsed = tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.parse(path)))
+        });
         let mut facts = match parsed {
             Ok(Ok(facts)) => facts,
             Ok(Err(error)) => {
