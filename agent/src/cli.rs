@@ -7,9 +7,10 @@ use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::client::{Retry, Server};
+use indicatif::{HumanBytes, HumanDuration};
 use sha2::{Digest as _, Sha256};
 
+use crate::client::{Retry, Server};
 use crate::error::{Error, Result};
 use crate::seed::{SeedTarget, seed_originals};
 use crate::state::StateDb;
@@ -280,9 +281,18 @@ async fn sync(args: SyncArgs, home: Option<&Path>) -> Result<()> {
             Ok(report) => {
                 if bars.is_some() {
                     eprintln!(
-                        "sent {} items, uploaded {} resources ({} bytes), {} pending without a file here",
-                        report.items_sent, report.uploaded, report.bytes_uploaded, report.not_on_disk
+                        "sent {} items, uploaded {} resources ({}), {} pending without a file here",
+                        report.items_sent,
+                        report.uploaded,
+                        HumanBytes(report.bytes_uploaded),
+                        report.not_on_disk
                     );
+                }
+                // One pass for a script or a check: it failed if anything of the library did not get through.
+                let failed = report.unreadable + report.upload_failures + report.rejected;
+                if args.once && failed > 0 {
+                    print_failures(&options.state_dir).await?;
+                    return Err(Error::Incomplete { what: "sync", failed });
                 }
             }
             Err(error) if args.once => return Err(error),
@@ -337,8 +347,8 @@ async fn status(dir: &Path, json: bool) -> Result<()> {
                 pass.upload_failures
             );
             println!(
-                "  {} resources unavailable ({} only in iCloud), {} pending without a file here",
-                pass.unavailable, pass.icloud_only, pass.not_on_disk
+                "  {} resources unavailable ({} only in iCloud, {} unreadable here), {} pending without a file here",
+                pass.unavailable, pass.icloud_only, pass.unreadable, pass.not_on_disk
             );
             println!(
                 "  time: read {} ms, hash {} ms ({} files), metadata {} ms ({} batches), albums {} ms, uploads {} ms",
@@ -354,19 +364,42 @@ async fn status(dir: &Path, json: bool) -> Result<()> {
         None => println!("last pass: none"),
     }
     println!(
-        "pending: {} uploads, {} bytes",
-        figures.pending_uploads, figures.pending_bytes
+        "pending: {} uploads, {}",
+        figures.pending_uploads,
+        HumanBytes(figures.pending_bytes)
     );
-    println!("upload rate: {:.0} bytes/s", figures.upload_rate);
-    println!("bytes uploaded: {}", figures.bytes_uploaded);
+    println!(
+        "upload rate: {}/s",
+        HumanBytes(figures.upload_rate.max(0.0) as u64)
+    );
+    println!("bytes uploaded: {}", HumanBytes(figures.bytes_uploaded));
     match figures.eta {
-        Some(eta) => println!("eta: {eta} s"),
+        Some(eta) => println!("eta: {}", HumanDuration(Duration::from_secs(eta))),
         None => println!("eta: unknown"),
     }
     for failure in &failures {
         println!(
-            "failed: {} {}: {} ({})",
-            failure.local_identifier, failure.resource, failure.reason, failure.at
+            "{}: {} {}: {} ({})",
+            failure.status.as_str(),
+            failure.local_identifier,
+            failure.resource,
+            failure.reason,
+            failure.at
+        );
+    }
+    Ok(())
+}
+
+/// Lists every recorded failure on stderr, with its status (what `--once` shows before exiting non-zero).
+async fn print_failures(state_dir: &Path) -> Result<()> {
+    let state = StateDb::open(state_dir).await?;
+    for failure in state.failures().await? {
+        eprintln!(
+            "{}: {} {}: {}",
+            failure.status.as_str(),
+            failure.local_identifier,
+            failure.resource,
+            failure.reason
         );
     }
     Ok(())

@@ -12,6 +12,7 @@ mod assets;
 mod disk;
 pub mod error;
 mod folder;
+mod media;
 mod open;
 mod resources;
 mod schema;

@@ -18,7 +18,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::client::Server;
 use crate::error::{Error, Result};
-use crate::state::{SentAsset, StateDb};
+use crate::state::{FailureStatus, SentAsset, StateDb};
 use source::{Source, wire_album};
 
 /// What a pass works on; the server connection is passed separately.
@@ -92,6 +92,8 @@ pub struct PassReport {
     pub deduplicated: u64,
     /// Uploads refused (4xx), recorded with their reason.
     pub upload_failures: u64,
+    /// Files here that could not be read (hashing or uploading), recorded with the OS error.
+    pub unreadable: u64,
     /// Bytes sent over the wire.
     pub bytes_uploaded: u64,
     /// Why the pass stopped early, if it did.
@@ -185,10 +187,14 @@ async fn pass(
     let albums = source.albums().await?;
     report.read_ms = lap();
 
-    let prepared = prepare::prepare(state, scan.assets, progress).await?;
+    let mut prepared = prepare::prepare(state, scan.assets, progress).await?;
     report.files_hashed = prepared.hashed;
     report.unavailable = prepared.unavailable;
     report.icloud_only = prepared.icloud_only;
+    report.unreadable = prepared.unreadable.len() as u64;
+    state
+        .set_unreadable(std::mem::take(&mut prepared.unreadable))
+        .await?;
 
     let diff = prepare::diff(state, &prepared.items).await?;
     report.hash_ms = lap();
@@ -355,7 +361,12 @@ async fn send_batch(
                 let reason = result.reason.clone().unwrap_or_else(|| "rejected".into());
                 tracing::warn!(local_identifier = %result.local_identifier, %reason, "item rejected");
                 state
-                    .record_failure(&result.local_identifier, "metadata", &reason)
+                    .record_failure(
+                        &result.local_identifier,
+                        "metadata",
+                        FailureStatus::Rejected,
+                        &reason,
+                    )
                     .await?;
                 continue;
             }

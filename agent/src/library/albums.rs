@@ -33,7 +33,8 @@ pub enum SortKey {
     Manual,
     /// By date taken (`ZCUSTOMSORTKEY = 1`).
     Date,
-    /// By title (`ZCUSTOMSORTKEY = 5`); untitled assets come last, by date.
+    /// By title (`ZCUSTOMSORTKEY = 5`), case-insensitively, then by date. An untitled asset sorts as an empty
+    /// title, the way Photos shows it: first when ascending, last when descending.
     Title,
 }
 
@@ -51,7 +52,7 @@ pub struct AlbumSort {
 pub struct ReadAlbum {
     /// Photos' album UUID.
     pub id: String,
-    /// The title shown in Photos (empty when none is set).
+    /// The title shown in Photos (empty when none is set), in Unicode NFC.
     pub title: String,
     /// Album, folder or shared album.
     pub kind: AlbumKind,
@@ -127,7 +128,7 @@ pub(crate) fn read(connection: &Connection, schema: &Schema, path: &Path) -> Res
         };
         albums.push(ReadAlbum {
             id: uuid,
-            title: row.title.clone().unwrap_or_default(),
+            title: row.title.as_deref().map(value::nfc).unwrap_or_default(),
             kind,
             parent_id,
             sort,
@@ -207,7 +208,15 @@ struct Member {
     uuid: String,
     position: Option<i64>,
     created: f64,
+    /// Lower-cased NFC title, `None` when untitled.
     title: Option<String>,
+}
+
+impl Member {
+    /// What a title sort compares: the lower-cased title, or the empty string for an untitled asset.
+    fn sort_title(&self) -> &str {
+        self.title.as_deref().unwrap_or_default()
+    }
 }
 
 /// Membership rows by album `Z_PK`, filtered like the asset reader (no trashed assets, no unpicked bursts).
@@ -251,8 +260,9 @@ fn members(connection: &Connection, schema: &Schema, path: &Path) -> Result<Hash
             if !created.is_finite() || !seen.insert((album, asset_pk)) {
                 continue;
             }
+            // Compared lower-cased and composed: the order must not depend on how Photos encoded an accent.
             let title = value::text(row, 5)?
-                .map(|t| t.trim().to_owned())
+                .map(|t| value::nfc(t.trim()).to_lowercase())
                 .filter(|t| !t.is_empty());
             map.entry(album).or_default().push(Member {
                 asset_pk,
@@ -289,13 +299,13 @@ fn order(members: &mut [Member], sort: AlbumSort) {
     match sort.key {
         SortKey::Manual => members.sort_by(manual),
         SortKey::Date => members.sort_by(|a, b| directed(a.created.total_cmp(&b.created)).then(manual(a, b))),
-        SortKey::Title => members.sort_by(|a, b| match (&a.title, &b.title) {
-            (Some(x), Some(y)) => directed(x.to_lowercase().cmp(&y.to_lowercase()))
-                .then(a.created.total_cmp(&b.created))
-                .then(manual(a, b)),
-            (Some(_), None) => Ordering::Less,
-            (None, Some(_)) => Ordering::Greater,
-            (None, None) => a.created.total_cmp(&b.created).then(manual(a, b)),
+        SortKey::Title => members.sort_by(|a, b| {
+            directed(
+                a.sort_title()
+                    .cmp(b.sort_title())
+                    .then(a.created.total_cmp(&b.created)),
+            )
+            .then(manual(a, b))
         }),
     }
 }
@@ -310,7 +320,7 @@ mod tests {
             uuid: pk.to_string(),
             position,
             created,
-            title: title.map(str::to_owned),
+            title: title.map(str::to_lowercase),
         }
     }
 
@@ -348,12 +358,13 @@ mod tests {
             }),
             [4, 1, 3, 2]
         );
+        // Untitled (2) sorts as an empty title: first when ascending, last when descending.
         assert_eq!(
             ordered(AlbumSort {
                 key: SortKey::Title,
                 ascending: true
             }),
-            [3, 1, 4, 2]
+            [2, 3, 1, 4]
         );
         assert_eq!(
             ordered(AlbumSort {

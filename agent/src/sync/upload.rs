@@ -15,7 +15,7 @@ use super::prepare::LocalFile;
 use super::{PassReport, Phase, Progress};
 use crate::client::{Server, Upload};
 use crate::error::{Error, Result};
-use crate::state::{StateDb, UploadFigures};
+use crate::state::{FailureStatus, StateDb, UploadFigures};
 
 /// Pending-list page size (the server allows up to 1000).
 const PAGE: u32 = 500;
@@ -23,6 +23,7 @@ const PAGE: u32 = 500;
 enum Outcome {
     Stored { sent: u64, deduplicated: bool },
     Refused,
+    Unreadable,
 }
 
 /// Uploads everything the server lists as pending for this library and has a file here.
@@ -101,6 +102,7 @@ pub(crate) async fn upload_pending(
                 remaining -= 1;
             }
             Outcome::Refused => report.upload_failures += 1,
+            Outcome::Unreadable => report.unreadable += 1,
         }
     }
     drop(results);
@@ -205,16 +207,18 @@ async fn upload_one(
             ))
         }
         Err(error @ (Error::Refused { .. } | Error::Io { .. })) => {
-            span.record("outcome", "refused");
-            tracing::warn!(%error, "upload refused; recorded");
+            // A file that cannot be read now (it was when hashed) is this Mac's problem, not the server's.
+            let (status, outcome) = match error {
+                Error::Io { .. } => (FailureStatus::Unreadable, Outcome::Unreadable),
+                _ => (FailureStatus::Refused, Outcome::Refused),
+            };
+            let reason = error.with_causes();
+            span.record("outcome", status.as_str());
+            tracing::warn!(error = %reason, "upload failed; recorded");
             state
-                .record_failure(
-                    &entry.local_identifier,
-                    entry.resource.as_str(),
-                    &error.to_string(),
-                )
+                .record_failure(&entry.local_identifier, entry.resource.as_str(), status, &reason)
                 .await?;
-            Ok((file.size, Outcome::Refused))
+            Ok((file.size, outcome))
         }
         Err(other) => Err(other),
     }

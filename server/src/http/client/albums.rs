@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 
-use crate::catalog::{AlbumKind, AlbumUpsert};
+use crate::catalog::AlbumUpsert;
 use crate::http::AppState;
 use crate::http::auth::ClientAuth;
 use crate::http::error::ApiError;
@@ -39,21 +39,7 @@ pub(crate) async fn post_albums(
         .catalog()
         .ensure_library(&caller.user.id, &request.library_id)
         .await?;
-    let albums = request
-        .albums
-        .into_iter()
-        .map(|a| AlbumUpsert {
-            album_key: a.id,
-            title: a.title,
-            kind: match a.kind {
-                api::AlbumKind::Album => AlbumKind::Album,
-                api::AlbumKind::Folder => AlbumKind::Folder,
-                api::AlbumKind::Shared => AlbumKind::Shared,
-            },
-            parent_key: a.parent_id,
-            members: a.members,
-        })
-        .collect();
+    let albums = request.albums.into_iter().map(AlbumUpsert::from).collect();
     let r = state
         .catalog()
         .replace_albums(&caller.user.id, &library.id, albums)
