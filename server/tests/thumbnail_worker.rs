@@ -273,7 +273,14 @@ async fn photo_id(base: &str, web: &str, local_identifier: &str) -> String {
 async fn serve_with_in_process_workers_makes_thumbnails_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut server = serve(&data, &[("WORKERS", "thumbnail"), ("WORKER_CONCURRENCY", "2")]).await;
+    let mut server = serve(
+        &data,
+        &[
+            ("IPHOTO_WORKERS", "thumbnail"),
+            ("IPHOTO_WORKER_CONCURRENCY", "2"),
+        ],
+    )
+    .await;
     let base = server.url();
     let (client, web) = (server.token("client").unwrap(), server.token("web").unwrap());
     let bytes = jpeg(2000, 1000);
@@ -316,7 +323,7 @@ async fn standalone_worker_makes_thumbnails_and_stops_on_sigterm() {
             "--data-dir",
         ])
         .arg(&data)
-        .env_remove("DATABASE_URL")
+        .env_remove("IPHOTO_DATABASE_URL")
         .output()
         .unwrap();
     assert!(
@@ -340,9 +347,9 @@ async fn standalone_worker_makes_thumbnails_and_stops_on_sigterm() {
         Command::new(BIN)
             .args(["worker", "thumbnail", "--server", &base, "--token-file"])
             .arg(&token_file)
-            .env("STORAGE_LOCAL_PATH", data.join("blobs"))
-            .env_remove("STORAGE_BACKEND")
-            .env_remove("PRESIGN_SECRET")
+            .env("IPHOTO_STORAGE_LOCAL_PATH", data.join("blobs"))
+            .env_remove("IPHOTO_STORAGE_BACKEND")
+            .env_remove("IPHOTO_PRESIGN_SECRET")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -359,7 +366,7 @@ fn worker_cli_names_what_is_wrong() {
     // No server URL: clap names the flag and its variable.
     let output = Command::new(BIN)
         .args(["worker", "thumbnail", "--token-file", "/nonexistent"])
-        .env_remove("IPHOTO_SERVER_URL")
+        .env_remove("IPHOTO_WORKER_SERVER")
         .output()
         .unwrap();
     assert!(!output.status.success());
@@ -413,10 +420,10 @@ fn worker_cli_names_what_is_wrong() {
             "--token-file",
         ])
         .arg(&token_file)
-        .env_remove("STORAGE_LOCAL_PATH")
-        .env_remove("STORAGE_BACKEND")
+        .env_remove("IPHOTO_STORAGE_LOCAL_PATH")
+        .env_remove("IPHOTO_STORAGE_BACKEND")
         .output()
         .unwrap();
     assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("STORAGE_LOCAL_PATH"));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("IPHOTO_STORAGE_LOCAL_PATH"));
 }
