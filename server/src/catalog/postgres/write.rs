@@ -76,7 +76,7 @@ const WRITE_BATCH: &str = "WITH v AS ( \
         LEFT JOIN p ON p.local_identifier = x.local_identifier \
         ON CONFLICT (photo_id, kind) DO UPDATE SET sha256 = excluded.sha256, state = 'queued', \
             attempts = 0, failures = 0, last_error = NULL, available_at = excluded.available_at, \
-            lease_expires_at = NULL, updated_at = excluded.updated_at \
+            lease_expires_at = NULL, created_at = excluded.created_at, updated_at = excluded.updated_at \
         WHERE j.sha256 <> excluded.sha256) \
     SELECT v.version, p.id, p.local_identifier FROM v LEFT JOIN p ON TRUE";
 

@@ -10,11 +10,14 @@ use sqlx::Row as _;
 
 use super::{Adapter, CHUNK, Conn, ms, new_id, placeholders, time, to_u64};
 use crate::catalog::{
-    Error, JobInfo, JobState, JobStatus, LeaseRequest, LibraryId, PhotoId, Result, StoredRef, UserId,
+    Error, JobInfo, JobQueue, JobState, JobStatus, LeaseRequest, LibraryId, PhotoId, Result, StoredRef,
+    UserId,
 };
 
 /// Queues a job of every kind for each (photo, original SHA-256): a new job, or a job of an older original
-/// reset to queued. A job already queued for the same original is left alone (done stays done).
+/// reset to queued. A job already queued for the same original is left alone (done stays done). A job's
+/// `created_at` is when it was queued for its current original, so the queue's age (`/metrics`) counts from
+/// there, not from the first original's.
 pub(super) async fn queue_jobs(
     conn: &mut Conn,
     user_id: &UserId,
@@ -29,7 +32,7 @@ pub(super) async fn queue_jobs(
                  VALUES ($1, $2, $3, $4, $5, 'queued', 0, 0, NULL, $6, NULL, $6, $6) \
                  ON CONFLICT (photo_id, kind) DO UPDATE SET sha256 = excluded.sha256, state = 'queued', \
                      attempts = 0, failures = 0, last_error = NULL, available_at = excluded.available_at, \
-                     lease_expires_at = NULL, updated_at = excluded.updated_at \
+                     lease_expires_at = NULL, created_at = excluded.created_at, updated_at = excluded.updated_at \
                  WHERE j.sha256 <> excluded.sha256",
             )
             .bind(new_id())
@@ -109,6 +112,35 @@ pub(super) async fn lease_jobs(
     }
     tx.commit().await?;
     Ok(ready)
+}
+
+/// Depth and oldest queue time of the unfinished jobs, per kind. The `WHERE` is the `jobs_ready` partial
+/// index's predicate: only unfinished jobs are read, never the done ones that make up most of the table.
+pub(super) async fn job_queues(catalog: &Adapter) -> Result<Vec<JobQueue>> {
+    let rows = sqlx::query(
+        "SELECT kind, COUNT(*) AS depth, MIN(created_at) AS oldest FROM icloud.jobs \
+         WHERE state IN ('queued', 'leased') GROUP BY kind",
+    )
+    .fetch_all(&catalog.pool)
+    .await?;
+    let mut queues: Vec<JobQueue> = api::JobKind::ALL
+        .into_iter()
+        .map(|kind| JobQueue {
+            kind,
+            depth: 0,
+            oldest_queued_at: None,
+        })
+        .collect();
+    for row in rows {
+        let kind: String = row.try_get("kind")?;
+        let depth: i64 = row.try_get("depth")?;
+        let oldest: Option<i64> = row.try_get("oldest")?;
+        if let Some(queue) = queues.iter_mut().find(|queue| queue.kind.as_str() == kind) {
+            queue.depth = to_u64(depth);
+            queue.oldest_queued_at = oldest.map(time);
+        }
+    }
+    Ok(queues)
 }
 
 pub(super) async fn job(catalog: &Adapter, user_id: &UserId, job_id: &str) -> Result<Option<JobInfo>> {
