@@ -21,7 +21,7 @@ pub use progress::TerminalProgress;
 
 /// `iphoto-agent`: reads a Photos library without PhotoKit and syncs it to an iPhoto sync server.
 #[derive(Debug, clap::Parser)]
-#[command(name = "iphoto-agent", version, about)]
+#[command(name = "iphoto-agent", version = cli_support::version!(), about)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -140,7 +140,7 @@ pub struct SeedArgs {
     /// Print the report as JSON.
     #[arg(long, env = "IPHOTO_JSON")]
     pub json: bool,
-    /// Where to write: the storage flags of the server (`STORAGE_BACKEND`, `S3_*`…). The local backend needs no
+    /// Where to write: the storage flags of the server (`IPHOTO_STORAGE_BACKEND`, `IPHOTO_S3_*`…). The local backend needs no
     /// presign secret here (nothing is presigned).
     #[command(flatten)]
     pub storage: storage::StorageArgs,

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand};
+use cli_support::env::Renamed;
 use mount::fs::FsConfig;
 use mount::{MountConfig, Profile, Status};
 use storage::{StorageArgs, StorageKey};
@@ -12,13 +13,19 @@ use storage::{StorageArgs, StorageKey};
 #[derive(Parser)]
 #[command(
     name = "iphoto-mount",
-    version,
+    version = cli_support::version!(),
     about = "An object-store prefix as local files, with a bounded disk cache"
 )]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    log: cli_support::LogArgs,
 }
+
+/// The mount's variables from before one scheme for all binaries (the storage ones are
+/// [`storage::RENAMED_ENV`]).
+const RENAMED_ENV: &[Renamed] = &[Renamed::retired("IPHOTO_MOUNT_LOG", "IPHOTO_LOG")];
 
 #[derive(Subcommand)]
 enum Command {
@@ -55,7 +62,7 @@ enum Command {
         #[arg(long, env = "IPHOTO_MOUNT_CACHE_DIR")]
         cache_dir: Option<PathBuf>,
         /// Give up after this many seconds.
-        #[arg(long, default_value_t = 3600)]
+        #[arg(long, env = "IPHOTO_MOUNT_FLUSH_TIMEOUT_SECS", default_value_t = 3600)]
         timeout_secs: u64,
     },
 }
@@ -80,7 +87,7 @@ struct MountArgs {
     #[arg(long, env = "IPHOTO_MOUNT_READ_ONLY", help_heading = "Mount")]
     read_only: bool,
     /// Stay in the foreground (the default under launchd/systemd; the binary never daemonizes itself).
-    #[arg(long, help_heading = "Mount")]
+    #[arg(long, env = "IPHOTO_MOUNT_FOREGROUND", help_heading = "Mount")]
     foreground: bool,
     /// Let other users see the mount (needs user_allow_other in /etc/fuse.conf unless root).
     #[arg(long, env = "IPHOTO_MOUNT_ALLOW_OTHER", help_heading = "Mount")]
@@ -151,14 +158,10 @@ fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("IPHOTO_MOUNT_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().command {
+    let renamed: Vec<Renamed> = RENAMED_ENV.iter().chain(storage::RENAMED_ENV).copied().collect();
+    let cli: Cli = cli_support::env::parse(&renamed);
+    cli_support::logging::init(&cli.log, "info", cli_support::LogFormat::Full)?;
+    match cli.command {
         Command::Mount(args) => mount_command(*args),
         Command::Status {
             paths,
@@ -396,6 +399,27 @@ fn owner() -> (u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_flag_reads_an_iphoto_variable() {
+        use clap::CommandFactory as _;
+        assert_eq!(
+            cli_support::env::violations(&Cli::command()),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn the_readme_documents_every_variable() {
+        use clap::CommandFactory as _;
+        let readme = include_str!("../../README.md");
+        let found = cli_support::env::readme_mismatches(&Cli::command(), "iphoto-mount", readme);
+        assert_eq!(
+            found,
+            Vec::<String>::new(),
+            "the README's table of variables and the flags disagree"
+        );
+    }
 
     #[test]
     fn sizes_parse() {

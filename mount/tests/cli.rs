@@ -16,8 +16,16 @@ const BIN: &str = env!("CARGO_BIN_EXE_iphoto-mount");
 pub fn command() -> Command {
     let mut command = Command::new(BIN);
     for variable in [
-        "PRESIGN_SECRET",
-        "PRESIGN_SECRET_FILE",
+        "IPHOTO_PRESIGN_SECRET",
+        "IPHOTO_PRESIGN_SECRET_FILE",
+        "IPHOTO_STORAGE_BACKEND",
+        "IPHOTO_STORAGE_LOCAL_PATH",
+        "IPHOTO_S3_ENDPOINT",
+        "IPHOTO_S3_BUCKET",
+        "IPHOTO_S3_ACCESS_KEY_ID",
+        "IPHOTO_S3_SECRET_ACCESS_KEY",
+        "IPHOTO_S3_PREFIX",
+        // Read when the new names are unset (DESIGN.md's names).
         "STORAGE_BACKEND",
         "STORAGE_LOCAL_PATH",
         "S3_ENDPOINT",

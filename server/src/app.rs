@@ -15,6 +15,11 @@ use crate::http::{self, AppState, HttpSettings};
 
 /// Runs one subcommand to completion.
 pub async fn run(cli: Cli) -> Result<()> {
+    cli_support::logging::init(
+        &cli.log,
+        crate::config::DEFAULT_LOG_FILTER,
+        cli_support::LogFormat::Full,
+    )?;
     // What the server writes is its users' photos, catalog and secrets: the data directory, the SQLite files
     // (with their -wal/-shm), local blobs and staging files are created for the owner only (directories 0700,
     // files 0600). The stores create files with the default mode, so the process umask decides.
@@ -32,10 +37,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Token(command) => token(command).await,
-        Command::Worker(WorkerCommand::Thumbnail(args)) => {
-            init_tracing(args.log_json);
-            worker::cli::run(*args).await
-        }
+        Command::Worker(WorkerCommand::Thumbnail(args)) => worker::cli::run(*args).await,
         Command::Restore(args) => restore(args).await,
         Command::Gc(args) => collect_garbage(*args).await,
     }
@@ -110,7 +112,6 @@ const STARTUP_STAGING_AGE: std::time::Duration = std::time::Duration::from_secs(
 
 /// `gc`: one pass under the replicas' lease (or a dry run), a line per user with what was freed.
 async fn collect_garbage(mut args: GcArgs) -> Result<()> {
-    init_tracing(false);
     let catalog = open_catalog(&args.catalog).await?;
     if args.storage.storage_backend == storage::Backend::Local {
         args.storage
@@ -249,7 +250,7 @@ async fn open_catalog(args: &CatalogArgs) -> Result<Arc<dyn Catalog>> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("IPHOTO_DATA_DIR: cannot create {}", args.data_dir.display()))?;
     let location = match &args.database_url {
-        Some(url) => Location::parse(url).context("DATABASE_URL")?,
+        Some(url) => Location::parse(url).context("IPHOTO_DATABASE_URL")?,
         None => Location::sqlite_in(&args.data_dir),
     };
     catalog::connect(&location, &ConnectOptions::default())
@@ -258,7 +259,6 @@ async fn open_catalog(args: &CatalogArgs) -> Result<Arc<dyn Catalog>> {
 }
 
 async fn serve(mut args: ServeArgs) -> Result<()> {
-    init_tracing(args.log_json);
     let data_dir = args.catalog.data_dir.clone();
     private_data_dir(&data_dir)?;
     let catalog = open_catalog(&args.catalog).await?;
@@ -275,10 +275,10 @@ async fn serve(mut args: ServeArgs) -> Result<()> {
         }
     }
     if args.job_lease_secs == 0 || args.job_lease_secs > 3600 {
-        anyhow::bail!("JOB_LEASE_SECS: must be 1 to 3600");
+        anyhow::bail!("IPHOTO_JOB_LEASE_SECS: must be 1 to 3600");
     }
     if args.job_max_failures == 0 {
-        anyhow::bail!("JOB_MAX_FAILURES: must be at least 1");
+        anyhow::bail!("IPHOTO_JOB_MAX_FAILURES: must be at least 1");
     }
     let storage_config = args.storage.into_config()?;
     // Web cursors are signed with a key every replica derives from the secret they already share.
@@ -333,7 +333,7 @@ async fn serve(mut args: ServeArgs) -> Result<()> {
     check_open_file_limit(limits.max_connections);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
-        .with_context(|| format!("LISTEN: cannot listen on {}", args.listen))?;
+        .with_context(|| format!("IPHOTO_LISTEN: cannot listen on {}", args.listen))?;
     let local = listener.local_addr()?;
     tracing::info!(listen = %local, store = store.describe(), "iphoto-server ready");
 
@@ -399,7 +399,7 @@ async fn serve(mut args: ServeArgs) -> Result<()> {
 const OTHER_FILES: u64 = 128;
 
 /// Raises the soft open-file limit to the hard one (as Go and nginx do: the soft default, often 1024, is a
-/// compatibility floor for `select`, which nothing here uses), then warns when `HTTP_MAX_CONNECTIONS` does
+/// compatibility floor for `select`, which nothing here uses), then warns when `IPHOTO_HTTP_MAX_CONNECTIONS` does
 /// not fit under it: at that point `accept` fails with EMFILE before the connection limit ever applies.
 fn check_open_file_limit(max_connections: usize) {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
@@ -418,7 +418,7 @@ fn check_open_file_limit(max_connections: usize) {
         tracing::warn!(
             open_file_limit = soft,
             max_connections,
-            "HTTP_MAX_CONNECTIONS does not fit under the open-file limit (ulimit -n); lower it or raise the limit"
+            "IPHOTO_HTTP_MAX_CONNECTIONS does not fit under the open-file limit (ulimit -n); lower it or raise the limit"
         );
     }
 }
@@ -503,19 +503,6 @@ fn write_private(path: &Path, content: &str) -> Result<()> {
     file.write_all(content.as_bytes())?;
     file.write_all(b"\n")?;
     Ok(())
-}
-
-fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
 }
 
 async fn shutdown_signal() {

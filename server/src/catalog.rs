@@ -35,8 +35,8 @@ use chrono::{DateTime, Utc};
 
 pub use api::{AssetKind, ResourceType, UnavailableReason};
 pub use browse::{
-    AlbumPageQuery, AlbumSummary, Enrichment, JobInfo, JobState, JobStatus, LeaseRequest, ListedPhoto,
-    PhotoDetail, PhotoFilter, PhotoResource, StoredRef, TimelineKey, TimelineQuery,
+    AlbumPageQuery, AlbumSummary, Enrichment, JobInfo, JobQueue, JobState, JobStatus, LeaseRequest,
+    ListedPhoto, PhotoDetail, PhotoFilter, PhotoResource, StoredRef, TimelineKey, TimelineQuery,
 };
 pub use history::{
     Change, ChangesSince, PhotoChange, PhotoVersion, PurgeReport, RestoreReport, RestoreTarget, Retention,
@@ -240,6 +240,10 @@ pub trait Catalog: Send + Sync + Debug {
 
     /// One of the user's jobs.
     async fn job(&self, user_id: &UserId, job_id: &str) -> Result<Option<JobInfo>>;
+
+    /// The queue of every job kind (all of them, empty ones included), across users: counts and a time, no
+    /// user's data. For `/metrics`, at each scrape: one indexed read of the unfinished jobs.
+    async fn job_queues(&self) -> Result<Vec<JobQueue>>;
 
     /// Stores a job's result as the photo's enrichment of that kind and marks the job done (never leased
     /// again). A job already done is left as it is. [`Error::NotFound`] when it is not the user's.

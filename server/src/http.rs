@@ -17,6 +17,7 @@ pub mod extract;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
+pub mod request_log;
 pub mod serve;
 pub mod web;
 pub mod worker;
@@ -24,13 +25,12 @@ pub mod worker;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::{HeaderName, Request};
+use axum::http::HeaderName;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
-use tower_http::trace::TraceLayer;
 
 use crate::catalog::Catalog;
 
@@ -159,29 +159,7 @@ pub fn router(state: AppState) -> Router {
                     axum::http::HeaderValue::from_static("nosniff"),
                 ))
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-                .layer(
-                    TraceLayer::new_for_http()
-                        .make_span_with(|request: &Request<_>| {
-                            let request_id = request
-                                .headers()
-                                .get(&REQUEST_ID)
-                                .and_then(|v| v.to_str().ok())
-                                .unwrap_or("-");
-                            let matched = request
-                                .extensions()
-                                .get::<axum::extract::MatchedPath>()
-                                .map_or(request.uri().path(), |m| m.as_str());
-                            tracing::info_span!(
-                                "http_request",
-                                request_id,
-                                method = %request.method(),
-                                matched_path = matched,
-                                user_id = tracing::field::Empty,
-                            )
-                        })
-                        // Errors are logged once where they happen; the closing line carries the status.
-                        .on_failure(()),
-                )
+                .layer(request_log::layer())
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
                     tracing::error!("handler panicked");

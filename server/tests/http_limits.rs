@@ -60,7 +60,7 @@ async fn a_half_sent_header_or_a_silent_connection_is_closed_within_the_header_t
     let server = ServerProcess::start(
         std::path::Path::new(BIN),
         &dir.path().join("data"),
-        &[("HTTP_HEADER_TIMEOUT_SECS", "2")],
+        &[("IPHOTO_HTTP_HEADER_TIMEOUT_SECS", "2")],
     )
     .await
     .unwrap();
@@ -98,7 +98,10 @@ async fn a_stalled_upload_body_is_cut_within_the_idle_timeout_and_stores_nothing
         dir.path(),
         "STAL0001",
         size,
-        &[("HTTP_BODY_IDLE_SECS", "2"), ("HTTP_REQUEST_TIMEOUT_SECS", "1")],
+        &[
+            ("IPHOTO_HTTP_BODY_IDLE_SECS", "2"),
+            ("IPHOTO_HTTP_REQUEST_TIMEOUT_SECS", "1"),
+        ],
     )
     .await;
     let address = base.trim_start_matches("http://").to_owned();
@@ -151,7 +154,10 @@ async fn connections_past_the_limit_wait_and_healthz_answers_once_idle_ones_are_
     let server = ServerProcess::start(
         std::path::Path::new(BIN),
         &dir.path().join("data"),
-        &[("HTTP_HEADER_TIMEOUT_SECS", "2"), ("HTTP_MAX_CONNECTIONS", "24")],
+        &[
+            ("IPHOTO_HTTP_HEADER_TIMEOUT_SECS", "2"),
+            ("IPHOTO_HTTP_MAX_CONNECTIONS", "24"),
+        ],
     )
     .await
     .unwrap();

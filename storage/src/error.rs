@@ -161,7 +161,8 @@ impl Error {
     }
 }
 
-const CREDENTIALS_HINT: &str = "check S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY and the bucket policy";
+const CREDENTIALS_HINT: &str =
+    "check IPHOTO_S3_ACCESS_KEY_ID, IPHOTO_S3_SECRET_ACCESS_KEY and the bucket policy";
 
 fn is_access_denied(error: &object_store::Error) -> bool {
     let mut text = error.to_string();

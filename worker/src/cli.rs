@@ -12,11 +12,15 @@ use crate::{WorkerSettings, read_token_file, run_thumbnail_worker};
 
 /// Leases enrichment jobs from an iphoto-server and posts the results back.
 #[derive(Debug, Parser)]
-#[command(name = "iphoto-worker", version, about)]
+#[command(name = "iphoto-worker", version = cli_support::version!(), about)]
 pub struct Cli {
     /// Which worker to run.
     #[command(subcommand)]
     pub command: Command,
+
+    /// Logging: `--log`, `--log-json`.
+    #[command(flatten)]
+    pub log: cli_support::LogArgs,
 }
 
 /// Subcommands: one per kind of job.
@@ -31,15 +35,15 @@ pub enum Command {
 #[command(next_help_heading = "Thumbnail worker")]
 pub struct ThumbnailOptions {
     /// Jobs worked on at once. Default: the number of cores.
-    #[arg(long, env = "WORKER_CONCURRENCY")]
+    #[arg(long, env = "IPHOTO_WORKER_CONCURRENCY")]
     pub worker_concurrency: Option<usize>,
 
     /// Longest edge of a thumbnail, pixels.
-    #[arg(long, env = "THUMBNAIL_MAX_EDGE", default_value_t = 512, value_parser = clap::value_parser!(u32).range(16..=4096))]
+    #[arg(long, env = "IPHOTO_THUMBNAIL_MAX_EDGE", default_value_t = 512, value_parser = clap::value_parser!(u32).range(16..=4096))]
     pub thumbnail_max_edge: u32,
 
     /// JPEG quality of a thumbnail, 1–100.
-    #[arg(long, env = "THUMBNAIL_QUALITY", default_value_t = 82, value_parser = clap::value_parser!(u8).range(1..=100))]
+    #[arg(long, env = "IPHOTO_THUMBNAIL_QUALITY", default_value_t = 82, value_parser = clap::value_parser!(u8).range(1..=100))]
     pub thumbnail_quality: u8,
 }
 
@@ -62,16 +66,12 @@ impl ThumbnailOptions {
 #[derive(Debug, Clone, Args)]
 pub struct ThumbnailWorkerArgs {
     /// The server's base URL.
-    #[arg(long, env = "IPHOTO_SERVER_URL")]
+    #[arg(long, env = "IPHOTO_WORKER_SERVER")]
     pub server: url::Url,
 
     /// A file holding a `worker`-scope token.
     #[arg(long, env = "IPHOTO_WORKER_TOKEN_FILE")]
     pub token_file: PathBuf,
-
-    /// Log as JSON lines instead of text.
-    #[arg(long, env = "LOG_JSON")]
-    pub log_json: bool,
 
     #[command(flatten)]
     pub options: ThumbnailOptions,
@@ -103,20 +103,6 @@ pub async fn run(mut args: ThumbnailWorkerArgs) -> Result<()> {
         signal.cancel();
     });
     run_thumbnail_worker(settings, store, shutdown).await
-}
-
-/// Logs to stderr, as text or JSON lines, at `RUST_LOG` (default `info`).
-pub fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
 }
 
 async fn shutdown_signal() {

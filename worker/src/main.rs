@@ -5,12 +5,13 @@ use worker::cli::{Cli, Command};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let Cli { command } = Cli::parse();
+    let Cli { command, log } = Cli::parse();
+    if let Err(error) = cli_support::logging::init(&log, "info", cli_support::LogFormat::Full) {
+        eprintln!("iphoto-worker: {error}");
+        return std::process::ExitCode::FAILURE;
+    }
     let result = match command {
-        Command::Thumbnail(args) => {
-            worker::cli::init_tracing(args.log_json);
-            worker::cli::run(*args).await
-        }
+        Command::Thumbnail(args) => worker::cli::run(*args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

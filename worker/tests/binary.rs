@@ -43,9 +43,9 @@ async fn standalone_worker_makes_a_thumbnail(program: PathBuf, args: &[&str]) {
             .args(args)
             .args(["--server", &base, "--token-file"])
             .arg(data.join("worker.token"))
-            .env("STORAGE_LOCAL_PATH", data.join("blobs"))
-            .env_remove("STORAGE_BACKEND")
-            .env_remove("PRESIGN_SECRET")
+            .env("IPHOTO_STORAGE_LOCAL_PATH", data.join("blobs"))
+            .env_remove("IPHOTO_STORAGE_BACKEND")
+            .env_remove("IPHOTO_PRESIGN_SECRET")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -71,7 +71,14 @@ async fn server_worker_subcommand_makes_thumbnails_and_stops_on_sigterm() {
 async fn serve_with_in_process_workers_makes_thumbnails_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut server = serve(&data, &[("WORKERS", "thumbnail"), ("WORKER_CONCURRENCY", "2")]).await;
+    let mut server = serve(
+        &data,
+        &[
+            ("IPHOTO_WORKERS", "thumbnail"),
+            ("IPHOTO_WORKER_CONCURRENCY", "2"),
+        ],
+    )
+    .await;
     let base = server.url();
     let (client, web) = (server.token("client").unwrap(), server.token("web").unwrap());
     let bytes = jpeg(2000, 1000);
@@ -108,7 +115,7 @@ fn worker_cli_names_what_is_wrong() {
         let stderr = run(Command::new(&program)
             .args(&args)
             .args(["--token-file", "/nonexistent"])
-            .env_remove("IPHOTO_SERVER_URL"));
+            .env_remove("IPHOTO_WORKER_SERVER"));
         assert!(stderr.contains("--server"), "{stderr}");
 
         // A token file that is not there.
@@ -140,8 +147,8 @@ fn worker_cli_names_what_is_wrong() {
             .args(&args)
             .args(["--server", "http://127.0.0.1:9", "--token-file"])
             .arg(&token_file)
-            .env_remove("STORAGE_LOCAL_PATH")
-            .env_remove("STORAGE_BACKEND"));
-        assert!(stderr.contains("STORAGE_LOCAL_PATH"), "{stderr}");
+            .env_remove("IPHOTO_STORAGE_LOCAL_PATH")
+            .env_remove("IPHOTO_STORAGE_BACKEND"));
+        assert!(stderr.contains("IPHOTO_STORAGE_LOCAL_PATH"), "{stderr}");
     }
 }

@@ -52,20 +52,20 @@ async fn start(
         let url = tokio::task::spawn_blocking(|| Postgres::shared().fresh_database().unwrap())
             .await
             .unwrap();
-        envs.push(("DATABASE_URL", url));
+        envs.push(("IPHOTO_DATABASE_URL", url));
     }
     let prefix = unique_name("worker");
     if let Store::S3 = store {
         let s3 = S3Server::shared();
         envs.extend([
-            ("STORAGE_BACKEND", "s3".to_owned()),
-            ("S3_ENDPOINT", s3.endpoint.clone()),
-            ("S3_REGION", s3.region.clone()),
-            ("S3_BUCKET", s3.bucket.clone()),
-            ("S3_ACCESS_KEY_ID", s3.access_key_id.clone()),
-            ("S3_SECRET_ACCESS_KEY", s3.secret_access_key.clone()),
-            ("S3_PREFIX", prefix.clone()),
-            ("S3_PATH_STYLE", "true".to_owned()),
+            ("IPHOTO_STORAGE_BACKEND", "s3".to_owned()),
+            ("IPHOTO_S3_ENDPOINT", s3.endpoint.clone()),
+            ("IPHOTO_S3_REGION", s3.region.clone()),
+            ("IPHOTO_S3_BUCKET", s3.bucket.clone()),
+            ("IPHOTO_S3_ACCESS_KEY_ID", s3.access_key_id.clone()),
+            ("IPHOTO_S3_SECRET_ACCESS_KEY", s3.secret_access_key.clone()),
+            ("IPHOTO_S3_PREFIX", prefix.clone()),
+            ("IPHOTO_S3_PATH_STYLE", "true".to_owned()),
         ]);
     }
     let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();

@@ -97,10 +97,10 @@ use chrono::{DateTime, Utc};
 use super::Adapter;
 use crate::catalog::{
     AlbumPageQuery, AlbumSummary, AlbumUpsert, AlbumsResult, Authenticated, Blob, Catalog, Error, JobInfo,
-    JobStatus, LeaseRequest, Library, LibraryId, ListedPhoto, Misplaced, NewToken, Page, PendingQuery,
-    PendingUpload, PhotoDetail, PhotoId, PhotoUpsert, RecordedUpload, ResourceType, Result, Scope, Stats,
-    SyncBatchResult, TimelineQuery, TokenId, TokenInfo, UploadLookup, UploadRecord, UploadTarget, User,
-    UserId,
+    JobQueue, JobStatus, LeaseRequest, Library, LibraryId, ListedPhoto, Misplaced, NewToken, Page,
+    PendingQuery, PendingUpload, PhotoDetail, PhotoId, PhotoUpsert, RecordedUpload, ResourceType, Result,
+    Scope, Stats, SyncBatchResult, TimelineQuery, TokenId, TokenInfo, UploadLookup, UploadRecord,
+    UploadTarget, User, UserId,
 };
 use crate::catalog::{
     ChangesSince, PhotoChange, PhotoVersion, PurgeReport, RestoreReport, RestoreTarget, Retention,
@@ -290,6 +290,10 @@ impl Catalog for Adapter {
 
     async fn job(&self, user_id: &UserId, job_id: &str) -> Result<Option<JobInfo>> {
         jobs::job(self, user_id, job_id).await
+    }
+
+    async fn job_queues(&self) -> Result<Vec<JobQueue>> {
+        jobs::job_queues(self).await
     }
 
     async fn complete_job(

@@ -38,7 +38,7 @@ pub(crate) struct LeaseParams {
     kind: String,
     /// Most jobs to take (1..=100, default 1).
     max: Option<u32>,
-    /// Lease length in seconds (1..=3600; default the server's `JOB_LEASE_SECS`).
+    /// Lease length in seconds (1..=3600; default the server's `IPHOTO_JOB_LEASE_SECS`).
     lease_secs: Option<u64>,
 }
 
@@ -46,7 +46,7 @@ pub(crate) struct LeaseParams {
 #[utoipa::path(post, path = "/worker/jobs/lease", tag = "worker", operation_id = "post_job_lease",
     params(("kind" = String, Query, description = "thumbnail, classify or face"),
         ("max" = Option<u32>, Query, description = "most jobs to take, 1..=100 (default 1)"),
-        ("leaseSecs" = Option<u64>, Query, description = "lease length, 1..=3600 s (default JOB_LEASE_SECS)")),
+        ("leaseSecs" = Option<u64>, Query, description = "lease length, 1..=3600 s (default IPHOTO_JOB_LEASE_SECS)")),
     responses((status = 200, body = api::LeaseAnswer), (status = 400, body = api::ErrorBody),
         (status = 401, body = api::ErrorBody), (status = 403, body = api::ErrorBody)),
     security(("bearer" = ["worker"])))]
@@ -55,7 +55,7 @@ pub(crate) async fn post_lease(
     State(state): State<AppState>,
     WorkerAuth(caller): WorkerAuth,
     Query(params): Query<LeaseParams>,
-) -> Result<Json<api::LeaseAnswer>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let kind = api::JobKind::ALL
         .into_iter()
         .find(|k| k.as_str() == params.kind)
@@ -113,8 +113,16 @@ pub(crate) async fn post_lease(
             lease_expires_at: job.lease_expires_at.unwrap_or_else(chrono::Utc::now),
         });
     }
-    tracing::info!(leased = jobs.len(), "leased jobs");
-    Ok(Json(api::LeaseAnswer { jobs }))
+    // An idle worker polls every few seconds: its empty leases are logged at debug, request line included.
+    let leased = jobs.len();
+    let mut response = axum::response::IntoResponse::into_response(Json(api::LeaseAnswer { jobs }));
+    if leased == 0 {
+        tracing::debug!(leased, "leased jobs");
+        response.extensions_mut().insert(super::request_log::Quiet);
+    } else {
+        tracing::info!(leased, "leased jobs");
+    }
+    Ok(response)
 }
 
 /// Stores a job's result (shown in `GET /my/photos/{id}`) and completes the job; it is never leased again.
@@ -161,7 +169,7 @@ pub(crate) async fn post_result(
 }
 
 /// Records a failure: the job is offered again after a pause, or parked with this error once it failed
-/// `JOB_MAX_FAILURES` times. A failure for a job not leased any more changes nothing.
+/// `IPHOTO_JOB_MAX_FAILURES` times. A failure for a job not leased any more changes nothing.
 #[utoipa::path(post, path = "/worker/jobs/{jobId}/fail", tag = "worker", operation_id = "post_job_fail",
     params(("jobId" = String, Path, description = "the leased job's id")),
     request_body = api::JobFailure,

@@ -10,7 +10,8 @@ use sqlx::Row as _;
 
 use super::{Adapter, CHUNK, Conn, Driver as _, ms, new_id, placeholders, time, to_u64};
 use crate::catalog::{
-    Error, JobInfo, JobState, JobStatus, LeaseRequest, LibraryId, PhotoId, Result, StoredRef, UserId,
+    Error, JobInfo, JobQueue, JobState, JobStatus, LeaseRequest, LibraryId, PhotoId, Result, StoredRef,
+    UserId,
 };
 
 /// The columns a job is queued with, in the order both ways of queueing jobs list their values.
@@ -21,11 +22,13 @@ pub(crate) const QUEUE_COLUMNS: &str = "id, user_id, photo_id, kind, sha256, sta
 /// of an older original is reset to queued; one for the same original is left alone (done stays done).
 pub(crate) const REQUEUE: &str = " ON CONFLICT (photo_id, kind) DO UPDATE SET sha256 = excluded.sha256, \
      state = 'queued', attempts = 0, failures = 0, last_error = NULL, \
-     available_at = excluded.available_at, lease_expires_at = NULL, updated_at = excluded.updated_at \
-     WHERE j.sha256 <> excluded.sha256";
+     available_at = excluded.available_at, lease_expires_at = NULL, created_at = excluded.created_at, \
+     updated_at = excluded.updated_at WHERE j.sha256 <> excluded.sha256";
 
 /// Queues a job of every kind for each (photo, original SHA-256): a new job, or a job of an older original
-/// reset to queued. A job already queued for the same original is left alone (done stays done).
+/// reset to queued. A job already queued for the same original is left alone (done stays done). A job's
+/// `created_at` is when it was queued for its current original, so the queue's age (`/metrics`) counts from
+/// there, not from the first original's.
 pub(super) async fn queue_jobs(
     conn: &mut Conn,
     user_id: &UserId,
@@ -116,6 +119,35 @@ pub(super) async fn lease_jobs(
     }
     tx.commit().await?;
     Ok(ready)
+}
+
+/// Depth and oldest queue time of the unfinished jobs, per kind. The `WHERE` is the `jobs_ready` partial
+/// index's predicate: only unfinished jobs are read, never the done ones that make up most of the table.
+pub(super) async fn job_queues(catalog: &Adapter) -> Result<Vec<JobQueue>> {
+    let rows = sqlx::query(
+        "SELECT kind, COUNT(*) AS depth, MIN(created_at) AS oldest FROM icloud.jobs \
+         WHERE state IN ('queued', 'leased') GROUP BY kind",
+    )
+    .fetch_all(&catalog.pool)
+    .await?;
+    let mut queues: Vec<JobQueue> = api::JobKind::ALL
+        .into_iter()
+        .map(|kind| JobQueue {
+            kind,
+            depth: 0,
+            oldest_queued_at: None,
+        })
+        .collect();
+    for row in rows {
+        let kind: String = row.try_get("kind")?;
+        let depth: i64 = row.try_get("depth")?;
+        let oldest: Option<i64> = row.try_get("oldest")?;
+        if let Some(queue) = queues.iter_mut().find(|queue| queue.kind.as_str() == kind) {
+            queue.depth = to_u64(depth);
+            queue.oldest_queued_at = oldest.map(time);
+        }
+    }
+    Ok(queues)
 }
 
 pub(super) async fn job(catalog: &Adapter, user_id: &UserId, job_id: &str) -> Result<Option<JobInfo>> {
