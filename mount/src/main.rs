@@ -39,7 +39,7 @@ enum Command {
         #[arg(long, env = "IPHOTO_MOUNT_CACHE_DIR")]
         cache_dir: Option<PathBuf>,
         /// Print JSON instead of text.
-        #[arg(long)]
+        #[arg(long, env = "IPHOTO_MOUNT_JSON")]
         json: bool,
     },
     /// Pins files or folders of a running mount: fetched in the background, never evicted.
