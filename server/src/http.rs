@@ -21,6 +21,7 @@ pub mod serve;
 pub mod web;
 pub mod worker;
 
+use api::ErrorCode;
 use std::sync::Arc;
 
 use axum::Router;
@@ -205,7 +206,7 @@ async fn limit_headers(
     if size > HEADER_LIMIT {
         return axum::response::IntoResponse::into_response(error::ApiError::new(
             axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "headers_too_large",
+            ErrorCode::HeadersTooLarge,
             format!("request headers: {size} bytes, at most {HEADER_LIMIT}"),
         ));
     }

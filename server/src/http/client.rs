@@ -6,6 +6,7 @@ pub(crate) mod stats;
 pub(crate) mod sync;
 pub(crate) mod upload;
 
+use api::ErrorCode;
 use axum::Router;
 use axum::routing::{get, post};
 
@@ -33,7 +34,7 @@ pub(super) fn upload_router() -> Router<AppState> {
 fn check_library_id(id: &str) -> Result<(), ApiError> {
     if id.is_empty() || id.len() > 200 || id.chars().any(char::is_control) {
         return Err(ApiError::bad_request(
-            "invalid_field",
+            ErrorCode::InvalidField,
             "libraryId: must be 1 to 200 printable characters",
         ));
     }

@@ -1,5 +1,6 @@
 //! Operations: liveness and readiness.
 
+use api::ErrorCode;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -36,7 +37,7 @@ pub(crate) async fn get_readyz(State(state): State<AppState>) -> Result<Json<ser
     if catalog.is_err() || store.is_err() {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "not_ready",
+            ErrorCode::NotReady,
             format!(
                 "catalog {}, store {}",
                 if catalog.is_ok() { "ok" } else { "unreachable" },

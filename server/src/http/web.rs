@@ -10,6 +10,7 @@ mod cursor;
 pub(crate) mod history;
 pub(crate) mod photos;
 
+use api::ErrorCode;
 use axum::Router;
 use axum::routing::get;
 use storage::StorageKey;
@@ -42,7 +43,7 @@ fn limit(requested: Option<u32>) -> Result<u32, ApiError> {
     let limit = requested.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::bad_request(
-            "invalid_query",
+            ErrorCode::InvalidQuery,
             format!("limit: {limit} is outside 1..={MAX_LIMIT}"),
         ));
     }

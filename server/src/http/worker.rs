@@ -5,6 +5,7 @@
 //! original and, for thumbnails, the key under the user's derivatives prefix the derivative must be written
 //! to; a thumbnail result naming any other key is refused, so the web never presigns a key a worker chose.
 
+use api::ErrorCode;
 use std::time::Duration;
 
 use axum::Router;
@@ -61,7 +62,7 @@ pub(crate) async fn post_lease(
         .find(|k| k.as_str() == params.kind)
         .ok_or_else(|| {
             ApiError::bad_request(
-                "invalid_query",
+                ErrorCode::InvalidQuery,
                 format!("kind: {:?} is not thumbnail, classify or face", params.kind),
             )
         })?;
@@ -69,7 +70,7 @@ pub(crate) async fn post_lease(
     let max = params.max.unwrap_or(1);
     if !(1..=MAX_LEASE).contains(&max) {
         return Err(ApiError::bad_request(
-            "invalid_query",
+            ErrorCode::InvalidQuery,
             format!("max: {max} is outside 1..={MAX_LEASE}"),
         ));
     }
@@ -78,7 +79,7 @@ pub(crate) async fn post_lease(
         Some(secs) if (1..=MAX_LEASE_SECS).contains(&secs) => Duration::from_secs(secs),
         Some(secs) => {
             return Err(ApiError::bad_request(
-                "invalid_query",
+                ErrorCode::InvalidQuery,
                 format!("leaseSecs: {secs} is outside 1..={MAX_LEASE_SECS}"),
             ));
         }
@@ -233,7 +234,7 @@ fn answer(status: JobStatus) -> api::JobAnswer {
 fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::new(
         axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_field",
+        ErrorCode::InvalidField,
         message,
     )
 }

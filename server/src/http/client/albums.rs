@@ -1,5 +1,6 @@
 //! `POST /client/iphoto/albums`: every album of a library, membership replaced atomically.
 
+use api::ErrorCode;
 use axum::extract::State;
 use axum::http::StatusCode;
 
@@ -27,7 +28,7 @@ pub(crate) async fn post_albums(
     if request.albums.len() > MAX_ALBUMS {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "batch_too_large",
+            ErrorCode::BatchTooLarge,
             format!(
                 "albums: {} in one request, at most {MAX_ALBUMS}",
                 request.albums.len()

@@ -1,5 +1,6 @@
 //! `GET /client/iphoto/upload/pending`: what the server still needs, keyset-paged.
 
+use api::ErrorCode;
 use axum::extract::State;
 
 use crate::catalog::{PendingQuery, PendingReason};
@@ -32,7 +33,7 @@ pub(crate) async fn get_pending(
     let limit = params.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request(
-            "invalid_query",
+            ErrorCode::InvalidQuery,
             format!("limit: {limit} is outside 1..=1000"),
         ));
     }

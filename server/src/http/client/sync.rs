@@ -1,5 +1,6 @@
 //! `POST /client/iphoto/sync`: a batch of photo metadata, upserted by identity.
 
+use api::ErrorCode;
 use axum::extract::State;
 use axum::http::StatusCode;
 
@@ -25,7 +26,7 @@ pub(crate) async fn post_sync(
     if request.items.len() > max {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "batch_too_large",
+            ErrorCode::BatchTooLarge,
             format!("items: {} in one batch, at most {max}", request.items.len()),
         ));
     }

@@ -5,6 +5,7 @@
 //! the catalog is only told once the bytes are stored. When the client announces a digest the server already
 //! has (for this resource, or as content of the user's), it answers before reading the body.
 
+use api::ErrorCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -90,7 +91,7 @@ async fn upload(
     let resource_name = params.resource.as_deref().unwrap_or("original");
     let resource = api::ResourceType::parse(resource_name).ok_or_else(|| {
         ApiError::bad_request(
-            "invalid_query",
+            ErrorCode::InvalidQuery,
             format!("resource: {resource_name:?} is not original, live_video, render or raw"),
         )
     })?;
@@ -134,7 +135,7 @@ async fn upload(
     {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "size_mismatch",
+            ErrorCode::SizeMismatch,
             format!("Content-Length: {length} bytes, but the sync declared {size}; sync the item again"),
         ));
     }
@@ -180,7 +181,7 @@ async fn upload(
             state.metrics().upload("rejected", 0);
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "digest_mismatch",
+                ErrorCode::DigestMismatch,
                 format!(
                     "body: its SHA-256 is {actual}, not the one the sync declared; nothing was stored \
                      (sync the item again, or send X-Content-SHA256)"
@@ -198,7 +199,7 @@ async fn upload(
                 Some(blob) => link(&state, &caller.user.id, &target, blob, true).await,
                 None => Err(ApiError::new(
                     StatusCode::CONFLICT,
-                    "upload_conflict",
+                    ErrorCode::UploadConflict,
                     "another upload of this resource finished first; ask for the pending list again",
                 )),
             };
@@ -397,7 +398,10 @@ fn client_digest(headers: &HeaderMap) -> Result<Option<Sha256Digest>, ApiError> 
     let hex = match headers.get("x-content-sha256") {
         None => None,
         Some(v) => Some(v.to_str().ok().and_then(Sha256Digest::from_hex).ok_or_else(|| {
-            ApiError::bad_request("invalid_header", "X-Content-SHA256: must be 64 hex digits")
+            ApiError::bad_request(
+                ErrorCode::InvalidHeader,
+                "X-Content-SHA256: must be 64 hex digits",
+            )
         })?),
     };
     let digest = match headers.get("content-digest") {
@@ -413,13 +417,16 @@ fn client_digest(headers: &HeaderMap) -> Result<Option<Sha256Digest>, ApiError> 
                 })
                 .and_then(Sha256Digest::from_base64);
             Some(parsed.ok_or_else(|| {
-                ApiError::bad_request("invalid_header", "Content-Digest: expected sha-256=:<base64>:")
+                ApiError::bad_request(
+                    ErrorCode::InvalidHeader,
+                    "Content-Digest: expected sha-256=:<base64>:",
+                )
             })?)
         }
     };
     match (hex, digest) {
         (Some(a), Some(b)) if a != b => Err(ApiError::bad_request(
-            "invalid_header",
+            ErrorCode::InvalidHeader,
             "X-Content-SHA256 and Content-Digest disagree",
         )),
         (a, b) => Ok(a.or(b)),
@@ -430,10 +437,9 @@ fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     headers
         .get(axum::http::header::CONTENT_LENGTH)
         .map(|v| {
-            v.to_str()
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| ApiError::bad_request("invalid_header", "Content-Length: not a number"))
+            v.to_str().ok().and_then(|s| s.parse().ok()).ok_or_else(|| {
+                ApiError::bad_request(ErrorCode::InvalidHeader, "Content-Length: not a number")
+            })
         })
         .transpose()
 }
@@ -441,7 +447,7 @@ fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
 fn too_large(max: u64) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
-        "body_too_large",
+        ErrorCode::BodyTooLarge,
         format!("body: over the limit of {max} bytes"),
     )
 }

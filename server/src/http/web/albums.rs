@@ -1,6 +1,7 @@
 //! `GET /my/photos/albums` (albums and folders with counts and covers) and `GET /my/photos/albums/{albumId}`
 //! (one album and a page of its photos in the album's order).
 
+use api::ErrorCode;
 use axum::extract::State;
 
 use super::{cursor, item, items, limit};
@@ -106,7 +107,12 @@ async fn album(state: &AppState, user_id: &UserId, row: &AlbumSummary) -> Result
 }
 
 fn parse_position(payload: &str) -> Result<(i64, String), ApiError> {
-    let bad = || ApiError::bad_request("invalid_cursor", "cursor: not a cursor this list handed out");
+    let bad = || {
+        ApiError::bad_request(
+            ErrorCode::InvalidCursor,
+            "cursor: not a cursor this list handed out",
+        )
+    };
     let mut parts = payload.splitn(3, '|');
     let (Some("a"), Some(position), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(bad());

@@ -1,6 +1,7 @@
 //! `GET /my/photos/{id}/history` (a photo's versions) and `GET /my/photos/changes` (the changes feed, for
 //! web clients and ETLs that follow the catalog without re-listing it).
 
+use api::ErrorCode;
 use axum::extract::State;
 
 use super::item;
@@ -88,7 +89,7 @@ pub(crate) async fn get_changes(
     let limit = params.limit.unwrap_or(DEFAULT_CHANGES_LIMIT);
     if !(1..=MAX_CHANGES_LIMIT).contains(&limit) {
         return Err(ApiError::bad_request(
-            "invalid_query",
+            ErrorCode::InvalidQuery,
             format!("limit: {limit} is outside 1..={MAX_CHANGES_LIMIT}"),
         ));
     }
@@ -130,7 +131,7 @@ pub(crate) async fn get_changes(
 fn parse_since(text: &str) -> Result<ChangesSince, ApiError> {
     let bad = || {
         ApiError::bad_request(
-            "invalid_query",
+            ErrorCode::InvalidQuery,
             format!("since: {text:?} is not a version (a non-negative integer) or a nextSince"),
         )
     };

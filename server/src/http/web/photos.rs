@@ -1,5 +1,6 @@
 //! `GET /my/photos/` (the timeline) and `GET /my/photos/{id}` (one photo).
 
+use api::ErrorCode;
 use axum::extract::State;
 use chrono::{DateTime, NaiveDate};
 
@@ -169,7 +170,12 @@ fn list_scope(user_id: &str, filter: &PhotoFilter) -> String {
 
 /// `t|<taken_at ms>|<photo id>` back to a keyset position.
 fn parse_position(payload: &str) -> Result<TimelineKey, ApiError> {
-    let bad = || ApiError::bad_request("invalid_cursor", "cursor: not a cursor this list handed out");
+    let bad = || {
+        ApiError::bad_request(
+            ErrorCode::InvalidCursor,
+            "cursor: not a cursor this list handed out",
+        )
+    };
     let mut parts = payload.splitn(3, '|');
     let (Some("t"), Some(taken), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(bad());
@@ -185,7 +191,7 @@ fn kind(name: &str) -> Result<api::AssetKind, ApiError> {
         "photo" => Ok(api::AssetKind::Photo),
         "video" => Ok(api::AssetKind::Video),
         other => Err(ApiError::bad_request(
-            "invalid_query",
+            ErrorCode::InvalidQuery,
             format!("kind: {other:?} is not photo or video"),
         )),
     }
@@ -203,7 +209,7 @@ fn time(field: &str, text: &str) -> Result<i64, ApiError> {
         return Ok(t.and_utc().timestamp_millis());
     }
     Err(ApiError::bad_request(
-        "invalid_query",
+        ErrorCode::InvalidQuery,
         format!("{field}: {text:?} is not an RFC 3339 time or a YYYY-MM-DD date"),
     ))
 }
