@@ -10,6 +10,7 @@
 mod client;
 mod error;
 mod history;
+mod int;
 mod jobs;
 mod sync;
 mod web;

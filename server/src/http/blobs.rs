@@ -13,20 +13,20 @@
 use api::ErrorCode;
 use std::ops::Range;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse as _, Response};
-use axum::routing::get;
 use chrono::{DateTime, Utc};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::ApiError;
 use super::extract::Path;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/blobs/{*key}", get(get_blob))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    super::openapi::routes_with_tail(OpenApiRouter::default(), routes!(get_blob), "key")
 }
 
 /// Serves a presigned local blob.

@@ -142,7 +142,10 @@ pub(super) async fn track(State(metrics): State<Arc<Metrics>>, request: Request,
     response
 }
 
-/// `GET /metrics`.
+/// Prometheus metrics: requests by route template and status, latencies, upload outcomes, garbage collection.
+#[utoipa::path(get, path = "/metrics", tag = "ops", operation_id = "get_metrics",
+    responses((status = 200, description = "OpenMetrics text",
+        content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String)))]
 pub(super) async fn get_metrics(State(state): State<AppState>) -> Response {
     let mut text = String::new();
     if prometheus_client::encoding::text::encode(&mut text, &state.metrics().registry).is_err() {

@@ -1,19 +1,20 @@
 //! Operations: liveness and readiness.
 
 use api::ErrorCode;
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::ApiError;
 use super::extract::Json;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(get_healthz))
-        .route("/readyz", get(get_readyz))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(get_healthz))
+        .routes(routes!(get_readyz))
+        .routes(routes!(super::metrics::get_metrics))
 }
 
 /// The process is up.

@@ -16,8 +16,11 @@ const MAX_ALBUMS: usize = 20_000;
 /// Replaces the library's albums and folders.
 #[utoipa::path(post, path = "/client/iphoto/albums", tag = "client", operation_id = "post_albums",
     request_body = api::AlbumsRequest,
-    responses((status = 200, body = api::AlbumsAnswer), (status = 400, body = api::ErrorBody),
-        (status = 401, body = api::ErrorBody), (status = 413, body = api::ErrorBody), (status = 422, body = api::ErrorBody)),
+    responses((status = 200, body = api::AlbumsAnswer), (status = 400, body = api::ErrorBody, description = "not JSON, or not the JSON this route takes"),
+        (status = 401, body = api::ErrorBody), (status = 403, body = api::ErrorBody),
+        (status = 413, body = api::ErrorBody, description = "a body over 16 MiB, or more items than the server takes"),
+        (status = 415, body = api::ErrorBody, description = "a Content-Type other than application/json"),
+        (status = 422, body = api::ErrorBody)),
     security(("bearer" = ["client"])))]
 #[tracing::instrument(skip_all, fields(albums = request.albums.len()))]
 pub(crate) async fn post_albums(
@@ -35,7 +38,7 @@ pub(crate) async fn post_albums(
             ),
         ));
     }
-    super::check_library_id(&request.library_id)?;
+    super::check_library_id("libraryId", &request.library_id)?;
     let library = state
         .catalog()
         .ensure_library(&caller.user.id, &request.library_id)

@@ -24,25 +24,56 @@ use crate::http::error::ApiError;
 use crate::http::extract::{Json, Path, Query};
 
 /// Query of an upload.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct UploadParams {
-    /// `original` (default), `live_video`, `render` or `raw`.
-    resource: Option<String>,
-    /// The library (the agent's id), when the identifier is not unique among the user's libraries.
+    /// Which file of the asset (default `original`).
+    resource: Option<api::ResourceType>,
+    /// The library (the agent's id, as in sync requests), when the identifier is in several of the user's
+    /// libraries.
+    #[param(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"
+    )]
     library: Option<String>,
 }
 
+/// The schema of an upload body: any bytes.
+struct Bytes;
+
+impl utoipa::PartialSchema for Bytes {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .description(Some("the resource's bytes"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Bytes {}
+
 /// Stores one resource's bytes.
 #[utoipa::path(post, path = "/client/iphoto/upload/{localIdentifier}", tag = "client", operation_id = "post_upload",
-    params(("localIdentifier" = String, Path, description = "PhotoKit localIdentifier (`<UUID>/L0/001`)"),
-        ("resource" = Option<String>, Query, description = "original (default), live_video, render or raw"),
-        ("library" = Option<String>, Query, description = "the agent's library id, when the identifier is in several"),
-        ("X-Content-SHA256" = Option<String>, Header, description = "hex SHA-256 of the body"),
-        ("Content-Digest" = Option<String>, Header, description = "sha-256=:<base64>: (RFC 9530)")),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    description = "The body is streamed to the store and hashed on the way. With `X-Content-SHA256` or \
+        `Content-Digest` (both: they must name the same digest, else a 400) the bytes must hash to it; \
+        without, to the SHA-256 (and size) declared at sync, if any. Bytes the server already holds are \
+        linked and the body is not read.",
+    params(("localIdentifier" = String, Path, min_length = 1,
+            description = "PhotoKit localIdentifier (`<UUID>/L0/001`); its slashes may be sent as they are"),
+        UploadParams,
+        ("X-Content-SHA256" = Option<String>, Header, nullable = false, pattern = r"^[0-9A-Fa-f]{64}$",
+            description = "hex SHA-256 of the body"),
+        ("Content-Digest" = Option<String>, Header, nullable = false,
+            pattern = r"^([\u0020-\u002B\u002D-\u007E\t]*,)*[ \t]*sha-256=:[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=:[ \t]*(,[\u0020-\u002B\u002D-\u007E\t]*)*$",
+            description = "RFC 9530: a list with a `sha-256=:<base64>:` member")),
+    request_body(content = Bytes, content_type = "application/octet-stream"),
     responses((status = 200, body = api::UploadAnswer), (status = 400, body = api::ErrorBody),
-        (status = 401, body = api::ErrorBody), (status = 404, body = api::ErrorBody),
+        (status = 401, body = api::ErrorBody), (status = 403, body = api::ErrorBody),
+        (status = 404, body = api::ErrorBody),
         (status = 409, body = api::ErrorBody, description = "another upload of this resource stored other bytes first"),
         (status = 408, body = api::ErrorBody, description = "the body sent nothing for the body idle timeout; nothing stored"),
         (status = 413, body = api::ErrorBody),
@@ -88,13 +119,10 @@ async fn upload(
     body: Body,
     body_read: Arc<AtomicBool>,
 ) -> Result<Json<api::UploadAnswer>, ApiError> {
-    let resource_name = params.resource.as_deref().unwrap_or("original");
-    let resource = api::ResourceType::parse(resource_name).ok_or_else(|| {
-        ApiError::bad_request(
-            ErrorCode::InvalidQuery,
-            format!("resource: {resource_name:?} is not original, live_video, render or raw"),
-        )
-    })?;
+    let resource = params.resource.unwrap_or(api::ResourceType::Original);
+    if let Some(key) = &params.library {
+        super::check_library_id("library", key)?;
+    }
     tracing::Span::current().record("resource", resource.as_str());
     let client_expected = client_digest(&headers)?;
     let max = state.settings().max_upload_bytes;
