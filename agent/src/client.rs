@@ -265,7 +265,7 @@ async fn refused(what: &str, response: reqwest::Response) -> Error {
     let status = response.status();
     let body = response.json::<api::ErrorBody>().await.ok();
     let (code, message) = match body {
-        Some(body) => (body.error.code, body.error.message),
+        Some(body) => (body.error.code.to_string(), body.error.message),
         None => (
             format!("http_{}", status.as_u16()),
             status.canonical_reason().unwrap_or("").to_owned(),

@@ -73,6 +73,8 @@ pub struct Resource {
     #[serde(rename = "type")]
     pub resource_type: ResourceType,
     /// Size in bytes (declared by Photos, or measured on disk).
+    #[serde(deserialize_with = "crate::int::exact")]
+    #[schema(format = "uint64", maximum = 18446744073709551615_u64)]
     pub size: u64,
     /// Lower-case hex SHA-256 of the bytes, when the agent has hashed the file; lets the server link content it
     /// already stores instead of asking for an upload.
@@ -113,11 +115,20 @@ pub struct SyncItem {
     /// A Live Photo: a still with a paired video resource.
     pub live_photo: bool,
     /// Display width in pixels.
+    #[serde(deserialize_with = "crate::int::exact")]
+    #[schema(format = "uint32", maximum = 4294967295_u32)]
     pub width: u32,
     /// Display height in pixels.
+    #[serde(deserialize_with = "crate::int::exact")]
+    #[schema(format = "uint32", maximum = 4294967295_u32)]
     pub height: u32,
     /// Duration of a video, milliseconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::int::exact_opt"
+    )]
+    #[schema(format = "uint64", maximum = 18446744073709551615_u64)]
     pub duration_ms: Option<u64>,
     /// When it was taken, with the offset the camera recorded.
     pub taken_at: DateTime<FixedOffset>,
@@ -168,7 +179,13 @@ pub struct SyncItem {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncRequest {
-    /// Which of the user's libraries this batch belongs to (the agent's stable library id).
+    /// Which of the user's libraries this batch belongs to (the agent's stable library id): 1 to 200
+    /// characters, none of them a control character.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"
+    )]
     pub library_id: String,
     /// The batch, at most the server's configured maximum.
     pub items: Vec<SyncItem>,

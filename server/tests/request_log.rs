@@ -90,7 +90,7 @@ async fn one_text_line_per_request_with_its_route_and_no_query() {
     };
     for (id, route, status) in [
         ("req-blob", "/blobs/{*key}", 403),
-        ("req-photo", "/my/photos/{photo_id}", 404),
+        ("req-photo", "/my/photos/{photoId}", 404),
         ("req-unknown", "unmatched", 404),
     ] {
         let line = line(id);

@@ -181,6 +181,9 @@ pub(super) async fn track(State(metrics): State<Arc<Metrics>>, request: Request,
 
 /// `GET /metrics`: the app's registry, then the job queues read now. When the catalog cannot be read the
 /// queue families are left out (and the failure logged): the rest still tells what is wrong.
+#[utoipa::path(get, path = "/metrics", tag = "ops", operation_id = "get_metrics",
+    responses((status = 200, description = "OpenMetrics text",
+        content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String)))]
 pub(super) async fn get_metrics(State(state): State<AppState>) -> Response {
     use prometheus_client::encoding::text::{encode_eof, encode_registry};
     let queues = match state.catalog().job_queues().await {

@@ -1,5 +1,6 @@
 //! `GET /client/iphoto/upload/pending`: what the server still needs, keyset-paged.
 
+use api::ErrorCode;
 use axum::extract::State;
 
 use crate::catalog::{PendingQuery, PendingReason};
@@ -9,20 +10,24 @@ use crate::http::error::ApiError;
 use crate::http::extract::{Json, Query};
 
 /// Query of the pending list.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct PendingParams {
-    /// Page size, 1..=1000 (default 100).
+    /// Page size, 1 to 1000 (default 100); outside is a 400.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
-    /// `nextCursor` of the previous page.
+    /// `nextCursor` of the previous page: the last item's photo id and resource.
+    #[param(pattern = r"^[0-9a-fA-F]{32}/(original|live_video|render|raw)$")]
     cursor: Option<String>,
 }
 
 /// Lists resources whose bytes the server still needs, with the reason.
 #[utoipa::path(get, path = "/client/iphoto/upload/pending", tag = "client", operation_id = "get_pending_uploads",
-    params(("limit" = Option<u32>, Query, description = "page size, 1..=1000, default 100"),
-        ("cursor" = Option<String>, Query, description = "nextCursor of the previous page")),
-    responses((status = 200, body = api::PendingPage), (status = 400, body = api::ErrorBody), (status = 401, body = api::ErrorBody)),
+    params(PendingParams),
+    responses((status = 200, body = api::PendingPage), (status = 400, body = api::ErrorBody),
+        (status = 401, body = api::ErrorBody), (status = 403, body = api::ErrorBody),
+        (status = 422, body = api::ErrorBody, description = "a cursor this list did not hand out")),
     security(("bearer" = ["client"])))]
 pub(crate) async fn get_pending(
     State(state): State<AppState>,
@@ -32,7 +37,7 @@ pub(crate) async fn get_pending(
     let limit = params.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request(
-            "invalid_query",
+            ErrorCode::InvalidQuery,
             format!("limit: {limit} is outside 1..=1000"),
         ));
     }

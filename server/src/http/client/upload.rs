@@ -5,6 +5,7 @@
 //! the catalog is only told once the bytes are stored. When the client announces a digest the server already
 //! has (for this resource, or as content of the user's), it answers before reading the body.
 
+use api::ErrorCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -23,25 +24,56 @@ use crate::http::error::ApiError;
 use crate::http::extract::{Json, Path, Query};
 
 /// Query of an upload.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct UploadParams {
-    /// `original` (default), `live_video`, `render` or `raw`.
-    resource: Option<String>,
-    /// The library (the agent's id), when the identifier is not unique among the user's libraries.
+    /// Which file of the asset (default `original`).
+    resource: Option<api::ResourceType>,
+    /// The library (the agent's id, as in sync requests), when the identifier is in several of the user's
+    /// libraries.
+    #[param(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"
+    )]
     library: Option<String>,
 }
 
+/// The schema of an upload body: any bytes.
+struct Bytes;
+
+impl utoipa::PartialSchema for Bytes {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .description(Some("the resource's bytes"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Bytes {}
+
 /// Stores one resource's bytes.
 #[utoipa::path(post, path = "/client/iphoto/upload/{localIdentifier}", tag = "client", operation_id = "post_upload",
-    params(("localIdentifier" = String, Path, description = "PhotoKit localIdentifier (`<UUID>/L0/001`)"),
-        ("resource" = Option<String>, Query, description = "original (default), live_video, render or raw"),
-        ("library" = Option<String>, Query, description = "the agent's library id, when the identifier is in several"),
-        ("X-Content-SHA256" = Option<String>, Header, description = "hex SHA-256 of the body"),
-        ("Content-Digest" = Option<String>, Header, description = "sha-256=:<base64>: (RFC 9530)")),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    description = "The body is streamed to the store and hashed on the way. With `X-Content-SHA256` or \
+        `Content-Digest` (both: they must name the same digest, else a 400) the bytes must hash to it; \
+        without, to the SHA-256 (and size) declared at sync, if any. Bytes the server already holds are \
+        linked and the body is not read.",
+    params(("localIdentifier" = String, Path, min_length = 1,
+            description = "PhotoKit localIdentifier (`<UUID>/L0/001`); its slashes may be sent as they are"),
+        UploadParams,
+        ("X-Content-SHA256" = Option<String>, Header, nullable = false, pattern = r"^[0-9A-Fa-f]{64}$",
+            description = "hex SHA-256 of the body"),
+        ("Content-Digest" = Option<String>, Header, nullable = false,
+            pattern = r"^([\u0020-\u002B\u002D-\u007E\t]*,)*[ \t]*sha-256=:[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=:[ \t]*(,[\u0020-\u002B\u002D-\u007E\t]*)*$",
+            description = "RFC 9530: a list with a `sha-256=:<base64>:` member")),
+    request_body(content = Bytes, content_type = "application/octet-stream"),
     responses((status = 200, body = api::UploadAnswer), (status = 400, body = api::ErrorBody),
-        (status = 401, body = api::ErrorBody), (status = 404, body = api::ErrorBody),
+        (status = 401, body = api::ErrorBody), (status = 403, body = api::ErrorBody),
+        (status = 404, body = api::ErrorBody),
         (status = 409, body = api::ErrorBody, description = "another upload of this resource stored other bytes first"),
         (status = 408, body = api::ErrorBody, description = "the body sent nothing for the body idle timeout; nothing stored"),
         (status = 413, body = api::ErrorBody),
@@ -87,13 +119,10 @@ async fn upload(
     body: Body,
     body_read: Arc<AtomicBool>,
 ) -> Result<Json<api::UploadAnswer>, ApiError> {
-    let resource_name = params.resource.as_deref().unwrap_or("original");
-    let resource = api::ResourceType::parse(resource_name).ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_query",
-            format!("resource: {resource_name:?} is not original, live_video, render or raw"),
-        )
-    })?;
+    let resource = params.resource.unwrap_or(api::ResourceType::Original);
+    if let Some(key) = &params.library {
+        super::check_library_id("library", key)?;
+    }
     tracing::Span::current().record("resource", resource.as_str());
     let client_expected = client_digest(&headers)?;
     let max = state.settings().max_upload_bytes;
@@ -134,7 +163,7 @@ async fn upload(
     {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "size_mismatch",
+            ErrorCode::SizeMismatch,
             format!("Content-Length: {length} bytes, but the sync declared {size}; sync the item again"),
         ));
     }
@@ -180,7 +209,7 @@ async fn upload(
             state.metrics().upload("rejected", 0);
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "digest_mismatch",
+                ErrorCode::DigestMismatch,
                 format!(
                     "body: its SHA-256 is {actual}, not the one the sync declared; nothing was stored \
                      (sync the item again, or send X-Content-SHA256)"
@@ -198,7 +227,7 @@ async fn upload(
                 Some(blob) => link(&state, &caller.user.id, &target, blob, true).await,
                 None => Err(ApiError::new(
                     StatusCode::CONFLICT,
-                    "upload_conflict",
+                    ErrorCode::UploadConflict,
                     "another upload of this resource finished first; ask for the pending list again",
                 )),
             };
@@ -397,7 +426,10 @@ fn client_digest(headers: &HeaderMap) -> Result<Option<Sha256Digest>, ApiError> 
     let hex = match headers.get("x-content-sha256") {
         None => None,
         Some(v) => Some(v.to_str().ok().and_then(Sha256Digest::from_hex).ok_or_else(|| {
-            ApiError::bad_request("invalid_header", "X-Content-SHA256: must be 64 hex digits")
+            ApiError::bad_request(
+                ErrorCode::InvalidHeader,
+                "X-Content-SHA256: must be 64 hex digits",
+            )
         })?),
     };
     let digest = match headers.get("content-digest") {
@@ -413,13 +445,16 @@ fn client_digest(headers: &HeaderMap) -> Result<Option<Sha256Digest>, ApiError> 
                 })
                 .and_then(Sha256Digest::from_base64);
             Some(parsed.ok_or_else(|| {
-                ApiError::bad_request("invalid_header", "Content-Digest: expected sha-256=:<base64>:")
+                ApiError::bad_request(
+                    ErrorCode::InvalidHeader,
+                    "Content-Digest: expected sha-256=:<base64>:",
+                )
             })?)
         }
     };
     match (hex, digest) {
         (Some(a), Some(b)) if a != b => Err(ApiError::bad_request(
-            "invalid_header",
+            ErrorCode::InvalidHeader,
             "X-Content-SHA256 and Content-Digest disagree",
         )),
         (a, b) => Ok(a.or(b)),
@@ -430,10 +465,9 @@ fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     headers
         .get(axum::http::header::CONTENT_LENGTH)
         .map(|v| {
-            v.to_str()
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| ApiError::bad_request("invalid_header", "Content-Length: not a number"))
+            v.to_str().ok().and_then(|s| s.parse().ok()).ok_or_else(|| {
+                ApiError::bad_request(ErrorCode::InvalidHeader, "Content-Length: not a number")
+            })
         })
         .transpose()
 }
@@ -441,7 +475,7 @@ fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
 fn too_large(max: u64) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
-        "body_too_large",
+        ErrorCode::BodyTooLarge,
         format!("body: over the limit of {max} bytes"),
     )
 }
