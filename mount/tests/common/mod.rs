@@ -190,6 +190,7 @@ pub struct Options {
     pub request_timeout: Duration,
     pub dirty_budget: u64,
     pub upload_delay: Duration,
+    pub rename_dir_limit: u64,
 }
 
 impl Default for Options {
@@ -204,6 +205,7 @@ impl Default for Options {
             request_timeout: Duration::from_secs(10),
             dirty_budget: 128 * MIB,
             upload_delay: Duration::ZERO,
+            rename_dir_limit: 1000,
         }
     }
 }
@@ -221,6 +223,7 @@ pub fn mount_config(options: &Options, mountpoint: PathBuf, cache_dir: PathBuf) 
             request_timeout: options.request_timeout,
             dirty_budget: options.dirty_budget,
             upload_delay: options.upload_delay,
+            rename_dir_limit: options.rename_dir_limit,
             uid: 0,
             gid: 0,
         },
