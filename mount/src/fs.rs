@@ -13,6 +13,7 @@ mod journal;
 mod listings;
 pub mod pin;
 mod read;
+mod rename;
 mod write;
 
 use std::collections::HashMap;
@@ -51,6 +52,8 @@ pub struct FsConfig {
     pub dirty_budget: u64,
     /// Wait this long before each upload (tests use it to crash a mount mid-upload; 0 otherwise).
     pub upload_delay: Duration,
+    /// The most objects a directory rename moves (copy, then delete, each); a larger directory is EXDEV.
+    pub rename_dir_limit: u64,
     /// Owner shown on every entry.
     pub uid: u32,
     /// Group shown on every entry.
@@ -120,6 +123,8 @@ pub struct Fs {
     listings_closed: Mutex<bool>,
     /// Pinned paths (see `fs/pin.rs`).
     pins: pin::Pins,
+    /// Where directory renames under way are recorded (see `fs/rename.rs`).
+    renames_dir: OnceLock<std::path::PathBuf>,
 }
 
 #[derive(Debug)]
@@ -150,6 +155,7 @@ impl Fs {
         Ok(Self {
             inodes: Arc::new(Mutex::new(InodeTable::new(config.prefix.clone()))),
             journal: OnceLock::new(),
+            renames_dir: OnceLock::new(),
             store,
             config,
             reader,

@@ -123,6 +123,7 @@ impl Mount {
         {
             let _entered = runtime.enter();
             fs.start_journal(&config.cache_dir)?;
+            fs.start_renames(&config.cache_dir)?;
             fs.start_pinner(&config.cache_dir);
         }
         let front = fuse::FuseFs::new(fs.clone(), runtime.handle().clone(), config.cache_dir.clone());

@@ -113,7 +113,11 @@ struct MountArgs {
     /// Needs root (it is set through sysfs); otherwise the kernel's default stays.
     #[arg(long, env = "IPHOTO_MOUNT_KERNEL_READ_AHEAD", default_value = "16MiB", value_parser = parse_size, help_heading = "Cache")]
     kernel_read_ahead: u64,
-    /// Milliseconds to wait before each upload (for crash tests).
+    /// The most entries (objects, at any depth) a directory rename moves: each is copied in the store, then
+    /// deleted. A larger directory answers EXDEV, and `mv` copies it entry by entry.
+    #[arg(long, env = "IPHOTO_MOUNT_RENAME_DIR_MAX_ENTRIES", default_value_t = 10_000)]
+    rename_dir_max_entries: u64,
+    /// Milliseconds to wait before each upload and each copy of a directory rename (for crash tests).
     #[arg(long, env = "IPHOTO_MOUNT_UPLOAD_DELAY_MS", default_value_t = 0, hide = true)]
     upload_delay_ms: u64,
     /// Seconds a listing or a file's attributes are trusted before asking the store again.
@@ -373,6 +377,7 @@ fn mount_command(mut args: MountArgs) -> Result<()> {
             request_timeout: Duration::from_secs(args.request_timeout_secs),
             dirty_budget: args.dirty_budget.min(args.cache_max_size / 2),
             upload_delay: Duration::from_millis(args.upload_delay_ms),
+            rename_dir_limit: args.rename_dir_max_entries,
             uid,
             gid,
         },

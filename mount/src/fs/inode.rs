@@ -237,6 +237,31 @@ impl InodeTable {
         self.changes += 1;
     }
 
+    /// Moves every inode under key prefix `from` to the same place under `to` (a directory was renamed);
+    /// their attributes are read again at the new keys.
+    pub(crate) fn rekey_tree(&mut self, from: &StorageKey, to: &StorageKey) {
+        let inside = format!("{from}/");
+        for inode in self.inodes.values_mut() {
+            let moved = inode
+                .key
+                .as_ref()
+                .and_then(|k| k.as_str().strip_prefix(&inside))
+                .and_then(|rest| to.join(rest).ok());
+            if let Some(key) = moved {
+                inode.key = Some(key);
+                inode.expired = true;
+            }
+        }
+        self.changes += 1;
+    }
+
+    /// Drops every listing, so each directory is listed again when next used (the store changed under
+    /// the mount: a directory rename finished at start).
+    pub(crate) fn forget_listings(&mut self) {
+        self.listings.clear();
+        self.changes += 1;
+    }
+
     /// Forgets a name the store says is gone (a HEAD answered "not found").
     pub(crate) fn remove_name(&mut self, parent: u64, name: &str) {
         self.by_name.remove(&(parent, name.to_owned()));

@@ -12,6 +12,7 @@
 //! Dirty bytes have a budget of their own; a write that would pass it waits for uploads (backpressure) up to
 //! the request timeout and then fails with ENOSPC. Staged data is never evicted.
 
+mod early;
 mod staged;
 mod upload;
 
@@ -26,6 +27,7 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::cache::buffer::BufferPool;
 use crate::error::{Error, Result};
+use early::Early;
 use staged::StagedFile;
 
 /// Gathering buffers kept for reuse (one per file being written at once, usually one or two).
@@ -54,6 +56,10 @@ struct Staged {
     /// The mtime and extended attributes the upload stores with the object: the stored object's when the
     /// file was staged from it, the mtime moved by every write and by `utimes`.
     attributes: ObjectAttributes,
+    /// Whether `utimes` or an extended attribute changed the attributes (not only writes).
+    attributes_set: bool,
+    /// Its parts sent while it is written (see `journal/early.rs`).
+    early: Early,
 }
 
 impl Staged {
@@ -73,6 +79,9 @@ pub(crate) struct Journal {
     state: Mutex<State>,
     changed: Notify,
     queue: mpsc::UnboundedSender<u64>,
+    /// Entries with parts ready to be sent while they are written (`None`: the store has no multipart
+    /// uploads).
+    early_queue: Option<mpsc::UnboundedSender<u64>>,
     dirty_budget: u64,
     timeout: Duration,
     upload_delay: Duration,
@@ -136,6 +145,8 @@ impl Journal {
                                     Arc::clone(&gather_pool),
                                 )?)),
                                 attributes,
+                                attributes_set: false,
+                                early: Early::off(),
                             },
                         );
                     }
@@ -145,12 +156,15 @@ impl Journal {
         }
         let resumed: Vec<u64> = state.entries.keys().copied().collect();
         let (queue, receiver) = mpsc::unbounded_channel();
+        let (early_queue, early_receiver) = mpsc::unbounded_channel();
+        let early_queue = store.supports_multipart().then_some(early_queue);
         let journal = Arc::new(Journal {
             dir,
             store,
             state: Mutex::new(state),
             changed: Notify::new(),
             queue,
+            early_queue,
             dirty_budget,
             timeout,
             upload_delay,
@@ -177,6 +191,7 @@ impl Journal {
             let _ = journal.queue.send(id);
         }
         tokio::spawn(uploader(Arc::clone(&journal), receiver, on_uploaded));
+        tokio::spawn(early_sender(Arc::clone(&journal), early_receiver));
         Ok(journal)
     }
 
@@ -265,6 +280,8 @@ impl Journal {
                 conflict: None,
                 file: Arc::new(Mutex::new(file)),
                 attributes,
+                attributes_set: false,
+                early: Early::default(),
             },
         );
         Ok(id)
@@ -351,6 +368,17 @@ impl Journal {
         staged.size = staged.size.max(offset + data.len() as u64);
         staged.generation += 1;
         staged.attributes.mtime = Some(chrono::Utc::now());
+        staged
+            .early
+            .note_write(offset, data.len() as u64, staged.generation);
+        if let Some(early) = &self.early_queue
+            && !staged.uploading
+            && staged.conflict.is_none()
+            && staged.early.due(staged.size)
+        {
+            staged.uploading = true;
+            let _ = early.send(id);
+        }
         Ok(staged.size)
     }
 
@@ -363,6 +391,7 @@ impl Journal {
             staged.size = size;
             staged.generation += 1;
             staged.attributes.mtime = Some(chrono::Utc::now());
+            staged.early.note_truncate();
         }
         Ok(())
     }
@@ -380,6 +409,7 @@ impl Journal {
             .get_mut(&id)
             .ok_or(Error::BadHandle { handle: id })?;
         staged.attributes = attributes;
+        staged.attributes_set = true;
         staged.generation += 1;
         Ok(())
     }
@@ -523,6 +553,15 @@ fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()>
     file.sync_all()?;
     fs::rename(&temporary, dir.join(name))?;
     File::open(dir)?.sync_all()
+}
+
+/// Runs the passes of parts sent while files are written, each on its own task so no file waits for
+/// another's.
+async fn early_sender(journal: Arc<Journal>, mut queue: mpsc::UnboundedReceiver<u64>) {
+    while let Some(id) = queue.recv().await {
+        let journal = Arc::clone(&journal);
+        tokio::spawn(async move { journal.send_early(id).await });
+    }
 }
 
 async fn uploader(journal: Arc<Journal>, mut queue: mpsc::UnboundedReceiver<u64>, on_uploaded: OnUploaded) {

@@ -3,8 +3,8 @@
 //! A written file lives in the journal until its upload retires it; reads and attributes of it come from
 //! there meanwhile. Directories exist in the store only through their objects, so `mkdir` stores a marker
 //! object in the new directory (hidden from listings) that keeps it while it is empty. Rename of a file uploads it first,
-//! then copies it server-side and deletes the source; a directory is not renamed in place (EXDEV, which `mv`
-//! answers by copying and deleting entry by entry).
+//! then copies it server-side and deletes the source; a directory is renamed object by object (see
+//! `fs/rename.rs`).
 
 use std::time::Duration;
 
@@ -326,13 +326,13 @@ impl Fs {
     pub async fn rename(&self, parent: u64, name: &str, new_parent: u64, new_name: &str) -> Result<()> {
         self.check_writable("rename")?;
         let attr = self.lookup(parent, name).await?;
-        if attr.kind == Kind::Directory {
-            return Err(Error::CrossDevice {
-                name: name.to_owned(),
-            });
-        }
         let from = self.child_key(parent, name)?;
         let to = self.child_key(new_parent, new_name)?;
+        if attr.kind == Kind::Directory {
+            return self
+                .rename_dir(attr.ino, (parent, name), (new_parent, new_name), (from, to))
+                .await;
+        }
         let journal = self.journal()?;
         journal
             .flush(
