@@ -368,6 +368,9 @@ pub struct AlbumUpsert {
     pub parent_key: Option<String>,
     /// Members by local identifier, in album order (a repeated identifier keeps its first position).
     pub members: Vec<String>,
+    /// iCloud's GUID of the album (`ZGENERICALBUM.ZCLOUDGUID`): the same album synced from several Macs has
+    /// the same one, and is listed once.
+    pub cloud_guid: Option<String>,
 }
 
 /// Answer of [`super::Catalog::replace_albums`].

@@ -17,7 +17,7 @@ type Db = sqlx::Postgres;
 /// The adapter the shared SQL implements [`super::Catalog`] for.
 type Adapter = PostgresCatalog;
 /// What a sync batch runs on: see [`PostgresCatalog::begin_sync`].
-type SyncConn = sqlx::pool::PoolConnection<Db>;
+type SyncConn = SyncOn;
 
 /// How this driver shows a query plan.
 const EXPLAIN: &str = "EXPLAIN";
@@ -136,13 +136,54 @@ impl PostgresCatalog {
     /// version row, locked by that statement, is released by the server itself, never held across a round
     /// trip to a client that may not be scheduled for milliseconds: with four batches in flight on a busy
     /// machine, most of a batch's time went into waiting for that lock.
-    async fn begin_sync(&self) -> Result<SyncConn> {
-        Ok(self.pool.acquire().await?)
+    ///
+    /// A `serialised` batch (a user with several libraries, whose items may match photos another library
+    /// synced: `sql/sources.rs`) runs in a transaction instead, in which the caller takes the user's sync
+    /// lock before its first read, so two libraries' batches never both create the photo they share, and
+    /// its writes beside the one statement commit with it.
+    async fn begin_sync(&self, serialised: bool) -> Result<SyncConn> {
+        Ok(if serialised {
+            SyncOn::Transaction(self.pool.begin().await?)
+        } else {
+            SyncOn::Connection(self.pool.acquire().await?)
+        })
     }
 
-    /// Nothing left to do: the write statement committed itself.
-    #[allow(clippy::unused_self, reason = "the SQLite adapter's counterpart commits")]
-    async fn end_sync(&self, _conn: SyncConn) -> Result<()> {
+    /// Commits a serialised batch; a plain one's write statement committed itself.
+    #[allow(clippy::unused_self, reason = "the SQLite adapter's counterpart checkpoints")]
+    async fn end_sync(&self, conn: SyncConn) -> Result<()> {
+        if let SyncOn::Transaction(tx) = conn {
+            tx.commit().await?;
+        }
         Ok(())
+    }
+}
+
+/// A sync batch's connection: plain (the one-statement fast path) or a transaction (serialised batches).
+#[derive(Debug)]
+enum SyncOn {
+    /// Outside a transaction block.
+    Connection(sqlx::pool::PoolConnection<Db>),
+    /// Inside one, rolled back when dropped uncommitted.
+    Transaction(sqlx::Transaction<'static, Db>),
+}
+
+impl std::ops::Deref for SyncOn {
+    type Target = sqlx::PgConnection;
+
+    fn deref(&self) -> &Self::Target {
+        match self {
+            SyncOn::Connection(conn) => conn,
+            SyncOn::Transaction(tx) => tx,
+        }
+    }
+}
+
+impl std::ops::DerefMut for SyncOn {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        match self {
+            SyncOn::Connection(conn) => conn,
+            SyncOn::Transaction(tx) => tx,
+        }
     }
 }

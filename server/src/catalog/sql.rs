@@ -69,6 +69,12 @@ mod restore;
     clippy::duplicate_mod,
     reason = "compiled once per driver on purpose: see catalog/sql.rs"
 )]
+#[path = "sql/sources.rs"]
+mod sources;
+#[allow(
+    clippy::duplicate_mod,
+    reason = "compiled once per driver on purpose: see catalog/sql.rs"
+)]
 #[path = "sql/stats.rs"]
 mod stats;
 #[allow(
@@ -149,6 +155,10 @@ impl Catalog for Adapter {
 
     async fn ensure_library(&self, user_id: &UserId, library_key: &str) -> Result<Library> {
         photos::ensure_library(self, user_id, library_key).await
+    }
+
+    async fn library(&self, user_id: &UserId, library_key: &str) -> Result<Option<Library>> {
+        photos::library(self, user_id, library_key).await
     }
 
     async fn sync_photos(

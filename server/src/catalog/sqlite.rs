@@ -111,8 +111,9 @@ impl SqliteCatalog {
     }
 
     /// A sync batch reads, decides and writes in one write transaction: SQLite has one writer anyway,
-    /// so reading under its lock costs nothing and the decisions cannot go stale.
-    async fn begin_sync(&self) -> Result<SyncConn> {
+    /// so reading under its lock costs nothing and the decisions cannot go stale (a `serialised` batch, see
+    /// the PostgreSQL adapter, is already).
+    async fn begin_sync(&self, _serialised: bool) -> Result<SyncConn> {
         self.begin_write().await
     }
 

@@ -49,16 +49,16 @@ const WRITE_BATCH: &str = "WITH v AS ( \
     res AS ( \
         INSERT INTO icloud.resources (photo_id, resource_type, user_id, declared_size, declared_sha256, \
             available, unavailable_reason, state, state_reason, stored_sha256, stored_key, stored_size, \
-            uploaded_at, deduplicated, bundle_path) \
+            uploaded_at, deduplicated, bundle_path, library_id) \
         SELECT COALESCE(p.id, x.photo_id), x.resource_type, $1, x.declared_size, x.declared_sha256, \
             x.available, x.unavailable_reason, x.state, x.state_reason, x.stored_sha256, x.stored_key, \
-            x.stored_size, x.uploaded_at, x.deduplicated, x.bundle_path \
+            x.stored_size, x.uploaded_at, x.deduplicated, x.bundle_path, x.library_id \
         FROM UNNEST($35::text[], $36::text[], $37::text[], $38::int8[], $39::text[], $40::bool[], \
             $41::text[], $42::text[], $43::text[], $44::text[], $45::text[], $46::int8[], $47::int8[], \
-            $48::bool[], $54::text[]) \
+            $48::bool[], $54::text[], $55::text[]) \
             AS x(local_identifier, photo_id, resource_type, declared_size, declared_sha256, available, \
             unavailable_reason, state, state_reason, stored_sha256, stored_key, stored_size, uploaded_at, \
-            deduplicated, bundle_path) \
+            deduplicated, bundle_path, library_id) \
         LEFT JOIN p ON p.local_identifier = x.local_identifier \
         ON CONFLICT (photo_id, resource_type) DO UPDATE SET \
             declared_size = excluded.declared_size, declared_sha256 = excluded.declared_sha256, \
@@ -66,7 +66,8 @@ const WRITE_BATCH: &str = "WITH v AS ( \
             state = excluded.state, state_reason = excluded.state_reason, \
             stored_sha256 = excluded.stored_sha256, stored_key = excluded.stored_key, \
             stored_size = excluded.stored_size, uploaded_at = excluded.uploaded_at, \
-            deduplicated = excluded.deduplicated, bundle_path = excluded.bundle_path), \
+            deduplicated = excluded.deduplicated, bundle_path = excluded.bundle_path, \
+            library_id = excluded.library_id), \
     jobs AS ( \
         INSERT INTO icloud.jobs AS j (id, user_id, photo_id, kind, sha256, state, attempts, failures, \
             last_error, available_at, lease_expires_at, created_at, updated_at) \
@@ -267,6 +268,12 @@ pub(super) async fn write_batch(
             resources
                 .iter()
                 .map(|r| r.bundle_path.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            resources
+                .iter()
+                .map(|r| r.library_id.as_deref())
                 .collect::<Vec<_>>(),
         )
         .fetch_all(&mut *conn)

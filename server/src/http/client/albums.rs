@@ -52,6 +52,7 @@ pub(crate) async fn post_albums(
             },
             parent_key: a.parent_id,
             members: a.members,
+            cloud_guid: a.cloud_guid,
         })
         .collect();
     let r = state

@@ -1,4 +1,6 @@
-//! `GET /client/iphoto/upload/pending`: what the server still needs, keyset-paged.
+//! `GET /client/iphoto/upload/pending`: what the server still needs, keyset-paged. `library=` narrows it to
+//! what one library (one Mac) is asked to upload: of a photo two Macs of one iCloud library share, each
+//! resource is listed for one of them only, so nothing is uploaded twice.
 
 use axum::extract::State;
 
@@ -16,13 +18,17 @@ pub(crate) struct PendingParams {
     limit: Option<u32>,
     /// `nextCursor` of the previous page.
     cursor: Option<String>,
+    /// Only what this library (the agent's id) is asked to upload.
+    library: Option<String>,
 }
 
 /// Lists resources whose bytes the server still needs, with the reason.
 #[utoipa::path(get, path = "/client/iphoto/upload/pending", tag = "client", operation_id = "get_pending_uploads",
     params(("limit" = Option<u32>, Query, description = "page size, 1..=1000, default 100"),
-        ("cursor" = Option<String>, Query, description = "nextCursor of the previous page")),
-    responses((status = 200, body = api::PendingPage), (status = 400, body = api::ErrorBody), (status = 401, body = api::ErrorBody)),
+        ("cursor" = Option<String>, Query, description = "nextCursor of the previous page"),
+        ("library" = Option<String>, Query, description = "only what this library (the agent's id, as in sync requests) is asked to upload")),
+    responses((status = 200, body = api::PendingPage), (status = 400, body = api::ErrorBody), (status = 401, body = api::ErrorBody),
+        (status = 404, body = api::ErrorBody, description = "`library` is not one of the caller's libraries")),
     security(("bearer" = ["client"])))]
 pub(crate) async fn get_pending(
     State(state): State<AppState>,
@@ -36,8 +42,22 @@ pub(crate) async fn get_pending(
             format!("limit: {limit} is outside 1..=1000"),
         ));
     }
+    let library_id = match params.library.as_deref() {
+        None => None,
+        Some(key) => {
+            if key.is_empty() || key.len() > 200 || key.chars().any(char::is_control) {
+                return Err(ApiError::bad_request(
+                    "invalid_query",
+                    "library: must be 1 to 200 printable characters",
+                ));
+            }
+            // Another user's library key is simply not one of the caller's.
+            let library = state.catalog().library(&caller.user.id, key).await?;
+            Some(library.ok_or_else(|| ApiError::not_found("library"))?.id)
+        }
+    };
     let query = PendingQuery {
-        library_id: None,
+        library_id,
         limit,
         cursor: params.cursor,
     };
