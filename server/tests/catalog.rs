@@ -102,4 +102,5 @@ contract!(
     sources_pending_lists_each_resource_for_one_library,
     sources_delete_moves_the_home_and_the_last_delete_tombstones,
     sources_albums_with_one_guid_list_once,
+    sources_concurrent_batches_of_two_macs_create_one_photo_each,
 );

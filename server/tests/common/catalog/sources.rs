@@ -404,3 +404,42 @@ pub async fn sources_albums_with_one_guid_list_once(s: &Subject) {
     // The other row still answers by its id.
     assert_eq!(c.list_albums(&user, Some(&rows[1])).await.unwrap().len(), 1);
 }
+
+pub async fn sources_concurrent_batches_of_two_macs_create_one_photo_each(s: &Subject) {
+    let c = s.c();
+    let (user, mac_a, mac_b) = user_with_two_macs(c, "alice").await;
+    // Both Macs send the same 60 new iCloud assets at once, in batches of 20 as the agent has in flight.
+    let tasks: Vec<_> = [(&mac_a, "A"), (&mac_b, "B")]
+        .into_iter()
+        .flat_map(|(mac, prefix)| {
+            (0..3).map(move |batch| {
+                let items: Vec<PhotoUpsert> = (0..20)
+                    .map(|i| {
+                        let n = batch * 20 + i;
+                        icloud_item(&format!("{prefix}{n:03}/L0/001"), Some(&format!("g{n}")), None)
+                    })
+                    .collect();
+                (mac.clone(), items)
+            })
+        })
+        .map(|(mac, items)| {
+            let catalog = Arc::clone(&s.catalog);
+            let user = user.clone();
+            tokio::spawn(async move { catalog.sync_photos(&user, &mac, items).await })
+        })
+        .collect();
+    let mut versions = Vec::new();
+    for task in tasks {
+        versions.push(task.await.unwrap().unwrap().version);
+    }
+    versions.sort_unstable();
+    versions.dedup();
+    assert_eq!(versions.len(), 6, "one version per batch: {versions:?}");
+    assert_eq!(live_photos(s, &user).await, 60, "one photo per asset");
+    assert_eq!(s.raw.int("SELECT COUNT(*) FROM icloud.photo_aliases").await, 60);
+    let duplicated = s
+        .raw
+        .int("SELECT COUNT(*) FROM (SELECT cloud_guid FROM icloud.photos GROUP BY cloud_guid HAVING COUNT(*) > 1) d")
+        .await;
+    assert_eq!(duplicated, 0);
+}
