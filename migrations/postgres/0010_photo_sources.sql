@@ -10,7 +10,7 @@ CREATE TABLE icloud.photo_aliases (
     PRIMARY KEY (library_id, local_identifier),
     FOREIGN KEY (library_id, user_id) REFERENCES icloud.libraries (id, user_id)
 );
-CREATE INDEX photo_aliases_by_photo ON icloud.photo_aliases (photo_id);
+CREATE INDEX photo_aliases_by_photo ON icloud.photo_aliases (photo_id, library_id);
 
 ALTER TABLE icloud.resources ADD COLUMN library_id TEXT;
 UPDATE icloud.resources r SET library_id = p.library_id FROM icloud.photos p WHERE p.id = r.photo_id;

@@ -14,7 +14,9 @@ CREATE TABLE icloud.photo_aliases (
     deleted_at        INTEGER,
     PRIMARY KEY (library_id, local_identifier)
 );
-CREATE INDEX icloud.photo_aliases_by_photo ON photo_aliases (photo_id);
+-- A photo's identities; with the library too, so "this photo's identifier in that library" (the pending list)
+-- is one index probe, which SQLite otherwise plans as a walk of the library's aliases.
+CREATE INDEX icloud.photo_aliases_by_photo ON photo_aliases (photo_id, library_id);
 
 -- The library whose declaration a resource row holds: only that library is asked to upload it, and its
 -- bundle path lies under that library's prefix. NULL (rows from before) reads as the photo's home library.

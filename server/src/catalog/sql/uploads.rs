@@ -37,7 +37,7 @@ pub(super) async fn pending_uploads(
                 l.id AS library_id, l.library_key, \
                 CASE WHEN l.id = p.library_id THEN p.local_identifier ELSE \
                   (SELECT a.local_identifier FROM icloud.photo_aliases a WHERE a.photo_id = p.id \
-                     AND a.library_id = l.id AND a.deleted_at IS NULL ORDER BY a.local_identifier LIMIT 1) \
+                     AND a.library_id = l.id AND a.deleted_at IS NULL LIMIT 1) \
                 END AS local_identifier \
          FROM icloud.resources r \
          JOIN icloud.photos p ON p.id = r.photo_id \
