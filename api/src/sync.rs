@@ -184,7 +184,8 @@ pub struct SyncRequest {
 pub enum SyncOutcome {
     /// New to the catalog.
     Created,
-    /// Metadata changed.
+    /// Metadata changed; or the photo, synced first from another library of the user (another Mac of the
+    /// same iCloud library), is now also known by this item's identifier.
     Updated,
     /// Nothing changed; the version did not move.
     Unchanged,
