@@ -106,10 +106,11 @@ impl Server {
         decode("albums", response).await
     }
 
-    /// `GET /client/iphoto/upload/pending`.
-    pub async fn pending(&self, limit: u32, cursor: Option<&str>) -> Result<api::PendingPage> {
+    /// `GET /client/iphoto/upload/pending`: what `library` (the library id sync batches used) is asked to
+    /// upload.
+    pub async fn pending(&self, library: &str, limit: u32, cursor: Option<&str>) -> Result<api::PendingPage> {
         let url = &format!("{}/client/iphoto/upload/pending", self.base);
-        let mut owned = vec![("limit", limit.to_string())];
+        let mut owned = vec![("library", library.to_owned()), ("limit", limit.to_string())];
         if let Some(cursor) = cursor {
             owned.push(("cursor", cursor.to_owned()));
         }

@@ -172,8 +172,6 @@ async fn pass(
     progress: &dyn Progress,
     report: &mut PassReport,
 ) -> Result<()> {
-    let library_id = library_id(state, &options.library).await?;
-    report.library_id = library_id.clone();
     let mut clock = Instant::now();
     let mut lap = move || {
         let ms = clock.elapsed().as_millis() as u64;
@@ -181,6 +179,12 @@ async fn pass(
         ms
     };
     let source = Source::open(&options.library).await?;
+    let store_uuid = match &source {
+        Source::Photos(library) => library.store_uuid().await?,
+        Source::Folder(_) => None,
+    };
+    let library_id = library_id(state, &options.library, store_uuid.as_deref()).await?;
+    report.library_id = library_id.clone();
     let scan = source.scan().await?;
     report.assets = scan.assets.len() as u64;
     report.skipped_rows = scan.skipped.len() as u64;
@@ -236,8 +240,12 @@ async fn pass(
 }
 
 /// The id this library is known by on the server: derived once from the library's path and then kept, so
-/// renaming the state directory's library is refused rather than read as "every asset was deleted".
-async fn library_id(state: &StateDb, library: &Path) -> Result<String> {
+/// renaming the state directory's library is refused rather than read as "every asset was deleted". A Photos
+/// library's id also covers its database's store UUID: two Macs of one iCloud library usually keep it at the
+/// same path (`~/Pictures/Photos Library.photoslibrary`), and must be two sources of the user's photos on the
+/// server, not one library whose assets keep replacing each other (issue 13, item 9). A state directory that
+/// already holds an id keeps it.
+async fn library_id(state: &StateDb, library: &Path, store_uuid: Option<&str>) -> Result<String> {
     let path = std::fs::canonicalize(library).unwrap_or_else(|_| library.to_path_buf());
     let path = path.to_string_lossy().into_owned();
     match (state.meta("library_id").await?, state.meta("library_path").await?) {
@@ -249,7 +257,13 @@ async fn library_id(state: &StateDb, library: &Path) -> Result<String> {
             ),
         }),
         _ => {
-            let id = hex::encode(&Sha256::digest(path.as_bytes())[..8]);
+            let mut hasher = Sha256::new();
+            hasher.update(path.as_bytes());
+            if let Some(uuid) = store_uuid {
+                hasher.update(b"\0");
+                hasher.update(uuid.as_bytes());
+            }
+            let id = hex::encode(&hasher.finalize()[..8]);
             state.set_meta("library_path", &path).await?;
             state.set_meta("library_id", &id).await?;
             Ok(id)

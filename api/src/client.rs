@@ -37,6 +37,10 @@ pub struct Album {
     #[serde(default)]
     #[schema(schema_with = member_ids)]
     pub members: Vec<String>,
+    /// iCloud's GUID of the album (`ZCLOUDGUID`), when the library syncs with iCloud: the same album sent by
+    /// two Macs of one iCloud library is listed once on the web.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_guid: Option<String>,
 }
 
 /// The schema of [`Album::members`]: identifiers of 1 to 256 characters without NUL.
@@ -86,13 +90,14 @@ pub struct AlbumsAnswer {
     pub version: i64,
 }
 
-/// One resource the server still needs.
+/// One resource the server still needs. A photo synced from several libraries (two Macs of one iCloud
+/// library) is listed for one of them only: the one whose declaration of the resource the server holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PendingUpload {
-    /// The library (the agent's id).
+    /// The library to upload it from (the agent's id).
     pub library_id: String,
-    /// The asset.
+    /// The asset, by that library's identifier.
     pub local_identifier: String,
     /// Which file.
     pub resource: ResourceType,

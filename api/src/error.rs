@@ -102,6 +102,8 @@ error_codes! {
     Conflict => "conflict",
     /// 409: another upload stored other bytes for this resource first.
     UploadConflict => "upload_conflict",
+    /// 409: another of the caller's libraries (a second Mac of one iCloud library) uploads this resource.
+    HeldByAnotherLibrary => "held_by_another_library",
     /// 413: the body is larger than the route takes.
     BodyTooLarge => "body_too_large",
     /// 413: more items in one request than the server takes.

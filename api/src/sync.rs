@@ -99,12 +99,16 @@ pub struct Resource {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncItem {
-    /// PhotoKit's `localIdentifier`, `<UUID>/L0/001`: the asset's identity within one library.
+    /// PhotoKit's `localIdentifier`, `<UUID>/L0/001`: the asset's identity within one library. Another Mac
+    /// of the same iCloud library has another one for the same photo; the server keeps each as a name of it.
     pub local_identifier: String,
-    /// iCloud Photos' cloud GUID, when the library syncs with iCloud.
+    /// iCloud Photos' cloud GUID (`ZCLOUDASSETGUID`), when the library syncs with iCloud: the same on every
+    /// Mac, so an item new to the server under this identifier joins the user's photo with this GUID.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloud_guid: Option<String>,
-    /// Apple's stable content fingerprint (`ZMASTERFINGERPRINT`).
+    /// Apple's stable fingerprint of the original (`ZORIGINALSTABLEHASH`, `ZMASTERFINGERPRINT` before Photos
+    /// 9.9): the same on every Mac; an item with no GUID match joins the user's photo without a GUID that has
+    /// this fingerprint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
     /// Photo or video.
@@ -197,7 +201,8 @@ pub struct SyncRequest {
 pub enum SyncOutcome {
     /// New to the catalog.
     Created,
-    /// Metadata changed.
+    /// Metadata changed; or the photo, synced first from another library of the user (another Mac of the
+    /// same iCloud library), is now also known by this item's identifier.
     Updated,
     /// Nothing changed; the version did not move.
     Unchanged,

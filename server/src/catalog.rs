@@ -152,8 +152,13 @@ pub trait Catalog: Send + Sync + Debug {
     /// The user's library with the agent's id `library_key`, created on first use.
     async fn ensure_library(&self, user_id: &UserId, library_key: &str) -> Result<Library>;
 
+    /// The user's library with the agent's id `library_key`, if it exists (another user's is not found).
+    async fn library(&self, user_id: &UserId, library_key: &str) -> Result<Option<Library>>;
+
     /// Applies one sync batch in one transaction; see [`SyncBatchResult`] for what each item gets. Items that
-    /// fail validation are `Rejected` and the rest still applies; a database error applies nothing.
+    /// fail validation are `Rejected` and the rest still applies; a database error applies nothing. A user's
+    /// libraries share their photos: an item new to this library joins the user's photo with its cloud GUID
+    /// (else, among photos without one, its fingerprint), its identifier kept as another name of the photo.
     async fn sync_photos(
         &self,
         user_id: &UserId,
@@ -170,7 +175,8 @@ pub trait Catalog: Send + Sync + Debug {
         albums: Vec<AlbumUpsert>,
     ) -> Result<AlbumsResult>;
 
-    /// Resources whose bytes the server still needs (state pending or failed), keyset-paged.
+    /// Resources whose bytes the server still needs (state pending or failed), keyset-paged, each for the one
+    /// library asked to upload it (of a photo several libraries have, the one whose declaration is held).
     async fn pending_uploads(&self, user_id: &UserId, query: &PendingQuery) -> Result<Page<PendingUpload>>;
 
     /// What the upload route needs before reading a body: the photo, the resource's state and what is

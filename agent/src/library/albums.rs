@@ -58,6 +58,9 @@ pub struct ReadAlbum {
     pub kind: AlbumKind,
     /// The enclosing folder's UUID; `None` at the top level.
     pub parent_id: Option<String>,
+    /// iCloud's GUID of the album (`ZCLOUDGUID`), the same on every Mac of one iCloud library; `None` for a
+    /// library without iCloud.
+    pub cloud_guid: Option<String>,
     /// The sort setting.
     pub sort: AlbumSort,
     /// Members' `localIdentifier`s (`<UUID>/L0/001`) in display order; trashed assets and unpicked burst frames
@@ -78,7 +81,8 @@ pub(crate) fn read(connection: &Connection, schema: &Schema, path: &Path) -> Res
     let g = |column: &str| schema.column("ZGENERICALBUM", "g", column);
     let sql = format!(
         "SELECT g.Z_PK AS pk, g.ZUUID AS uuid, {title} AS title, g.ZKIND AS kind, {parent} AS parent, \
-           {trashed} AS trashed, {sort_key} AS sort_key, {ascending} AS ascending, {owner} AS owner \
+           {trashed} AS trashed, {sort_key} AS sort_key, {ascending} AS ascending, {owner} AS owner, \
+           {cloud_guid} AS cloud_guid \
          FROM ZGENERICALBUM g ORDER BY g.Z_PK",
         title = g("ZTITLE"),
         parent = g("ZPARENTFOLDER"),
@@ -86,6 +90,7 @@ pub(crate) fn read(connection: &Connection, schema: &Schema, path: &Path) -> Res
         sort_key = g("ZCUSTOMSORTKEY"),
         ascending = g("ZCUSTOMSORTASCENDING"),
         owner = g("ZCLOUDOWNERHASHEDPERSONID"),
+        cloud_guid = g("ZCLOUDGUID"),
     );
     let read = || -> rusqlite::Result<Vec<AlbumRow>> {
         let mut statement = connection.prepare(&sql)?;
@@ -131,6 +136,7 @@ pub(crate) fn read(connection: &Connection, schema: &Schema, path: &Path) -> Res
             title: row.title.as_deref().map(value::nfc).unwrap_or_default(),
             kind,
             parent_id,
+            cloud_guid: row.cloud_guid.clone().filter(|g| !g.is_empty()),
             sort,
             members,
         });
@@ -149,6 +155,7 @@ struct AlbumRow {
     sort_key: Option<i64>,
     ascending: Option<i64>,
     owner: Option<String>,
+    cloud_guid: Option<String>,
 }
 
 impl AlbumRow {
@@ -164,6 +171,7 @@ impl AlbumRow {
             sort_key: value::int(row, 6)?,
             ascending: value::int(row, 7)?,
             owner: value::string(row, 8)?,
+            cloud_guid: value::string(row, 9)?,
         })
     }
 }

@@ -63,5 +63,6 @@ pub fn wire_album(album: &ReadAlbum) -> api::Album {
         },
         parent_id: album.parent_id.clone(),
         members: album.members.clone(),
+        cloud_guid: album.cloud_guid.clone(),
     }
 }

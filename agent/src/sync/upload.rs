@@ -137,12 +137,18 @@ pub(crate) async fn upload_pending(
         .await
 }
 
-/// Every page of the pending list that belongs to this library.
+/// Every page of the pending list of this library: what it is asked to upload (of a photo another Mac of the
+/// same iCloud library also has, only what the server holds this library's declaration of).
 async fn pending_list(server: &Server, library_id: &str) -> Result<Vec<PendingUpload>> {
     let mut all = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let page = server.pending(PAGE, cursor.as_deref()).await?;
+        let page = match server.pending(library_id, PAGE, cursor.as_deref()).await {
+            Ok(page) => page,
+            // The server has no such library of ours (nothing was ever sent from it): nothing to upload.
+            Err(Error::Refused { status: 404, .. }) => return Ok(all),
+            Err(error) => return Err(error),
+        };
         all.extend(page.items.into_iter().filter(|p| p.library_id == library_id));
         match page.next_cursor {
             Some(next) if Some(&next) != cursor.as_ref() => cursor = Some(next),

@@ -375,6 +375,9 @@ pub struct AlbumUpsert {
     pub parent_key: Option<String>,
     /// Members by local identifier, in album order (a repeated identifier keeps its first position).
     pub members: Vec<String>,
+    /// iCloud's GUID of the album (`ZGENERICALBUM.ZCLOUDGUID`): the same album synced from several Macs has
+    /// the same one, and is listed once.
+    pub cloud_guid: Option<String>,
 }
 
 impl From<api::Album> for AlbumUpsert {
@@ -389,6 +392,7 @@ impl From<api::Album> for AlbumUpsert {
             },
             parent_key: album.parent_id,
             members: album.members,
+            cloud_guid: album.cloud_guid,
         }
     }
 }

@@ -75,8 +75,8 @@ impl PostgresCatalog {
 /// What the shared SQL needs of PostgreSQL.
 impl sql::Driver for PostgresCatalog {
     type Db = sqlx::Postgres;
-    /// A plain connection: see [`sql::Driver::begin_sync`] below.
-    type SyncConn = sqlx::pool::PoolConnection<sqlx::Postgres>;
+    /// A plain connection or a transaction: see [`sql::Driver::begin_sync`] below.
+    type SyncConn = SyncOn;
 
     const EXPLAIN: &'static str = "EXPLAIN";
     const SKIP_LOCKED: &'static str = "FOR UPDATE SKIP LOCKED";
@@ -104,12 +104,24 @@ impl sql::Driver for PostgresCatalog {
     /// version row, locked by that statement, is released by the server itself, never held across a round
     /// trip to a client that may not be scheduled for milliseconds: with four batches in flight on a busy
     /// machine, most of a batch's time went into waiting for that lock.
-    async fn begin_sync(&self) -> Result<Self::SyncConn> {
-        Ok(self.pool.acquire().await?)
+    ///
+    /// A `serialised` batch (a user with several libraries, whose items may match photos another library
+    /// synced: `sql/sources.rs`) runs in a transaction instead, in which the caller takes the user's sync
+    /// lock before its first read, so two libraries' batches never both create the photo they share, and
+    /// its writes beside the one statement commit with it.
+    async fn begin_sync(&self, serialised: bool) -> Result<Self::SyncConn> {
+        Ok(if serialised {
+            SyncOn::Transaction(self.pool.begin().await?)
+        } else {
+            SyncOn::Connection(self.pool.acquire().await?)
+        })
     }
 
-    /// Nothing left to do: the write statement committed itself.
-    async fn end_sync(&self, _conn: Self::SyncConn) -> Result<()> {
+    /// Commits a serialised batch; a plain one's write statement committed itself.
+    async fn end_sync(&self, conn: Self::SyncConn) -> Result<()> {
+        if let SyncOn::Transaction(tx) = conn {
+            tx.commit().await?;
+        }
         Ok(())
     }
 
@@ -156,5 +168,34 @@ impl sql::Driver for PostgresCatalog {
         now: i64,
     ) -> Result<sql::write::Written> {
         write::write_batch(conn, user_id, library_id, batch, now).await
+    }
+}
+
+/// A sync batch's connection: plain (the one-statement fast path) or a transaction (serialised batches).
+#[derive(Debug)]
+enum SyncOn {
+    /// Outside a transaction block.
+    Connection(sqlx::pool::PoolConnection<sqlx::Postgres>),
+    /// Inside one, rolled back when dropped uncommitted.
+    Transaction(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl std::ops::Deref for SyncOn {
+    type Target = sqlx::PgConnection;
+
+    fn deref(&self) -> &Self::Target {
+        match self {
+            SyncOn::Connection(conn) => conn,
+            SyncOn::Transaction(tx) => tx,
+        }
+    }
+}
+
+impl std::ops::DerefMut for SyncOn {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        match self {
+            SyncOn::Connection(conn) => conn,
+            SyncOn::Transaction(tx) => tx,
+        }
     }
 }

@@ -70,6 +70,12 @@ mod restore;
     clippy::duplicate_mod,
     reason = "compiled once per driver on purpose: see catalog/sql.rs"
 )]
+#[path = "sql/sources.rs"]
+mod sources;
+#[allow(
+    clippy::duplicate_mod,
+    reason = "compiled once per driver on purpose: see catalog/sql.rs"
+)]
 #[path = "sql/stats.rs"]
 mod stats;
 #[allow(
@@ -131,8 +137,9 @@ pub(super) trait Driver {
     async fn run_migrations(&self) -> Result<()>;
     /// A write transaction.
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Self::Db>>;
-    /// Where a sync batch reads, decides and writes (see each adapter).
-    async fn begin_sync(&self) -> Result<Self::SyncConn>;
+    /// Where a sync batch reads, decides and writes (see each adapter); `serialised` for a batch that must not
+    /// interleave with another library's batch of the same user (`sql/sources.rs`).
+    async fn begin_sync(&self, serialised: bool) -> Result<Self::SyncConn>;
     /// Ends a sync batch begun with [`Driver::begin_sync`], its writes kept.
     async fn end_sync(&self, conn: Self::SyncConn) -> Result<()>;
     /// Counts the photo and resource rows a sync batch created.
@@ -193,6 +200,10 @@ impl Catalog for Adapter {
 
     async fn ensure_library(&self, user_id: &UserId, library_key: &str) -> Result<Library> {
         photos::ensure_library(self, user_id, library_key).await
+    }
+
+    async fn library(&self, user_id: &UserId, library_key: &str) -> Result<Option<Library>> {
+        photos::library(self, user_id, library_key).await
     }
 
     async fn sync_photos(

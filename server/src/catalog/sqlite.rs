@@ -112,8 +112,9 @@ impl sql::Driver for SqliteCatalog {
     }
 
     /// A sync batch reads, decides and writes in one write transaction: SQLite has one writer anyway,
-    /// so reading under its lock costs nothing and the decisions cannot go stale.
-    async fn begin_sync(&self) -> Result<Self::SyncConn> {
+    /// so reading under its lock costs nothing and the decisions cannot go stale (a `serialised` batch, see
+    /// the PostgreSQL adapter, is already).
+    async fn begin_sync(&self, _serialised: bool) -> Result<Self::SyncConn> {
         sql::Driver::begin_write(self).await
     }
 

@@ -166,7 +166,11 @@ pub(crate) fn metadata_hash(item: &PhotoUpsert) -> String {
 /// SHA-256 (hex) of an album's stored content, with its members resolved to photo ids (so an album whose
 /// unknown members later sync is seen as changed).
 pub(crate) fn album_hash(album: &AlbumUpsert, sort_index: i64, member_ids: &[&str]) -> String {
-    let value = serde_json::json!([album.title, album.kind, album.parent_key, sort_index, member_ids]);
+    let mut value = serde_json::json!([album.title, album.kind, album.parent_key, sort_index, member_ids]);
+    // Only when there is one, so an album without a GUID hashes as it always did.
+    if let (Some(guid), Some(list)) = (&album.cloud_guid, value.as_array_mut()) {
+        list.push(guid.as_str().into());
+    }
     hex::encode(Sha256::digest(value.to_string().as_bytes()))
 }
 
@@ -180,6 +184,9 @@ pub(crate) fn albums(albums: &[AlbumUpsert]) -> Result<()> {
         }
         characters(&album.title, MAX_NAME)
             .map_err(|reason| Error::invalid(format!("albums[{i}].title"), reason))?;
+        if let Some(guid) = &album.cloud_guid {
+            key(&format!("albums[{i}].cloudGuid"), guid)?;
+        }
         if let Some(parent) = &album.parent_key {
             key(&format!("albums[{i}].parentKey"), parent)?;
             if parent == &album.album_key {
@@ -273,6 +280,7 @@ mod tests {
             kind: super::super::AlbumKind::Album,
             parent_key: Some(accented.clone()),
             members: vec![member.to_owned()],
+            cloud_guid: None,
         };
         assert!(albums(&[album("é".repeat(1024), &accented)]).is_ok());
         assert!(albums(&[album("é".repeat(1025), "m")]).is_err());

@@ -49,13 +49,13 @@ const WRITE_BATCH: &str = "WITH v AS ({BUMP_VERSION}), \
         INSERT INTO icloud.resources ({RESOURCE_COLUMNS}) \
         SELECT COALESCE(p.id, x.photo_id), x.resource_type, $1, x.declared_size, x.declared_sha256, \
             x.available, x.unavailable_reason, x.state, x.state_reason, x.stored_sha256, x.stored_key, \
-            x.stored_size, x.uploaded_at, x.deduplicated, x.bundle_path \
+            x.stored_size, x.uploaded_at, x.deduplicated, x.bundle_path, x.library_id \
         FROM UNNEST($35::text[], $36::text[], $37::text[], $38::int8[], $39::text[], $40::bool[], \
             $41::text[], $42::text[], $43::text[], $44::text[], $45::text[], $46::int8[], $47::int8[], \
-            $48::bool[], $54::text[]) \
+            $48::bool[], $54::text[], $55::text[]) \
             AS x(local_identifier, photo_id, resource_type, declared_size, declared_sha256, available, \
             unavailable_reason, state, state_reason, stored_sha256, stored_key, stored_size, uploaded_at, \
-            deduplicated, bundle_path) \
+            deduplicated, bundle_path, library_id) \
         LEFT JOIN p ON p.local_identifier = x.local_identifier \
         {RESOURCE_OVERWRITE}), \
     jobs AS ( \
@@ -259,6 +259,12 @@ pub(super) async fn write_batch(
             resources
                 .iter()
                 .map(|r| r.bundle_path.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            resources
+                .iter()
+                .map(|r| r.library_id.as_deref())
                 .collect::<Vec<_>>(),
         )
         .fetch_all(&mut *conn)

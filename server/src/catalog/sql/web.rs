@@ -176,8 +176,18 @@ pub(super) async fn list_albums(
     album_id: Option<&str>,
 ) -> Result<Vec<AlbumSummary>> {
     let visible = "p.deleted_at IS NULL AND p.hidden = FALSE AND p.trashed = FALSE";
+    // An album synced from several Macs (one iCloud GUID, a row per library) is listed once, as its oldest
+    // live row; its members resolve to the same photos from every Mac. A parent folder is named the same way.
+    // Asked for by id, a later row of the same album still answers.
+    let first_of_guid = |row: &str| {
+        format!(
+            "SELECT c.id FROM icloud.albums c WHERE c.user_id = $1 AND c.cloud_guid = {row}.cloud_guid \
+             AND c.deleted_at IS NULL ORDER BY c.created_at, c.id LIMIT 1"
+        )
+    };
+    let (first_of_album, first_of_parent) = (first_of_guid("a"), first_of_guid("parent"));
     let sql = format!(
-        "SELECT a.id, a.title, a.kind, parent.id AS parent_id, \
+        "SELECT a.id, a.title, a.kind, COALESCE(({first_of_parent}), parent.id) AS parent_id, \
             (SELECT COUNT(*) FROM icloud.album_members m JOIN icloud.photos p ON p.id = m.photo_id \
              WHERE m.album_id = a.id AND {visible}) AS n, \
             (SELECT m.photo_id FROM icloud.album_members m JOIN icloud.photos p ON p.id = m.photo_id \
@@ -185,7 +195,8 @@ pub(super) async fn list_albums(
          FROM icloud.albums a \
          LEFT JOIN icloud.albums parent ON parent.library_id = a.library_id \
              AND parent.album_key = a.parent_key AND parent.deleted_at IS NULL \
-         WHERE a.user_id = $1 AND a.deleted_at IS NULL AND ($2 IS NULL OR a.id = $2) \
+         WHERE a.user_id = $1 AND a.deleted_at IS NULL \
+           AND (a.id = $2 OR ($2 IS NULL AND (a.cloud_guid IS NULL OR a.id = ({first_of_album})))) \
          ORDER BY a.library_id, a.sort_index, a.id"
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))

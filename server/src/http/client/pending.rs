@@ -1,4 +1,6 @@
-//! `GET /client/iphoto/upload/pending`: what the server still needs, keyset-paged.
+//! `GET /client/iphoto/upload/pending`: what the server still needs, keyset-paged. `library=` narrows it to
+//! what one library (one Mac) is asked to upload: of a photo two Macs of one iCloud library share, each
+//! resource is listed for one of them only, so nothing is uploaded twice.
 
 use api::ErrorCode;
 use axum::extract::State;
@@ -20,6 +22,13 @@ pub(crate) struct PendingParams {
     /// `nextCursor` of the previous page: the last item's photo id and resource.
     #[param(pattern = r"^[0-9a-fA-F]{32}/(original|live_video|render|raw)$")]
     cursor: Option<String>,
+    /// Only what this library (the agent's id, as in sync requests) is asked to upload.
+    #[param(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"
+    )]
+    library: Option<String>,
 }
 
 /// Lists resources whose bytes the server still needs, with the reason.
@@ -27,6 +36,7 @@ pub(crate) struct PendingParams {
     params(PendingParams),
     responses((status = 200, body = api::PendingPage), (status = 400, body = api::ErrorBody),
         (status = 401, body = api::ErrorBody), (status = 403, body = api::ErrorBody),
+        (status = 404, body = api::ErrorBody, description = "`library` is not one of the caller's libraries"),
         (status = 422, body = api::ErrorBody, description = "a cursor this list did not hand out")),
     security(("bearer" = ["client"])))]
 pub(crate) async fn get_pending(
@@ -41,8 +51,22 @@ pub(crate) async fn get_pending(
             format!("limit: {limit} is outside 1..=1000"),
         ));
     }
+    let library_id = match params.library.as_deref() {
+        None => None,
+        Some(key) => {
+            if key.is_empty() || key.chars().count() > 200 || key.chars().any(char::is_control) {
+                return Err(ApiError::bad_request(
+                    ErrorCode::InvalidQuery,
+                    "library: must be 1 to 200 printable characters",
+                ));
+            }
+            // Another user's library key is simply not one of the caller's.
+            let library = state.catalog().library(&caller.user.id, key).await?;
+            Some(library.ok_or_else(|| ApiError::not_found("library"))?.id)
+        }
+    };
     let query = PendingQuery {
-        library_id: None,
+        library_id,
         limit,
         cursor: params.cursor,
     };

@@ -74,7 +74,7 @@ impl utoipa::ToSchema for Bytes {}
     responses((status = 200, body = api::UploadAnswer), (status = 400, body = api::ErrorBody),
         (status = 401, body = api::ErrorBody), (status = 403, body = api::ErrorBody),
         (status = 404, body = api::ErrorBody),
-        (status = 409, body = api::ErrorBody, description = "another upload of this resource stored other bytes first"),
+        (status = 409, body = api::ErrorBody, description = "another upload of this resource stored other bytes first, or another of the caller's libraries uploads it"),
         (status = 408, body = api::ErrorBody, description = "the body sent nothing for the body idle timeout; nothing stored"),
         (status = 413, body = api::ErrorBody),
         (status = 422, body = api::ErrorBody, description = "the body's SHA-256 or size is not the one announced or declared at sync; nothing stored")),
@@ -179,7 +179,16 @@ async fn upload(
         }
     }
 
-    let layout = LibraryLayout::new(caller.user.id.as_str(), target.library_id.as_str())?;
+    // The bytes go under the library whose declaration the catalog holds: a photo two Macs share is uploaded
+    // by the one the pending list names, at its bundle path. Another library's bytes are not written there.
+    if params.library.is_some() && target.resource_library_id != target.library_id {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::HeldByAnotherLibrary,
+            "this resource is uploaded from another of your libraries (see the pending list of this library)",
+        ));
+    }
+    let layout = LibraryLayout::new(caller.user.id.as_str(), target.resource_library_id.as_str())?;
     let ext = extension(&target.original_filename, &target.uti);
     let key = match place(&state, &caller.user.id, &layout, &target, expected, &ext).await? {
         Placed::Write(key) => key,
