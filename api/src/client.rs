@@ -38,8 +38,9 @@ pub struct Album {
     #[schema(schema_with = member_ids)]
     pub members: Vec<String>,
     /// iCloud's GUID of the album (`ZCLOUDGUID`), when the library syncs with iCloud: the same album sent by
-    /// two Macs of one iCloud library is listed once on the web.
+    /// two Macs of one iCloud library is listed once on the web. 1 to 256 characters, no NUL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 256, pattern = r"^[^\u0000]*$")]
     pub cloud_guid: Option<String>,
 }
 
