@@ -12,6 +12,14 @@ use std::process::{Command, Output};
 
 use common::{MIB, bytes, get, keys, put, sha256};
 
+/// The objects under the bundle that are not directory markers.
+fn originals_in(store: &storage::Store) -> Vec<String> {
+    keys(store, BUNDLE)
+        .into_iter()
+        .filter(|k| !k.ends_with("/.iphoto-dir"))
+        .collect()
+}
+
 const BUNDLE: &str = "Test Library.photoslibrary";
 
 fn script(name: &str) -> PathBuf {
@@ -113,7 +121,26 @@ fn install_gate_repoints_only_when_every_original_reads_back_and_rollback_restor
     );
     let mut expected: Vec<String> = files.iter().map(|(p, _)| key(p)).collect();
     expected.sort();
-    assert_eq!(keys(&store, BUNDLE), expected);
+    assert_eq!(originals_in(&store), expected);
+    // The seed makes its directories through a read-write mount, and a directory made there is kept by a
+    // zero-byte marker (mount/SEMANTICS.md): one per directory on the way to an original, nothing else.
+    let mut dirs: Vec<String> = files
+        .iter()
+        .flat_map(|(p, _)| {
+            let parts: Vec<&str> = p.split('/').collect();
+            (1..parts.len()).map(move |n| key(&format!("{}/.iphoto-dir", parts[..n].join("/"))))
+        })
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    let markers: Vec<String> = keys(&store, BUNDLE)
+        .into_iter()
+        .filter(|k| k.ends_with("/.iphoto-dir"))
+        .collect();
+    assert!(
+        markers.iter().all(|m| dirs.contains(m)),
+        "{markers:?} not all in {dirs:?}"
+    );
     let rerun = setup.run(
         "seed-originals-to-spaces.sh",
         &[setup.library().to_str().unwrap()],
