@@ -28,6 +28,12 @@ mod auth;
     clippy::duplicate_mod,
     reason = "compiled once per driver on purpose: see catalog/sql.rs"
 )]
+#[path = "sql/before_images.rs"]
+mod before_images;
+#[allow(
+    clippy::duplicate_mod,
+    reason = "compiled once per driver on purpose: see catalog/sql.rs"
+)]
 #[path = "sql/gc.rs"]
 mod gc;
 #[allow(

@@ -9,6 +9,8 @@
 mod albums;
 #[path = "catalog/auth.rs"]
 mod auth;
+#[path = "catalog/before_images.rs"]
+mod before_images;
 #[path = "catalog/gc.rs"]
 mod gc;
 #[path = "catalog/history.rs"]
@@ -22,6 +24,7 @@ mod uploads;
 
 pub use albums::*;
 pub use auth::*;
+pub use before_images::*;
 pub use gc::*;
 pub use history::*;
 pub use sources::*;

@@ -1,6 +1,6 @@
 //! A photo's versions, the changes feed and the purge of old history and tombstones. The rows are written by
-//! the triggers of migration 0008; this module only reads them, and deletes them once they are older than the
-//! retention.
+//! the triggers of migrations 0008 and 0012 (a photo's rows are before-images: `before_images.rs` derives its
+//! versions from them); this module only reads them, and deletes them once they are older than the retention.
 
 use std::collections::BTreeMap;
 
@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row as _;
 
 use super::web::{LIST_COLUMNS, LIST_JOINS, listed};
-use super::{Adapter, CHUNK, Driver as _, placeholders, time};
+use super::{Adapter, CHUNK, Driver as _, before_images, placeholders, time};
 use crate::catalog::{
     Change, ChangesSince, LibraryId, PhotoChange, PhotoId, PhotoVersion, PurgeReport, ResourceType, Result,
     Retention, UserId,
@@ -31,23 +31,9 @@ pub(super) async fn photo_history(
     photo_id: &PhotoId,
 ) -> Result<Option<Vec<PhotoVersion>>> {
     let mut conn = catalog.pool().acquire().await?;
-    let exists: Option<String> =
-        sqlx::query_scalar("SELECT id FROM icloud.photos WHERE id = $1 AND user_id = $2")
-            .bind(photo_id.as_str())
-            .bind(user_id.as_str())
-            .fetch_optional(&mut *conn)
-            .await?;
-    if exists.is_none() {
+    let Some((rows, now)) = before_images::load(&mut conn, user_id.as_str(), photo_id.as_str()).await? else {
         return Ok(None);
-    }
-    let rows = sqlx::query(
-        "SELECT version, changed_at, change, library_id, snapshot FROM icloud.photo_history \
-         WHERE user_id = $1 AND photo_id = $2 ORDER BY version, id",
-    )
-    .bind(user_id.as_str())
-    .bind(photo_id.as_str())
-    .fetch_all(&mut *conn)
-    .await?;
+    };
     let changes = resource_changes(&mut conn, user_id, photo_id).await?;
     let current: Vec<(String, Option<String>)> = sqlx::query_as(
         "SELECT resource_type, stored_sha256 FROM icloud.resources WHERE user_id = $1 AND photo_id = $2",
@@ -59,12 +45,15 @@ pub(super) async fn photo_history(
     let current: BTreeMap<&str, Option<String>> =
         current.iter().map(|(t, sha)| (t.as_str(), sha.clone())).collect();
 
-    let mut versions: Vec<PhotoVersion> = Vec::with_capacity(rows.len());
+    let states = before_images::states(&rows, &now);
+    let mut versions: Vec<PhotoVersion> = Vec::with_capacity(states.len());
     let mut previous: Option<(serde_json::Value, VersionResources)> = None;
-    for row in rows {
-        let version: i64 = row.try_get("version")?;
-        let text: String = row.try_get("snapshot")?;
-        let snapshot: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+    for state in states {
+        let Some(text) = state.snapshot else {
+            continue;
+        };
+        let version = state.version;
+        let snapshot: serde_json::Value = serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
         let resources = resources_at(version, &changes, &current);
         let changed_fields = match &previous {
             None => fields(&snapshot).map(|(k, _)| k.clone()).collect(),
@@ -79,13 +68,12 @@ pub(super) async fn photo_history(
                 changed
             }
         };
-        let change: String = row.try_get("change")?;
         previous = Some((snapshot.clone(), resources.clone()));
         versions.push(PhotoVersion {
             version,
-            changed_at: time(row.try_get("changed_at")?),
-            change: Change::parse(&change),
-            library_id: LibraryId::new(row.try_get::<String, _>("library_id")?),
+            changed_at: time(state.changed_at),
+            change: Change::parse(state.change),
+            library_id: LibraryId::new(state.library_id.to_owned()),
             snapshot,
             changed_fields,
             resources,
@@ -195,9 +183,11 @@ pub(super) async fn photo_changes(
 
 /// Removes, for every user, tombstones deleted before the retention's cutoff (with their resources,
 /// memberships, jobs, enrichments and history) and history rows older than the cutoff, except, for each
-/// photo, album and membership, the last row at or before the cutoff: the state a restore as of the oldest
-/// kept time starts from (for a live photo, its latest snapshot). `resource_history` rows hold objects that
-/// were replaced at `changed_at`, so those older than the cutoff all go: their retention is over.
+/// photo, album and membership, the last row at or before the cutoff: the change that began the state a
+/// restore as of the oldest kept time goes back to. A photo's row holds the state its change replaced (a
+/// before-image, migration 0012), which no kept time needs, so the kept row becomes a marker (no snapshot):
+/// the state it began is in the next row, or is the photo's current row. `resource_history` rows hold
+/// objects that were replaced at `changed_at`, so those older than the cutoff all go: their retention is over.
 pub(super) async fn purge(
     catalog: &Adapter,
     retention: Retention,
@@ -257,6 +247,15 @@ pub(super) async fn purge(
             .await?
             .rows_affected();
     }
+    // What is left before the cutoff is each photo's last row there: it keeps the change, not what the change
+    // replaced (read as the photo's first state, that would be one it never had then).
+    sqlx::query(
+        "UPDATE icloud.photo_history SET snapshot = NULL, before_version = NULL \
+         WHERE changed_at < $1 AND snapshot IS NOT NULL",
+    )
+    .bind(cutoff)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(report)
 }

@@ -1,16 +1,18 @@
-//! Restore of a photo, an album or a whole library as of a time, from the history the triggers of migration
-//! 0008 keep. A photo gets its latest snapshot at or before that time (created later: a tombstone), each
-//! resource the stored object it had then, an album its row and membership then. The restore is itself a
-//! change: one new version, history rows marked `restored`, so the changes feed and the history show it. The
-//! objects the restore replaces are recorded by the same triggers, so they stay referenced for the retention.
-//! The Mac is still the source: its next sync overwrites whatever differs from it (one-way sync).
+//! Restore of a photo, an album or a whole library as of a time, from the history the triggers of migrations
+//! 0008 and 0012 keep. A photo gets the state it was in at that time (`before_images.rs` derives it from the
+//! before-images: the row after the change that began it, or the photo's current row; created later: a
+//! tombstone), each resource the stored object it had then, an album its row and membership then. The
+//! restore is itself a change: one new version, history rows marked `restored`, so the changes feed and the
+//! history show it. The objects the restore replaces are recorded by the same triggers, so they stay
+//! referenced for the retention. The Mac is still the source: its next sync overwrites whatever differs from
+//! it (one-way sync).
 
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use sqlx::Row as _;
 
-use super::{Adapter, Conn, Driver as _, bump_version, library_key, ms};
+use super::{Adapter, Conn, Driver as _, before_images, bump_version, library_key, ms};
 use crate::catalog::{Error, LibraryId, RestoreReport, RestoreTarget, Result, UserId};
 
 /// A photo's metadata as a history snapshot holds it (the catalog's column names).
@@ -171,16 +173,11 @@ enum PhotoOutcome {
 }
 
 async fn restore_photo(conn: &mut Conn, at: &Restore<'_>, photo_id: &str) -> Result<PhotoOutcome> {
-    let then: Option<String> = sqlx::query_scalar(
-        "SELECT snapshot FROM icloud.photo_history WHERE user_id = $1 AND photo_id = $2 AND changed_at <= $3 \
-         ORDER BY changed_at DESC, id DESC LIMIT 1",
-    )
-    .bind(at.user_id.as_str())
-    .bind(photo_id)
-    .bind(at.as_of)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(then) = then else {
+    let Some((rows, current)) = before_images::load(conn, at.user_id.as_str(), photo_id).await? else {
+        return Ok(PhotoOutcome::Unchanged);
+    };
+    let states = before_images::states(&rows, &current);
+    let Some(state) = before_images::state_at(&states, at.as_of) else {
         // Created after that time: it becomes a tombstone (its resources stay, referenced until the purge).
         // A photo created before it whose history the purge already removed is left as it is: what it was
         // then is no longer known.
@@ -201,15 +198,12 @@ async fn restore_photo(conn: &mut Conn, at: &Restore<'_>, photo_id: &str) -> Res
             PhotoOutcome::Unchanged
         });
     };
-    let current: Option<String> = sqlx::query_scalar(
-        "SELECT snapshot FROM icloud.photo_history WHERE user_id = $1 AND photo_id = $2 ORDER BY id DESC LIMIT 1",
-    )
-    .bind(at.user_id.as_str())
-    .bind(photo_id)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let Some(then) = state.snapshot.map(str::to_owned) else {
+        // Only a marker between two rows (clocks that went back) leaves a state unknown: left as it is.
+        return Ok(PhotoOutcome::Unchanged);
+    };
     let resources_changed = restore_resources(conn, at, photo_id).await?;
-    if current.as_deref() == Some(then.as_str()) && !resources_changed {
+    if current.snapshot == then && !resources_changed {
         return Ok(PhotoOutcome::Unchanged);
     }
     let s: PhotoSnapshot = serde_json::from_str(&then).map_err(|e| Error::Conflict {
