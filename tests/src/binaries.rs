@@ -30,6 +30,15 @@ pub fn workspace_binary(package: &str, bin: &str) -> Result<PathBuf> {
         Some("debug") | None => "dev",
         Some(other) => other,
     };
+    let path = profile_dir.join(bin);
+    // `cargo test --workspace` has built every binary of the workspace before any test runs, with the
+    // features of the whole test build; a nested `cargo build -p` resolves features for one package and
+    // would rebuild half the dependency graph for nothing. A binary newer than every source, manifest and
+    // migration of the workspace is current.
+    if is_newer_than_sources(&path) {
+        built.insert(bin.to_owned(), path.clone());
+        return Ok(path);
+    }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
     let status = Command::new(cargo)
         .args([
@@ -49,10 +58,40 @@ pub fn workspace_binary(package: &str, bin: &str) -> Result<PathBuf> {
     if !status.success() {
         bail!("cargo build -p {package} --bin {bin}: {status}");
     }
-    let path = profile_dir.join(bin);
     if !path.is_file() {
         bail!("cargo build -p {package} --bin {bin} made no {}", path.display());
     }
     built.insert(bin.to_owned(), path.clone());
     Ok(path)
+}
+
+/// Whether `binary` exists and was written after every file of the workspace that a build reads (sources,
+/// manifests, the lock file, migrations, build scripts): everything outside `target*` and hidden directories.
+fn is_newer_than_sources(binary: &std::path::Path) -> bool {
+    let Ok(built) = std::fs::metadata(binary).and_then(|m| m.modified()) else {
+        return false;
+    };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut dirs = vec![root];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return false;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') || name.starts_with("target") {
+                continue;
+            }
+            let Ok(meta) = entry.metadata() else {
+                return false;
+            };
+            if meta.is_dir() {
+                dirs.push(entry.path());
+            } else if meta.modified().map_or(true, |m| m > built) {
+                return false;
+            }
+        }
+    }
+    true
 }
