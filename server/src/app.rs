@@ -359,6 +359,8 @@ async fn serve(mut args: ServeArgs) -> Result<()> {
             job_retry_after: std::time::Duration::from_secs(args.job_retry_secs),
             request_timeout: std::time::Duration::from_secs(args.http_request_timeout_secs),
             body_idle_timeout: std::time::Duration::from_secs(args.http_body_idle_secs),
+            resumable_part_size: args.upload_part_size,
+            upload_max_age: args.upload_max_age,
         },
     );
     let limits = http::serve::ConnectionLimits {

@@ -2,12 +2,13 @@
 
 pub(crate) mod albums;
 pub(crate) mod pending;
+pub(crate) mod resumable;
 pub(crate) mod stats;
 pub(crate) mod sync;
 pub(crate) mod upload;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{get, head, post};
 
 use super::AppState;
 use super::error::ApiError;
@@ -20,13 +21,21 @@ pub(super) fn router() -> Router<AppState> {
         .route("/client/iphoto/stats", get(stats::get_stats))
 }
 
-/// The upload route, apart: it is exempt from the request timeout and the JSON body limit (a body of
+/// The upload routes (plain and resumable), apart: it is exempt from the request timeout and the JSON body limit (a body of
 /// gigabytes takes as long as it takes while bytes keep coming; the body idle timeout still applies).
 pub(super) fn upload_router() -> Router<AppState> {
-    Router::new().route(
-        "/client/iphoto/upload/{*local_identifier}",
-        post(upload::post_upload),
-    )
+    Router::new()
+        .route(
+            "/client/iphoto/upload/{*local_identifier}",
+            post(upload::post_upload).options(resumable::options_upload),
+        )
+        .route(
+            "/client/iphoto/uploads/{id}",
+            head(resumable::head_upload)
+                .patch(resumable::patch_upload)
+                .delete(resumable::delete_upload)
+                .options(resumable::options_upload),
+        )
 }
 
 /// The agent's library id: 1 to 200 characters.

@@ -56,6 +56,13 @@ pub(crate) async fn post_upload(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    if super::resumable::is_resumable(&headers) {
+        let (State(state), ClientAuth(caller), Path(local_identifier), Query(params)) =
+            (state, caller, local_identifier, params);
+        return super::resumable::create(state, caller.user.id, local_identifier, params, headers, body)
+            .await
+            .unwrap_or_else(axum::response::IntoResponse::into_response);
+    }
     let read = Arc::new(AtomicBool::new(false));
     let result = upload(
         state,
@@ -87,14 +94,6 @@ async fn upload(
     body: Body,
     body_read: Arc<AtomicBool>,
 ) -> Result<Json<api::UploadAnswer>, ApiError> {
-    let resource_name = params.resource.as_deref().unwrap_or("original");
-    let resource = api::ResourceType::parse(resource_name).ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_query",
-            format!("resource: {resource_name:?} is not original, live_video, render or raw"),
-        )
-    })?;
-    tracing::Span::current().record("resource", resource.as_str());
     let client_expected = client_digest(&headers)?;
     let max = state.settings().max_upload_bytes;
     if let Some(length) = content_length(&headers)?
@@ -102,22 +101,8 @@ async fn upload(
     {
         return Err(too_large(max));
     }
-
     let catalog = state.catalog();
-    let library_id = match &params.library {
-        Some(key) => Some(catalog.ensure_library(&caller.user.id, key).await?.id),
-        None => None,
-    };
-    let lookup = UploadLookup {
-        library_id,
-        local_identifier: local_identifier.clone(),
-        resource,
-    };
-    let target = catalog
-        .resource_for_upload(&caller.user.id, &lookup)
-        .await?
-        .filter(|t| !t.deleted)
-        .ok_or_else(|| ApiError::not_found("photo"))?;
+    let (resource, target) = find_target(&state, &caller.user.id, local_identifier, &params).await?;
 
     // Without a digest header the bytes must be what the Mac declared at sync: its SHA-256 and size.
     let declared = target.declared.as_ref();
@@ -234,8 +219,41 @@ async fn upload(
     Ok(answer(&target, &hex, receipt.size, key.as_str(), false))
 }
 
+/// The resource an upload names (404 when unknown or deleted), its type recorded in the request span.
+pub(super) async fn find_target(
+    state: &AppState,
+    user_id: &crate::catalog::UserId,
+    local_identifier: String,
+    params: &UploadParams,
+) -> Result<(api::ResourceType, UploadTarget), ApiError> {
+    let resource_name = params.resource.as_deref().unwrap_or("original");
+    let resource = api::ResourceType::parse(resource_name).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_query",
+            format!("resource: {resource_name:?} is not original, live_video, render or raw"),
+        )
+    })?;
+    tracing::Span::current().record("resource", resource.as_str());
+    let catalog = state.catalog();
+    let library_id = match &params.library {
+        Some(key) => Some(catalog.ensure_library(user_id, key).await?.id),
+        None => None,
+    };
+    let lookup = UploadLookup {
+        library_id,
+        local_identifier,
+        resource,
+    };
+    let target = catalog
+        .resource_for_upload(user_id, &lookup)
+        .await?
+        .filter(|t| !t.deleted)
+        .ok_or_else(|| ApiError::not_found("photo"))?;
+    Ok((resource, target))
+}
+
 /// Where an upload goes.
-enum Placed {
+pub(super) enum Placed {
     /// Write the body to this key (create-only).
     Write(StorageKey),
     /// The bytes are already stored: link them, read no body.
@@ -249,7 +267,7 @@ enum Placed {
 /// - everything else goes to the content-addressed key of the expected digest (already there: adopted, since
 ///   such a key is only ever written with its bytes verified), or, when no digest is known, to a fresh
 ///   `incoming/` key that [`settle`] moves to its content key once the bytes are hashed.
-async fn place(
+pub(super) async fn place(
     state: &AppState,
     user_id: &crate::catalog::UserId,
     layout: &LibraryLayout,
@@ -296,7 +314,7 @@ async fn place(
 
 /// The object of `size` bytes at `key` as a blob, when it hashes to `digest` (hashed here: it was not
 /// written by this request).
-async fn holding(
+pub(super) async fn holding(
     state: &AppState,
     key: &StorageKey,
     size: u64,
@@ -311,7 +329,7 @@ async fn holding(
 
 /// Moves an upload written under `incoming/` (its digest unknown until the body ended) to its content key:
 /// a server-side copy when that key is free, then the incoming object is removed. Other keys are final.
-async fn settle(
+pub(super) async fn settle(
     state: &AppState,
     layout: &LibraryLayout,
     key: StorageKey,
@@ -335,7 +353,7 @@ async fn settle(
 /// Records that this resource's bytes are the user's existing `blob`: no transfer in this request. A blob
 /// `found` in the store (hashed just now: left by `seed-originals`, or by an upload a crash cut off before
 /// the catalog heard of it) is recorded as stored, not as a link to a blob row, which it has none of.
-async fn link(
+pub(super) async fn link(
     state: &AppState,
     user_id: &crate::catalog::UserId,
     target: &UploadTarget,
@@ -356,7 +374,7 @@ async fn link(
     Ok(answer(target, &blob.sha256, blob.size, &blob.key, true))
 }
 
-fn answer(
+pub(super) fn answer(
     target: &UploadTarget,
     sha256: &str,
     size: u64,
@@ -374,7 +392,7 @@ fn answer(
 }
 
 /// The file extension: from the import name, else from the type identifier.
-fn extension(original_filename: &str, uti: &str) -> String {
+pub(super) fn extension(original_filename: &str, uti: &str) -> String {
     let from_name = original_filename
         .rsplit_once('.')
         .map(|(_, ext)| ext.to_ascii_lowercase())
@@ -393,7 +411,7 @@ fn extension(original_filename: &str, uti: &str) -> String {
 }
 
 /// `X-Content-SHA256: <hex>` or `Content-Digest: sha-256=:<base64>:` (RFC 9530); both must agree.
-fn client_digest(headers: &HeaderMap) -> Result<Option<Sha256Digest>, ApiError> {
+pub(super) fn client_digest(headers: &HeaderMap) -> Result<Option<Sha256Digest>, ApiError> {
     let hex = match headers.get("x-content-sha256") {
         None => None,
         Some(v) => Some(v.to_str().ok().and_then(Sha256Digest::from_hex).ok_or_else(|| {
@@ -426,7 +444,7 @@ fn client_digest(headers: &HeaderMap) -> Result<Option<Sha256Digest>, ApiError> 
     }
 }
 
-fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+pub(super) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     headers
         .get(axum::http::header::CONTENT_LENGTH)
         .map(|v| {
@@ -438,7 +456,7 @@ fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
         .transpose()
 }
 
-fn too_large(max: u64) -> ApiError {
+pub(super) fn too_large(max: u64) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "body_too_large",
@@ -448,7 +466,7 @@ fn too_large(max: u64) -> ApiError {
 
 /// The body as a stream that fails once more than `max` bytes arrived (a chunked body has no length to
 /// check up front), flagging why; a body that fails because it stalled past the idle timeout flags `stalled`.
-fn limited(
+pub(super) fn limited(
     body: Body,
     max: u64,
     over: Arc<AtomicBool>,
