@@ -127,6 +127,7 @@ async fn collect_garbage(mut args: GcArgs) -> Result<()> {
     let settings = GcSettings {
         dry_run: args.dry_run,
         settle: args.settle,
+        upload_max_age: args.upload_max_age,
         ..GcSettings::new(args.grace)
     };
     let report = gc::run_pass(catalog.as_ref(), &store, &gc::holder_id(), &settings).await?;
@@ -402,6 +403,7 @@ async fn serve(mut args: ServeArgs) -> Result<()> {
             args.gc_interval,
             GcSettings {
                 settle: args.gc_settle,
+                upload_max_age: args.upload_max_age,
                 ..GcSettings::new(args.gc_grace)
             },
             server_stop.clone(),

@@ -77,6 +77,11 @@ pub struct GcArgs {
     #[arg(long, env = "GC_SETTLE", default_value = "30s", value_parser = parse_duration)]
     pub settle: std::time::Duration,
 
+    /// Resumable uploads idle this long are aborted: their parts and staging removed (the server's
+    /// `--upload-max-age`).
+    #[arg(long, env = "IPHOTO_UPLOAD_MAX_AGE", default_value = "24h", value_parser = parse_duration)]
+    pub upload_max_age: std::time::Duration,
+
     #[command(flatten)]
     pub catalog: CatalogArgs,
 

@@ -35,6 +35,7 @@ resumable_matrix!(
     bad_input_is_refused_and_stores_nothing,
     cancel_removes_parts_and_staging,
     interrupted_uploads_resume_and_resend_little,
+    idle_uploads_expire_with_their_parts_and_staging,
 );
 
 async fn start(backends: Backends) -> TestApp {
@@ -487,5 +488,50 @@ pub async fn interrupted_uploads_resume_and_resend_little(app: TestApp) {
     objects.sort();
     sums.sort();
     assert_eq!(objects, sums, "each upload stored once with its SHA-256");
+    assert_no_leftovers(&app, user.id.as_str()).await;
+}
+
+pub async fn idle_uploads_expire_with_their_parts_and_staging(app: TestApp) {
+    let (user, token) = app.user_with_token(Scope::Client).await;
+    let client = Client::new(&app.url, &token, None);
+    // One in progress (a part and a tail kept), one complete.
+    let bytes = data(40, 7 * M);
+    let route = photo(&app, &token, "G1B2C3D4-0000-0000-0000-000000000001", &bytes, true).await;
+    let open = client
+        .create(&route, bytes[..6 * M].to_vec(), false, &[])
+        .await
+        .unwrap();
+    assert_eq!(open.status, 201, "{}", open.body);
+    let open_url = open.field("location").unwrap().to_owned();
+    let small = data(41, 1000);
+    let route = photo(&app, &token, "G1B2C3D4-0000-0000-0000-000000000002", &small, true).await;
+    let done = client.create(&route, small.clone(), true, &[]).await.unwrap();
+    assert_eq!(done.status, 200, "{}", done.body);
+    let done_url = done.field("location").unwrap().to_owned();
+
+    // Not idle for an hour yet: kept.
+    let mut settings = server::gc::GcSettings::new(std::time::Duration::from_secs(24 * 3600));
+    settings.settle = std::time::Duration::ZERO;
+    settings.upload_max_age = std::time::Duration::from_secs(3600);
+    let report = server::gc::run_pass(app.catalog.as_ref(), &app.store, "test-gc", &settings)
+        .await
+        .unwrap();
+    assert_eq!(report.expired_uploads, 0);
+    assert_eq!(client.offset(&open_url).await.unwrap().offset(), Some(6 * MIB));
+
+    // Idle past a max-age of 0: both go; the open one's parts and staging with it, the stored object stays.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    settings.upload_max_age = std::time::Duration::ZERO;
+    let report = server::gc::run_pass(app.catalog.as_ref(), &app.store, "test-gc", &settings)
+        .await
+        .unwrap();
+    assert_eq!(report.expired_uploads, 2);
+    assert_eq!(client.offset(&open_url).await.unwrap().status, 404);
+    assert_eq!(client.offset(&done_url).await.unwrap().status, 404);
+    let objects = stored(&app, user.id.as_str()).await;
+    assert_eq!(
+        objects.iter().map(|(_, sha)| sha.clone()).collect::<Vec<_>>(),
+        vec![sha256_hex(&small)]
+    );
     assert_no_leftovers(&app, user.id.as_str()).await;
 }
