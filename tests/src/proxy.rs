@@ -22,6 +22,8 @@ pub struct CutProxy {
 struct Shared {
     /// Budget of the next connection accepted, bytes towards the upstream (`u64::MAX`: no cut).
     next_budget: AtomicU64,
+    /// Budget of every connection when not `u64::MAX` (a link that drops every N bytes).
+    every_budget: AtomicU64,
     /// Bytes forwarded towards the upstream, all connections.
     forwarded: AtomicU64,
     /// Connections cut.
@@ -41,13 +43,17 @@ impl CutProxy {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             next_budget: AtomicU64::new(u64::MAX),
+            every_budget: AtomicU64::new(u64::MAX),
             forwarded: AtomicU64::new(0),
             cuts: AtomicU64::new(0),
         });
         let accept_shared = Arc::clone(&shared);
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let budget = accept_shared.next_budget.swap(u64::MAX, Ordering::SeqCst);
+                let budget = accept_shared
+                    .next_budget
+                    .swap(u64::MAX, Ordering::SeqCst)
+                    .min(accept_shared.every_budget.load(Ordering::SeqCst));
                 let shared = Arc::clone(&accept_shared);
                 tokio::spawn(async move {
                     if let Ok(server) = TcpStream::connect(upstream).await {
@@ -67,6 +73,11 @@ impl CutProxy {
     /// The next connection accepted is cut once it has sent `bytes` towards the upstream.
     pub fn cut_next_after(&self, bytes: u64) {
         self.shared.next_budget.store(bytes, Ordering::SeqCst);
+    }
+
+    /// Every connection from now on is cut once it has sent `bytes` towards the upstream (`u64::MAX`: none).
+    pub fn cut_every_after(&self, bytes: u64) {
+        self.shared.every_budget.store(bytes, Ordering::SeqCst);
     }
 
     /// Bytes forwarded towards the upstream so far, every connection.
