@@ -47,6 +47,9 @@ pub(crate) enum Outcome {
     Complete { offset: u64, answer: api::UploadAnswer },
 }
 
+/// After a newer request took over, how long the body may go quiet before the append ends.
+const DRAIN: Duration = Duration::from_millis(200);
+
 /// How long a hold lasts without renewal: a holder renews it at every part and every third of this.
 pub(crate) fn hold_for(state: &AppState) -> Duration {
     (state.settings().body_idle_timeout * 2).max(Duration::from_secs(60))
@@ -93,14 +96,30 @@ pub(crate) async fn run(append: Append, body: Body) -> Result<Outcome, ApiError>
     let mut failure: Option<ApiError> = None;
     let mut renewed = tokio::time::Instant::now();
     let renew_every = hold_for(&state) / 3;
+    let mut draining = false;
     loop {
-        let next = tokio::select! {
-            () = cancel.cancelled() => {
-                failure = Some(ApiError::new(StatusCode::CONFLICT, "upload_superseded",
-                    "a newer request for this upload took over; ask for the offset"));
-                break;
+        // Once a newer request took over, the bytes already on their way (in the socket, in hyper's buffers)
+        // are still taken — the client sent them — until the body goes quiet; then the append ends.
+        let next = if draining {
+            match tokio::time::timeout(DRAIN, stream.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    failure = Some(ApiError::new(
+                        StatusCode::CONFLICT,
+                        "upload_superseded",
+                        "a newer request for this upload took over; ask for the offset",
+                    ));
+                    break;
+                }
             }
-            next = stream.next() => next,
+        } else {
+            tokio::select! {
+                () = cancel.cancelled() => {
+                    draining = true;
+                    continue;
+                }
+                next = stream.next() => next,
+            }
         };
         let chunk = match next {
             None => break,
