@@ -192,7 +192,7 @@ pub(super) async fn create(
     tracing::info!(upload = %id, "resumable upload created");
     let holder = format!("{:032x}", rand::random::<u128>());
     let Some(upload) = take(&state, &user_id, &id, &holder).await? else {
-        return Err(busy(0));
+        return Err(busy());
     };
     let outcome = spawn(
         &state,
@@ -320,8 +320,7 @@ async fn take(
     }
 }
 
-fn busy(offset: u64) -> ApiError {
-    let _ = offset;
+fn busy() -> ApiError {
     ApiError::new(
         StatusCode::CONFLICT,
         "upload_in_progress",
@@ -434,7 +433,7 @@ pub(crate) async fn patch_upload(
     }
     let holder = format!("{:032x}", rand::random::<u128>());
     let Some(upload) = take(&state, &user_id, &id.0, &holder).await? else {
-        return Ok(with_offset(busy(upload.offset), upload.offset));
+        return Ok(with_offset(busy(), upload.offset));
     };
     let release = || async { state.catalog().resumable_release(&upload.id, &holder).await };
     if upload.answer.is_some() {
@@ -516,10 +515,11 @@ pub(crate) async fn delete_upload(
     ClientAuth(caller): ClientAuth,
     id: Path<String>,
 ) -> Result<Response, ApiError> {
-    let upload = find(&state, &caller.user.id, &id.0).await?;
+    // Unknown (or another user's): 404 before anything else.
+    find(&state, &caller.user.id, &id.0).await?;
     let holder = format!("{:032x}", rand::random::<u128>());
     let Some(upload) = take(&state, &caller.user.id, &id.0, &holder).await? else {
-        return Err(busy(upload.offset));
+        return Err(busy());
     };
     if upload.answer.is_none() {
         let target = ResumableTarget {
