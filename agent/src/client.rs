@@ -115,10 +115,11 @@ impl Server {
         decode("albums", response).await
     }
 
-    /// `GET /client/iphoto/upload/pending`.
-    pub async fn pending(&self, limit: u32, cursor: Option<&str>) -> Result<api::PendingPage> {
+    /// `GET /client/iphoto/upload/pending`: what `library` (the library id sync batches used) is asked to
+    /// upload.
+    pub async fn pending(&self, library: &str, limit: u32, cursor: Option<&str>) -> Result<api::PendingPage> {
         let url = &format!("{}/client/iphoto/upload/pending", self.base);
-        let mut owned = vec![("limit", limit.to_string())];
+        let mut owned = vec![("library", library.to_owned()), ("limit", limit.to_string())];
         if let Some(cursor) = cursor {
             owned.push(("cursor", cursor.to_owned()));
         }
@@ -279,7 +280,7 @@ async fn refused(what: &str, response: reqwest::Response) -> Error {
     let status = response.status();
     let body = response.json::<api::ErrorBody>().await.ok();
     let (code, message) = match body {
-        Some(body) => (body.error.code, body.error.message),
+        Some(body) => (body.error.code.to_string(), body.error.message),
         None => (
             format!("http_{}", status.as_u16()),
             status.canonical_reason().unwrap_or("").to_owned(),

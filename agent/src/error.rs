@@ -84,5 +84,21 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// The message followed by each of its causes, `: `-separated: for a file, its path, what was being done
+    /// and the OS's own words (`…/IMG_1.HEIC: hashing failed: Permission denied (os error 13)`), which is what
+    /// a person needs to act and what the state DB keeps.
+    pub fn with_causes(&self) -> String {
+        let mut text = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(error) = cause {
+            text.push_str(": ");
+            text.push_str(&error.to_string());
+            cause = error.source();
+        }
+        text
+    }
+}
+
 /// Result of agent operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -12,6 +12,7 @@ mod assets;
 mod disk;
 pub mod error;
 mod folder;
+mod media;
 mod open;
 mod resources;
 mod schema;
@@ -204,6 +205,32 @@ impl PhotosLibrary {
         let root = self.root.clone();
         self.read(move |connection, schema, database| assets::scan(connection, schema, database, &root))
             .await
+    }
+
+    /// The Core Data store's UUID (`Z_METADATA.Z_UUID`): made when the library's database was created, kept
+    /// across Photos upgrades and by a copy, different for each Mac's own library of one iCloud library.
+    /// `None` when the database has none.
+    pub async fn store_uuid(&self) -> Result<Option<String>> {
+        self.read(|connection, _schema, database| {
+            let read = || -> rusqlite::Result<Option<String>> {
+                let present = connection
+                    .prepare("SELECT 1 FROM pragma_table_info('Z_METADATA') WHERE name = 'Z_UUID'")?
+                    .exists([])?;
+                if !present {
+                    return Ok(None);
+                }
+                let mut statement =
+                    connection.prepare("SELECT Z_UUID FROM Z_METADATA ORDER BY Z_VERSION DESC LIMIT 1")?;
+                let mut rows = statement.query([])?;
+                let uuid = match rows.next()? {
+                    Some(row) => row.get::<_, Option<String>>(0)?,
+                    None => None,
+                };
+                Ok(uuid.filter(|u| !u.is_empty()))
+            };
+            read().map_err(|e| open::query_error(database, e))
+        })
+        .await
     }
 
     /// User albums, folders and shared albums, with members in the order Photos displays them.

@@ -1,8 +1,6 @@
 //! `iphoto-agent`: parses the command line, sets up logging and hands over to [`iphoto_agent::cli::run`].
 
-use clap::Parser as _;
 use iphoto_agent::cli::{Cli, interactive, run};
-use tracing_subscriber::EnvFilter;
 
 /// mimalloc instead of glibc's allocator: a pass over a 100,000-asset library makes and frees a few million
 /// small allocations (sync items, paths, SQLite's page cache), and glibc spent a fifth of an unchanged pass in
@@ -23,19 +21,15 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn start() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    // The storage flags (seed-originals) still read DESIGN.md's names when the new ones are unset.
+    let cli: Cli = cli_support::env::parse(storage::RENAMED_ENV);
     // With bars on a terminal, only warnings interleave with them; under launchd/systemd, quiet info lines.
     let default = if interactive() { "warn" } else { "info" };
-    let filter = EnvFilter::try_new(cli.log.as_deref().unwrap_or(default))?;
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(interactive() && !cli.log_json);
-    if cli.log_json {
-        subscriber.json().init();
-    } else {
-        subscriber.compact().init();
-    }
+    let log = cli_support::LogArgs {
+        log: cli.log.clone(),
+        log_json: cli.log_json,
+    };
+    cli_support::logging::init(&log, default, cli_support::LogFormat::Compact)?;
     let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
     run(cli, home.as_deref()).await?;
     Ok(())

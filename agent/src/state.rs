@@ -3,13 +3,16 @@
 //!
 //! It remembers, per asset, the hash of the metadata last accepted by the server (and the item itself, so a
 //! deletion can be reported with the last known metadata); per resource file, `(path, size, mtime) → sha256`, so
-//! an unchanged file is never hashed twice; uploads the server confirmed; per-resource refusals with their
-//! reason; the digest of the whole library the server last accepted (`meta.library_digest`, see
+//! an unchanged file is never hashed twice; uploads the server confirmed; per-resource failures with their
+//! status (unreadable here, refused by the server, rejected metadata) and reason (an unreadable file keeps the
+//! OS error); the digest of the whole library the server last accepted (`meta.library_digest`, see
 //! `sync::prepare`); and the upload figures (`bytesUploaded`, `uploadRate`, `eta`) plus the last pass's report.
 //! It is a cache, never the source of truth for what the server still needs: that is the server's pending list.
 //!
 //! SQLite calls block, so each method runs its statements on a blocking thread (`spawn_blocking`), bulk reads
 //! in one query and bulk writes in one transaction.
+
+mod failures;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,6 +25,7 @@ use crate::error::{Error, Result};
 use crate::sync::PassReport;
 
 pub use crate::library::FileStamp;
+pub use failures::{Failure, FailureStatus};
 
 /// The state database file name inside the state directory.
 pub const FILE_NAME: &str = "state.sqlite";
@@ -61,8 +65,15 @@ CREATE TABLE IF NOT EXISTS failures (
     resource TEXT NOT NULL,
     reason TEXT NOT NULL,
     at TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'refused',
     PRIMARY KEY (local_identifier, resource)
 );
+";
+
+/// State DBs written before failures had a status: add it, and mark the metadata rows as rejections.
+const ADD_FAILURE_STATUS: &str = "
+ALTER TABLE failures ADD COLUMN status TEXT NOT NULL DEFAULT 'refused';
+UPDATE failures SET status = 'rejected' WHERE resource = 'metadata';
 ";
 
 /// What the state DB remembers about one asset it sent.
@@ -83,20 +94,6 @@ pub struct SentDigest {
     pub metadata_hash: String,
     /// Reported deleted already.
     pub deleted: bool,
-}
-
-/// One refusal recorded for a resource (or `metadata` for a rejected item).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Failure {
-    /// The asset.
-    pub local_identifier: String,
-    /// `original`, `live_video`, `render`, `raw` or `metadata`.
-    pub resource: String,
-    /// The server's reason.
-    pub reason: String,
-    /// When (RFC 3339).
-    pub at: String,
 }
 
 /// Upload figures that survive restarts.
@@ -155,6 +152,14 @@ impl StateDb {
                 connection.pragma_update(None, "journal_mode", "WAL")?;
                 connection.pragma_update(None, "synchronous", "NORMAL")?;
                 connection.execute_batch(SCHEMA)?;
+                let has_status: bool = connection.query_row(
+                    "SELECT count(*) > 0 FROM pragma_table_info('failures') WHERE name = 'status'",
+                    [],
+                    |row| row.get(0),
+                )?;
+                if !has_status {
+                    connection.execute_batch(ADD_FAILURE_STATUS)?;
+                }
                 Ok(connection)
             })
             .await
@@ -456,43 +461,6 @@ impl StateDb {
             })
             .await?;
         Ok(u64::try_from(n).unwrap_or(0))
-    }
-
-    /// Records a refusal of one resource (or of an item's metadata, as resource `metadata`).
-    pub async fn record_failure(&self, local_identifier: &str, resource: &str, reason: &str) -> Result<()> {
-        let row = [
-            local_identifier.to_owned(),
-            resource.to_owned(),
-            reason.to_owned(),
-            chrono::Utc::now().to_rfc3339(),
-        ];
-        self.with("recording a failure", move |db| {
-            db.prepare_cached(
-                "INSERT OR REPLACE INTO failures (local_identifier, resource, reason, at) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(row)
-            .map(drop)
-        })
-        .await
-    }
-
-    /// Every recorded refusal.
-    pub async fn failures(&self) -> Result<Vec<Failure>> {
-        self.with("reading failures", |db| {
-            let mut statement = db.prepare(
-                "SELECT local_identifier, resource, reason, at FROM failures ORDER BY local_identifier, resource",
-            )?;
-            let rows = statement.query_map([], |row| {
-                Ok(Failure {
-                    local_identifier: row.get(0)?,
-                    resource: row.get(1)?,
-                    reason: row.get(2)?,
-                    at: row.get(3)?,
-                })
-            })?;
-            rows.collect()
-        })
-        .await
     }
 
     /// The persisted upload figures.

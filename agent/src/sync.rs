@@ -18,7 +18,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::client::Server;
 use crate::error::{Error, Result};
-use crate::state::{SentAsset, StateDb};
+use crate::state::{FailureStatus, SentAsset, StateDb};
 use source::{Source, wire_album};
 
 /// What a pass works on; the server connection is passed separately.
@@ -96,6 +96,8 @@ pub struct PassReport {
     pub deduplicated: u64,
     /// Uploads refused (4xx), recorded with their reason.
     pub upload_failures: u64,
+    /// Files here that could not be read (hashing or uploading), recorded with the OS error.
+    pub unreadable: u64,
     /// Bytes sent over the wire.
     pub bytes_uploaded: u64,
     /// Why the pass stopped early, if it did.
@@ -174,8 +176,6 @@ async fn pass(
     progress: &dyn Progress,
     report: &mut PassReport,
 ) -> Result<()> {
-    let library_id = library_id(state, &options.library).await?;
-    report.library_id = library_id.clone();
     let mut clock = Instant::now();
     let mut lap = move || {
         let ms = clock.elapsed().as_millis() as u64;
@@ -183,16 +183,26 @@ async fn pass(
         ms
     };
     let source = Source::open(&options.library).await?;
+    let store_uuid = match &source {
+        Source::Photos(library) => library.store_uuid().await?,
+        Source::Folder(_) => None,
+    };
+    let library_id = library_id(state, &options.library, store_uuid.as_deref()).await?;
+    report.library_id = library_id.clone();
     let scan = source.scan().await?;
     report.assets = scan.assets.len() as u64;
     report.skipped_rows = scan.skipped.len() as u64;
     let albums = source.albums().await?;
     report.read_ms = lap();
 
-    let prepared = prepare::prepare(state, scan.assets, progress).await?;
+    let mut prepared = prepare::prepare(state, scan.assets, progress).await?;
     report.files_hashed = prepared.hashed;
     report.unavailable = prepared.unavailable;
     report.icloud_only = prepared.icloud_only;
+    report.unreadable = prepared.unreadable.len() as u64;
+    state
+        .set_unreadable(std::mem::take(&mut prepared.unreadable))
+        .await?;
 
     let diff = prepare::diff(state, &prepared.items).await?;
     report.hash_ms = lap();
@@ -237,8 +247,12 @@ async fn pass(
 }
 
 /// The id this library is known by on the server: derived once from the library's path and then kept, so
-/// renaming the state directory's library is refused rather than read as "every asset was deleted".
-async fn library_id(state: &StateDb, library: &Path) -> Result<String> {
+/// renaming the state directory's library is refused rather than read as "every asset was deleted". A Photos
+/// library's id also covers its database's store UUID: two Macs of one iCloud library usually keep it at the
+/// same path (`~/Pictures/Photos Library.photoslibrary`), and must be two sources of the user's photos on the
+/// server, not one library whose assets keep replacing each other (issue 13, item 9). A state directory that
+/// already holds an id keeps it.
+async fn library_id(state: &StateDb, library: &Path, store_uuid: Option<&str>) -> Result<String> {
     let path = std::fs::canonicalize(library).unwrap_or_else(|_| library.to_path_buf());
     let path = path.to_string_lossy().into_owned();
     match (state.meta("library_id").await?, state.meta("library_path").await?) {
@@ -250,7 +264,13 @@ async fn library_id(state: &StateDb, library: &Path) -> Result<String> {
             ),
         }),
         _ => {
-            let id = hex::encode(&Sha256::digest(path.as_bytes())[..8]);
+            let mut hasher = Sha256::new();
+            hasher.update(path.as_bytes());
+            if let Some(uuid) = store_uuid {
+                hasher.update(b"\0");
+                hasher.update(uuid.as_bytes());
+            }
+            let id = hex::encode(&hasher.finalize()[..8]);
             state.set_meta("library_path", &path).await?;
             state.set_meta("library_id", &id).await?;
             Ok(id)
@@ -362,7 +382,12 @@ async fn send_batch(
                 let reason = result.reason.clone().unwrap_or_else(|| "rejected".into());
                 tracing::warn!(local_identifier = %result.local_identifier, %reason, "item rejected");
                 state
-                    .record_failure(&result.local_identifier, "metadata", &reason)
+                    .record_failure(
+                        &result.local_identifier,
+                        "metadata",
+                        FailureStatus::Rejected,
+                        &reason,
+                    )
                     .await?;
                 continue;
             }

@@ -261,6 +261,7 @@ async fn photos11_albums_have_exact_values() {
                 title: "Trips".into(),
                 kind: AlbumKind::Folder,
                 parent_id: None,
+                cloud_guid: None,
                 sort: AlbumSort {
                     key: SortKey::Manual,
                     ascending: true
@@ -272,6 +273,7 @@ async fn photos11_albums_have_exact_values() {
                 title: "Summer 2024".into(),
                 kind: AlbumKind::Album,
                 parent_id: Some("22222222-BBBB-4000-8000-000000000002".into()),
+                cloud_guid: None,
                 sort: AlbumSort {
                     key: SortKey::Manual,
                     ascending: true

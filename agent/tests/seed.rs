@@ -117,6 +117,17 @@ fn s3_config(server: &S3Server, prefix: &str, secret: &str) -> S3Config {
 fn agent() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_iphoto-agent"));
     for variable in [
+        "IPHOTO_STORAGE_BACKEND",
+        "IPHOTO_STORAGE_LOCAL_PATH",
+        "IPHOTO_S3_ENDPOINT",
+        "IPHOTO_S3_BUCKET",
+        "IPHOTO_S3_PREFIX",
+        "IPHOTO_S3_ACCESS_KEY_ID",
+        "IPHOTO_S3_SECRET_ACCESS_KEY",
+        "IPHOTO_PRESIGN_SECRET",
+        "IPHOTO_SEED_PREFIX",
+        "IPHOTO_LIBRARY",
+        // Read when the new names are unset (DESIGN.md's names).
         "STORAGE_BACKEND",
         "STORAGE_LOCAL_PATH",
         "S3_ENDPOINT",
@@ -124,9 +135,6 @@ fn agent() -> Command {
         "S3_PREFIX",
         "S3_ACCESS_KEY_ID",
         "S3_SECRET_ACCESS_KEY",
-        "PRESIGN_SECRET",
-        "IPHOTO_SEED_PREFIX",
-        "IPHOTO_LIBRARY",
     ] {
         command.env_remove(variable);
     }
@@ -160,13 +168,13 @@ fn seeds_seaweedfs_through_the_binary_and_resumes() {
         agent()
             .arg("--library")
             .arg(&bundle.path)
-            .env("STORAGE_BACKEND", "s3")
-            .env("S3_ENDPOINT", &server.endpoint)
-            .env("S3_REGION", &server.region)
-            .env("S3_BUCKET", &server.bucket)
-            .env("S3_PREFIX", &bucket_prefix)
-            .env("S3_ACCESS_KEY_ID", &server.access_key_id)
-            .env("S3_SECRET_ACCESS_KEY", &server.secret_access_key)
+            .env("IPHOTO_STORAGE_BACKEND", "s3")
+            .env("IPHOTO_S3_ENDPOINT", &server.endpoint)
+            .env("IPHOTO_S3_REGION", &server.region)
+            .env("IPHOTO_S3_BUCKET", &server.bucket)
+            .env("IPHOTO_S3_PREFIX", &bucket_prefix)
+            .env("IPHOTO_S3_ACCESS_KEY_ID", &server.access_key_id)
+            .env("IPHOTO_S3_SECRET_ACCESS_KEY", &server.secret_access_key)
             .output()
             .unwrap()
     };
@@ -321,7 +329,7 @@ fn bad_input_gets_a_clear_message_and_a_non_zero_exit() {
 
     // No storage settings at all.
     let message = stderr(agent().arg("--library").arg(&bundle.path).output().unwrap());
-    assert!(message.contains("STORAGE_LOCAL_PATH"), "{message}");
+    assert!(message.contains("IPHOTO_STORAGE_LOCAL_PATH"), "{message}");
 
     // A file whose name cannot be a key: reported by path, the others still copied, exit non-zero.
     bundle.write("A/staging#12", b"x");

@@ -21,25 +21,53 @@ pub enum AlbumKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Album {
-    /// The album's id on the Mac (its UUID), unique in the request.
+    /// The album's id on the Mac (its UUID), unique in the request: 1 to 256 characters, no NUL.
+    #[schema(min_length = 1, max_length = 256, pattern = r"^[^\u0000]*$")]
     pub id: String,
-    /// Title.
+    /// Title: at most 1024 characters, no NUL.
+    #[schema(max_length = 1024, pattern = r"^[^\u0000]*$")]
     pub title: String,
     /// Kind.
     pub kind: AlbumKind,
-    /// The containing folder's `id`.
+    /// The containing folder's `id` (never the album's own).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 256, pattern = r"^[^\u0000]*$")]
     pub parent_id: Option<String>,
-    /// Members by `localIdentifier`, in the order Photos shows them.
+    /// Members by `localIdentifier`, in the order Photos shows them: each 1 to 256 characters, no NUL.
     #[serde(default)]
+    #[schema(schema_with = member_ids)]
     pub members: Vec<String>,
+    /// iCloud's GUID of the album (`ZCLOUDGUID`), when the library syncs with iCloud: the same album sent by
+    /// two Macs of one iCloud library is listed once on the web. 1 to 256 characters, no NUL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 256, pattern = r"^[^\u0000]*$")]
+    pub cloud_guid: Option<String>,
+}
+
+/// The schema of [`Album::members`]: identifiers of 1 to 256 characters without NUL.
+fn member_ids() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(256))
+                .pattern(Some(r"^[^\u0000]*$")),
+        )
+        .build()
 }
 
 /// `POST /client/iphoto/albums` body: every album of one library; those left out are deleted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AlbumsRequest {
-    /// The library (as in sync requests).
+    /// The library (as in sync requests): 1 to 200 characters, none of them a control character.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"
+    )]
     pub library_id: String,
     /// All albums and folders, in display order.
     pub albums: Vec<Album>,
@@ -63,13 +91,14 @@ pub struct AlbumsAnswer {
     pub version: i64,
 }
 
-/// One resource the server still needs.
+/// One resource the server still needs. A photo synced from several libraries (two Macs of one iCloud
+/// library) is listed for one of them only: the one whose declaration of the resource the server holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PendingUpload {
-    /// The library (the agent's id).
+    /// The library to upload it from (the agent's id).
     pub library_id: String,
-    /// The asset.
+    /// The asset, by that library's identifier.
     pub local_identifier: String,
     /// Which file.
     pub resource: ResourceType,

@@ -76,8 +76,9 @@ pub struct WebChange {
     pub photo: Option<WebListItem>,
 }
 
-/// `POST /admin/restore` body: one of `photoId`, `albumId` or `libraryId`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+/// `POST /admin/restore` body: exactly one of `photoId`, `albumId` or `libraryId` (its schema, written out
+/// below, says so with a `oneOf`, which the derive cannot).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RestoreRequest {
     /// The user (name) whose catalog is restored.
@@ -93,6 +94,68 @@ pub struct RestoreRequest {
     pub library_id: Option<String>,
     /// The time to restore to (RFC 3339), not in the future.
     pub as_of: String,
+}
+
+impl utoipa::ToSchema for RestoreRequest {}
+
+impl utoipa::PartialSchema for RestoreRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{
+            AdditionalProperties, AllOfBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type,
+        };
+        let string = |description: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some(description))
+        };
+        let id = |description: &str| {
+            ObjectBuilder::new()
+                .schema_type(
+                    [Type::String, Type::Null]
+                        .into_iter()
+                        .collect::<utoipa::openapi::schema::SchemaType>(),
+                )
+                .description(Some(description))
+        };
+        let fields = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property("user", string("The user (name) whose catalog is restored."))
+            .required("user")
+            .property(
+                "asOf",
+                string("The time to restore to (RFC 3339), not in the future.")
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+            )
+            .required("asOf")
+            .property("photoId", id("Restore one photo (catalog id)."))
+            .property(
+                "albumId",
+                id("Restore one album (catalog id): its title, order, membership and member photos."),
+            )
+            .property(
+                "libraryId",
+                id("Restore every photo and album of one library (catalog id)."),
+            )
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+        // Exactly one target is a string; the others are absent or null.
+        let target = |name: &str| {
+            ObjectBuilder::new()
+                .property(name, ObjectBuilder::new().schema_type(Type::String))
+                .required(name)
+        };
+        AllOfBuilder::new()
+            .description(Some(
+                "`POST /admin/restore` body: exactly one of `photoId`, `albumId` or `libraryId`.",
+            ))
+            .item(fields)
+            .item(
+                OneOfBuilder::new()
+                    .item(target("photoId"))
+                    .item(target("albumId"))
+                    .item(target("libraryId")),
+            )
+            .into()
+    }
 }
 
 /// `POST /admin/restore` answer.

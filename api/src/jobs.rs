@@ -86,10 +86,13 @@ pub struct ThumbnailResult {
     /// `image/jpeg` or `image/webp`.
     pub content_type: String,
     /// Width in pixels.
+    #[serde(deserialize_with = "crate::int::exact")]
     pub width: u32,
     /// Height in pixels.
+    #[serde(deserialize_with = "crate::int::exact")]
     pub height: u32,
     /// Size in bytes.
+    #[serde(deserialize_with = "crate::int::exact")]
     pub size: u64,
 }
 
@@ -97,7 +100,9 @@ pub struct ThumbnailResult {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JobFailure {
-    /// A short snake_case reason (`unsupported`, `corrupt`, `download_failed`, `heif_unavailable`, …).
+    /// A short snake_case reason (`unsupported`, `corrupt`, `download_failed`, `heif_unavailable`, …): 1 to 64
+    /// of `a-z`, `0-9` and `_`.
+    #[schema(min_length = 1, max_length = 64, pattern = r"^[a-z0-9_]+$")]
     pub reason: String,
     /// What went wrong, for people.
     pub message: String,

@@ -10,6 +10,7 @@
 mod client;
 mod error;
 mod history;
+mod int;
 mod jobs;
 mod sync;
 mod web;
@@ -17,7 +18,7 @@ mod web;
 pub use client::{
     Album, AlbumKind, AlbumsAnswer, AlbumsRequest, Counts, LibraryStats, PendingPage, PendingUpload, Stats,
 };
-pub use error::{ErrorBody, ErrorDetail};
+pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use history::{
     RestoreAnswer, RestoreRequest, WebChange, WebChanges, WebPhotoHistory, WebPhotoVersion,
     WebVersionResource,

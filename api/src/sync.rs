@@ -73,6 +73,8 @@ pub struct Resource {
     #[serde(rename = "type")]
     pub resource_type: ResourceType,
     /// Size in bytes (declared by Photos, or measured on disk).
+    #[serde(deserialize_with = "crate::int::exact")]
+    #[schema(format = "uint64", maximum = 18446744073709551615_u64)]
     pub size: u64,
     /// Lower-case hex SHA-256 of the bytes, when the agent has hashed the file; lets the server link content it
     /// already stores instead of asking for an upload.
@@ -97,12 +99,16 @@ pub struct Resource {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncItem {
-    /// PhotoKit's `localIdentifier`, `<UUID>/L0/001`: the asset's identity within one library.
+    /// PhotoKit's `localIdentifier`, `<UUID>/L0/001`: the asset's identity within one library. Another Mac
+    /// of the same iCloud library has another one for the same photo; the server keeps each as a name of it.
     pub local_identifier: String,
-    /// iCloud Photos' cloud GUID, when the library syncs with iCloud.
+    /// iCloud Photos' cloud GUID (`ZCLOUDASSETGUID`), when the library syncs with iCloud: the same on every
+    /// Mac, so an item new to the server under this identifier joins the user's photo with this GUID.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloud_guid: Option<String>,
-    /// Apple's stable content fingerprint (`ZMASTERFINGERPRINT`).
+    /// Apple's stable fingerprint of the original (`ZORIGINALSTABLEHASH`, `ZMASTERFINGERPRINT` before Photos
+    /// 9.9): the same on every Mac; an item with no GUID match joins the user's photo without a GUID that has
+    /// this fingerprint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
     /// Photo or video.
@@ -113,11 +119,20 @@ pub struct SyncItem {
     /// A Live Photo: a still with a paired video resource.
     pub live_photo: bool,
     /// Display width in pixels.
+    #[serde(deserialize_with = "crate::int::exact")]
+    #[schema(format = "uint32", maximum = 4294967295_u32)]
     pub width: u32,
     /// Display height in pixels.
+    #[serde(deserialize_with = "crate::int::exact")]
+    #[schema(format = "uint32", maximum = 4294967295_u32)]
     pub height: u32,
     /// Duration of a video, milliseconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::int::exact_opt"
+    )]
+    #[schema(format = "uint64", maximum = 18446744073709551615_u64)]
     pub duration_ms: Option<u64>,
     /// When it was taken, with the offset the camera recorded.
     pub taken_at: DateTime<FixedOffset>,
@@ -168,7 +183,13 @@ pub struct SyncItem {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncRequest {
-    /// Which of the user's libraries this batch belongs to (the agent's stable library id).
+    /// Which of the user's libraries this batch belongs to (the agent's stable library id): 1 to 200
+    /// characters, none of them a control character.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"
+    )]
     pub library_id: String,
     /// The batch, at most the server's configured maximum.
     pub items: Vec<SyncItem>,
@@ -180,7 +201,8 @@ pub struct SyncRequest {
 pub enum SyncOutcome {
     /// New to the catalog.
     Created,
-    /// Metadata changed.
+    /// Metadata changed; or the photo, synced first from another library of the user (another Mac of the
+    /// same iCloud library), is now also known by this item's identifier.
     Updated,
     /// Nothing changed; the version did not move.
     Unchanged,

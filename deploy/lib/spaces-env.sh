@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Loads the object-store settings of every deploy script from ONE env file, so no script holds an endpoint,
-# a bucket or a secret. Source it; it exports the variables `iphoto-mount` reads (STORAGE_BACKEND, S3_*).
+# a bucket or a secret. Source it; it exports the variables `iphoto-mount` reads (IPHOTO_STORAGE_BACKEND, IPHOTO_S3_*).
 #
 # The env file (default ~/.config/iphoto/spaces.env, or $IPHOTO_SPACES_ENV) holds, one per line:
 #   SPACES_ENDPOINT=https://fra1.digitaloceanspaces.com
@@ -38,16 +38,16 @@ spaces_env_load() {
         missing="$missing SPACES_SECRET_ACCESS_KEY"
     fi
     [ -z "$missing" ] || { spaces_env_die "$file lacks:$missing"; return 1; }
-    export STORAGE_BACKEND=s3
-    export S3_ENDPOINT="$SPACES_ENDPOINT" S3_REGION="$SPACES_REGION" S3_BUCKET="$SPACES_BUCKET"
-    export S3_ACCESS_KEY_ID="$SPACES_ACCESS_KEY_ID"
+    export IPHOTO_STORAGE_BACKEND=s3
+    export IPHOTO_S3_ENDPOINT="$SPACES_ENDPOINT" IPHOTO_S3_REGION="$SPACES_REGION" IPHOTO_S3_BUCKET="$SPACES_BUCKET"
+    export IPHOTO_S3_ACCESS_KEY_ID="$SPACES_ACCESS_KEY_ID"
     if [ -n "${SPACES_SECRET_ACCESS_KEY_FILE:-}" ]; then
-        export S3_SECRET_ACCESS_KEY_FILE="$SPACES_SECRET_ACCESS_KEY_FILE"
+        export IPHOTO_S3_SECRET_ACCESS_KEY_FILE="$SPACES_SECRET_ACCESS_KEY_FILE"
     else
-        export S3_SECRET_ACCESS_KEY="$SPACES_SECRET_ACCESS_KEY"
+        export IPHOTO_S3_SECRET_ACCESS_KEY="$SPACES_SECRET_ACCESS_KEY"
     fi
-    [ -z "${SPACES_PREFIX:-}" ] || export S3_PREFIX="$SPACES_PREFIX"
-    [ -z "${SPACES_PATH_STYLE:-}" ] || export S3_PATH_STYLE="$SPACES_PATH_STYLE"
+    [ -z "${SPACES_PREFIX:-}" ] || export IPHOTO_S3_PREFIX="$SPACES_PREFIX"
+    [ -z "${SPACES_PATH_STYLE:-}" ] || export IPHOTO_S3_PATH_STYLE="$SPACES_PATH_STYLE"
     unset SPACES_SECRET_ACCESS_KEY
 }
 

@@ -37,6 +37,8 @@ pub struct CacheUsage {
     pub max_bytes: u64,
     /// Blocks held.
     pub blocks: u64,
+    /// Bytes of pinned blocks (never evicted).
+    pub pinned_bytes: u64,
 }
 
 /// A cache of object blocks. Implementations must never exceed their bound, never return bytes whose
@@ -56,6 +58,10 @@ pub trait BlockCache: Send + Sync + std::fmt::Debug {
 
     /// Current usage.
     fn usage(&self) -> CacheUsage;
+
+    /// Pins a cached block (never evicted, kept across restarts) or unpins it. `Ok(false)`: the block is
+    /// not cached (fetch and [`BlockCache::put`] it first).
+    fn set_pinned(&self, id: &BlockId, pinned: bool) -> Result<bool>;
 
     /// Writes the index so the next start finds every block (also done as the index grows).
     fn persist(&self) -> Result<()>;

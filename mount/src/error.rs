@@ -137,6 +137,40 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// An extended attribute the entry does not have.
+    #[error("no attribute {name}")]
+    NoAttribute {
+        /// The attribute.
+        name: String,
+    },
+
+    /// An attribute the mount answers itself and does not let be changed.
+    #[error("the attribute {name} cannot be changed")]
+    ReadOnlyAttribute {
+        /// The attribute.
+        name: String,
+    },
+
+    /// The object's metadata (mtime and extended attributes) would exceed what the store keeps per object.
+    #[error(
+        "the attributes of {name} would take {bytes} bytes of object metadata; the store keeps at most {limit}"
+    )]
+    AttributesTooLarge {
+        /// The entry.
+        name: String,
+        /// The metadata's size with the change.
+        bytes: usize,
+        /// The store's limit.
+        limit: usize,
+    },
+
+    /// A pin that would take all pins past their share of the cache.
+    #[error("{reason}")]
+    PinTooLarge {
+        /// The figures.
+        reason: String,
+    },
+
     /// The configuration contradicts itself.
     #[error("configuration: {0}")]
     Config(String),
@@ -160,10 +194,13 @@ impl Error {
             Error::Store(storage::Error::InvalidKey { .. }) => libc::EINVAL,
             Error::CacheIo(e) if e.raw_os_error() == Some(libc::ENOSPC) => libc::ENOSPC,
             Error::Unsupported { .. } => libc::ENOTSUP,
-            Error::NoSpace => libc::ENOSPC,
+            Error::NoSpace | Error::PinTooLarge { .. } => libc::ENOSPC,
             Error::NotEmpty { .. } => libc::ENOTEMPTY,
             Error::Exists { .. } => libc::EEXIST,
             Error::CrossDevice { .. } => libc::EXDEV,
+            Error::NoAttribute { .. } => libc::ENODATA,
+            Error::ReadOnlyAttribute { .. } => libc::EPERM,
+            Error::AttributesTooLarge { .. } => libc::E2BIG,
             Error::Shared(inner) => inner.errno(),
             Error::Stale { .. }
             | Error::Conflict { .. }
@@ -208,5 +245,19 @@ mod tests {
         );
         check(Error::CacheIo(std::io::Error::other("x")), libc::EIO);
         check(Error::Conflict { key: "k".into() }, libc::EIO);
+        check(
+            Error::NoAttribute {
+                name: "user.a".into(),
+            },
+            libc::ENODATA,
+        );
+        check(
+            Error::AttributesTooLarge {
+                name: "a".into(),
+                bytes: 3000,
+                limit: 2048,
+            },
+            libc::E2BIG,
+        );
     }
 }

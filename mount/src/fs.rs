@@ -6,11 +6,14 @@
 //! attributes after the TTL). A store that fails or times out gives [`Error::Store`]/[`Error::Timeout`]
 //! (EIO): an entry is "not found" only when a fresh answer of the store says so.
 
+mod attrs;
 mod dirs;
 pub(crate) mod inode;
 mod journal;
 mod listings;
+pub mod pin;
 mod read;
+mod rename;
 mod write;
 
 use std::collections::HashMap;
@@ -23,6 +26,7 @@ use storage::{StorageKey, Store};
 
 use crate::cache::{BlockCache, CacheUsage};
 use crate::error::{Error, Result};
+pub use attrs::SetMode;
 use inode::InodeTable;
 pub use inode::{Kind, ROOT_INO};
 use journal::Journal;
@@ -48,6 +52,8 @@ pub struct FsConfig {
     pub dirty_budget: u64,
     /// Wait this long before each upload (tests use it to crash a mount mid-upload; 0 otherwise).
     pub upload_delay: Duration,
+    /// The most objects a directory rename moves (copy, then delete, each); a larger directory is EXDEV.
+    pub rename_dir_limit: u64,
     /// Owner shown on every entry.
     pub uid: u32,
     /// Group shown on every entry.
@@ -115,6 +121,10 @@ pub struct Fs {
     /// Held while the listing cache is written; `true` once the clean (final) copy is written, after which a
     /// periodic snapshot must not replace it.
     listings_closed: Mutex<bool>,
+    /// Pinned paths (see `fs/pin.rs`).
+    pins: pin::Pins,
+    /// Where directory renames under way are recorded (see `fs/rename.rs`).
+    renames_dir: OnceLock<std::path::PathBuf>,
 }
 
 #[derive(Debug)]
@@ -145,6 +155,7 @@ impl Fs {
         Ok(Self {
             inodes: Arc::new(Mutex::new(InodeTable::new(config.prefix.clone()))),
             journal: OnceLock::new(),
+            renames_dir: OnceLock::new(),
             store,
             config,
             reader,
@@ -155,6 +166,7 @@ impl Fs {
             page_cache: Mutex::new(HashMap::new()),
             listings_saved_at: AtomicU64::new(0),
             listings_closed: Mutex::new(false),
+            pins: pin::Pins::default(),
         })
     }
 
@@ -281,7 +293,7 @@ impl Fs {
 
     fn attr_of(&self, ino: u64, inode: &inode::Inode) -> Attr {
         let staged = match (&inode.key, self.journal.get()) {
-            (Some(key), Some(journal)) if inode.kind == Kind::File => journal.find(key).map(|(_, size)| size),
+            (Some(key), Some(journal)) if inode.kind == Kind::File => journal.find_with_mtime(key),
             _ => None,
         };
         let writable = if self.config.read_only { 0 } else { 0o200 };
@@ -292,8 +304,10 @@ impl Fs {
         Attr {
             ino,
             kind: inode.kind,
-            size: staged.unwrap_or(inode.size),
-            mtime: inode.mtime,
+            size: staged.map_or(inode.size, |(size, _)| size),
+            mtime: staged
+                .and_then(|(_, mtime)| mtime)
+                .map_or(inode.mtime, SystemTime::from),
             perm,
             uid: self.config.uid,
             gid: self.config.gid,
@@ -332,8 +346,8 @@ impl Fs {
             }
         };
         if let Some((key, parent, name)) = stale_key {
-            match self.timed("a HEAD", self.store.head(&key)).await {
-                Ok(meta) => self.table().update_file(ino, &meta),
+            match self.timed("a HEAD", self.store.head_attributes(&key)).await {
+                Ok((meta, attributes)) => self.table().update_file_attributes(ino, &meta, attributes),
                 Err(Error::Store(storage::Error::NotFound { .. })) => {
                     self.table().remove_name(parent, &name);
                     return Err(Error::NotFound { name });
@@ -346,6 +360,19 @@ impl Fs {
             name: format!("inode {ino}"),
         })?;
         Ok(self.attr_of(ino, inode))
+    }
+
+    /// Reads a stored file's mtime and attributes with a HEAD unless they are known for its version (a
+    /// listing does not carry them on S3). Directories and files made here have none to read.
+    pub(crate) async fn ensure_attributes(&self, ino: u64) -> Result<()> {
+        let unknown = self
+            .table()
+            .get(ino)
+            .is_some_and(|i| i.kind == Kind::File && !i.local && i.attributes.is_none());
+        if unknown {
+            self.store_version(ino).await?;
+        }
+        Ok(())
     }
 
     /// Opens a file. The version read is fixed here: attributes older than the TTL are checked with a HEAD
@@ -452,8 +479,8 @@ impl Fs {
             .ok_or_else(|| Error::NotFound {
                 name: format!("inode {ino}"),
             })?;
-        let meta = self.timed("a HEAD", self.store.head(&key)).await?;
-        self.table().update_file(ino, &meta);
+        let (meta, attributes) = self.timed("a HEAD", self.store.head_attributes(&key)).await?;
+        self.table().update_file_attributes(ino, &meta, attributes);
         Ok(FileVersion {
             key,
             version: inode::version_of(&meta),

@@ -33,13 +33,21 @@ pub struct FuseFs {
     runtime: tokio::runtime::Handle,
     /// How long the kernel may keep attributes and entries: the core's metadata TTL.
     ttl: Duration,
+    /// The mount's cache directory, answered as the `user.iphoto.cache_dir` attribute of every entry, so
+    /// `iphoto-mount flush MOUNTPOINT` finds the status of the mount serving a path.
+    cache_dir: std::path::PathBuf,
 }
 
 impl FuseFs {
-    /// A front end for `fs`, running its work on `runtime`.
-    pub fn new(fs: Arc<Fs>, runtime: tokio::runtime::Handle) -> Self {
+    /// A front end for `fs`, running its work on `runtime`; `cache_dir` is the mount's cache directory.
+    pub fn new(fs: Arc<Fs>, runtime: tokio::runtime::Handle, cache_dir: std::path::PathBuf) -> Self {
         let ttl = fs.config().metadata_ttl;
-        Self { fs, runtime, ttl }
+        Self {
+            fs,
+            runtime,
+            ttl,
+            cache_dir,
+        }
     }
 }
 
@@ -106,6 +114,11 @@ impl FuseFs {
 /// leaves a sequential reader's larger read-ahead window (see `MountConfig::kernel_read_ahead`) waiting in the
 /// kernel while the runtime could be answering it.
 const MAX_BACKGROUND: u16 = 64;
+
+mod xattr;
+
+/// The attribute naming the mount's cache directory (read-only, on every entry, not listed).
+pub const CACHE_DIR_XATTR: &str = "user.iphoto.cache_dir";
 
 impl Filesystem for FuseFs {
     fn init(&mut self, _req: &Request, config: &mut fuser::KernelConfig) -> std::io::Result<()> {
@@ -305,12 +318,12 @@ impl Filesystem for FuseFs {
         &self,
         req: &Request,
         ino: INodeNo,
-        _mode: Option<u32>,
-        _uid: Option<u32>,
-        _gid: Option<u32>,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
         size: Option<u64>,
-        _atime: Option<fuser::TimeOrNow>,
-        _mtime: Option<fuser::TimeOrNow>,
+        atime: Option<fuser::TimeOrNow>,
+        mtime: Option<fuser::TimeOrNow>,
         _ctime: Option<std::time::SystemTime>,
         _fh: Option<FileHandle>,
         _crtime: Option<std::time::SystemTime>,
@@ -319,14 +332,31 @@ impl Filesystem for FuseFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        let changes = mode.is_some()
+            || uid.is_some()
+            || gid.is_some()
+            || size.is_some()
+            || atime.is_some()
+            || mtime.is_some();
+        if changes && let Err(e) = self.fs.check_writable("setattr") {
+            return reply.error(errno(&e));
+        }
         let fs = self.fs.clone();
         let ttl = self.ttl;
         self.spawn(req, "setattr", async move {
-            // Only the size is kept; mode, owner and times are not stored (objects have none).
-            let result = match size {
+            // The size and the mtime are kept (the mtime as object metadata); mode, owner and atime are not
+            // stored (objects have none).
+            let mut result = match size {
                 Some(size) => fs.set_size(ino.0, size).await,
                 None => fs.getattr(ino.0).await,
             };
+            if let (Ok(_), Some(mtime)) = (&result, mtime) {
+                let mtime = match mtime {
+                    fuser::TimeOrNow::SpecificTime(time) => time,
+                    fuser::TimeOrNow::Now => std::time::SystemTime::now(),
+                };
+                result = fs.set_mtime(ino.0, mtime).await;
+            }
             match result {
                 Ok(attr) => reply.attr(&ttl, &file_attr(&attr)),
                 Err(e) => reply.error(errno(&e)),
@@ -416,15 +446,16 @@ impl Filesystem for FuseFs {
         name: &OsStr,
         _mode: u32,
         _umask: u32,
-        _flags: i32,
+        flags: i32,
         reply: fuser::ReplyCreate,
     ) {
         let fs = self.fs.clone();
         let ttl = self.ttl;
         let name = name_of(name);
+        let exclusive = flags & libc::O_EXCL != 0;
         self.spawn(req, "create", async move {
             let result = match name {
-                Ok(name) => fs.create(parent.0, &name).await,
+                Ok(name) => fs.create(parent.0, &name, exclusive).await,
                 Err(e) => Err(e),
             };
             match result {
@@ -438,6 +469,31 @@ impl Filesystem for FuseFs {
                 Err(e) => reply.error(errno(&e)),
             }
         });
+    }
+
+    fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: fuser::ReplyXattr) {
+        xattr::getxattr(self, req, ino.0, name, size, reply);
+    }
+
+    fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: fuser::ReplyXattr) {
+        xattr::listxattr(self, req, ino.0, size, reply);
+    }
+
+    fn setxattr(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        xattr::setxattr(self, req, ino.0, name, value, flags, reply);
+    }
+
+    fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        xattr::removexattr(self, req, ino.0, name, reply);
     }
 
     fn mknod(

@@ -77,6 +77,7 @@ pub struct Mount {
 impl Mount {
     /// Opens the cache, mounts, and returns while the mount serves requests on threads of its own.
     pub fn start(config: MountConfig, store: Store) -> Result<Mount> {
+        check_mountpoint(&config.mountpoint)?;
         std::fs::create_dir_all(&config.cache_dir)?;
         let lock = std::fs::OpenOptions::new()
             .create(true)
@@ -102,16 +103,16 @@ impl Mount {
             .thread_name("iphoto-mount")
             .enable_all()
             .build()?;
-        let mut options = vec![
+        let options = vec![
             fuser::MountOption::FSName("iphoto-mount".into()),
             fuser::MountOption::Subtype("iphoto".into()),
             fuser::MountOption::NoAtime,
             fuser::MountOption::NoDev,
             fuser::MountOption::NoSuid,
         ];
-        if config.fs.read_only {
-            options.push(fuser::MountOption::RO);
-        }
+        // A read-only mount is not mounted `ro` in the kernel: the core answers every change with EROFS
+        // itself, and the kernel would also refuse the pin attribute (`iphoto-mount pin`), which changes
+        // nothing in the store.
         let mut fuse_config = fuser::Config::default();
         fuse_config.mount_options = options;
         fuse_config.n_threads = Some(config.fuse_threads.max(1));
@@ -122,8 +123,10 @@ impl Mount {
         {
             let _entered = runtime.enter();
             fs.start_journal(&config.cache_dir)?;
+            fs.start_renames(&config.cache_dir)?;
+            fs.start_pinner(&config.cache_dir);
         }
-        let front = fuse::FuseFs::new(fs.clone(), runtime.handle().clone());
+        let front = fuse::FuseFs::new(fs.clone(), runtime.handle().clone(), config.cache_dir.clone());
         let session =
             fuser::spawn_mount(front, &config.mountpoint, &fuse_config).map_err(|source| Error::Mount {
                 mountpoint: config.mountpoint.display().to_string(),
@@ -173,8 +176,14 @@ impl Mount {
                     std::thread::sleep(Duration::from_millis(5));
                 }
             }
+            let external = !unmounted && session.guard.is_finished();
             match session.umount_and_join() {
                 Ok(()) => {}
+                // Someone else unmounted (`umount`, `fusermount3 -u`, Finder's eject): the mount is gone, as
+                // asked. That is a clean end, not an error that makes a service manager restart us.
+                Err(e) if external => {
+                    tracing::debug!(error = %e, "the mount was unmounted from outside");
+                }
                 // Ours came first: fuser's own unmount finds nothing mounted (EINVAL).
                 Err(e) if unmounted && e.raw_os_error() == Some(libc::EINVAL) => {}
                 Err(source) => {
@@ -206,6 +215,53 @@ impl Drop for Mount {
             tracing::warn!(error = %e, "unmount on drop failed");
         }
     }
+}
+
+/// Refuses a mountpoint that is missing, not a directory, already a mount (its device differs from its
+/// parent's: another mount, or a FUSE mount whose process died) or not empty: mounting over files would hide
+/// them, and stacking a second mount over a first one hides the first.
+fn check_mountpoint(mountpoint: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+    let refuse = |why: String| {
+        Err(Error::Config(format!(
+            "the mountpoint {} {why}",
+            mountpoint.display()
+        )))
+    };
+    let meta = match std::fs::metadata(mountpoint) {
+        Ok(meta) => meta,
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+            return refuse(format!(
+                "is a mount whose process has ended; unmount it first (fusermount3 -u {0}, or umount {0})",
+                mountpoint.display()
+            ));
+        }
+        Err(e) => return refuse(format!("cannot be used: {e}")),
+    };
+    if !meta.is_dir() {
+        return refuse("is not a directory".into());
+    }
+    let parent = mountpoint
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.parent().map(std::path::Path::to_path_buf));
+    if let Some(parent) = parent
+        && let Ok(parent_meta) = std::fs::metadata(&parent)
+        && parent_meta.dev() != meta.dev()
+    {
+        return refuse(format!(
+            "is already a mount point; unmount it first (umount {})",
+            mountpoint.display()
+        ));
+    }
+    let mut entries = std::fs::read_dir(mountpoint)?;
+    if let Some(entry) = entries.next() {
+        let name = entry?.file_name();
+        return refuse(format!(
+            "is not empty (it holds {name:?}); mount on an empty directory"
+        ));
+    }
+    Ok(())
 }
 
 /// How long a mount waits for the cache directory's lock before it says another mount holds it.

@@ -220,6 +220,13 @@ fn read_only_refuses_changes(backend: Backend) {
         "open for write",
     );
     erofs(std::fs::create_dir(mount.path("newdir")), "mkdir");
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        erofs(
+            std::fs::set_permissions(mount.path("keep.txt"), std::fs::Permissions::from_mode(0o600)),
+            "chmod",
+        );
+    }
     erofs(std::fs::remove_file(mount.path("keep.txt")), "unlink");
     erofs(std::fs::remove_dir(mount.path("dir")), "rmdir");
     erofs(

@@ -11,7 +11,8 @@ use std::os::unix::fs::FileExt as _;
 use std::time::{Duration, Instant};
 
 use common::{
-    Backend, MIB, Options, TestMount, bytes, errno, file_sha256, get, keys, object_sha256, put, sha256, store,
+    Backend, MIB, Options, ProcessMount, TestMount, bytes, errno, file_sha256, get, keys, object_sha256, put,
+    sha256, store,
 };
 
 fn read_write() -> Options {
@@ -100,6 +101,7 @@ fn writes_reach_the_store(backend: Backend) {
         [
             "library/existing.bin",
             "library/new.bin",
+            "library/renders/.iphoto-dir",
             "library/renders/cut.mov",
             "library/renders/final.txt",
             "library/short.txt"
@@ -173,47 +175,18 @@ fn kill_9_during_upload_then_restart_completes_it() {
     let s = common::s3_store_at(server, &prefix);
     let dirs = tempfile::tempdir().unwrap();
     let cache = dirs.path().join("cache");
+    let at = common::StoreAt::S3 {
+        server,
+        prefix: &prefix,
+    };
     let start = |mountpoint: &std::path::Path, upload_delay_ms: &str, log: &str| {
-        std::fs::create_dir_all(mountpoint).unwrap();
-        let log = std::fs::File::create(dirs.path().join(log)).unwrap();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_iphoto-mount"))
-            .arg("mount")
-            .arg(mountpoint)
-            .args([
-                "--prefix",
-                "videos",
-                "--profile",
-                "video-projects",
-                "--cache-max-size",
-                "3GiB",
-            ])
-            .arg("--cache-dir")
-            .arg(&cache)
-            .env("STORAGE_BACKEND", "s3")
-            .env("S3_ENDPOINT", &server.endpoint)
-            .env("S3_REGION", &server.region)
-            .env("S3_BUCKET", &server.bucket)
-            .env("S3_ACCESS_KEY_ID", &server.access_key_id)
-            .env("S3_SECRET_ACCESS_KEY", &server.secret_access_key)
-            .env("S3_PREFIX", &prefix)
-            .env("S3_PATH_STYLE", "true")
-            .env("IPHOTO_MOUNT_UPLOAD_DELAY_MS", upload_delay_ms)
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let guard = ProcessMount {
-            child,
-            mountpoint: mountpoint.to_owned(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap()
-            .contains(&mountpoint.display().to_string())
-        {
-            assert!(Instant::now() < deadline, "the mount did not come up");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        guard
+        ProcessMount::start(
+            &at,
+            mountpoint,
+            &cache,
+            &dirs.path().join(log),
+            &[("IPHOTO_MOUNT_UPLOAD_DELAY_MS", upload_delay_ms)],
+        )
     };
 
     // The 1 GiB: its upload (128 parts of 8 MiB) takes seconds, so the kill lands in the middle of it.
@@ -234,8 +207,7 @@ fn kill_9_during_upload_then_restart_completes_it() {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
-    first.child.kill().unwrap();
-    first.child.wait().unwrap();
+    first.kill_9();
     assert_ne!(
         object_sha256(&s, "videos/render.mov").as_deref(),
         Some(&*expected),
@@ -251,12 +223,7 @@ fn kill_9_during_upload_then_restart_completes_it() {
             .len(),
         1024 * MIB
     );
-    let flushed = std::process::Command::new(env!("CARGO_BIN_EXE_iphoto-mount"))
-        .args(["flush", "--timeout-secs", "120", "--cache-dir"])
-        .arg(&cache)
-        .status()
-        .unwrap();
-    assert!(flushed.success());
+    ProcessMount::flush(&cache);
     assert_eq!(object_sha256(&s, "videos/render.mov"), Some(expected.clone()));
     assert_eq!(file_sha256(&second.mountpoint.join("render.mov")), expected);
     // The interrupted upload was resumed and completed: none is left in the store.
@@ -321,23 +288,6 @@ fn an_upload_never_promised_is_aborted_at_start() {
     assert!(!cache.join("journal/7.data").exists());
     assert_eq!(get(&s, "library/partial.bin"), None);
     drop(mount);
-}
-
-/// A mount process that is killed and unmounted however the test ends.
-struct ProcessMount {
-    child: std::process::Child,
-    mountpoint: std::path::PathBuf,
-}
-
-impl Drop for ProcessMount {
-    fn drop(&mut self) {
-        // SIGTERM first (a clean unmount), then make sure.
-        let _ = harness::sigterm(&self.child);
-        let _ = harness::wait_exit(&mut self.child, Duration::from_secs(10));
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        common::force_unmount(&self.mountpoint);
-    }
 }
 
 /// A full dirty budget makes writers wait for uploads (backpressure) and only then fail with ENOSPC; the data

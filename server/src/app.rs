@@ -7,16 +7,19 @@ use anyhow::{Context as _, Result};
 
 use crate::catalog::{self, Catalog, ConnectOptions, Location, RestoreTarget, Retention, Scope, TokenId};
 use crate::config::{
-    CatalogArgs, Cli, Command, GcArgs, RestoreArgs, ServeArgs, ThumbnailOptions, ThumbnailWorkerArgs,
-    TokenCommand, UserCommand, WorkerCommand, WorkerKind,
+    CatalogArgs, Cli, Command, GcArgs, RestoreArgs, ServeArgs, TokenCommand, UserCommand, WorkerCommand,
+    WorkerKind,
 };
 use crate::gc::{self, GcSettings};
 use crate::http::{self, AppState, HttpSettings};
-use crate::thumbnail::ThumbnailSpec;
-use crate::worker::{self, WorkerSettings};
 
 /// Runs one subcommand to completion.
 pub async fn run(cli: Cli) -> Result<()> {
+    cli_support::logging::init(
+        &cli.log,
+        crate::config::DEFAULT_LOG_FILTER,
+        cli_support::LogFormat::Full,
+    )?;
     // What the server writes is its users' photos, catalog and secrets: the data directory, the SQLite files
     // (with their -wal/-shm), local blobs and staging files are created for the owner only (directories 0700,
     // files 0600). The stores create files with the default mode, so the process umask decides.
@@ -34,7 +37,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Token(command) => token(command).await,
-        Command::Worker(WorkerCommand::Thumbnail(args)) => thumbnail_worker(*args).await,
+        Command::Worker(WorkerCommand::Thumbnail(args)) => worker::cli::run(*args).await,
         Command::Restore(args) => restore(args).await,
         Command::Gc(args) => collect_garbage(*args).await,
     }
@@ -109,7 +112,6 @@ const STARTUP_STAGING_AGE: std::time::Duration = std::time::Duration::from_secs(
 
 /// `gc`: one pass under the replicas' lease (or a dry run), a line per user with what was freed.
 async fn collect_garbage(mut args: GcArgs) -> Result<()> {
-    init_tracing(false);
     let catalog = open_catalog(&args.catalog).await?;
     if args.storage.storage_backend == storage::Backend::Local {
         args.storage
@@ -178,42 +180,6 @@ async fn collect_periodically(
             Err(error) => tracing::error!(error = format!("{error:#}"), "garbage collection failed"),
         }
     }
-}
-
-fn worker_settings(server: url::Url, token: String, options: &ThumbnailOptions) -> WorkerSettings {
-    let mut settings = WorkerSettings::new(server, token);
-    if let Some(n) = options.worker_concurrency {
-        settings.concurrency = n.max(1);
-    }
-    settings.spec = ThumbnailSpec {
-        max_edge: options.thumbnail_max_edge,
-        quality: options.thumbnail_quality,
-    };
-    settings
-}
-
-/// `worker thumbnail`: the loop of [`worker::run_thumbnail_worker`] until SIGTERM or Ctrl-C.
-async fn thumbnail_worker(mut args: ThumbnailWorkerArgs) -> Result<()> {
-    init_tracing(args.log_json);
-    let token = worker::read_token_file(&args.token_file).context("IPHOTO_WORKER_TOKEN_FILE")?;
-    // The worker only writes derivatives; it never signs URLs, so the local backend needs no presign key of
-    // the server's. A throwaway one satisfies the store's configuration.
-    if args.storage.storage_backend == storage::Backend::Local
-        && args.storage.presign_secret.is_none()
-        && args.storage.presign_secret_file.is_none()
-    {
-        let bytes: [u8; 32] = rand::random();
-        args.storage.presign_secret = Some(storage::Secret::new(hex::encode(bytes)));
-    }
-    let store = storage::create_object_store(&args.storage.into_config()?)?;
-    let settings = worker_settings(args.server, token, &args.options);
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let signal = shutdown.clone();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        signal.cancel();
-    });
-    worker::run_thumbnail_worker(settings, store, shutdown).await
 }
 
 async fn token(command: TokenCommand) -> Result<()> {
@@ -285,7 +251,7 @@ async fn open_catalog(args: &CatalogArgs) -> Result<Arc<dyn Catalog>> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("IPHOTO_DATA_DIR: cannot create {}", args.data_dir.display()))?;
     let location = match &args.database_url {
-        Some(url) => Location::parse(url).context("DATABASE_URL")?,
+        Some(url) => Location::parse(url).context("IPHOTO_DATABASE_URL")?,
         None => Location::sqlite_in(&args.data_dir),
     };
     catalog::connect(&location, &ConnectOptions::default())
@@ -294,7 +260,6 @@ async fn open_catalog(args: &CatalogArgs) -> Result<Arc<dyn Catalog>> {
 }
 
 async fn serve(mut args: ServeArgs) -> Result<()> {
-    init_tracing(args.log_json);
     let data_dir = args.catalog.data_dir.clone();
     private_data_dir(&data_dir)?;
     let catalog = open_catalog(&args.catalog).await?;
@@ -311,10 +276,10 @@ async fn serve(mut args: ServeArgs) -> Result<()> {
         }
     }
     if args.job_lease_secs == 0 || args.job_lease_secs > 3600 {
-        anyhow::bail!("JOB_LEASE_SECS: must be 1 to 3600");
+        anyhow::bail!("IPHOTO_JOB_LEASE_SECS: must be 1 to 3600");
     }
     if args.job_max_failures == 0 {
-        anyhow::bail!("JOB_MAX_FAILURES: must be at least 1");
+        anyhow::bail!("IPHOTO_JOB_MAX_FAILURES: must be at least 1");
     }
     let storage_config = args.storage.into_config()?;
     // Web cursors are signed with a key every replica derives from the secret they already share.
@@ -371,7 +336,7 @@ async fn serve(mut args: ServeArgs) -> Result<()> {
     check_open_file_limit(limits.max_connections);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
-        .with_context(|| format!("LISTEN: cannot listen on {}", args.listen))?;
+        .with_context(|| format!("IPHOTO_LISTEN: cannot listen on {}", args.listen))?;
     let local = listener.local_addr()?;
     tracing::info!(listen = %local, store = store.describe(), "iphoto-server ready");
 
@@ -388,7 +353,7 @@ async fn serve(mut args: ServeArgs) -> Result<()> {
         } else {
             local
         };
-        let settings = worker_settings(format!("http://{host}").parse()?, token, &args.thumbnails);
+        let settings = args.thumbnails.settings(format!("http://{host}").parse()?, token);
         workers.spawn(worker::run_thumbnail_worker(
             settings,
             store.clone(),
@@ -438,7 +403,7 @@ async fn serve(mut args: ServeArgs) -> Result<()> {
 const OTHER_FILES: u64 = 128;
 
 /// Raises the soft open-file limit to the hard one (as Go and nginx do: the soft default, often 1024, is a
-/// compatibility floor for `select`, which nothing here uses), then warns when `HTTP_MAX_CONNECTIONS` does
+/// compatibility floor for `select`, which nothing here uses), then warns when `IPHOTO_HTTP_MAX_CONNECTIONS` does
 /// not fit under it: at that point `accept` fails with EMFILE before the connection limit ever applies.
 fn check_open_file_limit(max_connections: usize) {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
@@ -457,7 +422,7 @@ fn check_open_file_limit(max_connections: usize) {
         tracing::warn!(
             open_file_limit = soft,
             max_connections,
-            "HTTP_MAX_CONNECTIONS does not fit under the open-file limit (ulimit -n); lower it or raise the limit"
+            "IPHOTO_HTTP_MAX_CONNECTIONS does not fit under the open-file limit (ulimit -n); lower it or raise the limit"
         );
     }
 }
@@ -542,19 +507,6 @@ fn write_private(path: &Path, content: &str) -> Result<()> {
     file.write_all(content.as_bytes())?;
     file.write_all(b"\n")?;
     Ok(())
-}
-
-fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
 }
 
 async fn shutdown_signal() {

@@ -36,8 +36,8 @@ use chrono::{DateTime, Utc};
 
 pub use api::{AssetKind, ResourceType, UnavailableReason};
 pub use browse::{
-    AlbumPageQuery, AlbumSummary, Enrichment, JobInfo, JobState, JobStatus, LeaseRequest, ListedPhoto,
-    PhotoDetail, PhotoFilter, PhotoResource, StoredRef, TimelineKey, TimelineQuery,
+    AlbumPageQuery, AlbumSummary, Enrichment, JobInfo, JobQueue, JobState, JobStatus, LeaseRequest,
+    ListedPhoto, PhotoDetail, PhotoFilter, PhotoResource, StoredRef, TimelineKey, TimelineQuery,
 };
 pub use history::{
     Change, ChangesSince, PhotoChange, PhotoVersion, PurgeReport, RestoreReport, RestoreTarget, Retention,
@@ -154,8 +154,13 @@ pub trait Catalog: Send + Sync + Debug {
     /// The user's library with the agent's id `library_key`, created on first use.
     async fn ensure_library(&self, user_id: &UserId, library_key: &str) -> Result<Library>;
 
+    /// The user's library with the agent's id `library_key`, if it exists (another user's is not found).
+    async fn library(&self, user_id: &UserId, library_key: &str) -> Result<Option<Library>>;
+
     /// Applies one sync batch in one transaction; see [`SyncBatchResult`] for what each item gets. Items that
-    /// fail validation are `Rejected` and the rest still applies; a database error applies nothing.
+    /// fail validation are `Rejected` and the rest still applies; a database error applies nothing. A user's
+    /// libraries share their photos: an item new to this library joins the user's photo with its cloud GUID
+    /// (else, among photos without one, its fingerprint), its identifier kept as another name of the photo.
     async fn sync_photos(
         &self,
         user_id: &UserId,
@@ -172,7 +177,8 @@ pub trait Catalog: Send + Sync + Debug {
         albums: Vec<AlbumUpsert>,
     ) -> Result<AlbumsResult>;
 
-    /// Resources whose bytes the server still needs (state pending or failed), keyset-paged.
+    /// Resources whose bytes the server still needs (state pending or failed), keyset-paged, each for the one
+    /// library asked to upload it (of a photo several libraries have, the one whose declaration is held).
     async fn pending_uploads(&self, user_id: &UserId, query: &PendingQuery) -> Result<Page<PendingUpload>>;
 
     /// What the upload route needs before reading a body: the photo, the resource's state and what is
@@ -242,6 +248,10 @@ pub trait Catalog: Send + Sync + Debug {
 
     /// One of the user's jobs.
     async fn job(&self, user_id: &UserId, job_id: &str) -> Result<Option<JobInfo>>;
+
+    /// The queue of every job kind (all of them, empty ones included), across users: counts and a time, no
+    /// user's data. For `/metrics`, at each scrape: one indexed read of the unfinished jobs.
+    async fn job_queues(&self) -> Result<Vec<JobQueue>>;
 
     /// Stores a job's result as the photo's enrichment of that kind and marks the job done (never leased
     /// again). A job already done is left as it is. [`Error::NotFound`] when it is not the user's.

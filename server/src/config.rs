@@ -1,17 +1,64 @@
-//! The `iphoto-server` command line: one clap parser, every flag with an environment variable.
+//! The `iphoto-server` command line: one clap parser, every flag with an environment variable named by the
+//! `IPHOTO_` scheme (`cli_support::env`), listed in the README's table (a test compares the two).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use cli_support::env::Renamed;
+pub use worker::cli::{ThumbnailOptions, ThumbnailWorkerArgs};
 
 /// Keeps a Photos library's metadata and originals in a catalog and an object store.
 #[derive(Debug, Parser)]
-#[command(name = "iphoto-server", version, about)]
+#[command(name = "iphoto-server", version = cli_support::version!(), about)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+
+    /// `--log` (default `info,sqlx=warn`) and `--log-json`, for every subcommand.
+    #[command(flatten)]
+    pub log: cli_support::LogArgs,
+}
+
+/// The log filter when `--log` / `IPHOTO_LOG` is not given.
+pub const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn";
+
+/// The server's variables from before the `IPHOTO_` scheme (the storage ones are [`storage::RENAMED_ENV`]).
+/// `DATABASE_URL` is in DESIGN.md and still read; the others are only reported.
+pub const RENAMED_ENV: &[Renamed] = &[
+    Renamed::deprecated("DATABASE_URL", "IPHOTO_DATABASE_URL"),
+    Renamed::retired("LISTEN", "IPHOTO_LISTEN"),
+    Renamed::retired("MAX_SYNC_BATCH", "IPHOTO_MAX_SYNC_BATCH"),
+    Renamed::retired("MAX_UPLOAD_BYTES", "IPHOTO_MAX_UPLOAD_BYTES"),
+    Renamed::retired("HTTP_HEADER_TIMEOUT_SECS", "IPHOTO_HTTP_HEADER_TIMEOUT_SECS"),
+    Renamed::retired("HTTP_BODY_IDLE_SECS", "IPHOTO_HTTP_BODY_IDLE_SECS"),
+    Renamed::retired("HTTP_REQUEST_TIMEOUT_SECS", "IPHOTO_HTTP_REQUEST_TIMEOUT_SECS"),
+    Renamed::retired("HTTP_MAX_CONNECTIONS", "IPHOTO_HTTP_MAX_CONNECTIONS"),
+    Renamed::retired("JOB_LEASE_SECS", "IPHOTO_JOB_LEASE_SECS"),
+    Renamed::retired("JOB_MAX_FAILURES", "IPHOTO_JOB_MAX_FAILURES"),
+    Renamed::retired("JOB_RETRY_SECS", "IPHOTO_JOB_RETRY_SECS"),
+    Renamed::retired("LOG_JSON", "IPHOTO_LOG_JSON"),
+    Renamed::retired("RUST_LOG", "IPHOTO_LOG"),
+    Renamed::retired("TRASH_DAYS", "IPHOTO_TRASH_DAYS"),
+    Renamed::retired("WORKERS", "IPHOTO_WORKERS"),
+    Renamed::retired("WORKER_CONCURRENCY", "IPHOTO_WORKER_CONCURRENCY"),
+    Renamed::retired("THUMBNAIL_MAX_EDGE", "IPHOTO_THUMBNAIL_MAX_EDGE"),
+    Renamed::retired("THUMBNAIL_QUALITY", "IPHOTO_THUMBNAIL_QUALITY"),
+    Renamed::retired("GC_INTERVAL", "IPHOTO_GC_INTERVAL"),
+    Renamed::retired("GC_GRACE", "IPHOTO_GC_GRACE"),
+    Renamed::retired("GC_SETTLE", "IPHOTO_GC_SETTLE"),
+    Renamed::retired("GC_DRY_RUN", "IPHOTO_GC_DRY_RUN"),
+    Renamed::retired("IPHOTO_SERVER_URL", "IPHOTO_WORKER_SERVER"),
+];
+
+impl Cli {
+    /// The process's command line, the renamed variables of the server and the store applied
+    /// ([`cli_support::env::parse`]).
+    pub fn from_env_and_args() -> Self {
+        let renamed: Vec<Renamed> = RENAMED_ENV.iter().chain(storage::RENAMED_ENV).copied().collect();
+        cli_support::env::parse(&renamed)
+    }
 }
 
 /// Subcommands.
@@ -42,20 +89,20 @@ pub enum Command {
 #[command(group(clap::ArgGroup::new("target").required(true).args(["photo", "album", "library"])))]
 pub struct RestoreArgs {
     /// The user (name) whose catalog is restored.
-    #[arg(long)]
+    #[arg(long, env = "IPHOTO_RESTORE_USER")]
     pub user: String,
     /// One photo (catalog id).
-    #[arg(long)]
+    #[arg(long, env = "IPHOTO_RESTORE_PHOTO")]
     pub photo: Option<String>,
     /// One album (catalog id): title, order, membership and its member photos.
-    #[arg(long)]
+    #[arg(long, env = "IPHOTO_RESTORE_ALBUM")]
     pub album: Option<String>,
     /// Every photo and album of one library (catalog id).
-    #[arg(long)]
+    #[arg(long, env = "IPHOTO_RESTORE_LIBRARY")]
     pub library: Option<String>,
     /// The time to restore to, RFC 3339 (`2026-11-30T12:00:00Z`); not in the future, and not before the
     /// retention (`--trash-days`), whose older history is gone.
-    #[arg(long)]
+    #[arg(long, env = "IPHOTO_RESTORE_AS_OF")]
     pub as_of: String,
     #[command(flatten)]
     pub catalog: CatalogArgs,
@@ -65,16 +112,16 @@ pub struct RestoreArgs {
 #[derive(Debug, Clone, Args)]
 pub struct GcArgs {
     /// Print what would be freed; take no lease and delete nothing.
-    #[arg(long, env = "GC_DRY_RUN")]
+    #[arg(long, env = "IPHOTO_GC_DRY_RUN")]
     pub dry_run: bool,
 
     /// Objects and staging written more recently than this are kept (`30s`, `15m`, `24h`, `7d`).
-    #[arg(long, env = "GC_GRACE", default_value = "24h", value_parser = parse_duration)]
+    #[arg(long, env = "IPHOTO_GC_GRACE", default_value = "24h", value_parser = parse_duration)]
     pub grace: std::time::Duration,
 
     /// Pause between releasing garbage in the catalog and deleting it, after which references are checked
     /// again (a sync batch that read a blob row just before it was released links it meanwhile).
-    #[arg(long, env = "GC_SETTLE", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "IPHOTO_GC_SETTLE", default_value = "30s", value_parser = parse_duration)]
     pub settle: std::time::Duration,
 
     /// Resumable uploads idle this long are aborted: their parts and staging removed (the server's
@@ -112,7 +159,8 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 /// `worker …`
 #[derive(Debug, Subcommand)]
 pub enum WorkerCommand {
-    /// Lease thumbnail jobs, write the derivatives to the store, post the results; stops on SIGTERM.
+    /// Lease thumbnail jobs, write the derivatives to the store, post the results; stops on SIGTERM (as
+    /// `iphoto-worker thumbnail` does).
     Thumbnail(Box<ThumbnailWorkerArgs>),
 }
 
@@ -121,46 +169,6 @@ pub enum WorkerCommand {
 pub enum WorkerKind {
     /// The thumbnail worker.
     Thumbnail,
-}
-
-/// How the thumbnail worker works, standalone or in-process.
-#[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "Thumbnail worker")]
-pub struct ThumbnailOptions {
-    /// Jobs worked on at once. Default: the number of cores.
-    #[arg(long, env = "WORKER_CONCURRENCY")]
-    pub worker_concurrency: Option<usize>,
-
-    /// Longest edge of a thumbnail, pixels.
-    #[arg(long, env = "THUMBNAIL_MAX_EDGE", default_value_t = 512, value_parser = clap::value_parser!(u32).range(16..=4096))]
-    pub thumbnail_max_edge: u32,
-
-    /// JPEG quality of a thumbnail, 1–100.
-    #[arg(long, env = "THUMBNAIL_QUALITY", default_value_t = 82, value_parser = clap::value_parser!(u8).range(1..=100))]
-    pub thumbnail_quality: u8,
-}
-
-/// `worker thumbnail` settings.
-#[derive(Debug, Clone, Args)]
-pub struct ThumbnailWorkerArgs {
-    /// The server's base URL.
-    #[arg(long, env = "IPHOTO_SERVER_URL")]
-    pub server: url::Url,
-
-    /// A file holding a `worker`-scope token.
-    #[arg(long, env = "IPHOTO_WORKER_TOKEN_FILE")]
-    pub token_file: PathBuf,
-
-    /// Log as JSON lines instead of text.
-    #[arg(long, env = "LOG_JSON")]
-    pub log_json: bool,
-
-    #[command(flatten)]
-    pub options: ThumbnailOptions,
-
-    /// The store the derivatives are written to: the same settings as the server's.
-    #[command(flatten)]
-    pub storage: storage::StorageArgs,
 }
 
 /// `user …`
@@ -181,13 +189,13 @@ pub enum TokenCommand {
     /// Issue a token and print it once.
     Create {
         /// Owner's user name.
-        #[arg(long)]
+        #[arg(long, env = "IPHOTO_TOKEN_USER")]
         user: String,
         /// What the token may do: client, web, worker or admin.
-        #[arg(long)]
+        #[arg(long, env = "IPHOTO_TOKEN_SCOPE")]
         scope: String,
         /// A label for listings.
-        #[arg(long, default_value = "cli")]
+        #[arg(long, env = "IPHOTO_TOKEN_NAME", default_value = "cli")]
         name: String,
         #[command(flatten)]
         catalog: CatalogArgs,
@@ -202,7 +210,7 @@ pub enum TokenCommand {
     /// List tokens (never their secrets).
     List {
         /// Only this user's.
-        #[arg(long)]
+        #[arg(long, env = "IPHOTO_TOKEN_USER")]
         user: Option<String>,
         #[command(flatten)]
         catalog: CatalogArgs,
@@ -218,7 +226,7 @@ pub struct CatalogArgs {
     pub data_dir: PathBuf,
 
     /// `postgres://…` for PostgreSQL, or a SQLite file. Default: SQLite under the data directory.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    #[arg(long, env = "IPHOTO_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 }
 
@@ -228,18 +236,23 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(
         long,
-        env = "LISTEN",
+        env = "IPHOTO_LISTEN",
         default_value = "127.0.0.1:8080",
         help_heading = "Server"
     )]
     pub listen: SocketAddr,
 
     /// Most photos one sync batch may carry (the agent sends 100).
-    #[arg(long, env = "MAX_SYNC_BATCH", default_value_t = 500, help_heading = "Server")]
+    #[arg(
+        long,
+        env = "IPHOTO_MAX_SYNC_BATCH",
+        default_value_t = 500,
+        help_heading = "Server"
+    )]
     pub max_sync_batch: usize,
 
     /// Largest upload body, bytes.
-    #[arg(long, env = "MAX_UPLOAD_BYTES", default_value_t = 64 * 1024 * 1024 * 1024, help_heading = "Server")]
+    #[arg(long, env = "IPHOTO_MAX_UPLOAD_BYTES", default_value_t = 64 * 1024 * 1024 * 1024, help_heading = "Server")]
     pub max_upload_bytes: u64,
 
     /// Part size of resumable uploads, bytes: on S3 each part is one part of the multipart upload (AWS takes
@@ -255,50 +268,61 @@ pub struct ServeArgs {
 
     /// Seconds a connection may take to send a request's headers, and may sit idle between requests
     /// (keep-alive) or before its first; then it is closed.
-    #[arg(long, env = "HTTP_HEADER_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600), help_heading = "Server")]
+    #[arg(long, env = "IPHOTO_HTTP_HEADER_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600), help_heading = "Server")]
     pub http_header_timeout_secs: u64,
 
     /// Seconds a request body (uploads included) may go without a byte before the request fails with 408
     /// and nothing is stored.
-    #[arg(long, env = "HTTP_BODY_IDLE_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600), help_heading = "Server")]
+    #[arg(long, env = "IPHOTO_HTTP_BODY_IDLE_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600), help_heading = "Server")]
     pub http_body_idle_secs: u64,
 
     /// Seconds a request may take from its headers to its answer's headers (uploads are exempt: they are
     /// bounded by the body idle timeout instead); then 408.
-    #[arg(long, env = "HTTP_REQUEST_TIMEOUT_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86400), help_heading = "Server")]
+    #[arg(long, env = "IPHOTO_HTTP_REQUEST_TIMEOUT_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86400), help_heading = "Server")]
     pub http_request_timeout_secs: u64,
 
     /// Most connections served at once; more wait in the listen backlog until one closes. Keep it under
     /// the open-file limit (`ulimit -n`).
-    #[arg(long, env = "HTTP_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000), help_heading = "Server")]
+    #[arg(long, env = "IPHOTO_HTTP_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000), help_heading = "Server")]
     pub http_max_connections: u32,
 
     /// How long an enrichment job lease holds when the worker names no duration, seconds.
-    #[arg(long, env = "JOB_LEASE_SECS", default_value_t = 300, help_heading = "Workers")]
+    #[arg(
+        long,
+        env = "IPHOTO_JOB_LEASE_SECS",
+        default_value_t = 300,
+        help_heading = "Workers"
+    )]
     pub job_lease_secs: u64,
 
     /// Failures after which an enrichment job is parked with its last error (no more retries).
-    #[arg(long, env = "JOB_MAX_FAILURES", default_value_t = 5, help_heading = "Workers")]
+    #[arg(
+        long,
+        env = "IPHOTO_JOB_MAX_FAILURES",
+        default_value_t = 5,
+        help_heading = "Workers"
+    )]
     pub job_max_failures: u32,
 
     /// Pause before a failed enrichment job is offered again, seconds.
-    #[arg(long, env = "JOB_RETRY_SECS", default_value_t = 30, help_heading = "Workers")]
+    #[arg(
+        long,
+        env = "IPHOTO_JOB_RETRY_SECS",
+        default_value_t = 30,
+        help_heading = "Workers"
+    )]
     pub job_retry_secs: u64,
-
-    /// Log as JSON lines (for journald and log shippers) instead of text.
-    #[arg(long, env = "LOG_JSON", help_heading = "Server")]
-    pub log_json: bool,
 
     /// Days a photo removed on the Mac stays as a tombstone, and a replaced version (metadata or stored
     /// object) stays in the history, before the hourly purge removes it. Restores reach back this far.
-    #[arg(long, env = "TRASH_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=36500), help_heading = "Catalog")]
+    #[arg(long, env = "IPHOTO_TRASH_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=36500), help_heading = "Catalog")]
     pub trash_days: u32,
 
     /// Enrichment workers to run inside the server (comma-separated; `thumbnail`). They lease jobs over
     /// HTTP from this server with a `worker` token kept in the data directory.
     #[arg(
         long,
-        env = "WORKERS",
+        env = "IPHOTO_WORKERS",
         value_enum,
         value_delimiter = ',',
         help_heading = "Server"
@@ -310,15 +334,15 @@ pub struct ServeArgs {
 
     /// Time between garbage-collection passes (`6h`; `0` turns the collector off). Replicas share one
     /// lease, so only one of them collects at a time.
-    #[arg(long, env = "GC_INTERVAL", default_value = "6h", value_parser = parse_duration, help_heading = "Garbage collection")]
+    #[arg(long, env = "IPHOTO_GC_INTERVAL", default_value = "6h", value_parser = parse_duration, help_heading = "Garbage collection")]
     pub gc_interval: std::time::Duration,
 
     /// Objects and staging written more recently than this are never collected.
-    #[arg(long, env = "GC_GRACE", default_value = "24h", value_parser = parse_duration, help_heading = "Garbage collection")]
+    #[arg(long, env = "IPHOTO_GC_GRACE", default_value = "24h", value_parser = parse_duration, help_heading = "Garbage collection")]
     pub gc_grace: std::time::Duration,
 
     /// Pause between releasing garbage in the catalog and deleting it (see `gc --settle`).
-    #[arg(long, env = "GC_SETTLE", default_value = "30s", value_parser = parse_duration, help_heading = "Garbage collection")]
+    #[arg(long, env = "IPHOTO_GC_SETTLE", default_value = "30s", value_parser = parse_duration, help_heading = "Garbage collection")]
     pub gc_settle: std::time::Duration,
 
     #[command(flatten)]

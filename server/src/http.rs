@@ -17,20 +17,22 @@ pub mod extract;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
+pub mod request_log;
 pub mod serve;
 pub mod web;
 pub mod worker;
 
+use api::ErrorCode;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::{HeaderName, Request};
+use axum::http::HeaderName;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
-use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::catalog::Catalog;
 
@@ -136,21 +138,37 @@ impl AppState {
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The whole application: every surface and every middleware.
-pub fn router(state: AppState) -> Router {
-    let metrics = Arc::clone(&state.0.metrics);
-    let settings = state.settings().clone();
-    // Everything but uploads: a total time limit, and bodies limited to JSON size from `Content-Length`
-    // on (413 before a byte of the body is read; a chunked body fails when it passes the limit).
-    let bounded = Router::new()
+/// Every route of the API, each registered with its `#[utoipa::path]`: the routes bounded by the request
+/// timeout and the JSON body limit, and the upload route, exempt from both.
+fn surfaces() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
+    let bounded = openapi::base()
         .merge(client::router())
         .merge(web::router())
         .merge(admin::router())
         .merge(worker::router())
         .merge(blobs::router())
-        .merge(ops::router())
-        .merge(openapi::router())
-        .route("/metrics", axum::routing::get(metrics::get_metrics))
+        .merge(ops::router());
+    (bounded, client::upload_router())
+}
+
+/// The OpenAPI document of [`surfaces`].
+pub(crate) fn documented() -> utoipa::openapi::OpenApi {
+    let (bounded, upload) = surfaces();
+    openapi::finish(bounded.merge(upload).into_openapi())
+}
+
+/// The whole application: every surface and every middleware.
+pub fn router(state: AppState) -> Router {
+    let metrics = Arc::clone(&state.0.metrics);
+    let settings = state.settings().clone();
+    let (bounded, upload) = surfaces();
+    let (bounded, mut doc) = bounded.split_for_parts();
+    let (upload, upload_doc) = upload.split_for_parts();
+    doc.merge(upload_doc);
+    // Everything but uploads: a total time limit, and bodies limited to JSON size from `Content-Length`
+    // on (413 before a byte of the body is read; a chunked body fails when it passes the limit).
+    let bounded = bounded
+        .merge(openapi::docs_router(openapi::finish(doc)))
         .fallback(|| async { error::ApiError::not_found("route") })
         .layer(RequestBodyLimitLayer::new(JSON_BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
@@ -158,7 +176,7 @@ pub fn router(state: AppState) -> Router {
             settings.request_timeout,
         ));
     bounded
-        .merge(client::upload_router())
+        .merge(upload)
         // JSON bodies: a sync batch of 500 is ~1 MB; uploads stream past this limit with their own.
         .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .route_layer(axum::middleware::from_fn_with_state(metrics, metrics::track))
@@ -173,29 +191,7 @@ pub fn router(state: AppState) -> Router {
                     axum::http::HeaderValue::from_static("nosniff"),
                 ))
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-                .layer(
-                    TraceLayer::new_for_http()
-                        .make_span_with(|request: &Request<_>| {
-                            let request_id = request
-                                .headers()
-                                .get(&REQUEST_ID)
-                                .and_then(|v| v.to_str().ok())
-                                .unwrap_or("-");
-                            let matched = request
-                                .extensions()
-                                .get::<axum::extract::MatchedPath>()
-                                .map_or(request.uri().path(), |m| m.as_str());
-                            tracing::info_span!(
-                                "http_request",
-                                request_id,
-                                method = %request.method(),
-                                matched_path = matched,
-                                user_id = tracing::field::Empty,
-                            )
-                        })
-                        // Errors are logged once where they happen; the closing line carries the status.
-                        .on_failure(()),
-                )
+                .layer(request_log::layer())
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
                     tracing::error!("handler panicked");
@@ -219,7 +215,7 @@ async fn limit_headers(
     if size > HEADER_LIMIT {
         return axum::response::IntoResponse::into_response(error::ApiError::new(
             axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "headers_too_large",
+            ErrorCode::HeadersTooLarge,
             format!("request headers: {size} bytes, at most {HEADER_LIMIT}"),
         ));
     }

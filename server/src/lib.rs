@@ -1,5 +1,6 @@
 //! The iPhoto sync server: the catalog (SQLite or PostgreSQL), the HTTP surfaces (client, web, worker, ops),
-//! the enrichment workers and the admin CLI. `main.rs` only parses configuration and calls [`app::run`].
+//! the in-process enrichment workers (the `worker` crate's loop, over loopback HTTP) and the admin CLI.
+//! `main.rs` only parses configuration and calls [`app::run`].
 
 pub mod app;
 pub mod catalog;
@@ -7,5 +8,3 @@ pub mod config;
 pub mod gc;
 pub mod http;
 pub mod relocate;
-pub mod thumbnail;
-pub mod worker;

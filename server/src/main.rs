@@ -1,10 +1,8 @@
 //! `iphoto-server`: parses the command line and hands over to [`server::app::run`].
 
-use clap::Parser as _;
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = server::config::Cli::parse();
+    let cli = server::config::Cli::from_env_and_args();
     match server::app::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {

@@ -63,7 +63,7 @@ fn admin_cli_manages_users_and_tokens() {
             .args(args)
             .arg("--data-dir")
             .arg(dir.path())
-            .env_remove("DATABASE_URL")
+            .env_remove("IPHOTO_DATABASE_URL")
             .output()
             .unwrap();
         (
@@ -100,22 +100,22 @@ fn bad_configuration_names_the_variable() {
     let output = Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
-        .env("STORAGE_BACKEND", "local")
-        .env("S3_BUCKET", "photos")
-        .env_remove("DATABASE_URL")
+        .env("IPHOTO_STORAGE_BACKEND", "local")
+        .env("IPHOTO_S3_BUCKET", "photos")
+        .env_remove("IPHOTO_DATABASE_URL")
         .output()
         .unwrap();
     assert!(!output.status.success());
     let err = String::from_utf8_lossy(&output.stderr);
-    assert!(err.contains("S3_BUCKET"), "{err}");
+    assert!(err.contains("IPHOTO_S3_BUCKET"), "{err}");
     let output = Command::new(BIN)
         .args(["serve", "--data-dir"])
         .arg(dir.path())
-        .env("DATABASE_URL", "sqlite::memory:")
+        .env("IPHOTO_DATABASE_URL", "sqlite::memory:")
         .output()
         .unwrap();
     assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("DATABASE_URL"));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("IPHOTO_DATABASE_URL"));
 }
 
 fn peak_rss_kib(pid: u32) -> u64 {
@@ -297,13 +297,13 @@ async fn a_taken_port_is_named() {
     let output = Command::new(BIN)
         .args(["serve", "--listen", &address, "--data-dir"])
         .arg(dir.path().join("other"))
-        .env_remove("DATABASE_URL")
-        .env_remove("STORAGE_BACKEND")
+        .env_remove("IPHOTO_DATABASE_URL")
+        .env_remove("IPHOTO_STORAGE_BACKEND")
         .output()
         .unwrap();
     assert!(!output.status.success());
     let err = String::from_utf8_lossy(&output.stderr);
-    assert!(err.contains("LISTEN") && err.contains(&address), "{err}");
+    assert!(err.contains("IPHOTO_LISTEN") && err.contains(&address), "{err}");
 
     let refused = server.restart().await.unwrap_err().to_string();
     assert!(refused.contains("taken"), "{refused}");
@@ -350,7 +350,7 @@ async fn restore_cli_restores_a_photo_and_names_bad_input() {
             .args(args)
             .arg("--data-dir")
             .arg(dir.path())
-            .env_remove("DATABASE_URL")
+            .env_remove("IPHOTO_DATABASE_URL")
             .output()
             .unwrap();
         (
@@ -422,7 +422,7 @@ fn trash_days_is_checked_at_start() {
                 "--data-dir",
             ])
             .arg(dir.path())
-            .env_remove("DATABASE_URL")
+            .env_remove("IPHOTO_DATABASE_URL")
             .output()
             .unwrap();
         assert!(!output.status.success());
@@ -432,8 +432,8 @@ fn trash_days_is_checked_at_start() {
     let output = Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
-        .env("TRASH_DAYS", "-3")
-        .env_remove("DATABASE_URL")
+        .env("IPHOTO_TRASH_DAYS", "-3")
+        .env_remove("IPHOTO_DATABASE_URL")
         .output()
         .unwrap();
     assert!(!output.status.success());

@@ -97,4 +97,10 @@ contract!(
     gc_dedup_link_to_a_released_blob_is_refused,
     gc_release_racing_dedup_links_never_frees_a_linked_key,
     gc_lease_is_held_by_one_holder_at_a_time,
+    sources_merge_by_cloud_guid_then_fingerprint,
+    sources_never_merge_across_users,
+    sources_pending_lists_each_resource_for_one_library,
+    sources_delete_moves_the_home_and_the_last_delete_tombstones,
+    sources_albums_with_one_guid_list_once,
+    sources_concurrent_batches_of_two_macs_create_one_photo_each,
 );

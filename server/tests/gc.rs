@@ -88,7 +88,7 @@ async fn a_replica_without_the_lease_does_nothing() {
 async fn a_restart_removes_staging_left_by_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut server = ServerProcess::start(std::path::Path::new(BIN), &data, &[("GC_INTERVAL", "0")])
+    let mut server = ServerProcess::start(std::path::Path::new(BIN), &data, &[("IPHOTO_GC_INTERVAL", "0")])
         .await
         .unwrap();
     server.kill();
@@ -128,7 +128,7 @@ async fn serve_collects_periodically_and_exports_gc_metrics() {
     let server = ServerProcess::start(
         std::path::Path::new(BIN),
         &data,
-        &[("GC_INTERVAL", "1s"), ("GC_GRACE", "1s")],
+        &[("IPHOTO_GC_INTERVAL", "1s"), ("IPHOTO_GC_GRACE", "1s")],
     )
     .await
     .unwrap();

@@ -26,17 +26,17 @@ fn gc_command(url: &str, prefix: &str, data: &std::path::Path, extra: &[&str]) -
         .args(["--grace", &format!("{}s", CLI_GRACE.as_secs())])
         .args(extra)
         .env("IPHOTO_DATA_DIR", data)
-        .env("DATABASE_URL", url)
-        .env("STORAGE_BACKEND", "s3")
-        .env("S3_ENDPOINT", &server.endpoint)
-        .env("S3_REGION", &server.region)
-        .env("S3_BUCKET", &server.bucket)
-        .env("S3_ACCESS_KEY_ID", &server.access_key_id)
-        .env("S3_SECRET_ACCESS_KEY", &server.secret_access_key)
-        .env("S3_PREFIX", prefix)
-        .env("S3_PATH_STYLE", "true")
-        .env_remove("GC_DRY_RUN")
-        .env_remove("GC_GRACE");
+        .env("IPHOTO_DATABASE_URL", url)
+        .env("IPHOTO_STORAGE_BACKEND", "s3")
+        .env("IPHOTO_S3_ENDPOINT", &server.endpoint)
+        .env("IPHOTO_S3_REGION", &server.region)
+        .env("IPHOTO_S3_BUCKET", &server.bucket)
+        .env("IPHOTO_S3_ACCESS_KEY_ID", &server.access_key_id)
+        .env("IPHOTO_S3_SECRET_ACCESS_KEY", &server.secret_access_key)
+        .env("IPHOTO_S3_PREFIX", prefix)
+        .env("IPHOTO_S3_PATH_STYLE", "true")
+        .env_remove("IPHOTO_GC_DRY_RUN")
+        .env_remove("IPHOTO_GC_GRACE");
     command
 }
 
@@ -134,17 +134,17 @@ async fn two_serve_replicas_collect_under_one_lease() {
 
     let s3 = S3Server::shared();
     let envs: Vec<(&str, String)> = vec![
-        ("DATABASE_URL", url.clone()),
-        ("STORAGE_BACKEND", "s3".into()),
-        ("S3_ENDPOINT", s3.endpoint.clone()),
-        ("S3_REGION", s3.region.clone()),
-        ("S3_BUCKET", s3.bucket.clone()),
-        ("S3_ACCESS_KEY_ID", s3.access_key_id.clone()),
-        ("S3_SECRET_ACCESS_KEY", s3.secret_access_key.clone()),
-        ("S3_PREFIX", prefix.clone()),
-        ("S3_PATH_STYLE", "true".into()),
-        ("GC_INTERVAL", "1s".into()),
-        ("GC_GRACE", format!("{}s", GRACE.as_secs())),
+        ("IPHOTO_DATABASE_URL", url.clone()),
+        ("IPHOTO_STORAGE_BACKEND", "s3".into()),
+        ("IPHOTO_S3_ENDPOINT", s3.endpoint.clone()),
+        ("IPHOTO_S3_REGION", s3.region.clone()),
+        ("IPHOTO_S3_BUCKET", s3.bucket.clone()),
+        ("IPHOTO_S3_ACCESS_KEY_ID", s3.access_key_id.clone()),
+        ("IPHOTO_S3_SECRET_ACCESS_KEY", s3.secret_access_key.clone()),
+        ("IPHOTO_S3_PREFIX", prefix.clone()),
+        ("IPHOTO_S3_PATH_STYLE", "true".into()),
+        ("IPHOTO_GC_INTERVAL", "1s".into()),
+        ("IPHOTO_GC_GRACE", format!("{}s", GRACE.as_secs())),
     ];
     let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let dir = tempfile::tempdir().unwrap();

@@ -60,7 +60,7 @@ async fn a_half_sent_header_or_a_silent_connection_is_closed_within_the_header_t
     let server = ServerProcess::start(
         std::path::Path::new(BIN),
         &dir.path().join("data"),
-        &[("HTTP_HEADER_TIMEOUT_SECS", "2")],
+        &[("IPHOTO_HTTP_HEADER_TIMEOUT_SECS", "2")],
     )
     .await
     .unwrap();
@@ -98,7 +98,10 @@ async fn a_stalled_upload_body_is_cut_within_the_idle_timeout_and_stores_nothing
         dir.path(),
         "STAL0001",
         size,
-        &[("HTTP_BODY_IDLE_SECS", "2"), ("HTTP_REQUEST_TIMEOUT_SECS", "1")],
+        &[
+            ("IPHOTO_HTTP_BODY_IDLE_SECS", "2"),
+            ("IPHOTO_HTTP_REQUEST_TIMEOUT_SECS", "1"),
+        ],
     )
     .await;
     let address = base.trim_start_matches("http://").to_owned();
@@ -151,7 +154,10 @@ async fn connections_past_the_limit_wait_and_healthz_answers_once_idle_ones_are_
     let server = ServerProcess::start(
         std::path::Path::new(BIN),
         &dir.path().join("data"),
-        &[("HTTP_HEADER_TIMEOUT_SECS", "2"), ("HTTP_MAX_CONNECTIONS", "24")],
+        &[
+            ("IPHOTO_HTTP_HEADER_TIMEOUT_SECS", "2"),
+            ("IPHOTO_HTTP_MAX_CONNECTIONS", "24"),
+        ],
     )
     .await
     .unwrap();
@@ -383,4 +389,74 @@ async fn a_stalled_json_body_gets_408_after_the_idle_timeout() {
     assert_eq!(body["error"]["code"], "request_timeout", "{body}");
     let (_, stats) = app.get_json(&token, "/client/iphoto/stats").await;
     assert_eq!(stats["photos"], 0);
+}
+
+/// Requests hyper itself refuses before any service runs (a malformed request line, header or version: 400;
+/// a request target past its limit: 414; a head past its buffer or with too many fields: 431) get the JSON
+/// envelope too, and their connection is closed; the server goes on answering.
+#[tokio::test]
+async fn requests_hyper_cannot_parse_get_the_envelope_too() {
+    use tokio::io::AsyncWriteExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(&dir.path().join("data")).await;
+    let address = server.url().trim_start_matches("http://").to_owned();
+    let head = |fields: &str| format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{fields}\r\n").into_bytes();
+    let cases: [(&str, Vec<u8>, u16, &str); 6] = [
+        ("no request line", b"GARBAGE\r\n\r\n".to_vec(), 400, "bad_request"),
+        (
+            "a header without a colon",
+            head("no colon\r\n"),
+            400,
+            "bad_request",
+        ),
+        (
+            "an unknown version",
+            b"GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n".to_vec(),
+            400,
+            "bad_request",
+        ),
+        (
+            "a 70 kB request target",
+            format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000)).into_bytes(),
+            414,
+            "uri_too_long",
+        ),
+        (
+            "200 header fields",
+            head(&"X: a\r\n".repeat(200)),
+            431,
+            "headers_too_large",
+        ),
+        (
+            "a 2 MB header",
+            head(&format!("X: {}\r\n", "a".repeat(2_000_000))),
+            431,
+            "headers_too_large",
+        ),
+    ];
+    for (what, request, status, code) in cases {
+        let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+        // hyper may answer and close before it has read all of a long request.
+        let _ = socket.write_all(&request).await;
+        let (answer, closed) = read_until_closed(&mut socket, Duration::from_secs(10)).await;
+        assert!(closed.is_some(), "{what}: the connection is closed");
+        let (got, body) = parse_answer(&answer);
+        let text = String::from_utf8_lossy(&answer);
+        assert_eq!(got, status, "{what}: {text}");
+        assert_eq!(body["error"]["code"], code, "{what}: {text}");
+        assert!(
+            body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{what}: {text}"
+        );
+        assert!(
+            text.contains("\r\ncontent-type: application/json\r\n"),
+            "{what}: {text}"
+        );
+        assert!(
+            text.contains("\r\nx-content-type-options: nosniff\r\n"),
+            "{what}: {text}"
+        );
+    }
+    let health = reqwest::get(format!("{}/healthz", server.url())).await.unwrap();
+    assert_eq!(health.status(), 200);
 }

@@ -68,6 +68,32 @@ async fn sync_lookups_search_an_index() {
             ),
             "(library_id=? AND local_identifier=?)",
         ),
+        // A photo's identifier in the library holding a resource, as the pending list reads it for a photo
+        // synced from two Macs: one probe of (photo, library), not a walk of the library's aliases.
+        (
+            &String::from(
+                "SELECT (SELECT a.local_identifier FROM icloud.photo_aliases a WHERE a.photo_id = p.id \
+                 AND a.library_id = 'l' AND a.deleted_at IS NULL LIMIT 1) FROM icloud.photos p WHERE p.id = 'x'",
+            ),
+            "photo_aliases_by_photo (photo_id=? AND library_id=?)",
+        ),
+        // A batch's identifiers among the library's aliases (Catalog::sync_photos of a user with two Macs).
+        (
+            &format!(
+                "SELECT local_identifier, photo_id FROM icloud.photo_aliases \
+                 WHERE library_id = 'l' AND user_id = 'u' AND local_identifier IN ({hundred})"
+            ),
+            "(library_id=? AND local_identifier=?)",
+        ),
+        // Matching candidates: by cloud GUID, and by fingerprint among photos without one (the NULL range of
+        // the GUID index: no index of their own for every batch to write).
+        (
+            &format!(
+                "SELECT id FROM icloud.photos WHERE user_id = 'u' AND deleted_at IS NULL \
+                 AND cloud_guid IS NULL AND fingerprint IN ({hundred}) ORDER BY created_at, id"
+            ),
+            "photos_by_cloud_guid (user_id=? AND cloud_guid=?)",
+        ),
     ] {
         let plan = plan(&mut conn, sql).await;
         assert!(plan.contains(index), "{sql}\n  plan: {plan}");

@@ -39,7 +39,6 @@ resumable_matrix!(
 );
 
 async fn start(backends: Backends) -> TestApp {
-    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     TestApp::start_with(
         backends,
         HttpSettings {
@@ -308,6 +307,29 @@ pub async fn bad_input_is_refused_and_stores_nothing(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(raw.status(), 400);
+
+    // A creation naming two digests of the whole file that disagree: 400, no upload made.
+    let disagree = client
+        .create(
+            &route,
+            bytes[..1024].to_vec(),
+            false,
+            &[
+                (
+                    "repr-digest",
+                    format!("sha-256=:{}:", storage::Sha256Digest::of(&bytes).to_base64()),
+                ),
+                ("x-content-sha256", sha256_hex(b"other")),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (disagree.status, disagree.code(), disagree.field("location")),
+        (400, "invalid_header".to_owned(), None),
+        "{}",
+        disagree.body
+    );
 
     // A Content-Digest that does not match this append's content: nothing of it is acknowledged.
     let wrong = format!("sha-256=:{}:", storage::Sha256Digest::of(b"other").to_base64());

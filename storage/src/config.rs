@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use cli_support::env::Renamed;
 use url::Url;
 
 use crate::error::Error;
@@ -46,7 +47,7 @@ impl std::str::FromStr for Secret {
 /// Which backend holds the blobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Backend {
-    /// Files under `STORAGE_LOCAL_PATH`: the single-machine default.
+    /// Files under `IPHOTO_STORAGE_LOCAL_PATH`: the single-machine default.
     Local,
     /// Any S3-compatible service: AWS, MinIO, DigitalOcean Spaces, R2, SeaweedFS.
     S3,
@@ -57,65 +58,65 @@ pub enum Backend {
 #[command(next_help_heading = "Storage")]
 pub struct StorageArgs {
     /// Where blobs live: `local` (files on this machine) or `s3` (any S3-compatible service).
-    #[arg(long, env = "STORAGE_BACKEND", value_enum, default_value = "local")]
+    #[arg(long, env = "IPHOTO_STORAGE_BACKEND", value_enum, default_value = "local")]
     pub storage_backend: Backend,
 
     /// Root directory of the local backend. Created if missing.
-    #[arg(long, env = "STORAGE_LOCAL_PATH")]
+    #[arg(long, env = "IPHOTO_STORAGE_LOCAL_PATH")]
     pub storage_local_path: Option<PathBuf>,
 
     /// S3 endpoint URL for non-AWS services (MinIO, Spaces, R2, SeaweedFS), e.g. `https://fra1.digitaloceanspaces.com`.
     /// Unset: AWS.
-    #[arg(long, env = "S3_ENDPOINT")]
+    #[arg(long, env = "IPHOTO_S3_ENDPOINT")]
     pub s3_endpoint: Option<String>,
 
     /// S3 region. Default `us-east-1` (what MinIO, SeaweedFS and R2's `auto` accept).
-    #[arg(long, env = "S3_REGION")]
+    #[arg(long, env = "IPHOTO_S3_REGION")]
     pub s3_region: Option<String>,
 
     /// Bucket name.
-    #[arg(long, env = "S3_BUCKET")]
+    #[arg(long, env = "IPHOTO_S3_BUCKET")]
     pub s3_bucket: Option<String>,
 
     /// Access key id.
-    #[arg(long, env = "S3_ACCESS_KEY_ID", hide_env_values = true)]
+    #[arg(long, env = "IPHOTO_S3_ACCESS_KEY_ID", hide_env_values = true)]
     pub s3_access_key_id: Option<String>,
 
-    /// Secret access key. Prefer `S3_SECRET_ACCESS_KEY_FILE`.
-    #[arg(long, env = "S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    /// Secret access key. Prefer `IPHOTO_S3_SECRET_ACCESS_KEY_FILE`.
+    #[arg(long, env = "IPHOTO_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
     pub s3_secret_access_key: Option<Secret>,
 
     /// File holding the secret access key (first line).
-    #[arg(long, env = "S3_SECRET_ACCESS_KEY_FILE")]
+    #[arg(long, env = "IPHOTO_S3_SECRET_ACCESS_KEY_FILE")]
     pub s3_secret_access_key_file: Option<PathBuf>,
 
     /// Key prefix inside the bucket, so several deployments can share one bucket.
-    #[arg(long, env = "S3_PREFIX")]
+    #[arg(long, env = "IPHOTO_S3_PREFIX")]
     pub s3_prefix: Option<String>,
 
     /// Path-style requests (`endpoint/bucket/key`). Default: on with a custom endpoint, off on AWS.
-    #[arg(long, env = "S3_PATH_STYLE")]
+    #[arg(long, env = "IPHOTO_S3_PATH_STYLE")]
     pub s3_path_style: Option<bool>,
 
-    /// HMAC key (at least 32 bytes) signing the local backend's presigned URLs. Prefer `PRESIGN_SECRET_FILE`.
-    #[arg(long, env = "PRESIGN_SECRET", hide_env_values = true)]
+    /// HMAC key (at least 32 bytes) signing the local backend's presigned URLs. Prefer `IPHOTO_PRESIGN_SECRET_FILE`.
+    #[arg(long, env = "IPHOTO_PRESIGN_SECRET", hide_env_values = true)]
     pub presign_secret: Option<Secret>,
 
     /// File holding the presign HMAC key (first line).
-    #[arg(long, env = "PRESIGN_SECRET_FILE")]
+    #[arg(long, env = "IPHOTO_PRESIGN_SECRET_FILE")]
     pub presign_secret_file: Option<PathBuf>,
 
     /// The server's externally reachable base URL: local presigned URLs point at its `/blobs/` route.
     /// Default: `http://127.0.0.1:8080` (the server uses its listen address).
-    #[arg(long, env = "PUBLIC_URL")]
+    #[arg(long, env = "IPHOTO_PUBLIC_URL")]
     pub public_url: Option<Url>,
 
     /// Lifetime of a presigned URL when the caller names none, seconds.
-    #[arg(long, env = "PRESIGN_TTL_SECS", default_value_t = 300)]
+    #[arg(long, env = "IPHOTO_PRESIGN_TTL_SECS", default_value_t = 300)]
     pub presign_ttl_secs: u64,
 
     /// Longest lifetime a caller may ask for, seconds.
-    #[arg(long, env = "PRESIGN_MAX_TTL_SECS", default_value_t = 3600)]
+    #[arg(long, env = "IPHOTO_PRESIGN_MAX_TTL_SECS", default_value_t = 3600)]
     pub presign_max_ttl_secs: u64,
 }
 
@@ -132,7 +133,29 @@ impl std::fmt::Debug for StorageArgs {
     }
 }
 
-/// Where local presigned URLs point when `PUBLIC_URL` is not set.
+/// The storage variables' names from before the `IPHOTO_` scheme. DESIGN.md documents the storage factory's
+/// configuration as `STORAGE_BACKEND`, `STORAGE_LOCAL_PATH` and `S3_*`, so those are still read (with a
+/// warning) when the new name is unset; the others were never part of it and are only reported. Every binary
+/// that flattens [`StorageArgs`] parses with these (`cli_support::env::parse`).
+pub const RENAMED_ENV: &[cli_support::env::Renamed] = &[
+    Renamed::deprecated("STORAGE_BACKEND", "IPHOTO_STORAGE_BACKEND"),
+    Renamed::deprecated("STORAGE_LOCAL_PATH", "IPHOTO_STORAGE_LOCAL_PATH"),
+    Renamed::deprecated("S3_ENDPOINT", "IPHOTO_S3_ENDPOINT"),
+    Renamed::deprecated("S3_REGION", "IPHOTO_S3_REGION"),
+    Renamed::deprecated("S3_BUCKET", "IPHOTO_S3_BUCKET"),
+    Renamed::deprecated("S3_ACCESS_KEY_ID", "IPHOTO_S3_ACCESS_KEY_ID"),
+    Renamed::deprecated("S3_SECRET_ACCESS_KEY", "IPHOTO_S3_SECRET_ACCESS_KEY"),
+    Renamed::deprecated("S3_PREFIX", "IPHOTO_S3_PREFIX"),
+    Renamed::retired("S3_SECRET_ACCESS_KEY_FILE", "IPHOTO_S3_SECRET_ACCESS_KEY_FILE"),
+    Renamed::retired("S3_PATH_STYLE", "IPHOTO_S3_PATH_STYLE"),
+    Renamed::retired("PRESIGN_SECRET", "IPHOTO_PRESIGN_SECRET"),
+    Renamed::retired("PRESIGN_SECRET_FILE", "IPHOTO_PRESIGN_SECRET_FILE"),
+    Renamed::retired("PUBLIC_URL", "IPHOTO_PUBLIC_URL"),
+    Renamed::retired("PRESIGN_TTL_SECS", "IPHOTO_PRESIGN_TTL_SECS"),
+    Renamed::retired("PRESIGN_MAX_TTL_SECS", "IPHOTO_PRESIGN_MAX_TTL_SECS"),
+];
+
+/// Where local presigned URLs point when `IPHOTO_PUBLIC_URL` is not set.
 pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
 
 /// Settings of the local backend, validated.
@@ -197,14 +220,17 @@ impl StorageArgs {
 
     fn presign_policy(&self) -> Result<PresignPolicy, Error> {
         if self.presign_ttl_secs == 0 {
-            return Err(config("PRESIGN_TTL_SECS", "must be at least 1"));
+            return Err(config("IPHOTO_PRESIGN_TTL_SECS", "must be at least 1"));
         }
         if self.presign_ttl_secs > self.presign_max_ttl_secs {
-            return Err(config("PRESIGN_TTL_SECS", "is above PRESIGN_MAX_TTL_SECS"));
+            return Err(config(
+                "IPHOTO_PRESIGN_TTL_SECS",
+                "is above IPHOTO_PRESIGN_MAX_TTL_SECS",
+            ));
         }
         if self.presign_max_ttl_secs > 7 * 24 * 3600 {
             return Err(config(
-                "PRESIGN_MAX_TTL_SECS",
+                "IPHOTO_PRESIGN_MAX_TTL_SECS",
                 "is above 7 days, the longest SigV4 allows",
             ));
         }
@@ -218,44 +244,44 @@ impl StorageArgs {
         // An S3 setting with the local backend means the operator meant S3: storing on local disk instead
         // would lose track of where the photos went.
         for (variable, set) in [
-            ("S3_ENDPOINT", self.s3_endpoint.is_some()),
-            ("S3_BUCKET", self.s3_bucket.is_some()),
-            ("S3_ACCESS_KEY_ID", self.s3_access_key_id.is_some()),
-            ("S3_SECRET_ACCESS_KEY", self.s3_secret_access_key.is_some()),
-            ("S3_PREFIX", self.s3_prefix.is_some()),
+            ("IPHOTO_S3_ENDPOINT", self.s3_endpoint.is_some()),
+            ("IPHOTO_S3_BUCKET", self.s3_bucket.is_some()),
+            ("IPHOTO_S3_ACCESS_KEY_ID", self.s3_access_key_id.is_some()),
+            ("IPHOTO_S3_SECRET_ACCESS_KEY", self.s3_secret_access_key.is_some()),
+            ("IPHOTO_S3_PREFIX", self.s3_prefix.is_some()),
         ] {
             if set {
                 return Err(config(
                     variable,
-                    "is set but STORAGE_BACKEND is local; set STORAGE_BACKEND=s3 or unset it",
+                    "is set but IPHOTO_STORAGE_BACKEND is local; set IPHOTO_STORAGE_BACKEND=s3 or unset it",
                 ));
             }
         }
         let root = self
             .storage_local_path
             .clone()
-            .ok_or_else(|| config("STORAGE_LOCAL_PATH", "is required"))?;
+            .ok_or_else(|| config("IPHOTO_STORAGE_LOCAL_PATH", "is required"))?;
         let presign_secret = secret(
-            "PRESIGN_SECRET",
+            "IPHOTO_PRESIGN_SECRET",
             self.presign_secret.as_ref(),
-            "PRESIGN_SECRET_FILE",
+            "IPHOTO_PRESIGN_SECRET_FILE",
             self.presign_secret_file.as_ref(),
         )?
         .ok_or_else(|| {
             config(
-                "PRESIGN_SECRET",
-                "is required with the local backend (or PRESIGN_SECRET_FILE)",
+                "IPHOTO_PRESIGN_SECRET",
+                "is required with the local backend (or IPHOTO_PRESIGN_SECRET_FILE)",
             )
         })?;
         if presign_secret.expose().len() < 32 {
-            return Err(config("PRESIGN_SECRET", "must be at least 32 bytes"));
+            return Err(config("IPHOTO_PRESIGN_SECRET", "must be at least 32 bytes"));
         }
         let public_url = match &self.public_url {
             Some(url) => url.clone(),
-            None => Url::parse(DEFAULT_PUBLIC_URL).map_err(|e| config("PUBLIC_URL", e.to_string()))?,
+            None => Url::parse(DEFAULT_PUBLIC_URL).map_err(|e| config("IPHOTO_PUBLIC_URL", e.to_string()))?,
         };
         if !matches!(public_url.scheme(), "http" | "https") {
-            return Err(config("PUBLIC_URL", "must be an http or https URL"));
+            return Err(config("IPHOTO_PUBLIC_URL", "must be an http or https URL"));
         }
         Ok(LocalConfig {
             root,
@@ -268,11 +294,11 @@ impl StorageArgs {
         let endpoint = match &self.s3_endpoint {
             None => None,
             Some(text) => {
-                let url =
-                    Url::parse(text).map_err(|e| config("S3_ENDPOINT", format!("is not a URL: {e}")))?;
+                let url = Url::parse(text)
+                    .map_err(|e| config("IPHOTO_S3_ENDPOINT", format!("is not a URL: {e}")))?;
                 if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
                     return Err(config(
-                        "S3_ENDPOINT",
+                        "IPHOTO_S3_ENDPOINT",
                         "must be an http:// or https:// URL with a host",
                     ));
                 }
@@ -282,27 +308,37 @@ impl StorageArgs {
         let bucket = self
             .s3_bucket
             .clone()
-            .ok_or_else(|| config("S3_BUCKET", "is required with STORAGE_BACKEND=s3"))?;
+            .ok_or_else(|| config("IPHOTO_S3_BUCKET", "is required with IPHOTO_STORAGE_BACKEND=s3"))?;
         if bucket.is_empty() || bucket.contains('/') {
-            return Err(config("S3_BUCKET", "must be a bucket name, without '/'"));
+            return Err(config("IPHOTO_S3_BUCKET", "must be a bucket name, without '/'"));
         }
-        let access_key_id = self
-            .s3_access_key_id
-            .clone()
-            .ok_or_else(|| config("S3_ACCESS_KEY_ID", "is required with STORAGE_BACKEND=s3"))?;
+        let access_key_id = self.s3_access_key_id.clone().ok_or_else(|| {
+            config(
+                "IPHOTO_S3_ACCESS_KEY_ID",
+                "is required with IPHOTO_STORAGE_BACKEND=s3",
+            )
+        })?;
         let secret_access_key = secret(
-            "S3_SECRET_ACCESS_KEY",
+            "IPHOTO_S3_SECRET_ACCESS_KEY",
             self.s3_secret_access_key.as_ref(),
-            "S3_SECRET_ACCESS_KEY_FILE",
+            "IPHOTO_S3_SECRET_ACCESS_KEY_FILE",
             self.s3_secret_access_key_file.as_ref(),
         )?
-        .ok_or_else(|| config("S3_SECRET_ACCESS_KEY", "is required with STORAGE_BACKEND=s3"))?;
+        .ok_or_else(|| {
+            config(
+                "IPHOTO_S3_SECRET_ACCESS_KEY",
+                "is required with IPHOTO_STORAGE_BACKEND=s3",
+            )
+        })?;
         let prefix = match self.s3_prefix.as_deref().map(|p| p.trim_matches('/')) {
             None | Some("") => None,
-            Some(p) => Some(StorageKey::parse(p).map_err(|e| config("S3_PREFIX", e.to_string()))?),
+            Some(p) => Some(StorageKey::parse(p).map_err(|e| config("IPHOTO_S3_PREFIX", e.to_string()))?),
         };
         if self.storage_local_path.is_some() {
-            return Err(config("STORAGE_LOCAL_PATH", "is set but STORAGE_BACKEND is s3"));
+            return Err(config(
+                "IPHOTO_STORAGE_LOCAL_PATH",
+                "is set but IPHOTO_STORAGE_BACKEND is s3",
+            ));
         }
         Ok(S3Config {
             path_style: self.s3_path_style.unwrap_or(endpoint.is_some()),
@@ -379,14 +415,14 @@ mod tests {
 
     #[test]
     fn local_needs_path_and_secret() {
-        assert_eq!(variable_of(parse(&[SECRET])), "STORAGE_LOCAL_PATH");
+        assert_eq!(variable_of(parse(&[SECRET])), "IPHOTO_STORAGE_LOCAL_PATH");
         assert_eq!(
             variable_of(parse(&["--storage-local-path=/tmp/x"])),
-            "PRESIGN_SECRET"
+            "IPHOTO_PRESIGN_SECRET"
         );
         assert_eq!(
             variable_of(parse(&["--storage-local-path=/tmp/x", "--presign-secret=short"])),
-            "PRESIGN_SECRET"
+            "IPHOTO_PRESIGN_SECRET"
         );
         let ok = parse(&["--storage-local-path=/tmp/x", SECRET]).unwrap();
         let BackendConfig::Local(local) = &ok.backend else {
@@ -399,7 +435,7 @@ mod tests {
                 SECRET,
                 "--public-url=ftp://x"
             ])),
-            "PUBLIC_URL"
+            "IPHOTO_PUBLIC_URL"
         );
         assert_eq!(ok.presign, PresignPolicy::default());
     }
@@ -408,7 +444,7 @@ mod tests {
     fn contradictions_name_the_variable() {
         assert_eq!(
             variable_of(parse(&["--storage-local-path=/tmp/x", SECRET, "--s3-bucket=b"])),
-            "S3_BUCKET"
+            "IPHOTO_S3_BUCKET"
         );
         assert_eq!(
             variable_of(parse(&[
@@ -416,7 +452,7 @@ mod tests {
                 SECRET,
                 "--presign-ttl-secs=4000"
             ])),
-            "PRESIGN_TTL_SECS"
+            "IPHOTO_PRESIGN_TTL_SECS"
         );
         assert_eq!(
             variable_of(parse(&[
@@ -424,9 +460,9 @@ mod tests {
                 "--s3-bucket=b",
                 "--s3-access-key-id=a"
             ])),
-            "S3_SECRET_ACCESS_KEY"
+            "IPHOTO_S3_SECRET_ACCESS_KEY"
         );
-        assert_eq!(variable_of(parse(&["--storage-backend=s3"])), "S3_BUCKET");
+        assert_eq!(variable_of(parse(&["--storage-backend=s3"])), "IPHOTO_S3_BUCKET");
         assert_eq!(
             variable_of(parse(&[
                 "--storage-backend=s3",
@@ -435,7 +471,7 @@ mod tests {
                 "--s3-secret-access-key=s",
                 "--s3-endpoint=ftp://x"
             ])),
-            "S3_ENDPOINT"
+            "IPHOTO_S3_ENDPOINT"
         );
         assert_eq!(
             variable_of(parse(&[
@@ -445,7 +481,7 @@ mod tests {
                 "--s3-secret-access-key=s",
                 "--s3-prefix=a/../b"
             ])),
-            "S3_PREFIX"
+            "IPHOTO_S3_PREFIX"
         );
     }
 
@@ -489,12 +525,12 @@ mod tests {
         assert!(!format!("{cfg:?}").contains("from-file"));
         assert_eq!(
             variable_of(parse(&["--storage-local-path=/tmp/x", &arg, SECRET])),
-            "PRESIGN_SECRET_FILE"
+            "IPHOTO_PRESIGN_SECRET_FILE"
         );
         let missing = "--presign-secret-file=/nonexistent/secret";
         assert_eq!(
             variable_of(parse(&["--storage-local-path=/tmp/x", missing])),
-            "PRESIGN_SECRET_FILE"
+            "IPHOTO_PRESIGN_SECRET_FILE"
         );
     }
 }

@@ -48,6 +48,17 @@ pub enum Error {
         key: String,
     },
 
+    /// File-system attributes that do not fit in the metadata an object may carry.
+    #[error("the attributes of {key} take {bytes} bytes of object metadata; at most {limit} fit")]
+    MetadataTooLarge {
+        /// The key.
+        key: String,
+        /// Bytes the metadata would take.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
+
     /// A conditional write or read found the object changed.
     #[error("the object at {key} changed since it was read")]
     PreconditionFailed {
@@ -150,7 +161,8 @@ impl Error {
     }
 }
 
-const CREDENTIALS_HINT: &str = "check S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY and the bucket policy";
+const CREDENTIALS_HINT: &str =
+    "check IPHOTO_S3_ACCESS_KEY_ID, IPHOTO_S3_SECRET_ACCESS_KEY and the bucket policy";
 
 fn is_access_denied(error: &object_store::Error) -> bool {
     let mut text = error.to_string();

@@ -11,7 +11,7 @@ pub const MAX_KEY_BYTES: usize = 1024;
 /// to a file name.
 pub const MAX_SEGMENT_BYTES: usize = 255;
 
-/// A validated object key, relative to the store's root (and to `S3_PREFIX`, when set).
+/// A validated object key, relative to the store's root (and to `IPHOTO_S3_PREFIX`, when set).
 ///
 /// Invariants, checked by [`StorageKey::parse`] and nowhere else:
 /// - not empty, at most [`MAX_KEY_BYTES`] bytes, each `/`-separated segment at most [`MAX_SEGMENT_BYTES`];

@@ -15,6 +15,7 @@
 //! real adapters and an in-memory double. What differs per backend here (presigning, a key prefix) is chosen
 //! once in the factory, so a second trait would only repeat `object_store`'s.
 
+mod attributes;
 mod config;
 mod digest;
 mod download;
@@ -35,7 +36,10 @@ mod store;
 
 use std::sync::OnceLock;
 
-pub use config::{Backend, BackendConfig, LocalConfig, S3Config, Secret, StorageArgs, StorageConfig};
+pub use attributes::{METADATA_LIMIT, ObjectAttributes};
+pub use config::{
+    Backend, BackendConfig, LocalConfig, RENAMED_ENV, S3Config, Secret, StorageArgs, StorageConfig,
+};
 pub use digest::{Sha256Digest, Sha256Hasher};
 pub use error::{Error, Result};
 pub use key::{MAX_KEY_BYTES, MAX_SEGMENT_BYTES, StorageKey};
@@ -64,7 +68,7 @@ pub fn create_s3_store(config: &S3Config, presign: PresignPolicy) -> Result<Stor
 
 static DEFAULT_STORE: OnceLock<Store> = OnceLock::new();
 
-/// The process-wide store configured by the environment (`STORAGE_BACKEND`, …), built on first use and
+/// The process-wide store configured by the environment (`IPHOTO_STORAGE_BACKEND`, …), built on first use and
 /// shared after (`defaultObjectStore()`). For CLIs and workers; the server passes its store explicitly.
 pub fn default_store() -> Result<Store> {
     if let Some(store) = DEFAULT_STORE.get() {
@@ -75,11 +79,22 @@ pub fn default_store() -> Result<Store> {
         #[command(flatten)]
         storage: StorageArgs,
     }
-    let parsed =
-        <FromEnv as clap::Parser>::try_parse_from(["iphoto-storage"]).map_err(|e| Error::Config {
-            variable: "STORAGE_BACKEND",
-            reason: e.to_string(),
-        })?;
+    let (command, warnings) = cli_support::env::with_renamed(
+        <FromEnv as clap::CommandFactory>::command(),
+        RENAMED_ENV,
+        &|name| std::env::var_os(name),
+    );
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
+    let config_error = |e: clap::Error| Error::Config {
+        variable: "IPHOTO_STORAGE_BACKEND",
+        reason: e.to_string(),
+    };
+    let matches = command
+        .try_get_matches_from(["iphoto-storage"])
+        .map_err(config_error)?;
+    let parsed = <FromEnv as clap::FromArgMatches>::from_arg_matches(&matches).map_err(config_error)?;
     let store = create_object_store(&parsed.storage.into_config()?)?;
     // Two threads racing here build two equal stores; the first one set wins and both callers get it.
     Ok(DEFAULT_STORE.get_or_init(|| store).clone())

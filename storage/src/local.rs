@@ -16,12 +16,12 @@ use crate::store::{Presigner, Store};
 /// Builds a store under `config.root`, creating the directory if needed.
 pub fn build(config: &LocalConfig, policy: PresignPolicy) -> Result<Store> {
     std::fs::create_dir_all(&config.root).map_err(|e| Error::Config {
-        variable: "STORAGE_LOCAL_PATH",
+        variable: "IPHOTO_STORAGE_LOCAL_PATH",
         reason: format!("cannot create {}: {e}", config.root.display()),
     })?;
     let fs = LocalFileSystem::new_with_prefix(&config.root)
         .map_err(|e| Error::Config {
-            variable: "STORAGE_LOCAL_PATH",
+            variable: "IPHOTO_STORAGE_LOCAL_PATH",
             reason: format!("cannot use {}: {e}", config.root.display()),
         })?
         // Deleting the last object of a directory removes the directory, so listings do not fill with

@@ -17,7 +17,7 @@ impl Store {
     pub fn in_memory() -> Result<Store> {
         let secret = Secret::new("in-memory-test-secret-in-memory-test".into());
         let base = Url::parse("http://127.0.0.1:8080").map_err(|e| Error::Config {
-            variable: "PUBLIC_URL",
+            variable: "IPHOTO_PUBLIC_URL",
             reason: e.to_string(),
         })?;
         let presigner = Presigner::Local(Box::new(LocalSigner::new(&secret, &base)?));

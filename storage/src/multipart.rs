@@ -49,6 +49,24 @@ impl Store {
             .map_err(|e| Error::from_backend(key.as_str(), e))
     }
 
+    /// [`Store::create_multipart`] of an object that will carry file-system attributes as its metadata
+    /// (the local backend has no multipart uploads; see [`Store::supports_multipart`]).
+    pub async fn create_multipart_with_attributes(
+        &self,
+        key: &StorageKey,
+        attributes: &crate::ObjectAttributes,
+    ) -> Result<String> {
+        attributes.check_limit(key)?;
+        let (s3, location) = self.multipart_target(key)?;
+        let options = object_store::PutMultipartOptions {
+            attributes: attributes.to_attributes(),
+            ..Default::default()
+        };
+        s3.create_multipart_opts(&location, options)
+            .await
+            .map_err(|e| Error::from_backend(key.as_str(), e))
+    }
+
     /// Uploads part `index` (from 0) of upload `upload_id`; returns the part's ETag, needed to complete.
     /// Uploading an index again replaces that part. An upload that no longer exists (completed or aborted)
     /// is [`Error::NotFound`].

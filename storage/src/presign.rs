@@ -96,7 +96,7 @@ impl LocalSigner {
     pub fn new(secret: &Secret, public_url: &Url) -> Result<Self, Error> {
         let keyed =
             Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()).map_err(|_| Error::Config {
-                variable: "PRESIGN_SECRET",
+                variable: "IPHOTO_PRESIGN_SECRET",
                 reason: "not usable as an HMAC key".into(),
             })?;
         let mut base = public_url.clone();

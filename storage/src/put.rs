@@ -9,8 +9,9 @@ use std::io;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use object_store::{ObjectStoreExt as _, PutPayload, WriteMultipart};
+use object_store::{PutPayload, WriteMultipart};
 
+use crate::attributes::ObjectAttributes;
 use crate::digest::{Sha256Digest, Sha256Hasher};
 use crate::error::{Error, Result};
 use crate::key::StorageKey;
@@ -68,8 +69,29 @@ pub struct PutReceipt {
 impl Store {
     /// Writes `bytes` under `key` in one request.
     pub async fn put(&self, key: &StorageKey, bytes: Bytes, options: &PutOptions) -> Result<PutReceipt> {
+        self.put_with_attributes(key, bytes, options, None).await
+    }
+
+    /// [`Store::put`] with file-system attributes stored as the object's metadata (see
+    /// [`ObjectAttributes`]); past [`crate::METADATA_LIMIT`] nothing is written.
+    pub async fn put_with_attributes(
+        &self,
+        key: &StorageKey,
+        bytes: Bytes,
+        options: &PutOptions,
+        attributes: Option<&ObjectAttributes>,
+    ) -> Result<PutReceipt> {
         let sha256 = Sha256Digest::of(&bytes);
-        self.put_hashed(key, bytes, sha256, options).await
+        self.put_hashed(key, bytes, sha256, options, attributes).await
+    }
+
+    /// The attributes object_store takes with a write: S3's metadata; none for the local backend, whose
+    /// file gets them after the write ([`Store::apply_local_attributes`]).
+    fn write_attributes(&self, attributes: Option<&ObjectAttributes>) -> object_store::Attributes {
+        match attributes {
+            Some(attributes) if self.local_path_of_root().is_none() => attributes.to_attributes(),
+            _ => object_store::Attributes::new(),
+        }
     }
 
     async fn put_hashed(
@@ -78,8 +100,12 @@ impl Store {
         bytes: Bytes,
         sha256: Sha256Digest,
         options: &PutOptions,
+        attributes: Option<&ObjectAttributes>,
     ) -> Result<PutReceipt> {
         check_digest(key, options.expected_sha256, sha256)?;
+        if let Some(attributes) = attributes {
+            attributes.check_limit(key)?;
+        }
         let size = bytes.len() as u64;
         let mode = match &options.mode {
             PutMode::Overwrite => object_store::PutMode::Overwrite,
@@ -89,10 +115,15 @@ impl Store {
                 version: None,
             }),
         };
+        let put_options = object_store::PutOptions {
+            mode,
+            attributes: self.write_attributes(attributes),
+            ..Default::default()
+        };
         let result = self
             .inner
             .objects
-            .put_opts(&path(key), PutPayload::from_bytes(bytes), mode.into())
+            .put_opts(&path(key), PutPayload::from_bytes(bytes), put_options)
             .await
             .map_err(|e| match e {
                 // LocalFileSystem has no compare-and-swap on ETags; say so rather than race.
@@ -101,6 +132,9 @@ impl Store {
                 },
                 e => Error::from_backend(key.as_str(), e),
             })?;
+        if let Some(attributes) = attributes {
+            self.apply_local_attributes(key, attributes).await?;
+        }
         Ok(PutReceipt {
             key: key.clone(),
             size,
@@ -115,6 +149,23 @@ impl Store {
     where
         S: Stream<Item = io::Result<Bytes>> + Send,
     {
+        self.put_stream_with_attributes(key, body, options, None).await
+    }
+
+    /// [`Store::put_stream`] with file-system attributes stored as the object's metadata.
+    pub async fn put_stream_with_attributes<S>(
+        &self,
+        key: &StorageKey,
+        body: S,
+        options: &PutOptions,
+        attributes: Option<&ObjectAttributes>,
+    ) -> Result<PutReceipt>
+    where
+        S: Stream<Item = io::Result<Bytes>> + Send,
+    {
+        if let Some(attributes) = attributes {
+            attributes.check_limit(key)?;
+        }
         let part_size = part_size(options.size_hint);
         let mut body = std::pin::pin!(body);
         let mut hasher = Sha256Hasher::new();
@@ -150,10 +201,14 @@ impl Store {
                                 });
                             }
                         }
+                        let multipart_options = object_store::PutMultipartOptions {
+                            attributes: self.write_attributes(attributes),
+                            ..Default::default()
+                        };
                         let multipart = self
                             .inner
                             .objects
-                            .put_multipart(&path(key))
+                            .put_multipart_opts(&path(key), multipart_options)
                             .await
                             .map_err(|e| Error::from_backend(key.as_str(), e))?;
                         let write_part = self.inner.write_part.unwrap_or(part_size);
@@ -176,7 +231,7 @@ impl Store {
                 } else {
                     buffered.concat().into()
                 };
-                self.put_hashed(key, bytes, sha256, options).await
+                self.put_hashed(key, bytes, sha256, options, attributes).await
             }
             Some((mut writer, background)) => {
                 let sha256 = background.finish(key).await?;
@@ -188,6 +243,9 @@ impl Store {
                     .finish()
                     .await
                     .map_err(|e| Error::from_backend(key.as_str(), e))?;
+                if let Some(attributes) = attributes {
+                    self.apply_local_attributes(key, attributes).await?;
+                }
                 Ok(PutReceipt {
                     key: key.clone(),
                     size,

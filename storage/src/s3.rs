@@ -36,7 +36,7 @@ pub fn build(config: &S3Config, policy: PresignPolicy) -> Result<Store> {
         builder = builder.with_endpoint(endpoint.as_str().trim_end_matches('/'));
     }
     let s3: Arc<AmazonS3> = Arc::new(builder.build().map_err(|e| Error::Config {
-        variable: "S3_ENDPOINT",
+        variable: "IPHOTO_S3_ENDPOINT",
         reason: format!("cannot build the S3 client: {e}"),
     })?);
     let objects: Arc<dyn object_store::ObjectStore> = match &config.prefix {

@@ -483,7 +483,7 @@ pub(crate) fn path(key: &StorageKey) -> Path {
     Path::parse(key.as_str()).unwrap_or_else(|_| Path::from(key.as_str()))
 }
 
-fn meta(key: StorageKey, m: &object_store::ObjectMeta) -> ObjectMeta {
+pub(crate) fn meta(key: StorageKey, m: &object_store::ObjectMeta) -> ObjectMeta {
     ObjectMeta {
         key,
         size: m.size,

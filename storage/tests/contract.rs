@@ -86,6 +86,7 @@ contract!(
     concurrent_puts,
     invalid_keys_never_reach_the_backend,
     staging_older_than_the_age_is_removed,
+    file_attributes_travel_with_the_object,
 );
 
 #[tokio::test]
@@ -101,7 +102,7 @@ async fn s3_wrong_credentials_name_the_cause() {
     ] {
         match result {
             Err(e @ storage::Error::AccessDenied { .. }) => {
-                assert!(e.to_string().contains("S3_SECRET_ACCESS_KEY"), "{e}");
+                assert!(e.to_string().contains("IPHOTO_S3_SECRET_ACCESS_KEY"), "{e}");
             }
             other => panic!("expected AccessDenied, got {other:?}"),
         }

@@ -1,7 +1,7 @@
 //! The real `iphoto-server` binary as a child process, on a port of its own, killed on drop.
 //!
 //! A free port is only free when it is picked: another test's server, SeaweedFS or an outgoing connection may
-//! take it before the server binds it. Then the server exits ("LISTEN: cannot listen") while the other process
+//! take it before the server binds it. Then the server exits ("IPHOTO_LISTEN: cannot listen") while the other process
 //! answers `/readyz` on that port, and a test would send its requests (and its tokens) to a stranger. So a
 //! start is only ready when this process's own first-start client token is accepted there, and a start whose
 //! port was taken is tried again on another port.
@@ -14,18 +14,24 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::process::{free_port, sigterm, wait_exit};
 
-/// The settings a test never inherits from the shell running it: each start says what it wants in `envs`.
-const CLEARED_ENV: [&str; 10] = [
+/// The settings a test never inherits from the shell running it: each start says what it wants in `envs`. The
+/// names from before the `IPHOTO_` scheme that the server still reads are cleared too.
+const CLEARED_ENV: [&str; 15] = [
+    "IPHOTO_DATABASE_URL",
+    "IPHOTO_LOG",
+    "IPHOTO_LOG_JSON",
     "DATABASE_URL",
     "STORAGE_BACKEND",
     "STORAGE_LOCAL_PATH",
+    "IPHOTO_STORAGE_BACKEND",
+    "IPHOTO_STORAGE_LOCAL_PATH",
     "IPHOTO_DATA_DIR",
-    "LISTEN",
-    "WORKERS",
-    "HTTP_HEADER_TIMEOUT_SECS",
-    "HTTP_BODY_IDLE_SECS",
-    "HTTP_REQUEST_TIMEOUT_SECS",
-    "HTTP_MAX_CONNECTIONS",
+    "IPHOTO_LISTEN",
+    "IPHOTO_WORKERS",
+    "IPHOTO_HTTP_HEADER_TIMEOUT_SECS",
+    "IPHOTO_HTTP_BODY_IDLE_SECS",
+    "IPHOTO_HTTP_REQUEST_TIMEOUT_SECS",
+    "IPHOTO_HTTP_MAX_CONNECTIONS",
 ];
 
 /// How many ports a start tries before it gives up.
@@ -105,7 +111,7 @@ impl ServerProcess {
         loop {
             if let Some(status) = self.child.try_wait()? {
                 let log = self.log_text();
-                if log.contains("LISTEN: cannot listen") {
+                if log.contains("IPHOTO_LISTEN: cannot listen") {
                     return Ok(Started::PortTaken);
                 }
                 bail!("iphoto-server exited ({status}) before it was ready:\n{log}");

@@ -33,7 +33,8 @@ pub enum SortKey {
     Manual,
     /// By date taken (`ZCUSTOMSORTKEY = 1`).
     Date,
-    /// By title (`ZCUSTOMSORTKEY = 5`); untitled assets come last, by date.
+    /// By title (`ZCUSTOMSORTKEY = 5`), case-insensitively, then by date. An untitled asset sorts as an empty
+    /// title, the way Photos shows it: first when ascending, last when descending.
     Title,
 }
 
@@ -51,12 +52,15 @@ pub struct AlbumSort {
 pub struct ReadAlbum {
     /// Photos' album UUID.
     pub id: String,
-    /// The title shown in Photos (empty when none is set).
+    /// The title shown in Photos (empty when none is set), in Unicode NFC.
     pub title: String,
     /// Album, folder or shared album.
     pub kind: AlbumKind,
     /// The enclosing folder's UUID; `None` at the top level.
     pub parent_id: Option<String>,
+    /// iCloud's GUID of the album (`ZCLOUDGUID`), the same on every Mac of one iCloud library; `None` for a
+    /// library without iCloud.
+    pub cloud_guid: Option<String>,
     /// The sort setting.
     pub sort: AlbumSort,
     /// Members' `localIdentifier`s (`<UUID>/L0/001`) in display order; trashed assets and unpicked burst frames
@@ -77,7 +81,8 @@ pub(crate) fn read(connection: &Connection, schema: &Schema, path: &Path) -> Res
     let g = |column: &str| schema.column("ZGENERICALBUM", "g", column);
     let sql = format!(
         "SELECT g.Z_PK AS pk, g.ZUUID AS uuid, {title} AS title, g.ZKIND AS kind, {parent} AS parent, \
-           {trashed} AS trashed, {sort_key} AS sort_key, {ascending} AS ascending, {owner} AS owner \
+           {trashed} AS trashed, {sort_key} AS sort_key, {ascending} AS ascending, {owner} AS owner, \
+           {cloud_guid} AS cloud_guid \
          FROM ZGENERICALBUM g ORDER BY g.Z_PK",
         title = g("ZTITLE"),
         parent = g("ZPARENTFOLDER"),
@@ -85,6 +90,7 @@ pub(crate) fn read(connection: &Connection, schema: &Schema, path: &Path) -> Res
         sort_key = g("ZCUSTOMSORTKEY"),
         ascending = g("ZCUSTOMSORTASCENDING"),
         owner = g("ZCLOUDOWNERHASHEDPERSONID"),
+        cloud_guid = g("ZCLOUDGUID"),
     );
     let read = || -> rusqlite::Result<Vec<AlbumRow>> {
         let mut statement = connection.prepare(&sql)?;
@@ -127,9 +133,10 @@ pub(crate) fn read(connection: &Connection, schema: &Schema, path: &Path) -> Res
         };
         albums.push(ReadAlbum {
             id: uuid,
-            title: row.title.clone().unwrap_or_default(),
+            title: row.title.as_deref().map(value::nfc).unwrap_or_default(),
             kind,
             parent_id,
+            cloud_guid: row.cloud_guid.clone().filter(|g| !g.is_empty()),
             sort,
             members,
         });
@@ -148,6 +155,7 @@ struct AlbumRow {
     sort_key: Option<i64>,
     ascending: Option<i64>,
     owner: Option<String>,
+    cloud_guid: Option<String>,
 }
 
 impl AlbumRow {
@@ -163,6 +171,7 @@ impl AlbumRow {
             sort_key: value::int(row, 6)?,
             ascending: value::int(row, 7)?,
             owner: value::string(row, 8)?,
+            cloud_guid: value::string(row, 9)?,
         })
     }
 }
@@ -207,7 +216,15 @@ struct Member {
     uuid: String,
     position: Option<i64>,
     created: f64,
+    /// Lower-cased NFC title, `None` when untitled.
     title: Option<String>,
+}
+
+impl Member {
+    /// What a title sort compares: the lower-cased title, or the empty string for an untitled asset.
+    fn sort_title(&self) -> &str {
+        self.title.as_deref().unwrap_or_default()
+    }
 }
 
 /// Membership rows by album `Z_PK`, filtered like the asset reader (no trashed assets, no unpicked bursts).
@@ -251,8 +268,9 @@ fn members(connection: &Connection, schema: &Schema, path: &Path) -> Result<Hash
             if !created.is_finite() || !seen.insert((album, asset_pk)) {
                 continue;
             }
+            // Compared lower-cased and composed: the order must not depend on how Photos encoded an accent.
             let title = value::text(row, 5)?
-                .map(|t| t.trim().to_owned())
+                .map(|t| value::nfc(t.trim()).to_lowercase())
                 .filter(|t| !t.is_empty());
             map.entry(album).or_default().push(Member {
                 asset_pk,
@@ -289,13 +307,13 @@ fn order(members: &mut [Member], sort: AlbumSort) {
     match sort.key {
         SortKey::Manual => members.sort_by(manual),
         SortKey::Date => members.sort_by(|a, b| directed(a.created.total_cmp(&b.created)).then(manual(a, b))),
-        SortKey::Title => members.sort_by(|a, b| match (&a.title, &b.title) {
-            (Some(x), Some(y)) => directed(x.to_lowercase().cmp(&y.to_lowercase()))
-                .then(a.created.total_cmp(&b.created))
-                .then(manual(a, b)),
-            (Some(_), None) => Ordering::Less,
-            (None, Some(_)) => Ordering::Greater,
-            (None, None) => a.created.total_cmp(&b.created).then(manual(a, b)),
+        SortKey::Title => members.sort_by(|a, b| {
+            directed(
+                a.sort_title()
+                    .cmp(b.sort_title())
+                    .then(a.created.total_cmp(&b.created)),
+            )
+            .then(manual(a, b))
         }),
     }
 }
@@ -310,7 +328,7 @@ mod tests {
             uuid: pk.to_string(),
             position,
             created,
-            title: title.map(str::to_owned),
+            title: title.map(str::to_lowercase),
         }
     }
 
@@ -348,12 +366,13 @@ mod tests {
             }),
             [4, 1, 3, 2]
         );
+        // Untitled (2) sorts as an empty title: first when ascending, last when descending.
         assert_eq!(
             ordered(AlbumSort {
                 key: SortKey::Title,
                 ascending: true
             }),
-            [3, 1, 4, 2]
+            [2, 3, 1, 4]
         );
         assert_eq!(
             ordered(AlbumSort {

@@ -57,7 +57,8 @@ pub(crate) fn people(
     named_by_owner(connection, path, &sql)
 }
 
-/// Runs a query of `(owner, name)` rows into a map, skipping NULL or empty names.
+/// Runs a query of `(owner, name)` rows into a map, skipping NULL or empty names. Names are put in NFC first, so
+/// one keyword stored both decomposed and composed is one keyword.
 fn named_by_owner(connection: &Connection, path: &Path, sql: &str) -> Result<HashMap<i64, BTreeSet<String>>> {
     let read = || -> rusqlite::Result<HashMap<i64, BTreeSet<String>>> {
         let mut statement = connection.prepare(sql)?;
@@ -67,7 +68,7 @@ fn named_by_owner(connection: &Connection, path: &Path, sql: &str) -> Result<Has
             let owner = value::int(row, 0)?;
             let name = value::text(row, 1)?;
             if let (Some(owner), Some(name)) = (owner, name.filter(|n| !n.trim().is_empty())) {
-                map.entry(owner).or_default().insert(name.into_owned());
+                map.entry(owner).or_default().insert(value::nfc(&name));
             }
         }
         Ok(map)

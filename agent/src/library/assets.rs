@@ -20,7 +20,7 @@ use super::open::query_error;
 use super::resources::{self, AssetFiles, ResourceRow};
 use super::schema::Schema;
 use super::time::{from_core_data, utc};
-use super::value::{int, real, text};
+use super::value::{int, nfc, real, text};
 use super::{AssetScan, ReadAsset, SkipReason, SkippedAsset, annotations};
 
 /// `ZVISIBILITYSTATE` of a burst frame the user did not pick.
@@ -389,14 +389,13 @@ fn convert(
         trashed: row.trashed == Some(1),
         latitude,
         longitude,
-        original_filename: non_empty(&row.original_filename)
+        original_filename: nfc(non_empty(&row.original_filename)
             .or(non_empty(&row.filename))
-            .unwrap_or(uuid)
-            .to_owned(),
+            .unwrap_or(uuid)),
         uti: non_empty(&row.uti).unwrap_or("public.data").to_owned(),
         edited,
-        title: non_empty(&row.title).map(str::to_owned),
-        caption: non_empty(&row.caption).map(str::to_owned),
+        title: non_empty(&row.title).map(nfc),
+        caption: non_empty(&row.caption).map(nfc),
         keywords: names(lookups.keywords, row.attributes_pk),
         people: names(lookups.people, Some(row.pk)),
         resources: wire_resources,

@@ -14,6 +14,21 @@ pub enum Error {
         /// What was expected there.
         reason: &'static str,
     },
+    /// The OS refused to let us read the library (EACCES/EPERM). On a Mac this is nearly always privacy
+    /// protection: the Photos library may only be read by an app the user gave Full Disk Access.
+    #[error(
+        "{}: not allowed to read the Photos library; on macOS give iphoto-agent (or the app that starts it: \
+         Terminal, or the launchd job's binary) Full Disk Access in System Settings › Privacy & Security › \
+         Full Disk Access, then run it again",
+        path.display()
+    )]
+    PermissionDenied {
+        /// The file or directory that could not be read.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The file exists but is not a readable SQLite database (truncated, encrypted or random bytes).
     #[error("{}: not a readable SQLite database", path.display())]
     NotSqlite {
@@ -51,6 +66,25 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl Error {
+    /// An I/O error on a library path: [`Error::PermissionDenied`] when the OS refused access, else
+    /// [`Error::Io`] with `action`.
+    pub(crate) fn io(path: &std::path::Path, action: &'static str, source: std::io::Error) -> Error {
+        if source.kind() == std::io::ErrorKind::PermissionDenied {
+            Error::PermissionDenied {
+                path: path.to_path_buf(),
+                source,
+            }
+        } else {
+            Error::Io {
+                path: path.to_path_buf(),
+                action,
+                source,
+            }
+        }
+    }
 }
 
 /// Result of library reads.

@@ -1,8 +1,10 @@
 //! A plain folder of photos and videos as a library source, for people who do not use Photos.
 //!
-//! Deliberately simple: files are recognised by extension, dates come from the file's modification time, and
-//! there are no albums, edits or Live Photos. The identity of a file is its path relative to the folder, hashed
-//! into a UUID-shaped id, so it is stable across runs and machines and shaped like a Photos `localIdentifier`.
+//! Deliberately simple: files are recognised by extension, and there are no albums, edits or Live Photos. What
+//! Photos would read on import is read from the file itself ([`super::media`]): the capture date and its zone,
+//! pixel size, a video's duration and the location; the file's modification time stands in for the date only
+//! when the file records none. The identity of a file is its path relative to the folder, hashed into a
+//! UUID-shaped id, so it is stable across runs and machines and shaped like a Photos `localIdentifier`.
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -12,7 +14,9 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use super::error::{Error, Result};
+use super::media::MediaReader;
 use super::time::utc;
+use super::value::nfc;
 use super::{FileStamp, ReadAsset, ResourceFile};
 
 /// A folder read as a library: every photo or video file below it (hidden files and directories skipped).
@@ -114,6 +118,7 @@ pub(crate) fn stable_id(relative: &str) -> String {
 
 fn walk(root: &Path) -> Result<Vec<ReadAsset>> {
     let mut assets = Vec::new();
+    let mut media = MediaReader::new();
     let entries = walkdir::WalkDir::new(root)
         .follow_links(false)
         .sort_by_file_name()
@@ -148,6 +153,7 @@ fn walk(root: &Path) -> Result<Vec<ReadAsset>> {
             .join("/");
         let modified = metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH);
         let modified = DateTime::<Utc>::from(modified).with_timezone(&utc());
+        let facts = media.read(entry.path());
         let uuid = stable_id(&relative);
         let item = SyncItem {
             local_identifier: format!("{uuid}/L0/001"),
@@ -156,18 +162,19 @@ fn walk(root: &Path) -> Result<Vec<ReadAsset>> {
             kind,
             subtype: None,
             live_photo: false,
-            width: 0,
-            height: 0,
-            duration_ms: None,
-            taken_at: modified,
+            width: facts.width,
+            height: facts.height,
+            duration_ms: facts.duration_ms.filter(|_| kind == AssetKind::Video),
+            taken_at: facts.taken_at.unwrap_or(modified),
             time_zone: None,
             modified_at: modified,
             favorite: false,
             hidden: false,
             trashed: false,
-            latitude: None,
-            longitude: None,
-            original_filename: entry.file_name().to_string_lossy().into_owned(),
+            latitude: facts.latitude,
+            longitude: facts.longitude,
+            // In NFC like every name the reader gives (HFS+ stored names decomposed); the path stays as it is.
+            original_filename: nfc(&entry.file_name().to_string_lossy()),
             uti: uti.to_owned(),
             edited: false,
             title: None,

@@ -39,15 +39,19 @@ pub(crate) fn resolve(path: &Path) -> Result<LibraryPaths> {
             path: path.to_path_buf(),
             reason: "no Photos library or database at this path",
         },
-        _ => Error::Io {
-            path: path.to_path_buf(),
-            action: "reading file metadata",
-            source,
-        },
+        _ => Error::io(path, "reading file metadata", source),
     })?;
     if metadata.is_dir() {
         let database = path.join("database").join("Photos.sqlite");
-        if !database.is_file() {
+        // A refused `stat` is not a missing database: macOS privacy protection answers EPERM inside the bundle.
+        let found = std::fs::metadata(&database).map_err(|source| match source.kind() {
+            std::io::ErrorKind::PermissionDenied => Error::io(&database, "reading file metadata", source),
+            _ => Error::NotFound {
+                path: database.clone(),
+                reason: "a Photos 5+ library keeps its database here (older libraries are not supported)",
+            },
+        })?;
+        if !found.is_file() {
             return Err(Error::NotFound {
                 path: database,
                 reason: "a Photos 5+ library keeps its database here (older libraries are not supported)",
@@ -73,6 +77,11 @@ pub(crate) fn resolve(path: &Path) -> Result<LibraryPaths> {
 /// Opens the database read-only, falling back to a private copy when the live file is locked or unmappable.
 /// Blocking: call it from a blocking thread.
 pub(crate) fn open(database: &Path) -> Result<OpenDatabase> {
+    // SQLite reports a refused open as a bare "unable to open database file", and the copy would then fail the
+    // same way: ask the OS first, so a missing Full Disk Access is named as such.
+    if let Err(source) = std::fs::File::open(database) {
+        return Err(Error::io(database, "opening the database", source));
+    }
     match connect(database) {
         Ok(connection) => Ok(OpenDatabase {
             connection,
@@ -152,11 +161,8 @@ fn copy_with_sidecars(database: &Path) -> Result<TempDir> {
             source,
         })?;
     let target = dir.path().join("Photos.sqlite");
-    std::fs::copy(database, &target).map_err(|source| Error::Io {
-        path: database.to_path_buf(),
-        action: "copying the locked database",
-        source,
-    })?;
+    std::fs::copy(database, &target)
+        .map_err(|source| Error::io(database, "copying the locked database", source))?;
     for suffix in ["-wal", "-shm"] {
         let mut side = database.as_os_str().to_owned();
         side.push(suffix);
@@ -164,11 +170,8 @@ fn copy_with_sidecars(database: &Path) -> Result<TempDir> {
         if side.is_file() {
             let mut to = target.as_os_str().to_owned();
             to.push(suffix);
-            std::fs::copy(&side, PathBuf::from(to)).map_err(|source| Error::Io {
-                path: side.clone(),
-                action: "copying the database journal",
-                source,
-            })?;
+            std::fs::copy(&side, PathBuf::from(to))
+                .map_err(|source| Error::io(&side, "copying the database journal", source))?;
         }
     }
     Ok(dir)

@@ -44,6 +44,8 @@ pub(crate) struct Prepared {
     pub hashed: u64,
     pub unavailable: u64,
     pub icloud_only: u64,
+    /// Files that are here but could not be read: `(local identifier, resource, error with its causes)`.
+    pub unreadable: Vec<(String, String, String)>,
 }
 
 /// One item to send and the hash to remember once the server accepts it.
@@ -128,9 +130,13 @@ pub(crate) async fn prepare(
                     cached.push((job.path.to_string_lossy().into_owned(), stamp, digest.sha256));
                 }
                 Err(error @ Error::Io { .. }) => {
-                    tracing::warn!(error = %error, "resource not readable; reported unavailable");
+                    let reason = error.with_causes();
+                    tracing::warn!(error = %reason, "resource not readable; reported unavailable");
                     resource.available = false;
                     resource.unavailable_reason = Some(UnavailableReason::Unreadable);
+                    let resource = resource.resource_type.as_str().to_owned();
+                    let local_identifier = prepared.items[job.item].local_identifier.clone();
+                    prepared.unreadable.push((local_identifier, resource, reason));
                 }
                 Err(other) => return Err(other),
             }

@@ -17,8 +17,12 @@ impl Source {
     /// A directory holding `database/Photos.sqlite`, a `.photoslibrary` path or a file is read as Photos;
     /// any other directory as a plain folder.
     pub async fn open(path: &Path) -> Result<Source> {
+        // A database the OS will not even `stat` (macOS privacy protection) still marks a Photos library, so the
+        // error says so instead of the bundle being walked as a plain folder.
+        let database = std::fs::metadata(path.join("database").join("Photos.sqlite"));
         let photos = !path.is_dir()
-            || path.join("database").join("Photos.sqlite").is_file()
+            || database.as_ref().is_ok_and(std::fs::Metadata::is_file)
+            || database.is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied)
             || path.extension().is_some_and(|ext| ext == "photoslibrary");
         if photos {
             Ok(Source::Photos(Box::new(PhotosLibrary::open(path).await?)))
@@ -59,5 +63,6 @@ pub fn wire_album(album: &ReadAlbum) -> api::Album {
         },
         parent_id: album.parent_id.clone(),
         members: album.members.clone(),
+        cloud_guid: album.cloud_guid.clone(),
     }
 }

@@ -15,7 +15,7 @@ use super::prepare::LocalFile;
 use super::{PassReport, Phase, Progress};
 use crate::client::{Server, Upload};
 use crate::error::{Error, Result};
-use crate::state::{StateDb, UploadFigures};
+use crate::state::{FailureStatus, StateDb, UploadFigures};
 
 /// Pending-list page size (the server allows up to 1000).
 const PAGE: u32 = 500;
@@ -23,6 +23,7 @@ const PAGE: u32 = 500;
 enum Outcome {
     Stored { sent: u64, deduplicated: bool },
     Refused,
+    Unreadable,
 }
 
 /// How the uploads of a pass run.
@@ -116,6 +117,7 @@ pub(crate) async fn upload_pending(
                 remaining -= 1;
             }
             Outcome::Refused => report.upload_failures += 1,
+            Outcome::Unreadable => report.unreadable += 1,
         }
     }
     drop(results);
@@ -151,12 +153,18 @@ pub(crate) async fn upload_pending(
         .await
 }
 
-/// Every page of the pending list that belongs to this library.
+/// Every page of the pending list of this library: what it is asked to upload (of a photo another Mac of the
+/// same iCloud library also has, only what the server holds this library's declaration of).
 async fn pending_list(server: &Server, library_id: &str) -> Result<Vec<PendingUpload>> {
     let mut all = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let page = server.pending(PAGE, cursor.as_deref()).await?;
+        let page = match server.pending(library_id, PAGE, cursor.as_deref()).await {
+            Ok(page) => page,
+            // The server has no such library of ours (nothing was ever sent from it): nothing to upload.
+            Err(Error::Refused { status: 404, .. }) => return Ok(all),
+            Err(error) => return Err(error),
+        };
         all.extend(page.items.into_iter().filter(|p| p.library_id == library_id));
         match page.next_cursor {
             Some(next) if Some(&next) != cursor.as_ref() => cursor = Some(next),
@@ -225,16 +233,18 @@ async fn upload_one(
             ))
         }
         Err(error @ (Error::Refused { .. } | Error::Io { .. })) => {
-            span.record("outcome", "refused");
-            tracing::warn!(%error, "upload refused; recorded");
+            // A file that cannot be read now (it was when hashed) is this Mac's problem, not the server's.
+            let (status, outcome) = match error {
+                Error::Io { .. } => (FailureStatus::Unreadable, Outcome::Unreadable),
+                _ => (FailureStatus::Refused, Outcome::Refused),
+            };
+            let reason = error.with_causes();
+            span.record("outcome", status.as_str());
+            tracing::warn!(error = %reason, "upload failed; recorded");
             state
-                .record_failure(
-                    &entry.local_identifier,
-                    entry.resource.as_str(),
-                    &error.to_string(),
-                )
+                .record_failure(&entry.local_identifier, entry.resource.as_str(), status, &reason)
                 .await?;
-            Ok((file.size, Outcome::Refused))
+            Ok((file.size, outcome))
         }
         Err(other) => Err(other),
     }

@@ -257,7 +257,7 @@ async fn ours(
 ) -> Result<(Sample, Sample)> {
     let mut envs = vec![];
     if let Some(url) = database_url {
-        envs.push(("DATABASE_URL".to_owned(), url.to_owned()));
+        envs.push(("IPHOTO_DATABASE_URL".to_owned(), url.to_owned()));
     }
     let server = Server::start(data_dir, &envs).await?;
     let new = sync_all(&server, bodies, "created", in_flight).await?;

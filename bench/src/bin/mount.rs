@@ -366,14 +366,14 @@ impl Bench {
                     .arg(cache)
                     .args(["--cache-max-size", "8GiB", "--dirty-budget", "3GiB"])
                     .envs([
-                        ("STORAGE_BACKEND", "s3"),
-                        ("S3_ENDPOINT", s.endpoint.as_str()),
-                        ("S3_BUCKET", s.bucket.as_str()),
-                        ("S3_REGION", s.region.as_str()),
-                        ("S3_ACCESS_KEY_ID", s.access_key_id.as_str()),
-                        ("S3_SECRET_ACCESS_KEY", s.secret_access_key.as_str()),
-                        ("S3_PATH_STYLE", "true"),
-                        ("RUST_LOG", "warn"),
+                        ("IPHOTO_STORAGE_BACKEND", "s3"),
+                        ("IPHOTO_S3_ENDPOINT", s.endpoint.as_str()),
+                        ("IPHOTO_S3_BUCKET", s.bucket.as_str()),
+                        ("IPHOTO_S3_REGION", s.region.as_str()),
+                        ("IPHOTO_S3_ACCESS_KEY_ID", s.access_key_id.as_str()),
+                        ("IPHOTO_S3_SECRET_ACCESS_KEY", s.secret_access_key.as_str()),
+                        ("IPHOTO_S3_PATH_STYLE", "true"),
+                        ("IPHOTO_LOG", "warn"),
                     ]);
                 c
             }

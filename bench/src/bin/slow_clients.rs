@@ -112,8 +112,8 @@ fn main() -> Result<()> {
     let timeouts = if cli.small { "2" } else { "" };
     let mut envs = Vec::new();
     if !timeouts.is_empty() {
-        envs.push(("HTTP_HEADER_TIMEOUT_SECS".to_owned(), timeouts.to_owned()));
-        envs.push(("HTTP_BODY_IDLE_SECS".to_owned(), timeouts.to_owned()));
+        envs.push(("IPHOTO_HTTP_HEADER_TIMEOUT_SECS".to_owned(), timeouts.to_owned()));
+        envs.push(("IPHOTO_HTTP_BODY_IDLE_SECS".to_owned(), timeouts.to_owned()));
     }
     let data = work.path().join("ours");
     std::fs::create_dir_all(&data)?;

@@ -168,10 +168,10 @@ async fn write_stream(
 fn local(work: &Path, src: &Path, size: u64, runs: usize) -> Result<Vec<Row>> {
     let root = work.join("local-store");
     let envs = vec![
-        ("STORAGE_BACKEND".to_owned(), "local".to_owned()),
-        ("STORAGE_LOCAL_PATH".to_owned(), root.display().to_string()),
+        ("IPHOTO_STORAGE_BACKEND".to_owned(), "local".to_owned()),
+        ("IPHOTO_STORAGE_LOCAL_PATH".to_owned(), root.display().to_string()),
         (
-            "PRESIGN_SECRET".to_owned(),
+            "IPHOTO_PRESIGN_SECRET".to_owned(),
             "benchmark-secret-benchmark-secret-0123".to_owned(),
         ),
     ];
@@ -270,13 +270,13 @@ fn local(work: &Path, src: &Path, size: u64, runs: usize) -> Result<Vec<Row>> {
 fn s3(work: &Path, src: &Path, size: u64, runs: usize) -> Result<Vec<Row>> {
     let server = harness::S3Server::start()?;
     let envs = vec![
-        ("STORAGE_BACKEND".to_owned(), "s3".to_owned()),
-        ("S3_ENDPOINT".to_owned(), server.endpoint.clone()),
-        ("S3_BUCKET".to_owned(), server.bucket.clone()),
-        ("S3_REGION".to_owned(), server.region.clone()),
-        ("S3_ACCESS_KEY_ID".to_owned(), server.access_key_id.clone()),
+        ("IPHOTO_STORAGE_BACKEND".to_owned(), "s3".to_owned()),
+        ("IPHOTO_S3_ENDPOINT".to_owned(), server.endpoint.clone()),
+        ("IPHOTO_S3_BUCKET".to_owned(), server.bucket.clone()),
+        ("IPHOTO_S3_REGION".to_owned(), server.region.clone()),
+        ("IPHOTO_S3_ACCESS_KEY_ID".to_owned(), server.access_key_id.clone()),
         (
-            "S3_SECRET_ACCESS_KEY".to_owned(),
+            "IPHOTO_S3_SECRET_ACCESS_KEY".to_owned(),
             server.secret_access_key.clone(),
         ),
     ];

@@ -1,5 +1,5 @@
 //! Thumbnail benchmark: thumbnails per second of 12-MP JPEGs through the worker's codec
-//! (`server::thumbnail::make_thumbnail`, one file per thread, as many threads as the worker's concurrency)
+//! (`worker::thumbnail::make_thumbnail`, one file per thread, as many threads as the worker's concurrency)
 //! next to ImageMagick's `convert -thumbnail 512x512` of the same files with the same parallelism (as many
 //! `convert` processes at once, each held to one thread), alternating, in the same run.
 //!
@@ -17,7 +17,7 @@ use anyhow::{Context as _, Result, bail};
 use bench::{ChildReport, Row, Sample, report, time_child};
 use clap::{Parser, Subcommand};
 use image::ImageEncoder as _;
-use server::thumbnail::{ThumbnailSpec, make_thumbnail};
+use worker::thumbnail::{ThumbnailSpec, make_thumbnail};
 
 #[derive(Parser)]
 struct Cli {
@@ -53,10 +53,7 @@ fn main() -> Result<()> {
     }
     let count = cli.count.unwrap_or(if cli.small { 4 } else { 20 });
     let runs = cli.runs.unwrap_or(if cli.small { 2 } else { 3 });
-    let jobs = cli
-        .jobs
-        .unwrap_or_else(server::worker::default_concurrency)
-        .max(1);
+    let jobs = cli.jobs.unwrap_or_else(worker::default_concurrency).max(1);
     let (width, height) = if cli.small { (2000, 1500) } else { (4000, 3000) };
     let convert = imagemagick()?;
 

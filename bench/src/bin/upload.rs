@@ -109,13 +109,16 @@ fn s3(
 ) -> Result<Row> {
     let s3 = harness::S3Server::start()?;
     let envs = vec![
-        ("STORAGE_BACKEND".to_owned(), "s3".to_owned()),
-        ("S3_ENDPOINT".to_owned(), s3.endpoint.clone()),
-        ("S3_BUCKET".to_owned(), s3.bucket.clone()),
-        ("S3_REGION".to_owned(), s3.region.clone()),
-        ("S3_ACCESS_KEY_ID".to_owned(), s3.access_key_id.clone()),
-        ("S3_SECRET_ACCESS_KEY".to_owned(), s3.secret_access_key.clone()),
-        ("S3_PATH_STYLE".to_owned(), "true".to_owned()),
+        ("IPHOTO_STORAGE_BACKEND".to_owned(), "s3".to_owned()),
+        ("IPHOTO_S3_ENDPOINT".to_owned(), s3.endpoint.clone()),
+        ("IPHOTO_S3_BUCKET".to_owned(), s3.bucket.clone()),
+        ("IPHOTO_S3_REGION".to_owned(), s3.region.clone()),
+        ("IPHOTO_S3_ACCESS_KEY_ID".to_owned(), s3.access_key_id.clone()),
+        (
+            "IPHOTO_S3_SECRET_ACCESS_KEY".to_owned(),
+            s3.secret_access_key.clone(),
+        ),
+        ("IPHOTO_S3_PATH_STYLE".to_owned(), "true".to_owned()),
     ];
     let rclone_env = [
         ("RCLONE_CONFIG_BENCH_TYPE", "s3".to_owned()),

@@ -122,7 +122,7 @@ enum Conn {
 async fn run(db: Db, dir: &Path, url: Option<&str>, n: usize, requests: usize) -> Result<Vec<Line>> {
     let mut envs = Vec::new();
     if let Some(url) = url {
-        envs.push(("DATABASE_URL".to_owned(), url.to_owned()));
+        envs.push(("IPHOTO_DATABASE_URL".to_owned(), url.to_owned()));
     }
     let server = Server::start(dir, &envs).await?;
     let web = std::fs::read_to_string(dir.join("web.token"))?.trim().to_owned();

@@ -76,6 +76,8 @@ struct Entry {
     tick: u64,
     /// Being written: accounted, not yet readable, not evictable.
     writing: bool,
+    /// Pinned: never evicted (logged as `P <name>`, unpinned as `U <name>`).
+    pinned: bool,
 }
 
 impl DiskCache {
@@ -110,11 +112,17 @@ impl DiskCache {
                                 crc32: parse_checksum(checksum),
                                 tick: 0,
                                 writing: false,
+                                pinned: false,
                             },
                         );
                     }
                     (Some("-"), Some(name), None, None) => {
                         entries.remove(name);
+                    }
+                    (Some(mark @ ("P" | "U")), Some(name), None, None) => {
+                        if let Some(entry) = entries.get_mut(name) {
+                            entry.pinned = mark == "P";
+                        }
                     }
                     // A torn last line (crash mid-append) carries nothing we need.
                     _ => tracing::warn!(%line, "skipping a malformed cache index record"),
@@ -189,7 +197,7 @@ impl DiskCache {
             let Some((tick, name)) = state.lru.pop_first() else {
                 break;
             };
-            if state.entries.get(&name).is_some_and(|e| e.writing) {
+            if state.entries.get(&name).is_some_and(|e| e.writing || e.pinned) {
                 skipped.push((tick, name));
                 continue;
             }
@@ -230,6 +238,9 @@ impl DiskCache {
         // after a restart). A write that never finishes leaves a block whose checksum fails: a miss.
         for (name, entry) in &state.entries {
             text.push_str(&record(name, entry));
+            if entry.pinned {
+                text.push_str(&format!("P {name}\n"));
+            }
         }
         file.write_all(text.as_bytes())?;
         file.sync_all()?;
@@ -304,6 +315,7 @@ impl DiskCache {
             crc32: Some(crc32),
             tick,
             writing: true,
+            pinned: false,
         };
         let line = record(name, &entry);
         state.entries.insert(name.to_owned(), entry);
@@ -442,7 +454,26 @@ impl BlockCache for DiskCache {
             used_bytes: state.used + state.log_bytes,
             max_bytes: self.max_bytes,
             blocks: state.entries.len() as u64,
+            pinned_bytes: state.entries.values().filter(|e| e.pinned).map(|e| e.size).sum(),
         }
+    }
+
+    fn set_pinned(&self, id: &BlockId, pinned: bool) -> Result<bool> {
+        let name = block_name(id);
+        let mut state = self.lock();
+        let changed = match state.entries.get_mut(&name) {
+            Some(entry) if !entry.writing => {
+                let changed = entry.pinned != pinned;
+                entry.pinned = pinned;
+                changed
+            }
+            _ => return Ok(false),
+        };
+        if changed {
+            let mark = if pinned { "P" } else { "U" };
+            self.append(&mut state, &format!("{mark} {name}\n"))?;
+        }
+        Ok(true)
     }
 
     fn persist(&self) -> Result<()> {

@@ -66,26 +66,42 @@ impl Fs {
     }
 
     /// The entry `name` in directory `parent`.
+    ///
+    /// A stored file whose mtime and attributes were not read yet is asked for them (a HEAD), unless the
+    /// directory was just read by an application (`ls -l` then looks up every entry: one LIST answers them
+    /// all, showing the store's last write as the mtime).
     pub async fn lookup(&self, parent: u64, name: &str) -> Result<Attr> {
         self.ensure_listing(parent).await?;
-        let table = self.table();
-        let ino = table
-            .listing(parent)
-            .and_then(|l| l.children.get(name).copied())
-            .ok_or_else(|| Error::NotFound {
+        let ino = {
+            let table = self.table();
+            let listing = table.listing(parent);
+            let ino = listing
+                .and_then(|l| l.children.get(name).copied())
+                .ok_or_else(|| Error::NotFound {
+                    name: name.to_owned(),
+                })?;
+            let inode = table.get(ino).ok_or_else(|| Error::NotFound {
                 name: name.to_owned(),
             })?;
-        let inode = table.get(ino).ok_or_else(|| Error::NotFound {
-            name: name.to_owned(),
-        })?;
-        Ok(self.attr_of(ino, inode))
+            let fetch = inode.kind == Kind::File
+                && !inode.local
+                && inode.attributes.is_none()
+                && !listing.is_some_and(|l| l.enumerated);
+            if !fetch {
+                return Ok(self.attr_of(ino, inode));
+            }
+            ino
+        };
+        self.ensure_attributes(ino).await?;
+        self.getattr(ino).await
     }
 
     /// Opens a directory: its entries are read now and kept for the handle, so offsets stay stable.
     pub async fn opendir(&self, ino: u64) -> Result<u64> {
         self.ensure_listing(ino).await?;
         let entries = {
-            let table = self.table();
+            let mut table = self.table();
+            table.set_enumerated(ino);
             let parent = table.get(ino).map_or(ROOT_INO, |i| i.parent);
             let mut entries = vec![
                 DirEntry {

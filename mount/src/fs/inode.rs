@@ -8,7 +8,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Instant, SystemTime};
 
-use storage::{DirListing, ObjectMeta, StorageKey};
+use storage::{DirListing, ObjectAttributes, ObjectMeta, StorageKey};
+
+/// The object that keeps an empty directory in the store (`dir/.iphoto-dir`): object stores have no
+/// directories, only keys. Never shown in a listing; a file cannot be made under this name.
+pub const DIR_MARKER: &str = ".iphoto-dir";
 
 use crate::fs::listings::{self, SavedEntry, SavedListing};
 
@@ -42,12 +46,18 @@ pub(crate) struct Inode {
     pub(crate) expired: bool,
     /// Made here and not (yet) in the store: kept across listings (a new file or an empty directory).
     pub(crate) local: bool,
+    /// The stored mtime and extended attributes of this version, once a HEAD read them (`None`: not yet;
+    /// a listing does not carry them on S3).
+    pub(crate) attributes: Option<ObjectAttributes>,
 }
 
 /// A directory's children as last listed.
 #[derive(Debug, Clone)]
 pub(crate) struct Listing {
     pub(crate) children: BTreeMap<String, u64>,
+    /// An application read this listing as a directory (`ls`): the lookups of its entries that follow are
+    /// answered from it without a HEAD each.
+    pub(crate) enumerated: bool,
     pub(crate) fetched: Instant,
     /// The same moment as Unix milliseconds, for the persistent listing cache.
     pub(crate) fetched_ms: u64,
@@ -90,6 +100,7 @@ impl InodeTable {
             checked: Instant::now(),
             expired: false,
             local: false,
+            attributes: None,
         };
         Self {
             inodes: HashMap::from([(ROOT_INO, root)]),
@@ -116,6 +127,30 @@ impl InodeTable {
             inode.mtime = meta.last_modified.into();
             inode.checked = Instant::now();
             inode.expired = false;
+        }
+    }
+
+    /// Updates a file's attributes from a HEAD that read its stored attributes too: the mtime shown is the
+    /// stored one when the object has it.
+    pub(crate) fn update_file_attributes(
+        &mut self,
+        ino: u64,
+        meta: &ObjectMeta,
+        attributes: ObjectAttributes,
+    ) {
+        self.update_file(ino, meta);
+        if let Some(inode) = self.inodes.get_mut(&ino) {
+            if let Some(mtime) = attributes.mtime {
+                inode.mtime = mtime.into();
+            }
+            inode.attributes = Some(attributes);
+        }
+    }
+
+    /// Marks a directory's listing as read by an application (see [`Listing::enumerated`]).
+    pub(crate) fn set_enumerated(&mut self, dir: u64) {
+        if let Some(listing) = self.listings.get_mut(&dir) {
+            listing.enumerated = true;
         }
     }
 
@@ -146,6 +181,7 @@ impl InodeTable {
                 checked: Instant::now(),
                 expired: false,
                 local: true,
+                attributes: None,
             },
         );
         self.by_name.insert((parent, name.to_owned()), ino);
@@ -154,6 +190,21 @@ impl InodeTable {
         }
         self.changes += 1;
         ino
+    }
+
+    /// A new file in `parent` that is already in the store (an exclusive create committed it at once).
+    pub(crate) fn create_stored(&mut self, parent: u64, name: &str, meta: &ObjectMeta) -> u64 {
+        let ino = self.create_local(parent, name, meta.key.clone(), Kind::File);
+        self.update_file(ino, meta);
+        self.set_stored(ino);
+        ino
+    }
+
+    /// An entry made here is in the store now: a listing that lacks it means it is gone.
+    pub(crate) fn set_stored(&mut self, ino: u64) {
+        if let Some(inode) = self.inodes.get_mut(&ino) {
+            inode.local = false;
+        }
     }
 
     /// Sets the size a local change gave a file.
@@ -186,6 +237,31 @@ impl InodeTable {
         self.changes += 1;
     }
 
+    /// Moves every inode under key prefix `from` to the same place under `to` (a directory was renamed);
+    /// their attributes are read again at the new keys.
+    pub(crate) fn rekey_tree(&mut self, from: &StorageKey, to: &StorageKey) {
+        let inside = format!("{from}/");
+        for inode in self.inodes.values_mut() {
+            let moved = inode
+                .key
+                .as_ref()
+                .and_then(|k| k.as_str().strip_prefix(&inside))
+                .and_then(|rest| to.join(rest).ok());
+            if let Some(key) = moved {
+                inode.key = Some(key);
+                inode.expired = true;
+            }
+        }
+        self.changes += 1;
+    }
+
+    /// Drops every listing, so each directory is listed again when next used (the store changed under
+    /// the mount: a directory rename finished at start).
+    pub(crate) fn forget_listings(&mut self) {
+        self.listings.clear();
+        self.changes += 1;
+    }
+
     /// Forgets a name the store says is gone (a HEAD answered "not found").
     pub(crate) fn remove_name(&mut self, parent: u64, name: &str) {
         self.by_name.remove(&(parent, name.to_owned()));
@@ -211,6 +287,9 @@ impl InodeTable {
         }
         for object in &listing.objects {
             let name = object.key.file_name().to_owned();
+            if name == DIR_MARKER {
+                continue;
+            }
             if children.contains_key(&name) {
                 tracing::warn!(key = %object.key, "an object and a prefix share a name; showing the directory");
                 continue;
@@ -247,6 +326,7 @@ impl InodeTable {
             dir,
             Listing {
                 children,
+                enumerated: false,
                 fetched: now,
                 fetched_ms: now_ms,
             },
@@ -353,9 +433,16 @@ impl InodeTable {
             && let Some(inode) = self.inodes.get_mut(&ino)
             && inode.kind == kind
         {
+            if inode.version != version {
+                inode.attributes = None;
+            }
             inode.size = size;
             inode.version = version;
-            inode.mtime = mtime;
+            // A stored mtime read with a HEAD of this version stays; the listing only has the last write.
+            inode.mtime = match inode.attributes.as_ref().and_then(|a| a.mtime) {
+                Some(stored) => stored.into(),
+                None => mtime,
+            };
             inode.checked = now;
             inode.expired = false;
             inode.local = false;
@@ -376,6 +463,7 @@ impl InodeTable {
                 checked: now,
                 expired: false,
                 local: false,
+                attributes: None,
             },
         );
         self.by_name.insert((parent, name.to_owned()), ino);

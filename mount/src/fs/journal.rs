@@ -12,6 +12,7 @@
 //! Dirty bytes have a budget of their own; a write that would pass it waits for uploads (backpressure) up to
 //! the request timeout and then fails with ENOSPC. Staged data is never evicted.
 
+mod early;
 mod staged;
 mod upload;
 
@@ -21,11 +22,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use storage::{StorageKey, Store};
+use storage::{ObjectAttributes, StorageKey, Store};
 use tokio::sync::{Notify, mpsc};
 
 use crate::cache::buffer::BufferPool;
 use crate::error::{Error, Result};
+use early::Early;
 use staged::StagedFile;
 
 /// Gathering buffers kept for reuse (one per file being written at once, usually one or two).
@@ -51,6 +53,13 @@ struct Staged {
     conflict: Option<StorageKey>,
     /// The data file, shared by the handles writing it and the uploader.
     file: Arc<Mutex<StagedFile>>,
+    /// The mtime and extended attributes the upload stores with the object: the stored object's when the
+    /// file was staged from it, the mtime moved by every write and by `utimes`.
+    attributes: ObjectAttributes,
+    /// Whether `utimes` or an extended attribute changed the attributes (not only writes).
+    attributes_set: bool,
+    /// Its parts sent while it is written (see `journal/early.rs`).
+    early: Early,
 }
 
 impl Staged {
@@ -70,6 +79,9 @@ pub(crate) struct Journal {
     state: Mutex<State>,
     changed: Notify,
     queue: mpsc::UnboundedSender<u64>,
+    /// Entries with parts ready to be sent while they are written (`None`: the store has no multipart
+    /// uploads).
+    early_queue: Option<mpsc::UnboundedSender<u64>>,
     dirty_budget: u64,
     timeout: Duration,
     upload_delay: Duration,
@@ -112,7 +124,7 @@ impl Journal {
             state.next_id = state.next_id.max(id + 1);
             if path.extension().is_some_and(|e| e == "meta") {
                 match read_meta(&path) {
-                    Some((key, base)) => {
+                    Some((key, base, attributes)) => {
                         let data = dir.join(format!("{id}.data"));
                         let size = fs::metadata(&data)?.len();
                         state.entries.insert(
@@ -132,6 +144,9 @@ impl Journal {
                                     tokio::runtime::Handle::current(),
                                     Arc::clone(&gather_pool),
                                 )?)),
+                                attributes,
+                                attributes_set: false,
+                                early: Early::off(),
                             },
                         );
                     }
@@ -141,12 +156,15 @@ impl Journal {
         }
         let resumed: Vec<u64> = state.entries.keys().copied().collect();
         let (queue, receiver) = mpsc::unbounded_channel();
+        let (early_queue, early_receiver) = mpsc::unbounded_channel();
+        let early_queue = store.supports_multipart().then_some(early_queue);
         let journal = Arc::new(Journal {
             dir,
             store,
             state: Mutex::new(state),
             changed: Notify::new(),
             queue,
+            early_queue,
             dirty_budget,
             timeout,
             upload_delay,
@@ -173,6 +191,7 @@ impl Journal {
             let _ = journal.queue.send(id);
         }
         tokio::spawn(uploader(Arc::clone(&journal), receiver, on_uploaded));
+        tokio::spawn(early_sender(Arc::clone(&journal), early_receiver));
         Ok(journal)
     }
 
@@ -203,6 +222,18 @@ impl Journal {
             .map(|(id, s)| (*id, s.size))
     }
 
+    /// The size and mtime of `key`'s staged entry, if any.
+    pub(crate) fn find_with_mtime(
+        &self,
+        key: &StorageKey,
+    ) -> Option<(u64, Option<chrono::DateTime<chrono::Utc>>)> {
+        self.lock()
+            .entries
+            .values()
+            .find(|s| &s.key == key)
+            .map(|s| (s.size, s.attributes.mtime))
+    }
+
     /// The keys staged and not yet retired.
     pub(crate) fn keys(&self) -> Vec<StorageKey> {
         self.lock().entries.values().map(|s| s.key.clone()).collect()
@@ -217,8 +248,13 @@ impl Journal {
         )
     }
 
-    /// Starts staging `key`, empty.
-    pub(crate) async fn create(&self, key: StorageKey, base_version: Option<String>) -> Result<u64> {
+    /// Starts staging `key`, empty, to be stored with `attributes`.
+    pub(crate) async fn create(
+        &self,
+        key: StorageKey,
+        base_version: Option<String>,
+        attributes: ObjectAttributes,
+    ) -> Result<u64> {
         let id = {
             let mut state = self.lock();
             let id = state.next_id;
@@ -243,6 +279,9 @@ impl Journal {
                 uploading: false,
                 conflict: None,
                 file: Arc::new(Mutex::new(file)),
+                attributes,
+                attributes_set: false,
+                early: Early::default(),
             },
         );
         Ok(id)
@@ -328,6 +367,18 @@ impl Journal {
             .ok_or(Error::BadHandle { handle: id })?;
         staged.size = staged.size.max(offset + data.len() as u64);
         staged.generation += 1;
+        staged.attributes.mtime = Some(chrono::Utc::now());
+        staged
+            .early
+            .note_write(offset, data.len() as u64, staged.generation);
+        if let Some(early) = &self.early_queue
+            && !staged.uploading
+            && staged.conflict.is_none()
+            && staged.early.due(staged.size)
+        {
+            staged.uploading = true;
+            let _ = early.send(id);
+        }
         Ok(staged.size)
     }
 
@@ -339,7 +390,27 @@ impl Journal {
         if let Some(staged) = state.entries.get_mut(&id) {
             staged.size = size;
             staged.generation += 1;
+            staged.attributes.mtime = Some(chrono::Utc::now());
+            staged.early.note_truncate();
         }
+        Ok(())
+    }
+
+    /// The attributes a staged file will be stored with.
+    pub(crate) fn attributes(&self, id: u64) -> Option<ObjectAttributes> {
+        self.lock().entries.get(&id).map(|s| s.attributes.clone())
+    }
+
+    /// Changes the attributes a staged file will be stored with (durable at the next [`Journal::seal`]).
+    pub(crate) fn set_attributes(&self, id: u64, attributes: ObjectAttributes) -> Result<()> {
+        let mut state = self.lock();
+        let staged = state
+            .entries
+            .get_mut(&id)
+            .ok_or(Error::BadHandle { handle: id })?;
+        staged.attributes = attributes;
+        staged.attributes_set = true;
+        staged.generation += 1;
         Ok(())
     }
 
@@ -354,7 +425,7 @@ impl Journal {
 
     /// Makes the staged file durable (data fsynced, then the meta atomically) and queues its upload.
     pub(crate) fn seal(&self, id: u64) -> Result<()> {
-        let (key, base, generation, file) = {
+        let (key, base, generation, file, attributes) = {
             let state = self.lock();
             let staged = state.entries.get(&id).ok_or(Error::BadHandle { handle: id })?;
             (
@@ -362,10 +433,14 @@ impl Journal {
                 staged.base_version.clone(),
                 staged.generation,
                 Arc::clone(&staged.file),
+                staged.attributes.clone(),
             )
         };
         lock_file(&file).sync()?;
-        let meta = format!("{key}\n{}\n", base.unwrap_or_default());
+        let mut meta = format!("{key}\n{}\n", base.unwrap_or_default());
+        for (name, value) in attributes.metadata() {
+            meta.push_str(&format!("{name} {value}\n"));
+        }
         write_atomically(&self.dir, &format!("{id}.meta"), meta.as_bytes())?;
         if let Some(staged) = self.lock().entries.get_mut(&id) {
             staged.sealed_generation = staged.sealed_generation.max(generation);
@@ -456,13 +531,15 @@ fn entry_id(path: &Path) -> Option<u64> {
         .and_then(|s| s.parse::<u64>().ok())
 }
 
-/// The key and base version a `.meta` promises.
-fn read_meta(path: &Path) -> Option<(StorageKey, Option<String>)> {
+/// The key, base version and attributes a `.meta` promises: the key, the base version, then one line
+/// `name value` per metadata entry of the attributes.
+fn read_meta(path: &Path) -> Option<(StorageKey, Option<String>, ObjectAttributes)> {
     let text = fs::read_to_string(path).ok()?;
     let mut lines = text.lines();
     let key = StorageKey::parse(lines.next()?).ok()?;
     let base = lines.next().filter(|b| !b.is_empty()).map(str::to_owned);
-    Some((key, base))
+    let attributes = ObjectAttributes::from_metadata(lines.filter_map(|line| line.split_once(' ')));
+    Some((key, base, attributes))
 }
 
 /// Writes `name` in `dir` so that a crash leaves the old file or the new one, never a torn one: a temporary
@@ -476,6 +553,15 @@ fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()>
     file.sync_all()?;
     fs::rename(&temporary, dir.join(name))?;
     File::open(dir)?.sync_all()
+}
+
+/// Runs the passes of parts sent while files are written, each on its own task so no file waits for
+/// another's.
+async fn early_sender(journal: Arc<Journal>, mut queue: mpsc::UnboundedReceiver<u64>) {
+    while let Some(id) = queue.recv().await {
+        let journal = Arc::clone(&journal);
+        tokio::spawn(async move { journal.send_early(id).await });
+    }
 }
 
 async fn uploader(journal: Arc<Journal>, mut queue: mpsc::UnboundedReceiver<u64>, on_uploaded: OnUploaded) {

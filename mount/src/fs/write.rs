@@ -1,16 +1,18 @@
 //! Changes: create, write, truncate, flush/fsync, unlink, mkdir, rmdir and rename, over the journal.
 //!
 //! A written file lives in the journal until its upload retires it; reads and attributes of it come from
-//! there meanwhile. Directories exist in the store only through their objects, so `mkdir` makes a local
-//! directory that the listing keeps until something is written in it. Rename of a file uploads it first,
-//! then copies it server-side and deletes the source; a directory is not renamed in place (EXDEV, which `mv`
-//! answers by copying and deleting entry by entry).
+//! there meanwhile. Directories exist in the store only through their objects, so `mkdir` stores a marker
+//! object in the new directory (hidden from listings) that keeps it while it is empty. Rename of a file uploads it first,
+//! then copies it server-side and deletes the source; a directory is renamed object by object (see
+//! `fs/rename.rs`).
 
 use std::time::Duration;
 
-use storage::StorageKey;
+use bytes::Bytes;
+use storage::{ObjectAttributes, PutMode, PutOptions, StorageKey};
 
 use crate::error::{Error, Result};
+use crate::fs::inode::DIR_MARKER;
 use crate::fs::read::{FileVersion, ReadState};
 use crate::fs::{Attr, Fs, Kind};
 
@@ -29,6 +31,11 @@ impl Fs {
             }
             inode.key.clone()
         };
+        if name == DIR_MARKER {
+            return Err(Error::InvalidName {
+                name: name.to_owned(),
+            });
+        }
         let key = match parent_key {
             Some(parent) => parent.join(name),
             None => StorageKey::parse(name),
@@ -64,7 +71,23 @@ impl Fs {
             }
         }
         let base = (!version.version.is_empty()).then(|| version.version.clone());
-        let id = journal.create(version.key.clone(), base).await?;
+        if base.is_some() {
+            self.ensure_attributes(ino).await?;
+        }
+        // A stored file keeps its attributes (read with the HEAD that fixed its version) and its mtime until
+        // a write moves it.
+        let attributes = if base.is_some() {
+            let table = self.table();
+            let inode = table.get(ino);
+            let mut attributes = inode.and_then(|i| i.attributes.clone()).unwrap_or_default();
+            if attributes.mtime.is_none() {
+                attributes.mtime = inode.map(|i| i.mtime.into());
+            }
+            attributes
+        } else {
+            ObjectAttributes::default()
+        };
+        let id = journal.create(version.key.clone(), base, attributes).await?;
         journal.acquire(id);
         if !truncate && version.size > 0 {
             // The current bytes first, block by block through the cache (never the whole file in memory).
@@ -87,11 +110,20 @@ impl Fs {
         Ok(id)
     }
 
-    /// Creates and opens a file for writing.
-    pub async fn create(&self, parent: u64, name: &str) -> Result<(Attr, u64)> {
+    /// Creates and opens a file for writing. An `exclusive` create (`O_CREAT|O_EXCL`, how editing
+    /// applications take a lock file) commits at once with a conditional create in the store: when another
+    /// mount of the same prefix made the name first, this fails with EEXIST, whatever either listing says.
+    pub async fn create(&self, parent: u64, name: &str, exclusive: bool) -> Result<(Attr, u64)> {
         self.check_writable("create")?;
         let key = self.child_key(parent, name)?;
         match self.lookup(parent, name).await {
+            Ok(attr) if exclusive => {
+                if !self.stored_name_is_gone(parent, name, attr.ino).await? {
+                    return Err(Error::Exists {
+                        name: name.to_owned(),
+                    });
+                }
+            }
             Ok(attr) => {
                 let handle = self.open(attr.ino, true, true).await?.handle;
                 return Ok((self.getattr(attr.ino).await?, handle));
@@ -99,9 +131,54 @@ impl Fs {
             Err(Error::NotFound { .. }) => {}
             Err(e) => return Err(e),
         }
-        let ino = self.table().create_local(parent, name, key, Kind::File);
+        let ino = if exclusive {
+            let options = PutOptions {
+                mode: PutMode::Create,
+                ..PutOptions::default()
+            };
+            match self
+                .timed("a conditional PUT", self.store.put(&key, Bytes::new(), &options))
+                .await
+            {
+                Ok(_) => {}
+                Err(Error::Store(storage::Error::AlreadyExists { .. })) => {
+                    return Err(Error::Exists {
+                        name: name.to_owned(),
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+            let meta = self.timed("a HEAD", self.store.head(&key)).await?;
+            self.table().create_stored(parent, name, &meta)
+        } else {
+            self.table().create_local(parent, name, key, Kind::File)
+        };
         let handle = self.open(ino, true, true).await?.handle;
         Ok((self.getattr(ino).await?, handle))
+    }
+
+    /// Whether a name a listing holds, neither made here nor waiting in the journal, is gone from the store
+    /// (another mount deleted it since the listing): then it is forgotten and the caller may create it.
+    async fn stored_name_is_gone(&self, parent: u64, name: &str, ino: u64) -> Result<bool> {
+        let key = {
+            let table = self.table();
+            match table.get(ino) {
+                Some(inode) if !inode.local && inode.kind == Kind::File => inode.key.clone(),
+                _ => None,
+            }
+        };
+        let Some(key) = key else { return Ok(false) };
+        if self.journal.get().is_some_and(|j| j.find(&key).is_some()) {
+            return Ok(false);
+        }
+        match self.timed("a HEAD", self.store.head(&key)).await {
+            Ok(_) => Ok(false),
+            Err(Error::Store(storage::Error::NotFound { .. })) => {
+                self.table().remove_name(parent, name);
+                Ok(true)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Writes at `offset` of a handle opened for writing.
@@ -165,7 +242,8 @@ impl Fs {
         self.getattr(ino).await
     }
 
-    /// Makes a directory (local until something is written in it).
+    /// Makes a directory, kept in the store by a marker object (`dir/.iphoto-dir`) so it exists for other
+    /// mounts while empty, and after a restart.
     pub async fn mkdir(&self, parent: u64, name: &str) -> Result<Attr> {
         self.check_writable("mkdir")?;
         let key = self.child_key(parent, name)?;
@@ -178,7 +256,22 @@ impl Fs {
             Err(Error::NotFound { .. }) => {}
             Err(e) => return Err(e),
         }
-        let ino = self.table().create_local(parent, name, key, Kind::Directory);
+        let marker = key.join(DIR_MARKER).map_err(|_| Error::InvalidName {
+            name: name.to_owned(),
+        })?;
+        self.timed(
+            "a PUT",
+            self.store.put(&marker, Bytes::new(), &PutOptions::default()),
+        )
+        .await?;
+        let ino = {
+            let mut table = self.table();
+            let ino = table.create_local(parent, name, key, Kind::Directory);
+            // In the store now (its marker): listed like any other directory, and gone when another mount
+            // removes it.
+            table.set_stored(ino);
+            ino
+        };
         self.getattr(ino).await
     }
 
@@ -218,6 +311,13 @@ impl Fs {
                 name: name.to_owned(),
             });
         }
+        let marker = self
+            .child_key(parent, name)?
+            .join(DIR_MARKER)
+            .map_err(|_| Error::InvalidName {
+                name: name.to_owned(),
+            })?;
+        self.timed("a DELETE", self.store.delete(&marker)).await?;
         self.table().remove_name(parent, name);
         Ok(())
     }
@@ -226,13 +326,13 @@ impl Fs {
     pub async fn rename(&self, parent: u64, name: &str, new_parent: u64, new_name: &str) -> Result<()> {
         self.check_writable("rename")?;
         let attr = self.lookup(parent, name).await?;
-        if attr.kind == Kind::Directory {
-            return Err(Error::CrossDevice {
-                name: name.to_owned(),
-            });
-        }
         let from = self.child_key(parent, name)?;
         let to = self.child_key(new_parent, new_name)?;
+        if attr.kind == Kind::Directory {
+            return self
+                .rename_dir(attr.ino, (parent, name), (new_parent, new_name), (from, to))
+                .await;
+        }
         let journal = self.journal()?;
         journal
             .flush(

@@ -13,6 +13,10 @@ use mount::{Mount, MountConfig};
 use sha2::{Digest as _, Sha256};
 use storage::{BackendConfig, LocalConfig, PutOptions, S3Config, Secret, StorageConfig, StorageKey, Store};
 
+mod process;
+#[allow(unused_imports)]
+pub use process::{ProcessMount, StoreAt};
+
 pub const MIB: u64 = 1024 * 1024;
 
 /// Which adapter a test runs over.
@@ -26,6 +30,13 @@ pub enum Backend {
 pub struct TestStore {
     pub store: Store,
     _root: Option<tempfile::TempDir>,
+}
+
+impl TestStore {
+    /// The local backend's root directory (`None` on S3).
+    pub fn local_root(&self) -> Option<PathBuf> {
+        self._root.as_ref().map(|r| r.path().join("blobs"))
+    }
 }
 
 pub fn store(backend: Backend) -> TestStore {
@@ -179,6 +190,7 @@ pub struct Options {
     pub request_timeout: Duration,
     pub dirty_budget: u64,
     pub upload_delay: Duration,
+    pub rename_dir_limit: u64,
 }
 
 impl Default for Options {
@@ -193,6 +205,7 @@ impl Default for Options {
             request_timeout: Duration::from_secs(10),
             dirty_budget: 128 * MIB,
             upload_delay: Duration::ZERO,
+            rename_dir_limit: 1000,
         }
     }
 }
@@ -210,6 +223,7 @@ pub fn mount_config(options: &Options, mountpoint: PathBuf, cache_dir: PathBuf) 
             request_timeout: options.request_timeout,
             dirty_budget: options.dirty_budget,
             upload_delay: options.upload_delay,
+            rename_dir_limit: options.rename_dir_limit,
             uid: 0,
             gid: 0,
         },
@@ -367,8 +381,8 @@ impl Requests {
 
 /// A TCP proxy in front of the S3 endpoint that counts the HTTP requests going through it, so a test can
 /// say how many requests the mount made (counted on the wire, independently of the mount's code). Request
-/// lines are recognised as lines ending in ` HTTP/1.1`; the tests using it send no request bodies that could
-/// contain such a line.
+/// lines are recognised as lines ending in ` HTTP/1.1`, also right after a body; the bodies the tests send
+/// (random bytes) contain no such line.
 pub struct CountingProxy {
     pub endpoint: String,
     counts: std::sync::Arc<std::sync::Mutex<Requests>>,
@@ -412,7 +426,11 @@ impl CountingProxy {
                             if byte == b'\n' {
                                 count_request_line(&line, &counts);
                                 line.clear();
-                            } else if line.len() < 8192 {
+                            } else {
+                                // The tail of a line: a request line follows a body with no newline.
+                                if line.len() >= 8192 {
+                                    line.drain(..4096);
+                                }
                                 line.push(byte);
                             }
                         }
@@ -439,6 +457,14 @@ fn count_request_line(line: &[u8], counts: &std::sync::Mutex<Requests>) {
     if !line.ends_with(" HTTP/1.1") {
         return;
     }
+    // A request line can follow the end of the previous request's body (which has no newline of its own):
+    // the method is the last one before the path.
+    let start = ["GET /", "HEAD /", "PUT /", "POST /", "DELETE /"]
+        .iter()
+        .filter_map(|m| line.rfind(m))
+        .max()
+        .unwrap_or(0);
+    let line = &line[start..];
     let mut counts = counts.lock().unwrap();
     match line.split(' ').next() {
         Some("GET") if line.contains("list-type=") => counts.list += 1,

@@ -262,6 +262,17 @@ pub struct JobInfo {
     pub last_error: Option<String>,
 }
 
+/// The unfinished jobs of one kind, across users: what `/metrics` reports as the queue's depth and age.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobQueue {
+    /// Kind.
+    pub kind: JobKind,
+    /// Jobs queued or leased: neither done nor parked.
+    pub depth: u64,
+    /// When the longest-waiting of them was queued (for the original it is queued for); `None` when none.
+    pub oldest_queued_at: Option<DateTime<Utc>>,
+}
+
 /// A job's state after a result or a failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobStatus {

@@ -1,6 +1,12 @@
 //! The catalog's domain types: what goes into and comes out of [`super::Catalog`]. They are not wire types;
-//! the HTTP layer converts them to and from `api` per surface (the one inbound conversion that is pure
-//! plumbing, `api::SyncItem` → [`PhotoUpsert`], lives here so the sync route and the tests share it).
+//! the HTTP layer converts them to and from `api` per surface (the inbound conversions that are pure plumbing,
+//! `api::SyncItem` → [`PhotoUpsert`] and `api::Album` → [`AlbumUpsert`], live here so the routes and the tests
+//! share them).
+//!
+//! Those two conversions are also where text a person typed or named (titles, captions, keywords, people, album
+//! titles, file names) is put in Unicode NFC, whatever the sender did: an older agent, or another client, may send
+//! the decomposed forms macOS 10.15 libraries hold, and the catalog must store, compare and search one form.
+//! Identifiers, UTIs and zone names are left exactly as sent.
 
 use std::fmt;
 
@@ -8,6 +14,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 use serde::Serialize;
 
 use api::{AssetKind, ResourceType, UnavailableReason};
+use unicode_normalization::{IsNormalized, UnicodeNormalization as _, is_nfc_quick};
 
 use super::{Error, Result};
 
@@ -270,13 +277,13 @@ impl From<api::SyncItem> for PhotoUpsert {
             trashed: item.trashed,
             latitude: item.latitude,
             longitude: item.longitude,
-            original_filename: item.original_filename,
+            original_filename: nfc(item.original_filename),
             uti: item.uti,
             edited: item.edited,
-            title: item.title,
-            caption: item.caption,
-            keywords: item.keywords,
-            people: item.people,
+            title: item.title.map(nfc),
+            caption: item.caption.map(nfc),
+            keywords: item.keywords.into_iter().map(nfc).collect(),
+            people: item.people.into_iter().map(nfc).collect(),
             resources: item
                 .resources
                 .into_iter()
@@ -368,6 +375,35 @@ pub struct AlbumUpsert {
     pub parent_key: Option<String>,
     /// Members by local identifier, in album order (a repeated identifier keeps its first position).
     pub members: Vec<String>,
+    /// iCloud's GUID of the album (`ZGENERICALBUM.ZCLOUDGUID`): the same album synced from several Macs has
+    /// the same one, and is listed once.
+    pub cloud_guid: Option<String>,
+}
+
+impl From<api::Album> for AlbumUpsert {
+    fn from(album: api::Album) -> Self {
+        Self {
+            album_key: album.id,
+            title: nfc(album.title),
+            kind: match album.kind {
+                api::AlbumKind::Album => AlbumKind::Album,
+                api::AlbumKind::Folder => AlbumKind::Folder,
+                api::AlbumKind::Shared => AlbumKind::Shared,
+            },
+            parent_key: album.parent_id,
+            members: album.members,
+            cloud_guid: album.cloud_guid,
+        }
+    }
+}
+
+/// `text` in Unicode NFC; ASCII and already-composed text (nearly all of it) is kept without a copy.
+fn nfc(text: String) -> String {
+    if text.is_ascii() || is_nfc_quick(text.chars()) == IsNormalized::Yes {
+        text
+    } else {
+        text.nfc().collect()
+    }
 }
 
 /// Answer of [`super::Catalog::replace_albums`].

@@ -10,24 +10,10 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
-use super::{ConnectOptions, Result};
+use super::{ConnectOptions, LibraryId, Result, UserId};
 
-/// The driver the shared SQL in `catalog/sql/` is compiled for in this module.
-type Db = sqlx::Postgres;
-/// The adapter the shared SQL implements [`super::Catalog`] for.
+/// The adapter the shared SQL in `catalog/sql/` implements [`super::Catalog`] for, through [`sql::Driver`].
 type Adapter = PostgresCatalog;
-/// What a sync batch runs on: see [`PostgresCatalog::begin_sync`].
-type SyncConn = sqlx::pool::PoolConnection<Db>;
-
-/// How this driver shows a query plan.
-const EXPLAIN: &str = "EXPLAIN";
-/// What a job lease's inner select adds so concurrent leases skip each other's rows.
-const SKIP_LOCKED: &str = "FOR UPDATE SKIP LOCKED";
-/// The user's write lock (`sql/gc.rs`): held by the collector's release and by `record_upload` until their
-/// transactions end, keyed by a 64-bit hash of `iphoto-user-writes:<user id>`.
-const USER_WRITE_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
-/// The `key` of enrichment `e`'s JSON result (NULL when it has none).
-const RESULT_KEY: &str = "(e.result::jsonb ->> 'key')";
 
 #[allow(
     clippy::duplicate_mod,
@@ -36,8 +22,6 @@ const RESULT_KEY: &str = "(e.result::jsonb ->> 'key')";
 #[path = "sql.rs"]
 mod sql;
 mod write;
-
-use write::write_batch;
 
 /// The catalog on PostgreSQL.
 #[derive(Debug, Clone)]
@@ -82,6 +66,65 @@ impl PostgresCatalog {
         })
     }
 
+    /// Closes the pool; later calls fail with [`super::Error::Unavailable`].
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// What the shared SQL needs of PostgreSQL.
+impl sql::Driver for PostgresCatalog {
+    type Db = sqlx::Postgres;
+    /// A plain connection or a transaction: see [`sql::Driver::begin_sync`] below.
+    type SyncConn = SyncOn;
+
+    const EXPLAIN: &'static str = "EXPLAIN";
+    const SKIP_LOCKED: &'static str = "FOR UPDATE SKIP LOCKED";
+    /// Held by the collector's release and by `record_upload` until their transactions end, keyed by a
+    /// 64-bit hash of `iphoto-user-writes:<user id>`.
+    const USER_WRITE_LOCK: &'static str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
+    const RESULT_KEY: &'static str = "(e.result::jsonb ->> 'key')";
+
+    fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn run_migrations(&self) -> Result<()> {
+        sqlx::migrate!("../migrations/postgres").run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// A sync batch runs on a plain connection, outside a transaction block: its reads are single
+    /// statements (under READ COMMITTED a transaction would give each its own snapshot anyway) and all its
+    /// writes are one statement (`write.rs`), atomic on its own and committed when it ends. So the user's
+    /// version row, locked by that statement, is released by the server itself, never held across a round
+    /// trip to a client that may not be scheduled for milliseconds: with four batches in flight on a busy
+    /// machine, most of a batch's time went into waiting for that lock.
+    ///
+    /// A `serialised` batch (a user with several libraries, whose items may match photos another library
+    /// synced: `sql/sources.rs`) runs in a transaction instead, in which the caller takes the user's sync
+    /// lock before its first read, so two libraries' batches never both create the photo they share, and
+    /// its writes beside the one statement commit with it.
+    async fn begin_sync(&self, serialised: bool) -> Result<Self::SyncConn> {
+        Ok(if serialised {
+            SyncOn::Transaction(self.pool.begin().await?)
+        } else {
+            SyncOn::Connection(self.pool.acquire().await?)
+        })
+    }
+
+    /// Commits a serialised batch; a plain one's write statement committed itself.
+    async fn end_sync(&self, conn: Self::SyncConn) -> Result<()> {
+        if let SyncOn::Transaction(tx) = conn {
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
     /// Counts rows a write created; past the schedule's next mark, refreshes the statistics of the synced
     /// tables in the background (a failure is logged: autovacuum still catches up later).
     fn rows_created(&self, rows: u64) {
@@ -116,33 +159,43 @@ impl PostgresCatalog {
         });
     }
 
-    /// Closes the pool; later calls fail with [`super::Error::Unavailable`].
-    pub async fn close(&self) {
-        self.pool.close().await;
+    /// One statement: see `postgres/write.rs`.
+    async fn write_batch(
+        conn: &mut sqlx::PgConnection,
+        user_id: &UserId,
+        library_id: &LibraryId,
+        batch: &sql::write::BatchWrite<'_>,
+        now: i64,
+    ) -> Result<sql::write::Written> {
+        write::write_batch(conn, user_id, library_id, batch, now).await
     }
+}
 
-    async fn run_migrations(&self) -> Result<()> {
-        sqlx::migrate!("../migrations/postgres").run(&self.pool).await?;
-        Ok(())
+/// A sync batch's connection: plain (the one-statement fast path) or a transaction (serialised batches).
+#[derive(Debug)]
+enum SyncOn {
+    /// Outside a transaction block.
+    Connection(sqlx::pool::PoolConnection<sqlx::Postgres>),
+    /// Inside one, rolled back when dropped uncommitted.
+    Transaction(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl std::ops::Deref for SyncOn {
+    type Target = sqlx::PgConnection;
+
+    fn deref(&self) -> &Self::Target {
+        match self {
+            SyncOn::Connection(conn) => conn,
+            SyncOn::Transaction(tx) => tx,
+        }
     }
+}
 
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Db>> {
-        Ok(self.pool.begin().await?)
-    }
-
-    /// A sync batch runs on a plain connection, outside a transaction block: its reads are single
-    /// statements (under READ COMMITTED a transaction would give each its own snapshot anyway) and all its
-    /// writes are one statement (`write.rs`), atomic on its own and committed when it ends. So the user's
-    /// version row, locked by that statement, is released by the server itself, never held across a round
-    /// trip to a client that may not be scheduled for milliseconds: with four batches in flight on a busy
-    /// machine, most of a batch's time went into waiting for that lock.
-    async fn begin_sync(&self) -> Result<SyncConn> {
-        Ok(self.pool.acquire().await?)
-    }
-
-    /// Nothing left to do: the write statement committed itself.
-    #[allow(clippy::unused_self, reason = "the SQLite adapter's counterpart commits")]
-    async fn end_sync(&self, _conn: SyncConn) -> Result<()> {
-        Ok(())
+impl std::ops::DerefMut for SyncOn {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        match self {
+            SyncOn::Connection(conn) => conn,
+            SyncOn::Transaction(tx) => tx,
+        }
     }
 }

@@ -12,7 +12,7 @@ pub struct ResumableUpload {
     pub id: String,
     /// Whose upload; every lookup is scoped to it, so another user's id is simply unknown.
     pub user_id: UserId,
-    /// The library of the photo.
+    /// The library holding the resource's declaration: its bytes go under that library's keys.
     pub library_id: LibraryId,
     /// The photo whose resource this is.
     pub photo_id: PhotoId,

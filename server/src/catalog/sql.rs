@@ -1,7 +1,8 @@
 //! The catalog's SQL, shared by both adapters and compiled once per driver: `sqlite.rs` and `postgres.rs`
-//! each include this module with `#[path]` after naming their `Db` (the sqlx driver) and `Adapter` (their
-//! catalog type, which provides `pool`, `begin_write` and `run_migrations`) and `write_batch` (how the
-//! driver applies a sync batch's writes: see `sql/write.rs`).
+//! each include this module with `#[path]` after naming their catalog type `Adapter`, which implements
+//! [`Driver`]: the interface this SQL expects of an adapter (its sqlx driver, the few fragments where the
+//! two dialects differ, how a write transaction and a sync batch begin and end, and how a sync batch's writes
+//! are applied: see `sql/write.rs`). Nothing under `sql/` names anything else of the adapter's module.
 //!
 //! Why not one generic implementation over `sqlx::Database`: the bounds that needs (higher-ranked executor
 //! and encode/decode bounds on every function) make the futures hard to prove `Send` for `async_trait`, and
@@ -40,7 +41,7 @@ mod history;
     reason = "compiled once per driver on purpose: see catalog/sql.rs"
 )]
 #[path = "sql/jobs.rs"]
-mod jobs;
+pub(super) mod jobs;
 #[allow(
     clippy::duplicate_mod,
     reason = "compiled once per driver on purpose: see catalog/sql.rs"
@@ -75,6 +76,12 @@ mod resumable;
     clippy::duplicate_mod,
     reason = "compiled once per driver on purpose: see catalog/sql.rs"
 )]
+#[path = "sql/sources.rs"]
+mod sources;
+#[allow(
+    clippy::duplicate_mod,
+    reason = "compiled once per driver on purpose: see catalog/sql.rs"
+)]
 #[path = "sql/stats.rs"]
 mod stats;
 #[allow(
@@ -99,18 +106,62 @@ pub(super) mod write;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{Adapter, Db};
+use super::Adapter;
 use crate::catalog::{
     AlbumPageQuery, AlbumSummary, AlbumUpsert, AlbumsResult, Authenticated, Blob, Catalog, Error, JobInfo,
-    JobStatus, LeaseRequest, Library, LibraryId, ListedPhoto, Misplaced, NewToken, Page, PendingQuery,
-    PendingUpload, PhotoDetail, PhotoId, PhotoUpsert, RecordedUpload, ResourceType, Result, ResumableSave,
-    ResumableUpload, Scope, Stats, SyncBatchResult, TimelineQuery, TokenId, TokenInfo, UploadLookup,
-    UploadRecord, UploadTarget, User, UserId,
+    JobQueue, JobStatus, LeaseRequest, Library, LibraryId, ListedPhoto, Misplaced, NewToken, Page,
+    PendingQuery, PendingUpload, PhotoDetail, PhotoId, PhotoUpsert, RecordedUpload, ResourceType, Result,
+    ResumableSave, ResumableUpload, Scope, Stats, SyncBatchResult, TimelineQuery, TokenId, TokenInfo,
+    UploadLookup, UploadRecord, UploadTarget, User, UserId,
 };
 use crate::catalog::{
     ChangesSince, PhotoChange, PhotoVersion, PurgeReport, RestoreReport, RestoreTarget, Retention,
 };
 
+/// What this SQL expects of the adapter it is compiled into; `Adapter` implements it. One trait per
+/// compilation (each adapter's copy of this module declares its own), so each adapter implements exactly
+/// the one its SQL was compiled against.
+pub(super) trait Driver {
+    /// The sqlx driver every query runs on.
+    type Db: sqlx::Database;
+    /// What a sync batch runs on from [`Driver::begin_sync`] to [`Driver::end_sync`].
+    type SyncConn: std::ops::DerefMut<Target = <Self::Db as sqlx::Database>::Connection> + Send;
+
+    /// How this driver shows a query plan: the prefix of the statement.
+    const EXPLAIN: &'static str;
+    /// What a job lease's inner select adds so concurrent leases skip each other's rows (or nothing).
+    const SKIP_LOCKED: &'static str;
+    /// The statement that takes the user's write lock until the transaction ends, its name bound as `$1`;
+    /// empty where write transactions are serialised anyway (`sql/gc.rs`).
+    const USER_WRITE_LOCK: &'static str;
+    /// The `key` of enrichment `e`'s JSON result as an expression (NULL when it has none).
+    const RESULT_KEY: &'static str;
+
+    /// The pool reads and single-statement writes run on.
+    fn pool(&self) -> &sqlx::Pool<Self::Db>;
+    /// Brings the schema up to date.
+    async fn run_migrations(&self) -> Result<()>;
+    /// A write transaction.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Self::Db>>;
+    /// Where a sync batch reads, decides and writes (see each adapter); `serialised` for a batch that must not
+    /// interleave with another library's batch of the same user (`sql/sources.rs`).
+    async fn begin_sync(&self, serialised: bool) -> Result<Self::SyncConn>;
+    /// Ends a sync batch begun with [`Driver::begin_sync`], its writes kept.
+    async fn end_sync(&self, conn: Self::SyncConn) -> Result<()>;
+    /// Counts the photo and resource rows a sync batch created.
+    fn rows_created(&self, rows: u64);
+    /// Applies a sync batch's writes with the version bump, on the connection of [`Driver::begin_sync`].
+    async fn write_batch(
+        conn: &mut <Self::Db as sqlx::Database>::Connection,
+        user_id: &UserId,
+        library_id: &LibraryId,
+        batch: &write::BatchWrite<'_>,
+        now: i64,
+    ) -> Result<write::Written>;
+}
+
+/// The sqlx driver this copy of the SQL is compiled for.
+type Db = <Adapter as Driver>::Db;
 /// A connection of this driver (what `&mut *transaction` gives).
 type Conn = <Db as sqlx::Database>::Connection;
 
@@ -121,7 +172,7 @@ impl Catalog for Adapter {
     }
 
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1").execute(self.pool()).await?;
         Ok(())
     }
 
@@ -155,6 +206,10 @@ impl Catalog for Adapter {
 
     async fn ensure_library(&self, user_id: &UserId, library_key: &str) -> Result<Library> {
         photos::ensure_library(self, user_id, library_key).await
+    }
+
+    async fn library(&self, user_id: &UserId, library_key: &str) -> Result<Option<Library>> {
+        photos::library(self, user_id, library_key).await
     }
 
     async fn sync_photos(
@@ -222,7 +277,7 @@ impl Catalog for Adapter {
     }
 
     async fn version(&self, user_id: &UserId) -> Result<i64> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.pool().acquire().await?;
         current_version(&mut conn, user_id).await
     }
 
@@ -252,6 +307,10 @@ impl Catalog for Adapter {
 
     async fn job(&self, user_id: &UserId, job_id: &str) -> Result<Option<JobInfo>> {
         jobs::job(self, user_id, job_id).await
+    }
+
+    async fn job_queues(&self) -> Result<Vec<JobQueue>> {
+        jobs::job_queues(self).await
     }
 
     async fn complete_job(
@@ -330,7 +389,7 @@ impl Catalog for Adapter {
         user_id: &UserId,
         keys: &[String],
     ) -> Result<std::collections::HashSet<String>> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.pool().acquire().await?;
         gc::referenced_among(&mut conn, user_id, keys).await
     }
 
@@ -444,16 +503,18 @@ async fn current_version(conn: &mut Conn, user_id: &UserId) -> Result<i64> {
     Ok(version.unwrap_or(0))
 }
 
+/// Bumps user `$1`'s version by one and returns it as `version` (also the first step of the PostgreSQL
+/// adapter's batch statement).
+pub(super) const BUMP_VERSION: &str = "INSERT INTO icloud.versions AS v (user_id, version) VALUES ($1, 1) \
+     ON CONFLICT (user_id) DO UPDATE SET version = v.version + 1 RETURNING version";
+
 /// Bumps the user's version by one and returns it. Inside a write transaction: on PostgreSQL the row lock
 /// serialises concurrent writers of the same user until commit.
 async fn bump_version(conn: &mut Conn, user_id: &UserId) -> Result<i64> {
-    let version: i64 = sqlx::query_scalar(
-        "INSERT INTO icloud.versions AS v (user_id, version) VALUES ($1, 1) \
-         ON CONFLICT (user_id) DO UPDATE SET version = v.version + 1 RETURNING version",
-    )
-    .bind(user_id.as_str())
-    .fetch_one(&mut *conn)
-    .await?;
+    let version: i64 = sqlx::query_scalar(BUMP_VERSION)
+        .bind(user_id.as_str())
+        .fetch_one(&mut *conn)
+        .await?;
     Ok(version)
 }
 

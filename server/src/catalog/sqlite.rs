@@ -17,23 +17,10 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use super::{ConnectOptions, Result};
+use super::{ConnectOptions, LibraryId, Result, UserId};
 
-/// The driver the shared SQL in `catalog/sql/` is compiled for in this module.
-type Db = sqlx::Sqlite;
-/// The adapter the shared SQL implements [`super::Catalog`] for.
+/// The adapter the shared SQL in `catalog/sql/` implements [`super::Catalog`] for, through [`sql::Driver`].
 type Adapter = SqliteCatalog;
-/// What a sync batch runs on: see [`SqliteCatalog::begin_sync`].
-type SyncConn = sqlx::Transaction<'static, Db>;
-
-/// How this driver shows a query plan.
-const EXPLAIN: &str = "EXPLAIN QUERY PLAN";
-/// What a job lease's inner select adds (nothing: `BEGIN IMMEDIATE` already serialises writers).
-const SKIP_LOCKED: &str = "";
-/// The user's write lock (`sql/gc.rs`): nothing, `BEGIN IMMEDIATE` already serialises every writer.
-const USER_WRITE_LOCK: &str = "";
-/// The `key` of enrichment `e`'s JSON result (NULL when it has none).
-const RESULT_KEY: &str = "json_extract(e.result, '$.key')";
 
 mod checkpoint;
 #[allow(
@@ -42,10 +29,6 @@ mod checkpoint;
 )]
 #[path = "sql.rs"]
 mod sql;
-
-/// A sync batch's writes: the portable multi-row statements. Only one writer runs at a time here, so
-/// nothing is gained by folding them into fewer round trips (which SQLite's in-process calls hardly have).
-use sql::write::write_portable as write_batch;
 
 /// How much of the `icloud` database is read through a memory map (the rest through read(2)).
 const MMAP_BYTES: u64 = 1 << 30;
@@ -100,32 +83,62 @@ impl SqliteCatalog {
         self.pool.close().await;
         self.writer.close().await;
     }
+}
+
+/// What the shared SQL needs of SQLite.
+impl sql::Driver for SqliteCatalog {
+    type Db = sqlx::Sqlite;
+    /// The write transaction: see [`sql::Driver::begin_sync`] below.
+    type SyncConn = sqlx::Transaction<'static, sqlx::Sqlite>;
+
+    const EXPLAIN: &'static str = "EXPLAIN QUERY PLAN";
+    /// Nothing: `BEGIN IMMEDIATE` already serialises writers.
+    const SKIP_LOCKED: &'static str = "";
+    /// Nothing: `BEGIN IMMEDIATE` already serialises every writer.
+    const USER_WRITE_LOCK: &'static str = "";
+    const RESULT_KEY: &'static str = "json_extract(e.result, '$.key')";
+
+    fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
 
     async fn run_migrations(&self) -> Result<()> {
         sqlx::migrate!("../migrations/sqlite").run(&self.pool).await?;
         Ok(())
     }
 
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Db>> {
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     /// A sync batch reads, decides and writes in one write transaction: SQLite has one writer anyway,
-    /// so reading under its lock costs nothing and the decisions cannot go stale.
-    async fn begin_sync(&self) -> Result<SyncConn> {
-        self.begin_write().await
+    /// so reading under its lock costs nothing and the decisions cannot go stale (a `serialised` batch, see
+    /// the PostgreSQL adapter, is already).
+    async fn begin_sync(&self, _serialised: bool) -> Result<Self::SyncConn> {
+        sql::Driver::begin_write(self).await
     }
 
     /// Commits a sync batch, and has the WAL checkpointed soon, off the writer.
-    async fn end_sync(&self, tx: SyncConn) -> Result<()> {
+    async fn end_sync(&self, tx: Self::SyncConn) -> Result<()> {
         tx.commit().await?;
         self.checkpointer.wrote();
         Ok(())
     }
 
     /// SQLite plans the batch lookups by the unique index whatever the statistics say: nothing to do.
-    #[allow(clippy::unused_self, reason = "the PostgreSQL adapter's counterpart uses it")]
     fn rows_created(&self, _rows: u64) {}
+
+    /// The portable multi-row statements. Only one writer runs at a time here, so nothing is gained by
+    /// folding them into fewer round trips (which SQLite's in-process calls hardly have).
+    async fn write_batch(
+        conn: &mut sqlx::SqliteConnection,
+        user_id: &UserId,
+        library_id: &LibraryId,
+        batch: &sql::write::BatchWrite<'_>,
+        now: i64,
+    ) -> Result<sql::write::Written> {
+        sql::write::write_portable(conn, user_id, library_id, batch, now).await
+    }
 }
 
 /// A pool of `size` connections to `main`, each with `icloud` attached and both files in WAL mode.

@@ -52,16 +52,16 @@ impl PendingReason {
     }
 }
 
-/// One resource the server still needs.
+/// One resource the server still needs, from the one library asked to upload it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingUpload {
     /// Photo id.
     pub photo_id: PhotoId,
-    /// Library id.
+    /// The library that holds the resource's declaration (the one to upload it).
     pub library_id: LibraryId,
-    /// The agent's id of the library.
+    /// The agent's id of that library.
     pub library_key: String,
-    /// The asset.
+    /// The asset, by that library's identifier.
     pub local_identifier: String,
     /// Which file.
     pub resource: ResourceType,
@@ -133,9 +133,13 @@ pub struct StoredObject {
 pub struct UploadTarget {
     /// Photo id.
     pub photo_id: PhotoId,
-    /// Library id.
+    /// The library the identifier was found in (the caller's).
     pub library_id: LibraryId,
-    /// The agent's library id (part of the object key).
+    /// The library whose declaration of the resource the catalog holds: the one asked to upload it, under
+    /// whose prefix its bundle path lies (the object key's library). The caller's library for a resource
+    /// never declared. Differs from `library_id` for a photo another library (a second Mac) uploads.
+    pub resource_library_id: LibraryId,
+    /// The caller's library's agent id.
     pub library_key: String,
     /// The asset.
     pub local_identifier: String,

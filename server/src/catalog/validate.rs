@@ -42,12 +42,13 @@ pub(crate) fn label(field: &str, value: &str, max: usize) -> Result<()> {
     text(value, max).map_err(|reason| Error::invalid(field, reason))
 }
 
-/// Checks an identifier the client chose (library key, album key): 1..=256 bytes, no control characters.
+/// Checks an identifier the client chose (library key, album key): 1..=256 characters, no NUL. Characters,
+/// not bytes, as the OpenAPI document's `maxLength` counts them: these keys only live in catalog rows.
 pub(crate) fn key(field: &str, value: &str) -> Result<()> {
     if value.is_empty() {
         return Err(Error::invalid(field, "must not be empty"));
     }
-    label(field, value, MAX_LOCAL_IDENTIFIER_LEN)
+    characters(value, MAX_LOCAL_IDENTIFIER_LEN).map_err(|reason| Error::invalid(field, reason))
 }
 
 /// Lower-case hex SHA-256 (64 characters).
@@ -165,7 +166,11 @@ pub(crate) fn metadata_hash(item: &PhotoUpsert) -> String {
 /// SHA-256 (hex) of an album's stored content, with its members resolved to photo ids (so an album whose
 /// unknown members later sync is seen as changed).
 pub(crate) fn album_hash(album: &AlbumUpsert, sort_index: i64, member_ids: &[&str]) -> String {
-    let value = serde_json::json!([album.title, album.kind, album.parent_key, sort_index, member_ids]);
+    let mut value = serde_json::json!([album.title, album.kind, album.parent_key, sort_index, member_ids]);
+    // Only when there is one, so an album without a GUID hashes as it always did.
+    if let (Some(guid), Some(list)) = (&album.cloud_guid, value.as_array_mut()) {
+        list.push(guid.as_str().into());
+    }
     hex::encode(Sha256::digest(value.to_string().as_bytes()))
 }
 
@@ -177,7 +182,11 @@ pub(crate) fn albums(albums: &[AlbumUpsert]) -> Result<()> {
         if !keys.insert(album.album_key.as_str()) {
             return Err(Error::invalid(format!("albums[{i}].albumKey"), "listed twice"));
         }
-        label(&format!("albums[{i}].title"), &album.title, MAX_NAME)?;
+        characters(&album.title, MAX_NAME)
+            .map_err(|reason| Error::invalid(format!("albums[{i}].title"), reason))?;
+        if let Some(guid) = &album.cloud_guid {
+            key(&format!("albums[{i}].cloudGuid"), guid)?;
+        }
         if let Some(parent) = &album.parent_key {
             key(&format!("albums[{i}].parentKey"), parent)?;
             if parent == &album.album_key {
@@ -194,13 +203,24 @@ pub(crate) fn albums(albums: &[AlbumUpsert]) -> Result<()> {
             ));
         }
         for member in &album.members {
-            if member.is_empty() || member.len() > MAX_LOCAL_IDENTIFIER_LEN {
+            if member.is_empty() || characters(member, MAX_LOCAL_IDENTIFIER_LEN).is_err() {
                 return Err(Error::invalid(
                     format!("albums[{i}].members"),
-                    "an identifier is empty or longer than 256 bytes",
+                    "an identifier is empty, longer than 256 characters or contains a NUL character",
                 ));
             }
         }
+    }
+    Ok(())
+}
+
+/// [`text`] counting characters instead of bytes, for values that only live in catalog rows.
+fn characters(value: &str, max: usize) -> std::result::Result<(), String> {
+    if value.chars().count() > max {
+        return Err(format!("longer than {max} characters"));
+    }
+    if value.chars().any(|c| c == '\0') {
+        return Err("contains a NUL character".into());
     }
     Ok(())
 }
@@ -245,6 +265,30 @@ mod tests {
         ] {
             assert!(local_identifier(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn client_keys_and_album_fields_count_characters_not_bytes() {
+        let accented = "é".repeat(256);
+        assert!(key("albumKey", &accented).is_ok(), "256 characters, 512 bytes");
+        assert!(key("albumKey", &"a".repeat(257)).is_err());
+        assert!(key("albumKey", "").is_err());
+        assert!(key("albumKey", "a\0b").is_err());
+        let album = |title: String, member: &str| AlbumUpsert {
+            album_key: "A".into(),
+            title,
+            kind: super::super::AlbumKind::Album,
+            parent_key: Some(accented.clone()),
+            members: vec![member.to_owned()],
+            cloud_guid: None,
+        };
+        assert!(albums(&[album("é".repeat(1024), &accented)]).is_ok());
+        assert!(albums(&[album("é".repeat(1025), "m")]).is_err());
+        assert!(albums(&[album(String::new(), &"a".repeat(257))]).is_err());
+        assert!(
+            albums(&[album(String::new(), "a\0")]).is_err(),
+            "PostgreSQL refuses NUL in TEXT"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! The token is looked up by its SHA-256 in the catalog (the plaintext is never stored or logged); a missing or
 //! unknown token is 401, a token of another scope is 403.
 
+use api::ErrorCode;
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -71,7 +72,7 @@ async fn authenticate(parts: &Parts, state: &AppState, scope: Scope) -> Result<C
     if found.scope != scope {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "wrong_scope",
+            ErrorCode::WrongScope,
             format!(
                 "this route needs a {} token, not {}",
                 scope.as_str(),
@@ -84,5 +85,5 @@ async fn authenticate(parts: &Parts, state: &AppState, scope: Scope) -> Result<C
 }
 
 fn unauthorized(message: &str) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message)
 }

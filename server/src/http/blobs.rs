@@ -10,22 +10,23 @@
 //! store's, which for the local backend would show inode numbers), a `Content-Type` named by the key's extension (which the upload route took from the photo's file
 //! name or UTI) and `Cache-Control: private`.
 
+use api::ErrorCode;
 use std::ops::Range;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse as _, Response};
-use axum::routing::get;
 use chrono::{DateTime, Utc};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::ApiError;
 use super::extract::Path;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/blobs/{*key}", get(get_blob))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    super::openapi::routes_with_tail(OpenApiRouter::default(), routes!(get_blob), "key")
 }
 
 /// Serves a presigned local blob.
@@ -55,8 +56,8 @@ pub(crate) async fn get_blob(
         .verify("GET", &key, param("exp"), param("sig"), Utc::now())
         .map_err(|e| {
             let code = match e {
-                storage::PresignError::Expired => "expired",
-                _ => "invalid_signature",
+                storage::PresignError::Expired => ErrorCode::Expired,
+                _ => ErrorCode::InvalidSignature,
             };
             ApiError::new(StatusCode::FORBIDDEN, code, e.to_string())
         })?;
@@ -103,7 +104,7 @@ pub(crate) async fn get_blob(
             RangeAsk::Unsatisfiable => {
                 let mut response = ApiError::new(
                     StatusCode::RANGE_NOT_SATISFIABLE,
-                    "range_not_satisfiable",
+                    ErrorCode::RangeNotSatisfiable,
                     format!("range {text:?} is outside the object's {size} bytes"),
                 )
                 .into_response();

@@ -7,43 +7,50 @@ pub(crate) mod stats;
 pub(crate) mod sync;
 pub(crate) mod upload;
 
-use axum::Router;
-use axum::routing::{get, head, post};
+use api::ErrorCode;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::ApiError;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/client/iphoto/sync", post(sync::post_sync))
-        .route("/client/iphoto/albums", post(albums::post_albums))
-        .route("/client/iphoto/upload/pending", get(pending::get_pending))
-        .route("/client/iphoto/stats", get(stats::get_stats))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(sync::post_sync))
+        .routes(routes!(albums::post_albums))
+        .routes(routes!(pending::get_pending))
+        .routes(routes!(stats::get_stats))
 }
 
-/// The upload routes (plain and resumable), apart: it is exempt from the request timeout and the JSON body limit (a body of
-/// gigabytes takes as long as it takes while bytes keep coming; the body idle timeout still applies).
-pub(super) fn upload_router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/client/iphoto/upload/{*local_identifier}",
-            post(upload::post_upload).options(resumable::options_upload),
-        )
-        .route(
-            "/client/iphoto/uploads/{id}",
-            head(resumable::head_upload)
-                .patch(resumable::patch_upload)
-                .delete(resumable::delete_upload)
-                .options(resumable::options_upload),
-        )
+/// The upload routes (plain and resumable), apart: they are exempt from the request timeout and the JSON body
+/// limit (a body of gigabytes takes as long as it takes while bytes keep coming; the body idle timeout still applies).
+pub(super) fn upload_router() -> OpenApiRouter<AppState> {
+    super::openapi::routes_with_tail(
+        OpenApiRouter::default(),
+        routes!(upload::post_upload, resumable::options_upload_route),
+        "localIdentifier",
+    )
+    .routes(routes!(
+        resumable::head_upload,
+        resumable::patch_upload,
+        resumable::delete_upload,
+        resumable::options_upload
+    ))
 }
 
-/// The agent's library id: 1 to 200 characters.
-fn check_library_id(id: &str) -> Result<(), ApiError> {
-    if id.is_empty() || id.len() > 200 || id.chars().any(char::is_control) {
+/// The agent's library id named `field`: 1 to 200 characters, none a control character (the document's
+/// `minLength`, `maxLength` and `pattern`, which count characters, not bytes).
+fn check_library_id(field: &str, id: &str) -> Result<(), ApiError> {
+    let length = id.chars().count();
+    if length == 0 || length > 200 || id.chars().any(char::is_control) {
+        let code = if field == "library" {
+            ErrorCode::InvalidQuery
+        } else {
+            ErrorCode::InvalidField
+        };
         return Err(ApiError::bad_request(
-            "invalid_field",
-            "libraryId: must be 1 to 200 printable characters",
+            code,
+            format!("{field}: must be 1 to 200 characters, none a control character"),
         ));
     }
     Ok(())

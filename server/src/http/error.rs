@@ -6,19 +6,21 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use api::ErrorCode;
+
 use crate::catalog;
 
 /// An error answer.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     message: String,
 }
 
 impl ApiError {
     /// An answer with this status, code and message.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -27,24 +29,37 @@ impl ApiError {
     }
 
     /// 400 naming the field.
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
     /// 404.
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            format!("{what} not found"),
+        )
     }
 
     /// 500 with no detail on the wire; `detail` is logged.
     pub fn internal(detail: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            "internal error",
+        )
     }
 
     /// The status.
     pub fn status(&self) -> StatusCode {
         self.status
+    }
+
+    /// The code.
+    pub fn code(&self) -> ErrorCode {
+        self.code
     }
 }
 
@@ -58,19 +73,21 @@ impl From<catalog::Error> for ApiError {
     fn from(error: catalog::Error) -> Self {
         match error {
             catalog::Error::NotFound { what } => ApiError::not_found(what),
-            catalog::Error::Conflict { what, reason } => {
-                ApiError::new(StatusCode::CONFLICT, "conflict", format!("{what}: {reason}"))
-            }
+            catalog::Error::Conflict { what, reason } => ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::Conflict,
+                format!("{what}: {reason}"),
+            ),
             catalog::Error::Invalid { field, reason } => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_field",
+                ErrorCode::InvalidField,
                 format!("{field}: {reason}"),
             ),
             catalog::Error::Unavailable(source) => {
                 tracing::error!(error = %source, "catalog unavailable");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
+                    ErrorCode::Unavailable,
                     "catalog unavailable, retry later",
                 )
             }
@@ -85,31 +102,36 @@ impl From<storage::Error> for ApiError {
         use storage::Error as E;
         match error {
             E::InvalidKey { key, reason } => {
-                ApiError::bad_request("invalid_key", format!("invalid key {key:?}: {reason}"))
+                ApiError::bad_request(ErrorCode::InvalidKey, format!("invalid key {key:?}: {reason}"))
             }
             E::NotFound { .. } => ApiError::not_found("object"),
             ref e @ E::RangeNotSatisfiable { .. } => ApiError::new(
                 StatusCode::RANGE_NOT_SATISFIABLE,
-                "range_not_satisfiable",
+                ErrorCode::RangeNotSatisfiable,
                 e.to_string(),
             ),
             E::DigestMismatch { expected, actual, .. } => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "digest_mismatch",
+                ErrorCode::DigestMismatch,
                 format!("body SHA-256 is {actual}, the request announced {expected}; nothing was stored"),
             ),
-            E::AlreadyExists { .. } | E::PreconditionFailed { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "conflict", "the object changed; retry")
+            ref e @ E::MetadataTooLarge { .. } => {
+                ApiError::bad_request(ErrorCode::MetadataTooLarge, e.to_string())
             }
+            E::AlreadyExists { .. } | E::PreconditionFailed { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::Conflict,
+                "the object changed; retry",
+            ),
             E::InvalidTtl {
                 requested_secs,
                 max_secs,
             } => ApiError::bad_request(
-                "invalid_ttl",
+                ErrorCode::InvalidTtl,
                 format!("ttl {requested_secs} s is outside 1..={max_secs} s"),
             ),
             E::Body { source, .. } => {
-                ApiError::bad_request("body_error", format!("reading the body failed: {source}"))
+                ApiError::bad_request(ErrorCode::BodyError, format!("reading the body failed: {source}"))
             }
             ref e @ (E::AccessDenied { .. }
             | E::Config { .. }
@@ -119,7 +141,7 @@ impl From<storage::Error> for ApiError {
                 tracing::error!(error = %e, "object store error");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "storage_unavailable",
+                    ErrorCode::StorageUnavailable,
                     "object store unavailable, retry later",
                 )
             }
@@ -143,7 +165,7 @@ pub(crate) fn is_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool
 pub(crate) fn body_stalled(detail: &str) -> ApiError {
     ApiError::new(
         StatusCode::REQUEST_TIMEOUT,
-        "request_timeout",
+        ErrorCode::RequestTimeout,
         format!("body: stalled past the idle timeout; {detail}"),
     )
 }
@@ -155,9 +177,9 @@ impl From<JsonRejection> for ApiError {
         }
         let status = rejection.status();
         let code = match status {
-            StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-            _ => "invalid_json",
+            StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::BodyTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+            _ => ErrorCode::InvalidJson,
         };
         ApiError::new(status, code, rejection.body_text())
     }
@@ -165,21 +187,21 @@ impl From<JsonRejection> for ApiError {
 
 /// The stable `code` of an error answer made below the handlers (axum's method router, tower-http's
 /// limits and timeouts), by its status.
-fn code_for(status: StatusCode) -> &'static str {
+fn code_for(status: StatusCode) -> ErrorCode {
     match status {
-        StatusCode::BAD_REQUEST => "bad_request",
-        StatusCode::UNAUTHORIZED => "unauthorized",
-        StatusCode::FORBIDDEN => "forbidden",
-        StatusCode::NOT_FOUND => "not_found",
-        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
-        StatusCode::REQUEST_TIMEOUT => "request_timeout",
-        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
-        StatusCode::URI_TOO_LONG => "uri_too_long",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-        StatusCode::UNPROCESSABLE_ENTITY => "invalid_body",
-        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "headers_too_large",
-        s if s.is_server_error() => "internal",
-        _ => "client_error",
+        StatusCode::BAD_REQUEST => ErrorCode::BadRequest,
+        StatusCode::UNAUTHORIZED => ErrorCode::Unauthorized,
+        StatusCode::FORBIDDEN => ErrorCode::Forbidden,
+        StatusCode::NOT_FOUND => ErrorCode::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
+        StatusCode::REQUEST_TIMEOUT => ErrorCode::RequestTimeout,
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::BodyTooLarge,
+        StatusCode::URI_TOO_LONG => ErrorCode::UriTooLong,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+        StatusCode::UNPROCESSABLE_ENTITY => ErrorCode::InvalidBody,
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => ErrorCode::HeadersTooLarge,
+        s if s.is_server_error() => ErrorCode::Internal,
+        _ => ErrorCode::ClientError,
     }
 }
 
@@ -220,12 +242,12 @@ pub(crate) async fn envelope(response: Response) -> Response {
 
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
-        ApiError::bad_request("invalid_query", rejection.body_text())
+        ApiError::bad_request(ErrorCode::InvalidQuery, rejection.body_text())
     }
 }
 
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
-        ApiError::bad_request("invalid_path", rejection.body_text())
+        ApiError::bad_request(ErrorCode::InvalidPath, rejection.body_text())
     }
 }

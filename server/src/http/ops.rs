@@ -1,18 +1,20 @@
 //! Operations: liveness and readiness.
 
-use axum::Router;
+use api::ErrorCode;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::ApiError;
 use super::extract::Json;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(get_healthz))
-        .route("/readyz", get(get_readyz))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(get_healthz))
+        .routes(routes!(get_readyz))
+        .routes(routes!(super::metrics::get_metrics))
 }
 
 /// The process is up.
@@ -36,7 +38,7 @@ pub(crate) async fn get_readyz(State(state): State<AppState>) -> Result<Json<ser
     if catalog.is_err() || store.is_err() {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "not_ready",
+            ErrorCode::NotReady,
             format!(
                 "catalog {}, store {}",
                 if catalog.is_ok() { "ok" } else { "unreachable" },

@@ -9,6 +9,10 @@
 //!   answering instead of failing `accept` with EMFILE.
 //! - Graceful shutdown: on `stop` the listener closes, idle connections are closed and requests in flight
 //!   finish (hyper-util's `GracefulShutdown`).
+//! - The JSON error envelope on the answers hyper makes itself to requests it cannot parse
+//!   ([`parse_errors`]).
+
+mod parse_errors;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,8 +89,10 @@ pub async fn serve(listener: TcpListener, router: Router, limits: ConnectionLimi
         };
         warned_full = false;
         let _ = stream.set_nodelay(true);
-        let connection =
-            builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router.clone()));
+        let connection = builder.serve_connection(
+            parse_errors::EnvelopeIo::new(TokioIo::new(stream)),
+            TowerToHyperService::new(router.clone()),
+        );
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {

@@ -10,9 +10,10 @@ mod cursor;
 pub(crate) mod history;
 pub(crate) mod photos;
 
-use axum::Router;
-use axum::routing::get;
+use api::ErrorCode;
 use storage::StorageKey;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use cursor::CursorKey;
 
@@ -26,15 +27,15 @@ pub const DEFAULT_LIMIT: u32 = 100;
 /// for the end of the list).
 pub const MAX_LIMIT: u32 = 500;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/my/photos/", get(photos::get_photos))
-        .route("/my/photos", get(photos::get_photos))
-        .route("/my/photos/albums", get(albums::get_albums))
-        .route("/my/photos/albums/{album_id}", get(albums::get_album))
-        .route("/my/photos/changes", get(history::get_changes))
-        .route("/my/photos/{photo_id}/history", get(history::get_photo_history))
-        .route("/my/photos/{photo_id}", get(photos::get_photo))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(photos::get_photos))
+        .routes(routes!(photos::get_photos_unslashed))
+        .routes(routes!(albums::get_albums))
+        .routes(routes!(albums::get_album))
+        .routes(routes!(history::get_changes))
+        .routes(routes!(history::get_photo_history))
+        .routes(routes!(photos::get_photo))
 }
 
 /// The page size asked for, checked.
@@ -42,7 +43,7 @@ fn limit(requested: Option<u32>) -> Result<u32, ApiError> {
     let limit = requested.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::bad_request(
-            "invalid_query",
+            ErrorCode::InvalidQuery,
             format!("limit: {limit} is outside 1..={MAX_LIMIT}"),
         ));
     }

@@ -5,12 +5,13 @@
 //! original and, for thumbnails, the key under the user's derivatives prefix the derivative must be written
 //! to; a thumbnail result naming any other key is refused, so the web never presigns a key a worker chose.
 
+use api::ErrorCode;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::post;
 use storage::LibraryLayout;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::WorkerAuth;
@@ -23,30 +24,31 @@ pub const MAX_LEASE: u32 = 100;
 /// Longest lease a worker may ask for, seconds.
 pub const MAX_LEASE_SECS: u64 = 3600;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/worker/jobs/lease", post(post_lease))
-        .route("/worker/jobs/{job_id}/result", post(post_result))
-        .route("/worker/jobs/{job_id}/fail", post(post_fail))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(post_lease))
+        .routes(routes!(post_result))
+        .routes(routes!(post_fail))
 }
 
 /// Query of a lease.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct LeaseParams {
-    /// `thumbnail`, `classify` or `face`.
-    kind: String,
-    /// Most jobs to take (1..=100, default 1).
+    /// Which kind of job to lease.
+    kind: api::JobKind,
+    /// Most jobs to take, 1 to 100 (default 1).
+    #[param(minimum = 1, maximum = 100)]
     max: Option<u32>,
-    /// Lease length in seconds (1..=3600; default the server's `JOB_LEASE_SECS`).
+    /// Lease length in seconds, 1 to 3600 (default the server's `IPHOTO_JOB_LEASE_SECS`).
+    #[param(minimum = 1, maximum = 3600)]
     lease_secs: Option<u64>,
 }
 
 /// Leases jobs of one kind: queued ones, and ones whose lease expired. Never the same job to two workers.
 #[utoipa::path(post, path = "/worker/jobs/lease", tag = "worker", operation_id = "post_job_lease",
-    params(("kind" = String, Query, description = "thumbnail, classify or face"),
-        ("max" = Option<u32>, Query, description = "most jobs to take, 1..=100 (default 1)"),
-        ("leaseSecs" = Option<u64>, Query, description = "lease length, 1..=3600 s (default JOB_LEASE_SECS)")),
+    params(LeaseParams),
     responses((status = 200, body = api::LeaseAnswer), (status = 400, body = api::ErrorBody),
         (status = 401, body = api::ErrorBody), (status = 403, body = api::ErrorBody)),
     security(("bearer" = ["worker"])))]
@@ -55,21 +57,13 @@ pub(crate) async fn post_lease(
     State(state): State<AppState>,
     WorkerAuth(caller): WorkerAuth,
     Query(params): Query<LeaseParams>,
-) -> Result<Json<api::LeaseAnswer>, ApiError> {
-    let kind = api::JobKind::ALL
-        .into_iter()
-        .find(|k| k.as_str() == params.kind)
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_query",
-                format!("kind: {:?} is not thumbnail, classify or face", params.kind),
-            )
-        })?;
+) -> Result<axum::response::Response, ApiError> {
+    let kind = params.kind;
     tracing::Span::current().record("kind", kind.as_str());
     let max = params.max.unwrap_or(1);
     if !(1..=MAX_LEASE).contains(&max) {
         return Err(ApiError::bad_request(
-            "invalid_query",
+            ErrorCode::InvalidQuery,
             format!("max: {max} is outside 1..={MAX_LEASE}"),
         ));
     }
@@ -78,7 +72,7 @@ pub(crate) async fn post_lease(
         Some(secs) if (1..=MAX_LEASE_SECS).contains(&secs) => Duration::from_secs(secs),
         Some(secs) => {
             return Err(ApiError::bad_request(
-                "invalid_query",
+                ErrorCode::InvalidQuery,
                 format!("leaseSecs: {secs} is outside 1..={MAX_LEASE_SECS}"),
             ));
         }
@@ -113,16 +107,28 @@ pub(crate) async fn post_lease(
             lease_expires_at: job.lease_expires_at.unwrap_or_else(chrono::Utc::now),
         });
     }
-    tracing::info!(leased = jobs.len(), "leased jobs");
-    Ok(Json(api::LeaseAnswer { jobs }))
+    // An idle worker polls every few seconds: its empty leases are logged at debug, request line included.
+    let leased = jobs.len();
+    let mut response = axum::response::IntoResponse::into_response(Json(api::LeaseAnswer { jobs }));
+    if leased == 0 {
+        tracing::debug!(leased, "leased jobs");
+        response.extensions_mut().insert(super::request_log::Quiet);
+    } else {
+        tracing::info!(leased, "leased jobs");
+    }
+    Ok(response)
 }
 
 /// Stores a job's result (shown in `GET /my/photos/{id}`) and completes the job; it is never leased again.
 #[utoipa::path(post, path = "/worker/jobs/{jobId}/result", tag = "worker", operation_id = "post_job_result",
     params(("jobId" = String, Path, description = "the leased job's id")),
     request_body = api::JobResult,
-    responses((status = 200, body = api::JobAnswer), (status = 401, body = api::ErrorBody),
-        (status = 404, body = api::ErrorBody), (status = 422, body = api::ErrorBody)),
+    responses((status = 200, body = api::JobAnswer), (status = 400, body = api::ErrorBody, description = "not JSON, or not the JSON this route takes"),
+        (status = 401, body = api::ErrorBody), (status = 403, body = api::ErrorBody),
+        (status = 404, body = api::ErrorBody, description = "no such job of the caller's user"),
+        (status = 413, body = api::ErrorBody, description = "a body over 16 MiB"),
+        (status = 415, body = api::ErrorBody, description = "a Content-Type other than application/json"),
+        (status = 422, body = api::ErrorBody)),
     security(("bearer" = ["worker"])))]
 #[tracing::instrument(skip_all)]
 pub(crate) async fn post_result(
@@ -161,12 +167,16 @@ pub(crate) async fn post_result(
 }
 
 /// Records a failure: the job is offered again after a pause, or parked with this error once it failed
-/// `JOB_MAX_FAILURES` times. A failure for a job not leased any more changes nothing.
+/// `IPHOTO_JOB_MAX_FAILURES` times. A failure for a job not leased any more changes nothing.
 #[utoipa::path(post, path = "/worker/jobs/{jobId}/fail", tag = "worker", operation_id = "post_job_fail",
     params(("jobId" = String, Path, description = "the leased job's id")),
     request_body = api::JobFailure,
-    responses((status = 200, body = api::JobAnswer), (status = 401, body = api::ErrorBody),
-        (status = 404, body = api::ErrorBody), (status = 422, body = api::ErrorBody)),
+    responses((status = 200, body = api::JobAnswer), (status = 400, body = api::ErrorBody, description = "not JSON, or not the JSON this route takes"),
+        (status = 401, body = api::ErrorBody), (status = 403, body = api::ErrorBody),
+        (status = 404, body = api::ErrorBody, description = "no such job of the caller's user"),
+        (status = 413, body = api::ErrorBody, description = "a body over 16 MiB"),
+        (status = 415, body = api::ErrorBody, description = "a Content-Type other than application/json"),
+        (status = 422, body = api::ErrorBody)),
     security(("bearer" = ["worker"])))]
 #[tracing::instrument(skip_all)]
 pub(crate) async fn post_fail(
@@ -233,7 +243,7 @@ fn answer(status: JobStatus) -> api::JobAnswer {
 fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::new(
         axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_field",
+        ErrorCode::InvalidField,
         message,
     )
 }

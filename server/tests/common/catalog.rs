@@ -13,6 +13,8 @@ mod auth;
 mod gc;
 #[path = "catalog/history.rs"]
 mod history;
+#[path = "catalog/sources.rs"]
+mod sources;
 #[path = "catalog/sync.rs"]
 mod sync;
 #[path = "catalog/uploads.rs"]
@@ -22,6 +24,7 @@ pub use albums::*;
 pub use auth::*;
 pub use gc::*;
 pub use history::*;
+pub use sources::*;
 pub use sync::*;
 pub use uploads::*;
 

@@ -13,9 +13,15 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt, stream};
 use storage::{Error, LibraryLayout, PutMode, PutOptions, Sha256Digest, StorageKey, Store};
 
+mod attributes;
 mod staging;
 mod subject;
 
+#[allow(
+    unused_imports,
+    reason = "multipart.rs shares this module and runs no attribute behaviour"
+)]
+pub use attributes::*;
 #[allow(
     unused_imports,
     reason = "multipart.rs shares this module and runs no staging behaviour"

@@ -202,3 +202,39 @@ fn a_block_being_written_survives_an_index_rewrite() {
     assert_eq!(cache.usage().blocks, 1);
     assert!(dir_bytes(&dir.path().join("blocks")) <= 8);
 }
+
+#[test]
+fn pinned_blocks_are_never_evicted_and_stay_pinned_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let max = INDEX_ALLOWANCE + 300 * KIB;
+    let block = vec![7u8; 100 * KIB as usize];
+    {
+        let cache = DiskCache::open(dir.path(), max).unwrap();
+        assert!(
+            !cache.set_pinned(&id("pinned", "v", 0), true).unwrap(),
+            "not cached yet"
+        );
+        assert!(cache.put(&id("pinned", "v", 0), &block).unwrap());
+        assert!(cache.set_pinned(&id("pinned", "v", 0), true).unwrap());
+        assert_eq!(cache.usage().pinned_bytes, 100 * KIB);
+        for i in 0..20 {
+            cache.put(&id("k", "v", i), &block).unwrap();
+            assert!(cache.usage().used_bytes <= max);
+        }
+        assert!(cache.contains(&id("pinned", "v", 0)));
+        cache.persist().unwrap();
+    }
+    let cache = DiskCache::open(dir.path(), max).unwrap();
+    assert_eq!(cache.usage().pinned_bytes, 100 * KIB);
+    for i in 20..40 {
+        cache.put(&id("k", "v", i), &block).unwrap();
+    }
+    assert!(cache.contains(&id("pinned", "v", 0)));
+    // Unpinned, it ages out like any other block.
+    assert!(cache.set_pinned(&id("pinned", "v", 0), false).unwrap());
+    for i in 40..60 {
+        cache.put(&id("k", "v", i), &block).unwrap();
+    }
+    assert!(!cache.contains(&id("pinned", "v", 0)));
+    assert_eq!(cache.usage().pinned_bytes, 0);
+}

@@ -40,6 +40,9 @@ pub(super) struct StagedFile {
     /// Where gathering buffers come from and go back to (shared by the journal's files, so writing many
     /// files one after another reuses the same few buffers).
     pool: Arc<BufferPool>,
+    /// A background write that failed after its error went to someone other than the writer (an upload
+    /// waiting for the bytes): the next `sync` reports it, so `close`/`fsync` never promises lost bytes.
+    failed: Option<std::io::Error>,
 }
 
 #[derive(Debug)]
@@ -94,6 +97,7 @@ impl StagedFile {
             gathered: None,
             in_flight: None,
             pool,
+            failed: None,
         }
     }
 
@@ -235,8 +239,24 @@ impl StagedFile {
 
     /// Writes everything gathered and fsyncs the data: when this returns, the bytes survive a crash.
     pub(super) fn sync(&mut self) -> std::io::Result<()> {
+        if let Some(failed) = self.failed.take() {
+            return Err(failed);
+        }
         self.write_out(false)?;
         self.file.sync_all()
+    }
+
+    /// Makes every byte written below `end` reach the file (not fsynced), for an upload reading it while the
+    /// writer goes on: a gathered run that starts below `end` is written out, keeping its partial last page.
+    pub(super) fn written_below(&mut self, end: u64) -> std::io::Result<()> {
+        if let Err(e) = self.wait() {
+            self.failed = Some(std::io::Error::new(e.kind(), e.to_string()));
+            return Err(e);
+        }
+        if self.gathered.as_ref().is_some_and(|g| g.offset < end) {
+            self.write_out(true)?;
+        }
+        Ok(())
     }
 
     /// Writes everything gathered (not fsynced) and returns the file's length: what an upload starting now

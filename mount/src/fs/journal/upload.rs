@@ -23,7 +23,7 @@ use std::path::Path;
 use bytes::Bytes;
 use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
-use storage::{PutMode, PutOptions, StorageKey};
+use storage::{ObjectAttributes, PutMode, PutOptions, StorageKey};
 
 use super::staged::read_part;
 use super::{Journal, lock_file, write_atomically};
@@ -35,19 +35,78 @@ pub(super) const PARTS_IN_FLIGHT: usize = 4;
 
 /// A multipart upload under way, as saved in `<id>.upload`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct SavedUpload {
+pub(super) struct SavedUpload {
     /// Where the parts go: the file's key, or its conflict name.
-    target: String,
-    upload_id: String,
-    part_size: u64,
+    pub(super) target: String,
+    pub(super) upload_id: String,
+    pub(super) part_size: u64,
     /// The parts sent, by index.
-    parts: Vec<Option<SentPart>>,
+    pub(super) parts: Vec<Option<SentPart>>,
+    /// The object metadata the upload was created with (`None` in uploads saved before it was recorded).
+    #[serde(default)]
+    metadata: Option<Vec<(String, String)>>,
 }
 
+impl SavedUpload {
+    /// A fresh upload of `target` whose object carries `attributes`.
+    pub(super) fn new(
+        target: &StorageKey,
+        upload_id: String,
+        part_size: u64,
+        attributes: &ObjectAttributes,
+    ) -> Self {
+        Self {
+            target: target.to_string(),
+            upload_id,
+            part_size,
+            parts: Vec::new(),
+            metadata: Some(metadata_of(attributes)),
+        }
+    }
+
+    /// Whether this upload can carry on for a file of `size` bytes to be stored with `attributes`: same
+    /// target, parts large enough for it, and the metadata it was created with. An upload made while the
+    /// file was written left the mtime out; that is kept unless `utimes` set one (`attributes_set`).
+    fn fits(
+        &self,
+        target: &StorageKey,
+        size: u64,
+        attributes: &ObjectAttributes,
+        attributes_set: bool,
+    ) -> bool {
+        let parts_fit =
+            self.part_size >= storage::MIN_PART_SIZE as u64 && size.div_ceil(self.part_size) <= MAX_PARTS;
+        let metadata_fits = match &self.metadata {
+            None => true,
+            Some(metadata) => {
+                let without_mtime = ObjectAttributes {
+                    mtime: None,
+                    ..attributes.clone()
+                };
+                *metadata == metadata_of(attributes)
+                    || (!attributes_set && *metadata == metadata_of(&without_mtime))
+            }
+        };
+        self.target == target.as_str() && parts_fit && metadata_fits
+    }
+}
+
+/// S3's limit of parts in one upload.
+const MAX_PARTS: u64 = 10_000;
+
+fn metadata_of(attributes: &ObjectAttributes) -> Vec<(String, String)> {
+    attributes
+        .metadata()
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect()
+}
+
+/// A part the store acknowledged: its ETag and the CRC-32 of its bytes.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-struct SentPart {
-    etag: String,
-    crc32: u32,
+pub(super) struct SentPart {
+    pub(super) etag: String,
+    pub(super) crc32: u32,
 }
 
 impl Journal {
@@ -155,7 +214,7 @@ impl Journal {
     }
 
     /// Whether the object is no longer the version the file was based on (`None`: there was none).
-    async fn changed_in_store(&self, key: &StorageKey, base: Option<&str>) -> Result<bool> {
+    pub(super) async fn changed_in_store(&self, key: &StorageKey, base: Option<&str>) -> Result<bool> {
         match self.store.head(key).await {
             Ok(meta) => Ok(Some(version_of(&meta).as_str()) != base),
             Err(storage::Error::NotFound { .. }) => Ok(false),
@@ -191,8 +250,9 @@ impl Journal {
         check: Option<Option<&str>>,
     ) -> Result<()> {
         let size = self.settle(id)?;
+        let attributes = self.attributes(id).unwrap_or_default();
         if self.store.supports_multipart() && size > storage::part_size(Some(size)) as u64 {
-            return self.put_parts(id, target, size, check).await;
+            return self.put_parts(id, target, size, check, &attributes).await;
         }
         let file = tokio::fs::File::open(self.data_path(id)).await?;
         let body = tokio_util::io::ReaderStream::with_capacity(file, 1 << 20);
@@ -201,7 +261,9 @@ impl Journal {
             mode,
             ..PutOptions::default()
         };
-        self.store.put_stream(target, body, &options).await?;
+        self.store
+            .put_stream_with_attributes(target, body, &options, Some(&attributes))
+            .await?;
         Ok(())
     }
 
@@ -212,12 +274,12 @@ impl Journal {
         target: &StorageKey,
         size: u64,
         check: Option<Option<&str>>,
+        attributes: &storage::ObjectAttributes,
     ) -> Result<()> {
-        let part_size = storage::part_size(Some(size)) as u64;
-        let count = usize::try_from(size.div_ceil(part_size)).unwrap_or(usize::MAX);
         let saved_path = self.dir.join(format!("{id}.upload"));
+        let attributes_set = self.lock().entries.get(&id).is_some_and(|s| s.attributes_set);
         let mut saved = match read_saved(&saved_path) {
-            Some(saved) if saved.target == target.as_str() && saved.part_size == part_size => {
+            Some(saved) if saved.fits(target, size, attributes, attributes_set) => {
                 tracing::info!(
                     %target,
                     parts = saved.parts.iter().flatten().count(),
@@ -226,19 +288,44 @@ impl Journal {
                 saved
             }
             other => {
-                if other.is_some() {
+                if let Some(other) = other {
+                    tracing::info!(
+                        %target,
+                        saved = %other.target,
+                        part_size = other.part_size,
+                        metadata = ?other.metadata,
+                        "a saved multipart upload does not fit the file any more; starting afresh"
+                    );
                     self.abort_saved_upload(&saved_path);
                 }
-                let upload_id = self.store.create_multipart(target).await?;
-                let fresh = SavedUpload {
-                    target: target.to_string(),
+                let upload_id = self
+                    .store
+                    .create_multipart_with_attributes(target, attributes)
+                    .await?;
+                let fresh = SavedUpload::new(
+                    target,
                     upload_id,
-                    part_size,
-                    parts: Vec::new(),
-                };
+                    storage::part_size(Some(size)) as u64,
+                    attributes,
+                );
                 self.save(id, &fresh)?;
                 fresh
             }
+        };
+        let part_size = saved.part_size;
+        let count = usize::try_from(size.div_ceil(part_size)).unwrap_or(usize::MAX);
+        // Parts sent while the file was written and not touched since are in the store as the file has them:
+        // not read again.
+        let trusted: Vec<bool> = {
+            let state = self.lock();
+            let early = state.entries.get(&id).map(|s| &s.early);
+            (0..count)
+                .map(|index| {
+                    part_size == super::early::EARLY_PART
+                        && (index as u64 + 1) * part_size <= size
+                        && early.is_some_and(|e| e.trusted(index))
+                })
+                .collect()
         };
         saved.parts.resize(count, None);
         let data = self.data_path(id);
@@ -247,9 +334,13 @@ impl Journal {
         let mut sends = futures::stream::iter(0..count)
             .map(|index| {
                 let known = known[index].clone();
+                let trusted = trusted[index];
                 let data = data.clone();
                 let upload_id = upload_id.clone();
                 async move {
+                    if trusted && known.is_some() {
+                        return Ok((index, None));
+                    }
                     let offset = index as u64 * part_size;
                     let len = usize::try_from(part_size.min(size - offset)).unwrap_or(0);
                     let buffer = self.part_pool.take(len);
@@ -311,7 +402,7 @@ impl Journal {
         Ok(())
     }
 
-    fn save(&self, id: u64, saved: &SavedUpload) -> Result<()> {
+    pub(super) fn save(&self, id: u64, saved: &SavedUpload) -> Result<()> {
         let text = serde_json::to_vec(saved).map_err(|e| Error::CacheIo(std::io::Error::other(e)))?;
         write_atomically(&self.dir, &format!("{id}.upload"), &text)?;
         Ok(())
@@ -338,7 +429,7 @@ impl Journal {
     }
 }
 
-fn read_saved(path: &Path) -> Option<SavedUpload> {
+pub(super) fn read_saved(path: &Path) -> Option<SavedUpload> {
     let text = std::fs::read(path).ok()?;
     serde_json::from_slice(&text).ok()
 }

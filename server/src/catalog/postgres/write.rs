@@ -11,16 +11,15 @@ use std::collections::HashMap;
 
 use sqlx::Row as _;
 
-use super::sql::new_id;
-use super::sql::resources::ResourceRow;
+use super::sql::jobs::{QUEUE_COLUMNS, REQUEUE};
+use super::sql::resources::{RESOURCE_COLUMNS, RESOURCE_OVERWRITE, ResourceRow};
 use super::sql::write::{BatchWrite, Linked, PHOTO_COLUMNS, PHOTO_OVERWRITE, Written, json_list, kind_name};
+use super::sql::{BUMP_VERSION, new_id};
 use crate::catalog::{Error, LibraryId, Result, UserId};
 
 /// Bumps the version, soft-deletes and re-versions photos, upserts photo rows, drops stale resource rows and
 /// upserts resource rows (attached to the id each photo row really has, joined by `localIdentifier`).
-const WRITE_BATCH: &str = "WITH v AS ( \
-        INSERT INTO icloud.versions AS v (user_id, version) VALUES ($1, 1) \
-        ON CONFLICT (user_id) DO UPDATE SET version = v.version + 1 RETURNING version), \
+const WRITE_BATCH: &str = "WITH v AS ({BUMP_VERSION}), \
     gone AS ( \
         UPDATE icloud.photos SET deleted_at = $3, updated_at = $3, version = (SELECT version FROM v) \
         WHERE user_id = $1 AND id = ANY($4)), \
@@ -47,44 +46,37 @@ const WRITE_BATCH: &str = "WITH v AS ( \
         DELETE FROM icloud.resources r USING UNNEST($33::text[], $34::text[]) AS s(photo_id, resource_type) \
         WHERE r.user_id = $1 AND r.photo_id = s.photo_id AND r.resource_type = s.resource_type), \
     res AS ( \
-        INSERT INTO icloud.resources (photo_id, resource_type, user_id, declared_size, declared_sha256, \
-            available, unavailable_reason, state, state_reason, stored_sha256, stored_key, stored_size, \
-            uploaded_at, deduplicated, bundle_path) \
+        INSERT INTO icloud.resources ({RESOURCE_COLUMNS}) \
         SELECT COALESCE(p.id, x.photo_id), x.resource_type, $1, x.declared_size, x.declared_sha256, \
             x.available, x.unavailable_reason, x.state, x.state_reason, x.stored_sha256, x.stored_key, \
-            x.stored_size, x.uploaded_at, x.deduplicated, x.bundle_path \
+            x.stored_size, x.uploaded_at, x.deduplicated, x.bundle_path, x.library_id \
         FROM UNNEST($35::text[], $36::text[], $37::text[], $38::int8[], $39::text[], $40::bool[], \
             $41::text[], $42::text[], $43::text[], $44::text[], $45::text[], $46::int8[], $47::int8[], \
-            $48::bool[], $54::text[]) \
+            $48::bool[], $54::text[], $55::text[]) \
             AS x(local_identifier, photo_id, resource_type, declared_size, declared_sha256, available, \
             unavailable_reason, state, state_reason, stored_sha256, stored_key, stored_size, uploaded_at, \
-            deduplicated, bundle_path) \
+            deduplicated, bundle_path, library_id) \
         LEFT JOIN p ON p.local_identifier = x.local_identifier \
-        ON CONFLICT (photo_id, resource_type) DO UPDATE SET \
-            declared_size = excluded.declared_size, declared_sha256 = excluded.declared_sha256, \
-            available = excluded.available, unavailable_reason = excluded.unavailable_reason, \
-            state = excluded.state, state_reason = excluded.state_reason, \
-            stored_sha256 = excluded.stored_sha256, stored_key = excluded.stored_key, \
-            stored_size = excluded.stored_size, uploaded_at = excluded.uploaded_at, \
-            deduplicated = excluded.deduplicated, bundle_path = excluded.bundle_path), \
+        {RESOURCE_OVERWRITE}), \
     jobs AS ( \
-        INSERT INTO icloud.jobs AS j (id, user_id, photo_id, kind, sha256, state, attempts, failures, \
-            last_error, available_at, lease_expires_at, created_at, updated_at) \
+        INSERT INTO icloud.jobs AS j ({QUEUE_COLUMNS}) \
         SELECT x.id, $1, COALESCE(p.id, x.photo_id), x.kind, x.sha256, 'queued', 0, 0, NULL, $3, NULL, $3, $3 \
         FROM UNNEST($49::text[], $50::text[], $51::text[], $52::text[], $53::text[]) \
             AS x(id, local_identifier, photo_id, kind, sha256) \
         LEFT JOIN p ON p.local_identifier = x.local_identifier \
-        ON CONFLICT (photo_id, kind) DO UPDATE SET sha256 = excluded.sha256, state = 'queued', \
-            attempts = 0, failures = 0, last_error = NULL, available_at = excluded.available_at, \
-            lease_expires_at = NULL, updated_at = excluded.updated_at \
-        WHERE j.sha256 <> excluded.sha256) \
+        {REQUEUE}) \
     SELECT v.version, p.id, p.local_identifier FROM v LEFT JOIN p ON TRUE";
 
-/// [`WRITE_BATCH`] with the shared column list and conflict clause filled in, built once.
+/// [`WRITE_BATCH`] with the fragments it shares with the portable statements filled in, built once.
 static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     WRITE_BATCH
+        .replace("{BUMP_VERSION}", BUMP_VERSION)
         .replace("{PHOTO_COLUMNS}", PHOTO_COLUMNS)
         .replace("{PHOTO_OVERWRITE}", PHOTO_OVERWRITE)
+        .replace("{RESOURCE_COLUMNS}", RESOURCE_COLUMNS)
+        .replace("{RESOURCE_OVERWRITE}", RESOURCE_OVERWRITE)
+        .replace("{QUEUE_COLUMNS}", QUEUE_COLUMNS)
+        .replace("{REQUEUE}", REQUEUE)
 });
 
 /// Applies `batch` in one statement; see the module doc.
@@ -269,6 +261,12 @@ pub(super) async fn write_batch(
                 .map(|r| r.bundle_path.as_deref())
                 .collect::<Vec<_>>(),
         )
+        .bind(
+            resources
+                .iter()
+                .map(|r| r.library_id.as_deref())
+                .collect::<Vec<_>>(),
+        )
         .fetch_all(&mut *conn)
         .await?;
     let mut version = 0;
@@ -282,4 +280,29 @@ pub(super) async fn write_batch(
         }
     }
     Ok(Written { version, ids })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_batch_statement_is_built_from_the_shared_fragments() {
+        assert!(
+            !SQL.contains('{') && !SQL.contains('}'),
+            "a fragment was not filled in: {}",
+            *SQL
+        );
+        for fragment in [
+            BUMP_VERSION,
+            PHOTO_COLUMNS,
+            PHOTO_OVERWRITE,
+            RESOURCE_COLUMNS,
+            RESOURCE_OVERWRITE,
+            QUEUE_COLUMNS,
+            REQUEUE,
+        ] {
+            assert!(SQL.contains(fragment), "{fragment}");
+        }
+    }
 }

@@ -8,8 +8,8 @@ use chrono::Utc;
 use sqlx::Row as _;
 
 use super::{
-    Adapter, CHUNK, Conn, IN_USER_LIBRARY, bump_version, current_version, library_key, ms, new_id,
-    placeholders,
+    Adapter, CHUNK, Conn, Driver as _, IN_USER_LIBRARY, bump_version, current_version, library_key, ms,
+    new_id, placeholders,
 };
 use crate::catalog::validate;
 use crate::catalog::{AlbumUpsert, AlbumsResult, LibraryId, Result, UserId};
@@ -84,12 +84,13 @@ pub(super) async fn replace_albums(
     for (album, id, sort_index, hash, members) in writes {
         let id: String = sqlx::query_scalar(
             "INSERT INTO icloud.albums (id, user_id, library_id, album_key, title, kind, parent_key, sort_index, \
-                 n_members, content_sha256, version, created_at, updated_at, deleted_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, NULL) \
+                 n_members, content_sha256, version, created_at, updated_at, deleted_at, cloud_guid) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, NULL, $13) \
              ON CONFLICT (library_id, album_key) DO UPDATE SET title = excluded.title, kind = excluded.kind, \
                  parent_key = excluded.parent_key, sort_index = excluded.sort_index, \
                  n_members = excluded.n_members, content_sha256 = excluded.content_sha256, \
-                 version = excluded.version, updated_at = excluded.updated_at, deleted_at = NULL \
+                 version = excluded.version, updated_at = excluded.updated_at, deleted_at = NULL, \
+                 cloud_guid = excluded.cloud_guid \
              RETURNING id",
         )
         .bind(&id)
@@ -104,6 +105,7 @@ pub(super) async fn replace_albums(
         .bind(&hash)
         .bind(version)
         .bind(now)
+        .bind(album.cloud_guid.as_deref())
         .fetch_one(&mut *tx)
         .await?;
         clear_members(&mut tx, user_id, &id).await?;
@@ -156,7 +158,8 @@ async fn clear_members(conn: &mut Conn, user_id: &UserId, album_id: &str) -> Res
     Ok(())
 }
 
-/// Local identifier → photo id, for the library's photos that are not deleted.
+/// Local identifier → photo id, for the library's photos that are not deleted: those it is the home of and
+/// those it is another live source of (a photo another Mac synced first is a member under this Mac's id).
 async fn resolve_members(
     conn: &mut Conn,
     user_id: &UserId,
@@ -165,10 +168,14 @@ async fn resolve_members(
 ) -> Result<HashMap<String, String>> {
     let mut found = HashMap::new();
     for chunk in identifiers.chunks(CHUNK) {
+        let list = placeholders(3, chunk.len());
         let sql = format!(
             "SELECT id, local_identifier FROM icloud.photos \
-             WHERE {IN_USER_LIBRARY} AND deleted_at IS NULL AND local_identifier IN ({})",
-            placeholders(3, chunk.len())
+             WHERE {IN_USER_LIBRARY} AND deleted_at IS NULL AND local_identifier IN ({list}) \
+             UNION ALL SELECT a.photo_id AS id, a.local_identifier FROM icloud.photo_aliases a \
+             JOIN icloud.photos p ON p.id = a.photo_id \
+             WHERE a.library_id = $1 AND a.user_id = $2 AND a.deleted_at IS NULL AND p.deleted_at IS NULL \
+               AND a.local_identifier IN ({list})"
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(library_id.as_str())

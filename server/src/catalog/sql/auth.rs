@@ -10,7 +10,7 @@ use sha2::{Digest as _, Sha256};
 use sqlx::Row as _;
 use subtle::ConstantTimeEq as _;
 
-use super::{Adapter, Db, ms, new_id, time};
+use super::{Adapter, Db, Driver as _, ms, new_id, time};
 use crate::catalog::validate;
 use crate::catalog::{
     Authenticated, Error, NewToken, Result, Scope, TokenId, TokenInfo, TokenSecret, User, UserId,
@@ -37,7 +37,7 @@ pub(super) async fn create_user(catalog: &Adapter, name: &str) -> Result<User> {
         .bind(user.id.as_str())
         .bind(&user.name)
         .bind(ms(user.created_at))
-        .execute(&catalog.pool)
+        .execute(catalog.pool())
         .await;
     match inserted {
         Ok(_) => Ok(user),
@@ -52,7 +52,7 @@ pub(super) async fn create_user(catalog: &Adapter, name: &str) -> Result<User> {
 pub(super) async fn find_user_by_name(catalog: &Adapter, name: &str) -> Result<Option<User>> {
     let row = sqlx::query("SELECT id, name, created_at FROM users WHERE name = $1")
         .bind(name)
-        .fetch_optional(&catalog.pool)
+        .fetch_optional(catalog.pool())
         .await?;
     row.map(|row| {
         Ok(User {
@@ -73,7 +73,7 @@ pub(super) async fn create_token(
     validate::label("name", name, 128)?;
     let user_name: String = sqlx::query_scalar("SELECT name FROM users WHERE id = $1")
         .bind(user_id.as_str())
-        .fetch_optional(&catalog.pool)
+        .fetch_optional(catalog.pool())
         .await?
         .ok_or(Error::NotFound { what: "user" })?;
     let mut secret = [0u8; 32];
@@ -99,7 +99,7 @@ pub(super) async fn create_token(
     .bind(scope.as_str())
     .bind(digest(&plaintext))
     .bind(ms(info.created_at))
-    .execute(&catalog.pool)
+    .execute(catalog.pool())
     .await?;
     Ok(NewToken {
         info,
@@ -121,7 +121,7 @@ pub(super) async fn authenticate(catalog: &Adapter, plaintext: &str) -> Result<O
          FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_sha256 = $1",
     )
     .bind(&presented)
-    .fetch_optional(&catalog.pool)
+    .fetch_optional(catalog.pool())
     .await?;
     let Some(row) = row else { return Ok(None) };
     let stored: String = row.try_get("token_sha256")?;
@@ -137,7 +137,7 @@ pub(super) async fn authenticate(catalog: &Adapter, plaintext: &str) -> Result<O
         sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
             .bind(now)
             .bind(token_id.as_str())
-            .execute(&catalog.pool)
+            .execute(catalog.pool())
             .await?;
     }
     let scope: String = row.try_get("scope")?;
@@ -156,7 +156,7 @@ pub(super) async fn find_token(catalog: &Adapter, token_id: &TokenId) -> Result<
     let sql = format!("SELECT {TOKEN_COLUMNS} WHERE t.id = $1");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(token_id.as_str())
-        .fetch_optional(&catalog.pool)
+        .fetch_optional(catalog.pool())
         .await?;
     row.as_ref().map(token_info).transpose()
 }
@@ -166,7 +166,7 @@ pub(super) async fn list_tokens(catalog: &Adapter, user_id: Option<&UserId>) -> 
         format!("SELECT {TOKEN_COLUMNS} WHERE ($1 IS NULL OR t.user_id = $1) ORDER BY t.created_at, t.id");
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(user_id.map(UserId::as_str))
-        .fetch_all(&catalog.pool)
+        .fetch_all(catalog.pool())
         .await?;
     rows.iter().map(token_info).collect()
 }
@@ -180,7 +180,7 @@ pub(super) async fn revoke_token(catalog: &Adapter, user_id: &UserId, token_id: 
     .bind(ms(Utc::now()))
     .bind(token_id.as_str())
     .bind(user_id.as_str())
-    .execute(&catalog.pool)
+    .execute(catalog.pool())
     .await?;
     if done.rows_affected() == 0 {
         return Err(Error::NotFound { what: "token" });

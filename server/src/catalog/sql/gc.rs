@@ -18,7 +18,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt as _;
 
-use super::{Adapter, CHUNK, Conn, ms, placeholders};
+use super::{Adapter, CHUNK, Conn, Driver as _, ms, placeholders};
 use crate::catalog::{Result, UserId};
 
 /// The references held by retained history rows (`icloud.resource_history`, migration 0008): an object
@@ -32,7 +32,7 @@ fn references() -> String {
         "SELECT r.stored_key AS k FROM icloud.resources r WHERE r.user_id = $1 AND r.stored_key IS NOT NULL \
          UNION SELECT {} AS k FROM icloud.enrichments e WHERE e.user_id = $1 \
          {HISTORY_REFERENCES}",
-        super::super::RESULT_KEY
+        Adapter::RESULT_KEY
     )
 }
 
@@ -40,7 +40,7 @@ fn references() -> String {
 /// `record_upload` of the same user never interleave. Nothing to do on SQLite, whose write transactions
 /// (`BEGIN IMMEDIATE`) are serialised anyway.
 pub(super) async fn lock_user_writes(conn: &mut Conn, user_id: &UserId) -> Result<()> {
-    let lock = super::super::USER_WRITE_LOCK;
+    let lock = Adapter::USER_WRITE_LOCK;
     if !lock.is_empty() {
         sqlx::query(lock)
             .bind(format!("iphoto-user-writes:{user_id}"))
@@ -87,7 +87,7 @@ pub(super) async fn release_lease(catalog: &Adapter, name: &str, holder: &str) -
 
 pub(super) async fn users(catalog: &Adapter) -> Result<Vec<UserId>> {
     let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM users ORDER BY created_at, id")
-        .fetch_all(&catalog.pool)
+        .fetch_all(catalog.pool())
         .await?;
     Ok(ids.into_iter().map(UserId::new).collect())
 }
@@ -96,7 +96,7 @@ pub(super) async fn referenced_keys(catalog: &Adapter, user_id: &UserId) -> Resu
     let sql = format!("SELECT k FROM ({}) refs WHERE k IS NOT NULL", references());
     let mut rows = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql))
         .bind(user_id.as_str())
-        .fetch(&catalog.pool);
+        .fetch(catalog.pool());
     let mut keys = HashSet::new();
     while let Some(key) = rows.try_next().await? {
         keys.insert(key);
@@ -140,7 +140,7 @@ pub(super) async fn recorded_among(
         for key in chunk {
             query = query.bind(key);
         }
-        recorded.extend(query.fetch_all(&catalog.pool).await?);
+        recorded.extend(query.fetch_all(catalog.pool()).await?);
     }
     Ok(recorded)
 }

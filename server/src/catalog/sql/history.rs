@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row as _;
 
 use super::web::{LIST_COLUMNS, LIST_JOINS, listed};
-use super::{Adapter, CHUNK, placeholders, time};
+use super::{Adapter, CHUNK, Driver as _, placeholders, time};
 use crate::catalog::{
     Change, ChangesSince, LibraryId, PhotoChange, PhotoId, PhotoVersion, PurgeReport, ResourceType, Result,
     Retention, UserId,
@@ -30,7 +30,7 @@ pub(super) async fn photo_history(
     user_id: &UserId,
     photo_id: &PhotoId,
 ) -> Result<Option<Vec<PhotoVersion>>> {
-    let mut conn = catalog.pool.acquire().await?;
+    let mut conn = catalog.pool().acquire().await?;
     let exists: Option<String> =
         sqlx::query_scalar("SELECT id FROM icloud.photos WHERE id = $1 AND user_id = $2")
             .bind(photo_id.as_str())
@@ -178,7 +178,7 @@ pub(super) async fn photo_changes(
         .bind(since.version)
         .bind(since.photo_id.as_deref().unwrap_or(""))
         .bind(i64::from(limit) + 1)
-        .fetch_all(&catalog.pool)
+        .fetch_all(catalog.pool())
         .await?;
     let mut changes = Vec::with_capacity(rows.len());
     for row in rows {

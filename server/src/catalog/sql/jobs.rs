@@ -8,38 +8,48 @@
 use chrono::Utc;
 use sqlx::Row as _;
 
-use super::{Adapter, CHUNK, Conn, ms, new_id, placeholders, time, to_u64};
+use super::{Adapter, CHUNK, Conn, Driver as _, ms, new_id, placeholders, time, to_u64};
 use crate::catalog::{
-    Error, JobInfo, JobState, JobStatus, LeaseRequest, LibraryId, PhotoId, Result, StoredRef, UserId,
+    Error, JobInfo, JobQueue, JobState, JobStatus, LeaseRequest, LibraryId, PhotoId, Result, StoredRef,
+    UserId,
 };
 
+/// The columns a job is queued with, in the order both ways of queueing jobs list their values.
+pub(crate) const QUEUE_COLUMNS: &str = "id, user_id, photo_id, kind, sha256, state, attempts, failures, \
+     last_error, available_at, lease_expires_at, created_at, updated_at";
+
+/// The `ON CONFLICT` clause of queueing into `icloud.jobs AS j` (both ways of queueing jobs use it): a job
+/// of an older original is reset to queued; one for the same original is left alone (done stays done).
+pub(crate) const REQUEUE: &str = " ON CONFLICT (photo_id, kind) DO UPDATE SET sha256 = excluded.sha256, \
+     state = 'queued', attempts = 0, failures = 0, last_error = NULL, \
+     available_at = excluded.available_at, lease_expires_at = NULL, created_at = excluded.created_at, \
+     updated_at = excluded.updated_at WHERE j.sha256 <> excluded.sha256";
+
 /// Queues a job of every kind for each (photo, original SHA-256): a new job, or a job of an older original
-/// reset to queued. A job already queued for the same original is left alone (done stays done).
+/// reset to queued. A job already queued for the same original is left alone (done stays done). A job's
+/// `created_at` is when it was queued for its current original, so the queue's age (`/metrics`) counts from
+/// there, not from the first original's.
 pub(super) async fn queue_jobs(
     conn: &mut Conn,
     user_id: &UserId,
     photos: &[(String, String)],
     now: i64,
 ) -> Result<()> {
+    let sql = format!(
+        "INSERT INTO icloud.jobs AS j ({QUEUE_COLUMNS}) \
+         VALUES ($1, $2, $3, $4, $5, 'queued', 0, 0, NULL, $6, NULL, $6, $6){REQUEUE}"
+    );
     for (photo_id, sha256) in photos {
         for kind in api::JobKind::ALL {
-            sqlx::query(
-                "INSERT INTO icloud.jobs AS j (id, user_id, photo_id, kind, sha256, state, attempts, failures, \
-                     last_error, available_at, lease_expires_at, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, 'queued', 0, 0, NULL, $6, NULL, $6, $6) \
-                 ON CONFLICT (photo_id, kind) DO UPDATE SET sha256 = excluded.sha256, state = 'queued', \
-                     attempts = 0, failures = 0, last_error = NULL, available_at = excluded.available_at, \
-                     lease_expires_at = NULL, updated_at = excluded.updated_at \
-                 WHERE j.sha256 <> excluded.sha256",
-            )
-            .bind(new_id())
-            .bind(user_id.as_str())
-            .bind(photo_id)
-            .bind(kind.as_str())
-            .bind(sha256)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
+            sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(new_id())
+                .bind(user_id.as_str())
+                .bind(photo_id)
+                .bind(kind.as_str())
+                .bind(sha256)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
         }
     }
     Ok(())
@@ -68,7 +78,7 @@ pub(super) async fn lease_jobs(
              AND state IN ('queued', 'leased') AND available_at <= $2 \
              ORDER BY available_at LIMIT $5 {}) \
          RETURNING id",
-        super::super::SKIP_LOCKED
+        Adapter::SKIP_LOCKED
     );
     let ids: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .bind(until)
@@ -111,13 +121,42 @@ pub(super) async fn lease_jobs(
     Ok(ready)
 }
 
+/// Depth and oldest queue time of the unfinished jobs, per kind. The `WHERE` is the `jobs_ready` partial
+/// index's predicate: only unfinished jobs are read, never the done ones that make up most of the table.
+pub(super) async fn job_queues(catalog: &Adapter) -> Result<Vec<JobQueue>> {
+    let rows = sqlx::query(
+        "SELECT kind, COUNT(*) AS depth, MIN(created_at) AS oldest FROM icloud.jobs \
+         WHERE state IN ('queued', 'leased') GROUP BY kind",
+    )
+    .fetch_all(&catalog.pool)
+    .await?;
+    let mut queues: Vec<JobQueue> = api::JobKind::ALL
+        .into_iter()
+        .map(|kind| JobQueue {
+            kind,
+            depth: 0,
+            oldest_queued_at: None,
+        })
+        .collect();
+    for row in rows {
+        let kind: String = row.try_get("kind")?;
+        let depth: i64 = row.try_get("depth")?;
+        let oldest: Option<i64> = row.try_get("oldest")?;
+        if let Some(queue) = queues.iter_mut().find(|queue| queue.kind.as_str() == kind) {
+            queue.depth = to_u64(depth);
+            queue.oldest_queued_at = oldest.map(time);
+        }
+    }
+    Ok(queues)
+}
+
 pub(super) async fn job(catalog: &Adapter, user_id: &UserId, job_id: &str) -> Result<Option<JobInfo>> {
     let sql =
         format!("SELECT {JOB_COLUMNS} FROM icloud.jobs j {JOB_JOINS} WHERE j.user_id = $1 AND j.id = $2");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(user_id.as_str())
         .bind(job_id)
-        .fetch_optional(&catalog.pool)
+        .fetch_optional(catalog.pool())
         .await?;
     row.as_ref().map(job_info).transpose()
 }
@@ -221,7 +260,7 @@ async fn status(catalog: &Adapter, user_id: &UserId, job_id: &str) -> Result<Job
     let row = sqlx::query("SELECT state, failures FROM icloud.jobs WHERE id = $1 AND user_id = $2")
         .bind(job_id)
         .bind(user_id.as_str())
-        .fetch_optional(&catalog.pool)
+        .fetch_optional(catalog.pool())
         .await?
         .ok_or(Error::NotFound { what: "job" })?;
     let state: String = row.try_get("state")?;

@@ -11,8 +11,12 @@ use chrono::Utc;
 use sqlx::Row as _;
 
 use super::resources::{CONTENT_CHANGED, ResourceRow, fetch_resources};
+use super::sources::{self, SourcePlan, Sources};
 use super::write::{BatchWrite, Linked, PhotoRow, ResourceWrite, Written};
-use super::{Adapter, CHUNK, Conn, IN_USER_LIBRARY, current_version, library_key, ms, new_id, placeholders};
+use super::{
+    Adapter, CHUNK, Conn, Driver as _, IN_USER_LIBRARY, current_version, library_key, ms, new_id,
+    placeholders,
+};
 use crate::catalog::validate;
 use crate::catalog::{
     Blob, Error, ItemOutcome, ItemResult, Library, LibraryId, PhotoId, PhotoUpsert, ResourceType, Result,
@@ -30,14 +34,14 @@ pub(super) async fn ensure_library(
     let found: Option<String> = sqlx::query_scalar(select)
         .bind(user_id.as_str())
         .bind(library_key)
-        .fetch_optional(&catalog.pool)
+        .fetch_optional(catalog.pool())
         .await?;
     let id = match found {
         Some(id) => id,
         None => {
             let user: Option<String> = sqlx::query_scalar("SELECT id FROM users WHERE id = $1")
                 .bind(user_id.as_str())
-                .fetch_optional(&catalog.pool)
+                .fetch_optional(catalog.pool())
                 .await?;
             if user.is_none() {
                 return Err(Error::NotFound { what: "user" });
@@ -50,12 +54,12 @@ pub(super) async fn ensure_library(
             .bind(user_id.as_str())
             .bind(library_key)
             .bind(ms(Utc::now()))
-            .execute(&catalog.pool)
+            .execute(catalog.pool())
             .await?;
             sqlx::query_scalar(select)
                 .bind(user_id.as_str())
                 .bind(library_key)
-                .fetch_one(&catalog.pool)
+                .fetch_one(catalog.pool())
                 .await?
         }
     };
@@ -64,6 +68,24 @@ pub(super) async fn ensure_library(
         user_id: user_id.clone(),
         key: library_key.to_owned(),
     })
+}
+
+pub(super) async fn library(
+    catalog: &Adapter,
+    user_id: &UserId,
+    library_key: &str,
+) -> Result<Option<Library>> {
+    let id: Option<String> =
+        sqlx::query_scalar("SELECT id FROM icloud.libraries WHERE user_id = $1 AND library_key = $2")
+            .bind(user_id.as_str())
+            .bind(library_key)
+            .fetch_optional(&catalog.pool)
+            .await?;
+    Ok(id.map(|id| Library {
+        id: LibraryId::new(id),
+        user_id: user_id.clone(),
+        key: library_key.to_owned(),
+    }))
 }
 
 struct Existing {
@@ -83,6 +105,8 @@ enum Plan {
     Delete {
         photo_id: String,
     },
+    /// A photo with several sources: see `sources.rs`.
+    Source(Box<SourcePlan>),
     /// Write the photo row (when `metadata`), the differing resource rows, drop undeclared ones.
     Write {
         item: Box<PhotoUpsert>,
@@ -119,8 +143,13 @@ pub(super) async fn sync_photos(
         })
         .collect();
 
-    // One write transaction on SQLite; on PostgreSQL plain reads and then one statement (see `begin_sync`).
-    let mut conn = catalog.begin_sync().await?;
+    // One write transaction on SQLite; on PostgreSQL plain reads and then one statement (see `begin_sync`),
+    // or, for a user with several libraries, one transaction under the user's sync lock (`sources.rs`).
+    let several = sources::several_libraries(catalog, user_id).await?;
+    let mut conn = catalog.begin_sync(several).await?;
+    if several {
+        sources::lock_user_sync(&mut conn, user_id).await?;
+    }
     library_key(&mut conn, user_id, library_id).await?;
     let identifiers: Vec<&str> = checked
         .iter()
@@ -128,7 +157,19 @@ pub(super) async fn sync_photos(
         .map(|i| i.local_identifier.as_str())
         .collect();
     let existing = fetch_existing(&mut conn, user_id, library_id, &identifiers).await?;
-    let photo_ids: Vec<&str> = existing.values().map(|e| e.id.as_str()).collect();
+    let sources = if several {
+        let valid: Vec<&PhotoUpsert> = checked.iter().flatten().collect();
+        let home: HashMap<&str, &str> = existing
+            .iter()
+            .map(|(id, e)| (id.as_str(), e.id.as_str()))
+            .collect();
+        sources::resolve(&mut conn, user_id, library_id, &valid, &home).await?
+    } else {
+        Sources::default()
+    };
+    let mut photo_ids: HashSet<&str> = existing.values().map(|e| e.id.as_str()).collect();
+    photo_ids.extend(sources.photo_ids());
+    let photo_ids: Vec<&str> = photo_ids.into_iter().collect();
     let mut stored = fetch_resources(&mut conn, user_id, &photo_ids).await?;
     let shas: Vec<&str> = checked
         .iter()
@@ -137,22 +178,31 @@ pub(super) async fn sync_photos(
         .collect();
     let blobs = fetch_blobs(&mut conn, user_id, &shas).await?;
 
-    let plans: Vec<(String, Plan)> = checked
-        .into_iter()
-        .map(|checked| match checked {
+    let mut plans: Vec<(String, Plan)> = Vec::with_capacity(checked.len());
+    for checked in checked {
+        let (local_identifier, plan) = match checked {
             Err((local_identifier, reason)) => (local_identifier, Plan::Reject(reason)),
             Ok(item) => {
-                let old = existing.get(&item.local_identifier);
-                let old_resources = old.and_then(|o| stored.remove(&o.id)).unwrap_or_default();
                 let id = item.local_identifier.clone();
-                (id, plan(item, old, old_resources, &blobs, now))
+                let plan = if let Some((identity, photo)) = sources.get(&id) {
+                    let rows = stored.remove(&photo.id).unwrap_or_default();
+                    let plan = sources::plan(item, library_id, identity, photo, rows, &blobs, now)?;
+                    Plan::Source(Box::new(plan))
+                } else {
+                    let old = existing.get(&item.local_identifier);
+                    let old_resources = old.and_then(|o| stored.remove(&o.id)).unwrap_or_default();
+                    plan(item, old, old_resources, &blobs, now, library_id)
+                };
+                (id, plan)
             }
-        })
-        .collect();
+        };
+        plans.push((local_identifier, plan));
+    }
 
     // Gather the writes of the whole batch; the adapter applies them with a few set-based statements (one
     // statement per row made a batch of 100 photos cost some 200 round trips into the database).
     let mut batch = BatchWrite::default();
+    let mut shared: Vec<(&str, &SourcePlan)> = Vec::new();
     for (local_identifier, plan) in &plans {
         match plan {
             Plan::Delete { photo_id } => batch.deleted.push(photo_id),
@@ -174,39 +224,35 @@ pub(super) async fn sync_photos(
                 } else {
                     batch.touched.push(photo_id);
                 }
-                batch.stale.extend(stale.iter().map(|t| (photo_id.as_str(), *t)));
-                batch.resources.extend(resources.iter().map(|row| ResourceWrite {
-                    local_identifier,
-                    photo_id,
-                    row,
-                }));
-                // An original linked to content the user already stores is stored now: enrich it.
-                batch.linked.extend(
-                    resources
-                        .iter()
-                        .filter(|r| {
-                            r.resource_type == ResourceType::Original && r.state == ResourceState::Stored
-                        })
-                        .filter_map(|r| r.stored_sha256.as_deref())
-                        .map(|sha256| Linked {
-                            local_identifier,
-                            photo_id,
-                            sha256,
-                        }),
-                );
+                gather_resources(&mut batch, local_identifier, photo_id, resources, stale);
+            }
+            Plan::Source(source) => {
+                if source.delete {
+                    batch.deleted.push(&source.photo_id);
+                } else if !source.writes_photo() && source.writes_resources() {
+                    batch.touched.push(&source.photo_id);
+                }
+                // Not a photo row of this batch: the rows name the photo by id (no identifier to join on).
+                gather_resources(&mut batch, "", &source.photo_id, &source.resources, &source.stale);
+                if source.changed() {
+                    shared.push((local_identifier, source));
+                }
             }
             Plan::Reject(_) | Plan::Keep { .. } => {}
         }
     }
     let n_resources = batch.resources.len();
-    let written = if batch.is_empty() {
+    let written = if batch.is_empty() && shared.is_empty() {
         Written {
             version: current_version(&mut conn, user_id).await?,
             ids: HashMap::new(),
         }
     } else {
-        super::super::write_batch(&mut conn, user_id, library_id, &batch, now).await?
+        let written = Adapter::write_batch(&mut conn, user_id, library_id, &batch, now).await?;
+        sources::apply(&mut conn, user_id, library_id, &shared, written.version, now).await?;
+        written
     };
+    drop(shared);
     drop(batch);
 
     let mut results = Vec::with_capacity(plans.len());
@@ -248,6 +294,17 @@ pub(super) async fn sync_photos(
                     needs_upload: needs,
                 }
             }
+            // A photo another library synced first: this library's identifier became one of its names.
+            Plan::Source(source) => ItemResult {
+                local_identifier,
+                outcome: if source.changed() {
+                    ItemOutcome::Updated
+                } else {
+                    ItemOutcome::Unchanged
+                },
+                photo_id: Some(PhotoId::new(source.photo_id)),
+                needs_upload: source.needs,
+            },
         };
         results.push(result);
     }
@@ -263,6 +320,36 @@ pub(super) async fn sync_photos(
     })
 }
 
+/// Adds a planned photo's resource writes, and the jobs of the originals it links to stored content, to the
+/// batch. `local_identifier` names a photo row of this batch (on PostgreSQL, the row's real id is joined by
+/// it); empty for a photo the batch does not write a row of.
+fn gather_resources<'a>(
+    batch: &mut BatchWrite<'a>,
+    local_identifier: &'a str,
+    photo_id: &'a str,
+    resources: &'a [ResourceRow],
+    stale: &'a [ResourceType],
+) {
+    batch.stale.extend(stale.iter().map(|t| (photo_id, *t)));
+    batch.resources.extend(resources.iter().map(|row| ResourceWrite {
+        local_identifier,
+        photo_id,
+        row,
+    }));
+    // An original linked to content the user already stores is stored now: enrich it.
+    batch.linked.extend(
+        resources
+            .iter()
+            .filter(|r| r.resource_type == ResourceType::Original && r.state == ResourceState::Stored)
+            .filter_map(|r| r.stored_sha256.as_deref())
+            .map(|sha256| Linked {
+                local_identifier,
+                photo_id,
+                sha256,
+            }),
+    );
+}
+
 /// Decides what one valid item needs.
 fn plan(
     item: PhotoUpsert,
@@ -270,6 +357,7 @@ fn plan(
     old_resources: Vec<ResourceRow>,
     blobs: &HashMap<String, Blob>,
     now: i64,
+    library_id: &LibraryId,
 ) -> Plan {
     if item.deleted {
         return match old {
@@ -294,7 +382,7 @@ fn plan(
     let mut needs = Vec::new();
     for declared in &item.resources {
         let before = old_by_type.remove(&declared.resource_type);
-        let row = reconcile(declared, before.as_ref(), blobs, now);
+        let row = reconcile(declared, before.as_ref(), blobs, now, library_id.as_str());
         if matches!(row.state, ResourceState::Pending | ResourceState::Failed) {
             needs.push(row.resource_type);
         }
@@ -321,12 +409,13 @@ fn plan(
     }
 }
 
-/// The row a declared resource should have, given what is stored and the user's blobs.
-fn reconcile(
+/// The row `library`'s declared resource should have, given what is stored and the user's blobs.
+pub(super) fn reconcile(
     declared: &DeclaredResource,
     before: Option<&ResourceRow>,
     blobs: &HashMap<String, Blob>,
     now: i64,
+    library: &str,
 ) -> ResourceRow {
     let mut row = ResourceRow {
         resource_type: declared.resource_type,
@@ -347,6 +436,7 @@ fn reconcile(
         uploaded_at: None,
         deduplicated: false,
         bundle_path: declared.bundle_path.clone(),
+        library_id: Some(library.to_owned()),
     };
     let still_stored = before.is_some_and(|b| {
         b.state == ResourceState::Stored && (declared.sha256.is_none() || declared.sha256 == b.stored_sha256)

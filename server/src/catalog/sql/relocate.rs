@@ -2,11 +2,15 @@
 //! key their bundle path gives (uploaded before the agent sent bundle paths, or linked to another photo's
 //! object with the same content), and repointing one once its object was copied and verified.
 //!
+//! A resource's bundle path lies under the library that holds its declaration (`resources.library_id`, the
+//! photo's home when NULL): a photo synced from two Macs has one row per resource type, so one object, at
+//! the bundle path of the Mac that declared it (`sources.rs`), never a copy per Mac.
+//!
 //! A maintenance pass, not a request: it reads across users, and every row it changes is named by user.
 
 use sqlx::Row as _;
 
-use super::{Adapter, to_u64};
+use super::{Adapter, Driver as _, to_u64};
 use crate::catalog::{LibraryId, Misplaced, PhotoId, ResourceType, Result, UserId};
 
 /// Largest page of [`misplaced`].
@@ -19,12 +23,13 @@ pub(super) async fn misplaced(
 ) -> Result<Vec<Misplaced>> {
     let (after_photo, after_type) = after.map_or((String::new(), ""), |(p, t)| (p.to_string(), t.as_str()));
     let rows = sqlx::query(
-        "SELECT r.user_id, r.photo_id, r.resource_type, p.library_id, r.bundle_path, r.stored_key, \
-                r.stored_sha256, r.stored_size \
+        "SELECT r.user_id, r.photo_id, r.resource_type, COALESCE(r.library_id, p.library_id) AS library_id, \
+                r.bundle_path, r.stored_key, r.stored_sha256, r.stored_size \
          FROM icloud.resources r JOIN icloud.photos p ON p.id = r.photo_id \
          WHERE r.state = 'stored' AND r.bundle_path IS NOT NULL AND r.stored_key IS NOT NULL \
            AND r.stored_sha256 IS NOT NULL \
-           AND r.stored_key <> 'users/' || r.user_id || '/libraries/' || p.library_id || '/' || r.bundle_path \
+           AND r.stored_key <> 'users/' || r.user_id || '/libraries/' || COALESCE(r.library_id, p.library_id) \
+                || '/' || r.bundle_path \
            AND (r.photo_id, r.resource_type) > ($1, $2) \
          ORDER BY r.photo_id, r.resource_type \
          LIMIT $3",
@@ -32,7 +37,7 @@ pub(super) async fn misplaced(
     .bind(&after_photo)
     .bind(after_type)
     .bind(i64::from(limit.clamp(1, MAX_PAGE)))
-    .fetch_all(&catalog.pool)
+    .fetch_all(catalog.pool())
     .await?;
     let mut found = Vec::with_capacity(rows.len());
     for row in &rows {

@@ -25,6 +25,9 @@ pub(crate) struct ResourceRow {
     pub(crate) deduplicated: bool,
     /// Where the Mac has the file inside its Photos bundle, and so where its bytes belong in the store.
     pub(crate) bundle_path: Option<String>,
+    /// The library whose declaration this is (the only one asked to upload it; its bundle path lies under
+    /// that library's prefix); `None` reads as the photo's home library.
+    pub(crate) library_id: Option<String>,
 }
 
 /// `state_reason` of a pending resource whose stored content the Mac no longer declares.
@@ -41,7 +44,7 @@ pub(super) async fn fetch_resources(
         let sql = format!(
             "SELECT photo_id, resource_type, declared_size, declared_sha256, available, unavailable_reason, \
                     state, state_reason, stored_sha256, stored_key, stored_size, uploaded_at, deduplicated, \
-                    bundle_path \
+                    bundle_path, library_id \
              FROM icloud.resources WHERE user_id = $1 AND photo_id IN ({})",
             placeholders(2, chunk.len())
         );
@@ -75,14 +78,30 @@ pub(super) async fn fetch_resources(
                     uploaded_at: row.try_get("uploaded_at")?,
                     deduplicated: row.try_get("deduplicated")?,
                     bundle_path: row.try_get("bundle_path")?,
+                    library_id: row.try_get("library_id")?,
                 });
         }
     }
     Ok(found)
 }
 
-/// Resource rows per statement: 15 parameters each.
+/// Resource rows per statement: 16 parameters each.
 const RESOURCE_ROWS_PER_STATEMENT: usize = 500;
+
+/// The resource columns, in the order both ways of writing resources list their values.
+pub(crate) const RESOURCE_COLUMNS: &str = "photo_id, resource_type, user_id, declared_size, declared_sha256, \
+     available, unavailable_reason, state, state_reason, stored_sha256, stored_key, stored_size, \
+     uploaded_at, deduplicated, bundle_path, library_id";
+
+/// The `ON CONFLICT` clause that overwrites a whole resource row (both ways of writing resources use it).
+pub(crate) const RESOURCE_OVERWRITE: &str = " ON CONFLICT (photo_id, resource_type) DO UPDATE SET \
+     declared_size = excluded.declared_size, declared_sha256 = excluded.declared_sha256, \
+     available = excluded.available, unavailable_reason = excluded.unavailable_reason, \
+     state = excluded.state, state_reason = excluded.state_reason, \
+     stored_sha256 = excluded.stored_sha256, stored_key = excluded.stored_key, \
+     stored_size = excluded.stored_size, uploaded_at = excluded.uploaded_at, \
+     deduplicated = excluded.deduplicated, bundle_path = excluded.bundle_path, \
+     library_id = excluded.library_id";
 
 /// Writes one resource row (insert or full overwrite).
 pub(super) async fn upsert_resource(
@@ -101,11 +120,8 @@ pub(super) async fn upsert_resources(
     rows: &[(&str, &ResourceRow)],
 ) -> Result<()> {
     for chunk in rows.chunks(RESOURCE_ROWS_PER_STATEMENT) {
-        let mut qb = sqlx::QueryBuilder::<Db>::new(
-            "INSERT INTO icloud.resources (photo_id, resource_type, user_id, declared_size, declared_sha256, \
-                 available, unavailable_reason, state, state_reason, stored_sha256, stored_key, stored_size, \
-                 uploaded_at, deduplicated, bundle_path) ",
-        );
+        let mut qb =
+            sqlx::QueryBuilder::<Db>::new(format!("INSERT INTO icloud.resources ({RESOURCE_COLUMNS}) "));
         qb.push_values(chunk, |mut b, (photo_id, row)| {
             b.push_bind(*photo_id)
                 .push_bind(row.resource_type.as_str())
@@ -121,17 +137,10 @@ pub(super) async fn upsert_resources(
                 .push_bind(row.stored_size)
                 .push_bind(row.uploaded_at)
                 .push_bind(row.deduplicated)
-                .push_bind(row.bundle_path.as_deref());
+                .push_bind(row.bundle_path.as_deref())
+                .push_bind(row.library_id.as_deref());
         });
-        qb.push(
-            " ON CONFLICT (photo_id, resource_type) DO UPDATE SET \
-                 declared_size = excluded.declared_size, declared_sha256 = excluded.declared_sha256, \
-                 available = excluded.available, unavailable_reason = excluded.unavailable_reason, \
-                 state = excluded.state, state_reason = excluded.state_reason, \
-                 stored_sha256 = excluded.stored_sha256, stored_key = excluded.stored_key, \
-                 stored_size = excluded.stored_size, uploaded_at = excluded.uploaded_at, \
-                 deduplicated = excluded.deduplicated, bundle_path = excluded.bundle_path",
-        );
+        qb.push(RESOURCE_OVERWRITE);
         qb.build().execute(&mut *conn).await?;
     }
     Ok(())

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use sqlx::Row as _;
 
-use super::{Adapter, Conn, bump_version, library_key, ms};
+use super::{Adapter, Conn, Driver as _, bump_version, library_key, ms};
 use crate::catalog::{Error, LibraryId, RestoreReport, RestoreTarget, Result, UserId};
 
 /// A photo's metadata as a history snapshot holds it (the catalog's column names).
@@ -139,19 +139,22 @@ pub(super) async fn restore(
     Ok(report)
 }
 
-/// Every photo (tombstones included) and album of the library.
+/// Every photo (tombstones included) of the library, as home or as another source of it, and its albums.
 async fn library_contents(
     conn: &mut Conn,
     user_id: &UserId,
     library_id: &LibraryId,
 ) -> Result<(Vec<String>, Vec<String>)> {
     library_key(conn, user_id, library_id).await?;
-    let photos =
-        sqlx::query_scalar("SELECT id FROM icloud.photos WHERE library_id = $1 AND user_id = $2 ORDER BY id")
-            .bind(library_id.as_str())
-            .bind(user_id.as_str())
-            .fetch_all(&mut *conn)
-            .await?;
+    let photos = sqlx::query_scalar(
+        "SELECT id FROM icloud.photos WHERE library_id = $1 AND user_id = $2 \
+             UNION SELECT photo_id FROM icloud.photo_aliases WHERE library_id = $1 AND user_id = $2 \
+             ORDER BY 1",
+    )
+    .bind(library_id.as_str())
+    .bind(user_id.as_str())
+    .fetch_all(&mut *conn)
+    .await?;
     let albums =
         sqlx::query_scalar("SELECT id FROM icloud.albums WHERE library_id = $1 AND user_id = $2 ORDER BY id")
             .bind(library_id.as_str())

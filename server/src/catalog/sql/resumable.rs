@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row as _;
 
-use super::{Adapter, ms, time, to_i64, to_u64};
+use super::{Adapter, Driver as _, ms, time, to_i64, to_u64};
 use crate::catalog::{
     Error, LibraryId, PhotoId, ResourceType, Result, ResumableSave, ResumableUpload, UserId,
 };
@@ -69,7 +69,7 @@ pub(super) async fn get(catalog: &Adapter, user_id: &UserId, id: &str) -> Result
     )))
     .bind(id)
     .bind(user_id.as_str())
-    .fetch_optional(&catalog.pool)
+    .fetch_optional(catalog.pool())
     .await?;
     row.as_ref().map(from_row).transpose()
 }
@@ -158,7 +158,7 @@ pub(super) async fn idle(
     .bind(ms(before))
     .bind(ms(now))
     .bind(i64::from(limit))
-    .fetch_all(&catalog.pool)
+    .fetch_all(catalog.pool())
     .await?;
     rows.iter().map(from_row).collect()
 }

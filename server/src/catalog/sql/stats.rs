@@ -1,16 +1,18 @@
 //! Counts and bytes per library, from the catalog alone: the upload times the rate and ETA are computed
-//! from are resource rows, so they survive a restart of the server or the agent.
+//! from are resource rows, so they survive a restart of the server or the agent. A photo synced from several
+//! libraries counts once, under its home library, and each resource under the library that holds it (the one
+//! asked to upload it), so the totals count nothing twice.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sqlx::Row as _;
 
-use super::{Adapter, current_version, ms, time, to_u64};
+use super::{Adapter, Driver as _, current_version, ms, time, to_u64};
 use crate::catalog::{Counts, LibraryId, LibraryStats, Result, Stats, UserId};
 
 pub(super) async fn stats(catalog: &Adapter, user_id: &UserId, recent_since: DateTime<Utc>) -> Result<Stats> {
-    let mut conn = catalog.pool.acquire().await?;
+    let mut conn = catalog.pool().acquire().await?;
     let libraries =
         sqlx::query("SELECT id, library_key FROM icloud.libraries WHERE user_id = $1 ORDER BY library_key")
             .bind(user_id.as_str())
@@ -25,7 +27,7 @@ pub(super) async fn stats(catalog: &Adapter, user_id: &UserId, recent_since: Dat
     .await?;
     // "Transferred" = stored and not deduplicated: the bytes that crossed the wire, which is what a rate is.
     let resources = sqlx::query(
-        "SELECT p.library_id, COUNT(*) AS resources, \
+        "SELECT COALESCE(r.library_id, p.library_id) AS library_id, COUNT(*) AS resources, \
            CAST(COALESCE(SUM(CASE WHEN r.state = 'stored' THEN 1 ELSE 0 END), 0) AS BIGINT) AS uploaded, \
            CAST(COALESCE(SUM(CASE WHEN r.state IN ('pending', 'failed') THEN 1 ELSE 0 END), 0) AS BIGINT) AS pending, \
            CAST(COALESCE(SUM(CASE WHEN r.state = 'unavailable' THEN 1 ELSE 0 END), 0) AS BIGINT) AS unavailable, \
@@ -46,7 +48,7 @@ pub(super) async fn stats(catalog: &Adapter, user_id: &UserId, recent_since: Dat
                                   THEN r.stored_size ELSE 0 END), 0) AS BIGINT) AS recent_bytes \
          FROM icloud.resources r JOIN icloud.photos p ON p.id = r.photo_id \
          WHERE r.user_id = $1 AND p.deleted_at IS NULL \
-         GROUP BY p.library_id",
+         GROUP BY COALESCE(r.library_id, p.library_id)",
     )
     .bind(user_id.as_str())
     .bind(ms(recent_since))

@@ -5,7 +5,7 @@ use sqlx::Row as _;
 
 use super::jobs::queue_jobs;
 use super::resources::{CONTENT_CHANGED, ResourceRow, fetch_resources, upsert_resource};
-use super::{Adapter, CHUNK, Conn, Db, bump_version, placeholders, time, to_i64, to_u64};
+use super::{Adapter, CHUNK, Conn, Db, Driver as _, bump_version, placeholders, time, to_i64, to_u64};
 use crate::catalog::validate::{self, MAX_RESOURCE_SIZE};
 use crate::catalog::{
     Blob, Error, LibraryId, Page, PendingQuery, PendingReason, PendingUpload, PhotoId, RecordedUpload,
@@ -28,15 +28,24 @@ pub(super) async fn pending_uploads(
         None => (String::new(), String::new()),
         Some(cursor) => parse_cursor(cursor)?,
     };
-    // The partial index `resources_pending` matches `state IN ('pending', 'failed')` literally.
+    // The partial index `resources_pending` matches `state IN ('pending', 'failed')` literally. A resource is
+    // listed for the library holding its declaration (`resources.library_id`, the photo's home when NULL),
+    // under that library's identifier of the photo, and only while that library still has the photo: a
+    // photo synced from two Macs is uploaded by one of them (`sources.rs`).
     let rows = sqlx::query(
         "SELECT r.photo_id, r.resource_type, r.state, r.state_reason, r.declared_size, r.declared_sha256, \
-                p.library_id, p.local_identifier, l.library_key \
+                l.id AS library_id, l.library_key, \
+                CASE WHEN l.id = p.library_id THEN p.local_identifier ELSE \
+                  (SELECT a.local_identifier FROM icloud.photo_aliases a WHERE a.photo_id = p.id \
+                     AND a.library_id = l.id AND a.deleted_at IS NULL LIMIT 1) \
+                END AS local_identifier \
          FROM icloud.resources r \
          JOIN icloud.photos p ON p.id = r.photo_id \
-         JOIN icloud.libraries l ON l.id = p.library_id \
+         JOIN icloud.libraries l ON l.id = COALESCE(r.library_id, p.library_id) \
          WHERE r.user_id = $1 AND r.state IN ('pending', 'failed') AND p.deleted_at IS NULL \
-           AND ($2 IS NULL OR p.library_id = $2) \
+           AND ($2 IS NULL OR l.id = $2) \
+           AND (l.id = p.library_id OR EXISTS (SELECT 1 FROM icloud.photo_aliases a WHERE a.photo_id = p.id \
+                AND a.library_id = l.id AND a.deleted_at IS NULL)) \
            AND (r.photo_id, r.resource_type) > ($3, $4) \
          ORDER BY r.photo_id, r.resource_type \
          LIMIT $5",
@@ -46,7 +55,7 @@ pub(super) async fn pending_uploads(
     .bind(&after_photo)
     .bind(&after_type)
     .bind(i64::from(query.limit) + 1)
-    .fetch_all(&catalog.pool)
+    .fetch_all(catalog.pool())
     .await?;
     let mut items = Vec::with_capacity(rows.len());
     for row in &rows {
@@ -101,24 +110,42 @@ pub(super) async fn resource_for_upload(
     user_id: &UserId,
     lookup: &UploadLookup,
 ) -> Result<Option<UploadTarget>> {
-    // Through the user's libraries (a handful) into the (library, identifier) key, so photos need no index
-    // of their own by (user, identifier); CROSS JOIN keeps SQLite from starting at the photos.
+    // Through the user's libraries (a handful) into the (library, identifier) keys of the photos' homes and
+    // of their other sources' aliases, so photos need no index of their own by (user, identifier); CROSS
+    // JOIN keeps SQLite from starting at the photos.
     let rows = sqlx::query(
-        "SELECT p.id, p.library_id, l.library_key, p.local_identifier, p.original_filename, p.uti, \
-                p.deleted_at \
+        "SELECT p.id, l.id AS library_id, l.library_key, p.local_identifier, p.original_filename, p.uti, \
+                p.deleted_at, p.library_id AS home_library_id \
          FROM icloud.libraries l CROSS JOIN icloud.photos p \
          WHERE l.user_id = $1 AND ($3 IS NULL OR l.id = $3) \
            AND p.library_id = l.id AND p.local_identifier = $2 AND p.user_id = $1 \
-         LIMIT 2",
+         UNION ALL \
+         SELECT p.id, l.id AS library_id, l.library_key, a.local_identifier, p.original_filename, p.uti, \
+                COALESCE(a.deleted_at, p.deleted_at) AS deleted_at, p.library_id AS home_library_id \
+         FROM icloud.libraries l CROSS JOIN icloud.photo_aliases a JOIN icloud.photos p ON p.id = a.photo_id \
+         WHERE l.user_id = $1 AND ($3 IS NULL OR l.id = $3) \
+           AND a.library_id = l.id AND a.local_identifier = $2 AND a.user_id = $1 \
+         LIMIT 3",
     )
     .bind(user_id.as_str())
     .bind(&lookup.local_identifier)
     .bind(lookup.library_id.as_ref().map(LibraryId::as_str))
-    .fetch_all(&catalog.pool)
+    .fetch_all(catalog.pool())
     .await?;
-    let row = match rows.as_slice() {
-        [] => return Ok(None),
-        [row] => row,
+    // The same photo under this identifier in two libraries (two copies of one library) is one photo.
+    let mut photos: Vec<String> = rows
+        .iter()
+        .map(|row| row.try_get::<String, _>("id"))
+        .collect::<std::result::Result<_, _>>()?;
+    photos.sort();
+    photos.dedup();
+    let live = rows.iter().find(|row| {
+        row.try_get::<Option<i64>, _>("deleted_at")
+            .is_ok_and(|deleted| deleted.is_none())
+    });
+    let row = match (live.or(rows.first()), photos.len()) {
+        (None, _) => return Ok(None),
+        (Some(row), 1) => row,
         _ => {
             return Err(Error::Conflict {
                 what: "localIdentifier",
@@ -127,15 +154,21 @@ pub(super) async fn resource_for_upload(
         }
     };
     let photo_id: String = row.try_get("id")?;
-    let mut conn = catalog.pool.acquire().await?;
+    let home_library: String = row.try_get("home_library_id")?;
+    let mut conn = catalog.pool().acquire().await?;
     let resources = fetch_resources(&mut conn, user_id, &[photo_id.as_str()]).await?;
     let resource = resources
         .get(&photo_id)
         .and_then(|rows| rows.iter().find(|r| r.resource_type == lookup.resource));
     let deleted_at: Option<i64> = row.try_get("deleted_at")?;
+    let library_id: String = row.try_get("library_id")?;
+    let resource_library = resource
+        .map(|r| r.library_id.clone().unwrap_or_else(|| home_library.clone()))
+        .unwrap_or_else(|| library_id.clone());
     Ok(Some(UploadTarget {
         photo_id: PhotoId::new(photo_id.clone()),
-        library_id: LibraryId::new(row.try_get::<String, _>("library_id")?),
+        library_id: LibraryId::new(library_id),
+        resource_library_id: LibraryId::new(resource_library),
         library_key: row.try_get("library_key")?,
         local_identifier: row.try_get("local_identifier")?,
         original_filename: row.try_get("original_filename")?,
@@ -159,7 +192,7 @@ pub(super) async fn blob_by_sha(catalog: &Adapter, user_id: &UserId, sha256: &st
     if !validate::is_sha256_hex(sha256) {
         return Err(Error::invalid("sha256", "not 64 lower-case hex characters"));
     }
-    let mut conn = catalog.pool.acquire().await?;
+    let mut conn = catalog.pool().acquire().await?;
     blob(&mut conn, user_id, sha256).await
 }
 
@@ -169,7 +202,7 @@ pub(super) async fn blob_by_key(catalog: &Adapter, user_id: &UserId, key: &str) 
     )
     .bind(user_id.as_str())
     .bind(key)
-    .fetch_optional(&catalog.pool)
+    .fetch_optional(catalog.pool())
     .await?;
     row.map(|row| blob_from_row(&row)).transpose()
 }
@@ -241,6 +274,8 @@ pub(super) async fn record_upload(
             uploaded_at: None,
             deduplicated: false,
             bundle_path: None,
+            // Keyed by content, under no bundle path: the photo's home library names it.
+            library_id: None,
         })
     };
     upsert_resource(&mut tx, user_id, photo, &row).await?;

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use sqlx::Row as _;
 
-use super::{Adapter, CHUNK, placeholders, time, to_u64};
+use super::{Adapter, CHUNK, Driver as _, placeholders, time, to_u64};
 use crate::catalog::{
     AlbumKind, AlbumPageQuery, AlbumSummary, Enrichment, ListedPhoto, PhotoDetail, PhotoId, PhotoResource,
     ResourceState, ResourceType, Result, StoredRef, TimelineQuery, UserId,
@@ -98,7 +98,7 @@ pub(super) async fn list_photos(
 ) -> Result<Vec<ListedPhoto>> {
     let (sql, binds) = timeline_sql(user_id, query);
     bound(&sql, binds)
-        .fetch_all(&catalog.pool)
+        .fetch_all(catalog.pool())
         .await?
         .iter()
         .map(listed)
@@ -112,8 +112,8 @@ pub(super) async fn explain_timeline(
     query: &TimelineQuery,
 ) -> Result<String> {
     let (sql, binds) = timeline_sql(user_id, query);
-    let rows = bound(&format!("{} {sql}", super::super::EXPLAIN), binds)
-        .fetch_all(&catalog.pool)
+    let rows = bound(&format!("{} {sql}", Adapter::EXPLAIN), binds)
+        .fetch_all(catalog.pool())
         .await?;
     let lines: Vec<String> = rows
         .iter()
@@ -159,7 +159,7 @@ pub(super) async fn album_photos(
         .bind(position)
         .bind(photo)
         .bind(i64::from(query.limit) + 1)
-        .fetch_all(&catalog.pool)
+        .fetch_all(catalog.pool())
         .await?;
     rows.iter()
         .map(|row| {
@@ -176,8 +176,18 @@ pub(super) async fn list_albums(
     album_id: Option<&str>,
 ) -> Result<Vec<AlbumSummary>> {
     let visible = "p.deleted_at IS NULL AND p.hidden = FALSE AND p.trashed = FALSE";
+    // An album synced from several Macs (one iCloud GUID, a row per library) is listed once, as its oldest
+    // live row; its members resolve to the same photos from every Mac. A parent folder is named the same way.
+    // Asked for by id, a later row of the same album still answers.
+    let first_of_guid = |row: &str| {
+        format!(
+            "SELECT c.id FROM icloud.albums c WHERE c.user_id = $1 AND c.cloud_guid = {row}.cloud_guid \
+             AND c.deleted_at IS NULL ORDER BY c.created_at, c.id LIMIT 1"
+        )
+    };
+    let (first_of_album, first_of_parent) = (first_of_guid("a"), first_of_guid("parent"));
     let sql = format!(
-        "SELECT a.id, a.title, a.kind, parent.id AS parent_id, \
+        "SELECT a.id, a.title, a.kind, COALESCE(({first_of_parent}), parent.id) AS parent_id, \
             (SELECT COUNT(*) FROM icloud.album_members m JOIN icloud.photos p ON p.id = m.photo_id \
              WHERE m.album_id = a.id AND {visible}) AS n, \
             (SELECT m.photo_id FROM icloud.album_members m JOIN icloud.photos p ON p.id = m.photo_id \
@@ -185,13 +195,14 @@ pub(super) async fn list_albums(
          FROM icloud.albums a \
          LEFT JOIN icloud.albums parent ON parent.library_id = a.library_id \
              AND parent.album_key = a.parent_key AND parent.deleted_at IS NULL \
-         WHERE a.user_id = $1 AND a.deleted_at IS NULL AND ($2 IS NULL OR a.id = $2) \
+         WHERE a.user_id = $1 AND a.deleted_at IS NULL \
+           AND (a.id = $2 OR ($2 IS NULL AND (a.cloud_guid IS NULL OR a.id = ({first_of_album})))) \
          ORDER BY a.library_id, a.sort_index, a.id"
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(user_id.as_str())
         .bind(album_id)
-        .fetch_all(&catalog.pool)
+        .fetch_all(catalog.pool())
         .await?;
     let cover_ids: Vec<String> = rows
         .iter()
@@ -234,7 +245,7 @@ async fn photos_by_id(
         for id in chunk {
             query = query.bind(id);
         }
-        for row in query.fetch_all(&catalog.pool).await? {
+        for row in query.fetch_all(catalog.pool()).await? {
             let photo = listed(&row)?;
             found.insert(photo.id.as_str().to_owned(), photo);
         }
@@ -257,7 +268,7 @@ pub(super) async fn photo(
     let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(user_id.as_str())
         .bind(photo_id.as_str())
-        .fetch_optional(&catalog.pool)
+        .fetch_optional(catalog.pool())
         .await?
     else {
         return Ok(None);
@@ -268,7 +279,7 @@ pub(super) async fn photo(
     )
     .bind(user_id.as_str())
     .bind(photo_id.as_str())
-    .fetch_all(&catalog.pool)
+    .fetch_all(catalog.pool())
     .await?;
     let enrichments = sqlx::query(
         "SELECT kind, result, updated_at FROM icloud.enrichments WHERE user_id = $1 AND photo_id = $2 \
@@ -276,7 +287,7 @@ pub(super) async fn photo(
     )
     .bind(user_id.as_str())
     .bind(photo_id.as_str())
-    .fetch_all(&catalog.pool)
+    .fetch_all(catalog.pool())
     .await?;
     let albums: Vec<String> = sqlx::query_scalar(
         "SELECT m.album_id FROM icloud.album_members m JOIN icloud.albums a ON a.id = m.album_id \
@@ -284,7 +295,7 @@ pub(super) async fn photo(
     )
     .bind(user_id.as_str())
     .bind(photo_id.as_str())
-    .fetch_all(&catalog.pool)
+    .fetch_all(catalog.pool())
     .await?;
     let list = |column: &str| -> Result<Vec<String>> {
         let text: String = row.try_get(column)?;

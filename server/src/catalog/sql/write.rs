@@ -1,9 +1,10 @@
 //! The writes of one sync batch. `photos.rs` decides, item by item, what the batch changes and gathers it in
-//! a [`BatchWrite`]; the adapter's `write_batch` then applies all of it with the version bump. This module
-//! holds the shapes and the portable way to apply them, a few multi-row statements, which the SQLite adapter
-//! uses. The PostgreSQL adapter applies the same [`BatchWrite`] in one statement of its own
-//! (`catalog/postgres/write.rs`), because there the version bump takes a row lock that concurrent batches of
-//! the user wait on until commit: the fewer round trips after it, the more batches go through.
+//! a [`BatchWrite`]; the adapter's [`super::Driver::write_batch`] then applies all of it with the version
+//! bump. This module holds the shapes and the portable way to apply them, a few multi-row statements, which
+//! the SQLite adapter uses. The PostgreSQL adapter applies the same [`BatchWrite`] in one statement of its
+//! own (`catalog/postgres/write.rs`, built from the same column lists and conflict clauses), because there
+//! the version bump takes a row lock that concurrent batches of the user wait on until commit: the fewer
+//! round trips after it, the more batches go through.
 
 use std::collections::HashMap;
 

@@ -19,6 +19,7 @@
 //! answers for any upload; one append at a time holds the row, and a newer request on the same replica ends
 //! the older transfer (the client cannot be sending both), as the draft allows.
 
+use api::ErrorCode;
 mod append;
 mod protocol;
 
@@ -110,7 +111,7 @@ pub(super) async fn create(
         && a != b
     {
         return Err(ApiError::bad_request(
-            "invalid_header",
+            ErrorCode::InvalidHeader,
             "Repr-Digest and X-Content-SHA256 disagree",
         ));
     }
@@ -131,7 +132,7 @@ pub(super) async fn create(
     {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "size_mismatch",
+            ErrorCode::SizeMismatch,
             format!(
                 "Upload-Length: {length} bytes, but the sync declared {}; sync the item again",
                 declared.size
@@ -151,7 +152,16 @@ pub(super) async fn create(
             return Ok(unread(answer.into_response(), interop));
         }
     }
-    let layout = LibraryLayout::new(user_id.as_str(), target.library_id.as_str())?;
+    // As for a plain upload: the bytes go under the library holding the declaration, and another library's
+    // bytes are not written there.
+    if params.library.is_some() && target.resource_library_id != target.library_id {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::HeldByAnotherLibrary,
+            "this resource is uploaded from another of your libraries (see the pending list of this library)",
+        ));
+    }
+    let layout = LibraryLayout::new(user_id.as_str(), target.resource_library_id.as_str())?;
     let ext = super::upload::extension(&target.original_filename, &target.uti);
     let key = match place(&state, &user_id, &layout, &target, expected, &ext).await? {
         Placed::Write(key) => key,
@@ -171,7 +181,7 @@ pub(super) async fn create(
     let upload = ResumableUpload {
         id: id.clone(),
         user_id: user_id.clone(),
-        library_id: target.library_id.clone(),
+        library_id: target.resource_library_id.clone(),
         photo_id: target.photo_id.clone(),
         local_identifier: target.local_identifier.clone(),
         resource: target.resource,
@@ -323,7 +333,7 @@ async fn take(
 fn busy() -> ApiError {
     ApiError::new(
         StatusCode::CONFLICT,
-        "upload_in_progress",
+        ErrorCode::UploadInProgress,
         "another request is appending to this upload; ask for the offset again shortly",
     )
 }
@@ -348,9 +358,21 @@ async fn find(state: &AppState, user_id: &UserId, id: &str) -> Result<ResumableU
 
 /// The offset of an upload.
 #[utoipa::path(head, path = "/client/iphoto/uploads/{id}", tag = "client", operation_id = "head_upload",
-    params(("id" = String, Path, description = "the upload resource, from `Location`")),
-    responses((status = 204, description = "`Upload-Offset`, `Upload-Complete`, `Upload-Length`, `Upload-Limit`"),
-        (status = 401, body = api::ErrorBody), (status = 404, body = api::ErrorBody)),
+    description = "Where to resume: `Upload-Offset` is every byte the server kept. An append of this server still \
+        reading an earlier request for this upload is ended first, its bytes kept. A HEAD answer has no body: \
+        its status says what is wrong.",
+    params(("id" = String, Path, min_length = 1, description = "the upload resource, from the creation's `Location`")),
+    responses((status = 204, description = "the upload's state", headers(
+        ("Upload-Offset" = u64, description = "the bytes the server holds (the next append starts there)"),
+        ("Upload-Complete" = String, description = "`?1` once the upload is complete, else `?0`"),
+        ("Upload-Draft-Interop-Version" = u8, description = "the interop version the answer speaks (8 unless the request named another)"),
+        ("Upload-Limit" = String, description = "`max-size=…, min-append-size=…, max-age=…` (seconds idle before the upload is aborted)"),
+            ("Upload-Length" = u64, description = "the total length, once announced"),
+            ("Cache-Control" = String, description = "`no-store`"))),
+        (status = 400, description = "`Upload-Draft-Interop-Version` other than 3 to 8"),
+        (status = 401, description = "no valid bearer token"), (status = 403, description = "a token of another scope"),
+        (status = 404, description = "no such upload of the caller's: never made, cancelled, or expired"),
+        (status = 503, description = "the catalog is unreachable; retry later")),
     security(("bearer" = ["client"])))]
 #[tracing::instrument(skip_all, fields(upload = %id.0))]
 pub(crate) async fn head_upload(
@@ -384,19 +406,45 @@ pub(crate) async fn head_upload(
 
 /// Appends to an upload at `Upload-Offset`; `Upload-Complete: ?1` ends it.
 #[utoipa::path(patch, path = "/client/iphoto/uploads/{id}", tag = "client", operation_id = "patch_upload",
-    params(("id" = String, Path, description = "the upload resource, from `Location`"),
-        ("Upload-Offset" = u64, Header, description = "where this content starts: the offset HEAD gave"),
-        ("Upload-Complete" = String, Header, description = "?1 when this content ends the upload"),
-        ("Repr-Digest" = Option<String>, Header, description = "sha-256=:<base64>: of the whole upload"),
-        ("Content-Digest" = Option<String>, Header, description = "sha-256=:<base64>: of this request's content")),
-    request_body(content = Vec<u8>, content_type = "application/partial-upload"),
-    responses((status = 200, body = api::UploadAnswer, description = "complete: stored"),
-        (status = 204, description = "appended; `Upload-Offset` is the new offset"),
-        (status = 400, body = api::ErrorBody, description = "missing fields, completed upload, inconsistent length"),
-        (status = 401, body = api::ErrorBody), (status = 404, body = api::ErrorBody),
-        (status = 409, body = api::ErrorBody, description = "`Upload-Offset` is not the upload's (the answer carries it), or another append is running"),
-        (status = 413, body = api::ErrorBody), (status = 415, body = api::ErrorBody),
-        (status = 422, body = api::ErrorBody, description = "digest mismatch: nothing stored")),
+    description = "Appends the content at `Upload-Offset`, which must be the upload's offset (`HEAD`). The \
+        append that says `Upload-Complete: ?1` ends the upload: the whole must hash to `Repr-Digest` or \
+        `X-Content-SHA256` (else the SHA-256 declared at sync), and the answer is the upload route's. Bytes \
+        received are kept even when the request is cut. Interop versions 3 to 7 of the draft \
+        (`Upload-Draft-Interop-Version`; 3 and 4 say `Upload-Incomplete` for `Upload-Complete`, and before 7 \
+        any `Content-Type` is taken) are answered in their own words.",
+    params(("id" = String, Path, min_length = 1, description = "the upload resource, from the creation's `Location`"),
+        ("Upload-Offset" = u64, Header, maximum = 999_999_999_999_999_u64, description = "where this content starts: the offset `HEAD` gave"),
+        ("Upload-Complete" = String, Header, pattern = r"^\?[01]$", description = "`?1` when this content ends the upload, else `?0`"),
+        ("Upload-Length" = Option<u64>, Header, nullable = false, maximum = 999_999_999_999_999_u64,
+            description = "the total length, when known (it cannot change once announced)"),
+        ("Repr-Digest" = Option<String>, Header, nullable = false,
+            pattern = r"^([\u0020-\u002B\u002D-\u007E\t]*,)*[ \t]*sha-256=:[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=:[ \t]*(,[\u0020-\u002B\u002D-\u007E\t]*)*$",
+            description = "RFC 9530 `sha-256=:<base64>:` of the whole upload"),
+        ("X-Content-SHA256" = Option<String>, Header, nullable = false, pattern = r"^[0-9A-Fa-f]{64}$",
+            description = "hex SHA-256 of the whole upload (as `Repr-Digest`; both: the same digest)"),
+        ("Content-Digest" = Option<String>, Header, nullable = false,
+            pattern = r"^([\u0020-\u002B\u002D-\u007E\t]*,)*[ \t]*sha-256=:[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=:[ \t]*(,[\u0020-\u002B\u002D-\u007E\t]*)*$",
+            description = "RFC 9530 `sha-256=:<base64>:` of this request's content: content that does not match is not kept")),
+    request_body(content = super::upload::Bytes, content_type = "application/partial-upload"),
+    responses((status = 200, body = api::UploadAnswer, description = "complete: stored", headers(
+        ("Upload-Offset" = u64, description = "the bytes the server holds (the next append starts there)"),
+        ("Upload-Complete" = String, description = "`?1` once the upload is complete, else `?0`"),
+        ("Upload-Draft-Interop-Version" = u8, description = "the interop version the answer speaks (8 unless the request named another)"),
+        ("Upload-Limit" = String, description = "`max-size=…, min-append-size=…, max-age=…` (seconds idle before the upload is aborted)"))),
+        (status = 204, description = "appended", headers(
+        ("Upload-Offset" = u64, description = "the bytes the server holds (the next append starts there)"),
+        ("Upload-Complete" = String, description = "`?1` once the upload is complete, else `?0`"),
+        ("Upload-Draft-Interop-Version" = u8, description = "the interop version the answer speaks (8 unless the request named another)"),
+        ("Upload-Limit" = String, description = "`max-size=…, min-append-size=…, max-age=…` (seconds idle before the upload is aborted)"))),
+        (status = 400, body = api::ErrorBody, description = "a missing or malformed field (`invalid_header`), an append to a completed upload (`completed_upload`), an `Upload-Length` that changed or is below the offset (`inconsistent_upload_length`), content that ended early (`body_interrupted`; its bytes are kept)"),
+        (status = 401, body = api::ErrorBody), (status = 403, body = api::ErrorBody),
+        (status = 404, body = api::ErrorBody, description = "no such upload of the caller's: never made, cancelled, or expired"),
+        (status = 408, body = api::ErrorBody, description = "the content sent nothing for the body idle timeout; the bytes received are kept"),
+        (status = 409, body = api::ErrorBody, description = "`Upload-Offset` is not the upload's (`mismatching_upload_offset`: the answer's `Upload-Offset` is), an append runs on another replica (`upload_in_progress`), a newer request took the upload over (`upload_superseded`), or other bytes were stored for the resource first (`upload_conflict`)",
+            headers(("Upload-Offset" = u64, description = "the upload's offset"))),
+        (status = 413, body = api::ErrorBody, description = "the upload would exceed the largest upload taken"),
+        (status = 415, body = api::ErrorBody, description = "content that is not `application/partial-upload`"),
+        (status = 422, body = api::ErrorBody, description = "the whole upload's SHA-256 or size is not the one announced or declared: nothing stored, the upload is gone")),
     security(("bearer" = ["client"])))]
 #[tracing::instrument(skip_all, fields(upload = %id.0))]
 pub(crate) async fn patch_upload(
@@ -409,7 +457,7 @@ pub(crate) async fn patch_upload(
     let interop = Interop::of(&headers)?;
     let complete = interop.complete(&headers)?;
     let offset = integer(&headers, &UPLOAD_OFFSET)?
-        .ok_or_else(|| ApiError::bad_request("invalid_header", "Upload-Offset: required"))?;
+        .ok_or_else(|| ApiError::bad_request(ErrorCode::InvalidHeader, "Upload-Offset: required"))?;
     let length = integer(&headers, &UPLOAD_LENGTH)?;
     if interop.needs_partial_upload_type() {
         let media = headers
@@ -419,7 +467,7 @@ pub(crate) async fn patch_upload(
         if media.split(';').next().map(str::trim) != Some(protocol::PARTIAL_UPLOAD) {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 "Content-Type: an append is application/partial-upload",
             ));
         }
@@ -445,7 +493,7 @@ pub(crate) async fn patch_upload(
         return Ok(with_offset(
             ApiError::new(
                 StatusCode::CONFLICT,
-                "mismatching_upload_offset",
+                ErrorCode::MismatchingUploadOffset,
                 format!("Upload-Offset: {offset}, but the upload is at {}", upload.offset),
             ),
             upload.offset,
@@ -455,14 +503,14 @@ pub(crate) async fn patch_upload(
         (Some(a), Some(b)) if a != b => {
             release().await?;
             return Err(ApiError::bad_request(
-                "inconsistent_upload_length",
+                ErrorCode::InconsistentUploadLength,
                 format!("Upload-Length: {a}, but the upload was announced as {b}"),
             ));
         }
         (Some(a), _) if a < upload.offset => {
             release().await?;
             return Err(ApiError::bad_request(
-                "inconsistent_upload_length",
+                ErrorCode::InconsistentUploadLength,
                 format!(
                     "Upload-Length: {a} is below the bytes already received ({})",
                     upload.offset
@@ -494,7 +542,7 @@ pub(crate) async fn patch_upload(
 fn completed(offset: u64, interop: Interop) -> Response {
     let mut response = with_offset(
         ApiError::bad_request(
-            "completed_upload",
+            ErrorCode::CompletedUpload,
             "the upload is complete; nothing more can be appended",
         ),
         offset,
@@ -505,9 +553,11 @@ fn completed(offset: u64, interop: Interop) -> Response {
 
 /// Cancels an upload: its parts and staging are removed and it is forgotten.
 #[utoipa::path(delete, path = "/client/iphoto/uploads/{id}", tag = "client", operation_id = "delete_upload",
-    params(("id" = String, Path, description = "the upload resource, from `Location`")),
-    responses((status = 204, description = "cancelled"), (status = 401, body = api::ErrorBody),
-        (status = 404, body = api::ErrorBody), (status = 409, body = api::ErrorBody, description = "an append is running on another replica")),
+    params(("id" = String, Path, min_length = 1, description = "the upload resource, from the creation's `Location`")),
+    responses((status = 204, description = "cancelled: nothing of it is kept"),
+        (status = 401, body = api::ErrorBody), (status = 403, body = api::ErrorBody),
+        (status = 404, body = api::ErrorBody, description = "no such upload of the caller's: never made, cancelled, or expired"),
+        (status = 409, body = api::ErrorBody, description = "an append runs on another replica (`upload_in_progress`)")),
     security(("bearer" = ["client"])))]
 #[tracing::instrument(skip_all, fields(upload = %id.0))]
 pub(crate) async fn delete_upload(
@@ -534,17 +584,36 @@ pub(crate) async fn delete_upload(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// What the upload routes take: `Upload-Limit`.
+/// What an upload resource takes: `Upload-Limit`.
 #[utoipa::path(options, path = "/client/iphoto/uploads/{id}", tag = "client", operation_id = "options_upload",
-    params(("id" = String, Path, description = "any upload resource")),
-    responses((status = 204, description = "`Upload-Limit`: max-size, min-append-size, max-age")))]
+    description = "No token needed: the limits are the same for every upload.",
+    params(("id" = String, Path, min_length = 1, description = "any upload resource")),
+    responses((status = 204, description = "the limits", headers(
+        ("Upload-Limit" = String, description = "`max-size=…, min-append-size=…, max-age=…`"),
+        ("Allow" = String, description = "`HEAD, PATCH, DELETE, OPTIONS`")))))]
 pub(crate) async fn options_upload(State(state): State<AppState>) -> Response {
+    options(&state, "HEAD, PATCH, DELETE, OPTIONS")
+}
+
+/// What the upload route takes for a resumable upload: `Upload-Limit`.
+#[utoipa::path(options, path = "/client/iphoto/upload/{localIdentifier}", tag = "client",
+    operation_id = "options_upload_route",
+    description = "No token needed: the limits are the same for every upload.",
+    params(("localIdentifier" = String, Path, min_length = 1, description = "any asset's identifier")),
+    responses((status = 204, description = "the limits", headers(
+        ("Upload-Limit" = String, description = "`max-size=…, min-append-size=…, max-age=…`"),
+        ("Allow" = String, description = "`POST, OPTIONS`")))))]
+pub(crate) async fn options_upload_route(State(state): State<AppState>) -> Response {
+    options(&state, "POST, OPTIONS")
+}
+
+/// A 204 with `Upload-Limit` and `allow`.
+fn options(state: &AppState, allow: &'static str) -> Response {
     let mut response = StatusCode::NO_CONTENT.into_response();
-    limits(&state).insert(response.headers_mut());
-    response.headers_mut().insert(
-        header::ALLOW,
-        HeaderValue::from_static("POST, HEAD, PATCH, DELETE, OPTIONS"),
-    );
+    limits(state).insert(response.headers_mut());
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
     response
 }
 

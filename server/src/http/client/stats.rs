@@ -15,7 +15,8 @@ const RATE_WINDOW: chrono::Duration = chrono::Duration::minutes(10);
 
 /// The user's figures.
 #[utoipa::path(get, path = "/client/iphoto/stats", tag = "client", operation_id = "get_stats",
-    responses((status = 200, body = api::Stats), (status = 401, body = api::ErrorBody)),
+    responses((status = 200, body = api::Stats), (status = 401, body = api::ErrorBody),
+        (status = 403, body = api::ErrorBody)),
     security(("bearer" = ["client"])))]
 pub(crate) async fn get_stats(
     State(state): State<AppState>,

@@ -1,5 +1,6 @@
 //! `POST /client/iphoto/sync`: a batch of photo metadata, upserted by identity.
 
+use api::ErrorCode;
 use axum::extract::State;
 use axum::http::StatusCode;
 
@@ -12,8 +13,11 @@ use crate::http::extract::Json;
 /// Upserts a batch; each item gets its own outcome and the resources the server still needs.
 #[utoipa::path(post, path = "/client/iphoto/sync", tag = "client", operation_id = "post_sync",
     request_body = api::SyncRequest,
-    responses((status = 200, body = api::SyncAnswer), (status = 400, body = api::ErrorBody),
-        (status = 401, body = api::ErrorBody), (status = 413, body = api::ErrorBody), (status = 422, body = api::ErrorBody)),
+    responses((status = 200, body = api::SyncAnswer), (status = 400, body = api::ErrorBody, description = "not JSON, or not the JSON this route takes"),
+        (status = 401, body = api::ErrorBody), (status = 403, body = api::ErrorBody),
+        (status = 413, body = api::ErrorBody, description = "a body over 16 MiB, or more items than the server takes"),
+        (status = 415, body = api::ErrorBody, description = "a Content-Type other than application/json"),
+        (status = 422, body = api::ErrorBody)),
     security(("bearer" = ["client"])))]
 #[tracing::instrument(skip_all, fields(items = request.items.len()))]
 pub(crate) async fn post_sync(
@@ -25,11 +29,11 @@ pub(crate) async fn post_sync(
     if request.items.len() > max {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "batch_too_large",
+            ErrorCode::BatchTooLarge,
             format!("items: {} in one batch, at most {max}", request.items.len()),
         ));
     }
-    super::check_library_id(&request.library_id)?;
+    super::check_library_id("libraryId", &request.library_id)?;
     let library = state
         .catalog()
         .ensure_library(&caller.user.id, &request.library_id)

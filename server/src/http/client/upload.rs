@@ -5,6 +5,7 @@
 //! the catalog is only told once the bytes are stored. When the client announces a digest the server already
 //! has (for this resource, or as content of the user's), it answers before reading the body.
 
+use api::ErrorCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -23,26 +24,79 @@ use crate::http::error::ApiError;
 use crate::http::extract::{Json, Path, Query};
 
 /// Query of an upload.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct UploadParams {
-    /// `original` (default), `live_video`, `render` or `raw`.
-    resource: Option<String>,
-    /// The library (the agent's id), when the identifier is not unique among the user's libraries.
-    library: Option<String>,
+    /// Which file of the asset (default `original`).
+    pub(super) resource: Option<api::ResourceType>,
+    /// The library (the agent's id, as in sync requests), when the identifier is in several of the user's
+    /// libraries.
+    #[param(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"
+    )]
+    pub(super) library: Option<String>,
 }
+
+/// The schema of an upload body: any bytes.
+pub(super) struct Bytes;
+
+impl utoipa::PartialSchema for Bytes {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .description(Some("the resource's bytes"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Bytes {}
 
 /// Stores one resource's bytes.
 #[utoipa::path(post, path = "/client/iphoto/upload/{localIdentifier}", tag = "client", operation_id = "post_upload",
-    params(("localIdentifier" = String, Path, description = "PhotoKit localIdentifier (`<UUID>/L0/001`)"),
-        ("resource" = Option<String>, Query, description = "original (default), live_video, render or raw"),
-        ("library" = Option<String>, Query, description = "the agent's library id, when the identifier is in several"),
-        ("X-Content-SHA256" = Option<String>, Header, description = "hex SHA-256 of the body"),
-        ("Content-Digest" = Option<String>, Header, description = "sha-256=:<base64>: (RFC 9530)")),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
-    responses((status = 200, body = api::UploadAnswer), (status = 400, body = api::ErrorBody),
-        (status = 401, body = api::ErrorBody), (status = 404, body = api::ErrorBody),
-        (status = 409, body = api::ErrorBody, description = "another upload of this resource stored other bytes first"),
+    description = "The body is streamed to the store and hashed on the way. With `X-Content-SHA256` or \
+        `Content-Digest` (both: they must name the same digest, else a 400) the bytes must hash to it; \
+        without, to the SHA-256 (and size) declared at sync, if any. Bytes the server already holds are \
+        linked and the body is not read. With `Upload-Complete` the request creates a resumable upload \
+        (draft-ietf-httpbis-resumable-upload-15; interop versions 3 to 7 by `Upload-Draft-Interop-Version`, \
+        3 and 4 with `Upload-Incomplete` instead): its body is the first append, `Location` names the upload \
+        resource, and `PATCH` there continues it (see `/client/iphoto/uploads/{id}`).",
+    params(("localIdentifier" = String, Path, min_length = 1,
+            description = "PhotoKit localIdentifier (`<UUID>/L0/001`); its slashes may be sent as they are"),
+        UploadParams,
+        ("X-Content-SHA256" = Option<String>, Header, nullable = false, pattern = r"^[0-9A-Fa-f]{64}$",
+            description = "hex SHA-256 of the body"),
+        ("Content-Digest" = Option<String>, Header, nullable = false,
+            pattern = r"^([\u0020-\u002B\u002D-\u007E\t]*,)*[ \t]*sha-256=:[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=:[ \t]*(,[\u0020-\u002B\u002D-\u007E\t]*)*$",
+            description = "RFC 9530: a list with a `sha-256=:<base64>:` member"),
+        ("Upload-Complete" = Option<String>, Header, nullable = false, pattern = r"^\?[01]$",
+            description = "a resumable upload: `?1` when this body is the whole file, `?0` when more follows"),
+        ("Upload-Length" = Option<u64>, Header, nullable = false, maximum = 999_999_999_999_999_u64,
+            description = "a resumable upload's total length, when known"),
+        ("Repr-Digest" = Option<String>, Header, nullable = false,
+            pattern = r"^([\u0020-\u002B\u002D-\u007E\t]*,)*[ \t]*sha-256=:[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=:[ \t]*(,[\u0020-\u002B\u002D-\u007E\t]*)*$",
+            description = "RFC 9530 `sha-256=:<base64>:` of a resumable upload's whole file (with `X-Content-SHA256`: the same digest)")),
+    request_body(content = Bytes, content_type = "application/octet-stream"),
+    responses((status = 200, body = api::UploadAnswer, description = "stored (a resumable upload: complete)", headers(
+            ("Location" = String, description = "a resumable upload's resource"),
+            ("Upload-Offset" = u64, description = "a resumable upload: the bytes the server holds"),
+            ("Upload-Complete" = String, description = "a resumable upload: `?1`"),
+            ("Upload-Draft-Interop-Version" = u8, description = "a resumable upload: the interop version the answer speaks"),
+            ("Upload-Limit" = String, description = "a resumable upload: `max-size=…, min-append-size=…, max-age=…`"))),
+        (status = 201, description = "a resumable upload made and its body appended; not complete yet", headers(
+            ("Location" = String, description = "the upload resource (`/client/iphoto/uploads/{id}`)"),
+            ("Upload-Offset" = u64, description = "the bytes the server holds"),
+            ("Upload-Complete" = String, description = "`?0`"),
+            ("Upload-Draft-Interop-Version" = u8, description = "the interop version the answer speaks"),
+            ("Upload-Limit" = String, description = "`max-size=…, min-append-size=…, max-age=…`"))),
+        (status = 400, body = api::ErrorBody),
+        (status = 401, body = api::ErrorBody), (status = 403, body = api::ErrorBody),
+        (status = 404, body = api::ErrorBody),
+        (status = 409, body = api::ErrorBody, description = "another upload of this resource stored other bytes first, or another of the caller's libraries uploads it"),
         (status = 408, body = api::ErrorBody, description = "the body sent nothing for the body idle timeout; nothing stored"),
         (status = 413, body = api::ErrorBody),
         (status = 422, body = api::ErrorBody, description = "the body's SHA-256 or size is not the one announced or declared at sync; nothing stored")),
@@ -119,7 +173,7 @@ async fn upload(
     {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "size_mismatch",
+            ErrorCode::SizeMismatch,
             format!("Content-Length: {length} bytes, but the sync declared {size}; sync the item again"),
         ));
     }
@@ -135,7 +189,16 @@ async fn upload(
         }
     }
 
-    let layout = LibraryLayout::new(caller.user.id.as_str(), target.library_id.as_str())?;
+    // The bytes go under the library whose declaration the catalog holds: a photo two Macs share is uploaded
+    // by the one the pending list names, at its bundle path. Another library's bytes are not written there.
+    if params.library.is_some() && target.resource_library_id != target.library_id {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::HeldByAnotherLibrary,
+            "this resource is uploaded from another of your libraries (see the pending list of this library)",
+        ));
+    }
+    let layout = LibraryLayout::new(caller.user.id.as_str(), target.resource_library_id.as_str())?;
     let ext = extension(&target.original_filename, &target.uti);
     let key = match place(&state, &caller.user.id, &layout, &target, expected, &ext).await? {
         Placed::Write(key) => key,
@@ -165,7 +228,7 @@ async fn upload(
             state.metrics().upload("rejected", 0);
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "digest_mismatch",
+                ErrorCode::DigestMismatch,
                 format!(
                     "body: its SHA-256 is {actual}, not the one the sync declared; nothing was stored \
                      (sync the item again, or send X-Content-SHA256)"
@@ -183,7 +246,7 @@ async fn upload(
                 Some(blob) => link(&state, &caller.user.id, &target, blob, true).await,
                 None => Err(ApiError::new(
                     StatusCode::CONFLICT,
-                    "upload_conflict",
+                    ErrorCode::UploadConflict,
                     "another upload of this resource finished first; ask for the pending list again",
                 )),
             };
@@ -226,13 +289,10 @@ pub(super) async fn find_target(
     local_identifier: String,
     params: &UploadParams,
 ) -> Result<(api::ResourceType, UploadTarget), ApiError> {
-    let resource_name = params.resource.as_deref().unwrap_or("original");
-    let resource = api::ResourceType::parse(resource_name).ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_query",
-            format!("resource: {resource_name:?} is not original, live_video, render or raw"),
-        )
-    })?;
+    let resource = params.resource.unwrap_or(api::ResourceType::Original);
+    if let Some(key) = &params.library {
+        super::check_library_id("library", key)?;
+    }
     tracing::Span::current().record("resource", resource.as_str());
     let catalog = state.catalog();
     let library_id = match &params.library {
@@ -415,7 +475,10 @@ pub(super) fn client_digest(headers: &HeaderMap) -> Result<Option<Sha256Digest>,
     let hex = match headers.get("x-content-sha256") {
         None => None,
         Some(v) => Some(v.to_str().ok().and_then(Sha256Digest::from_hex).ok_or_else(|| {
-            ApiError::bad_request("invalid_header", "X-Content-SHA256: must be 64 hex digits")
+            ApiError::bad_request(
+                ErrorCode::InvalidHeader,
+                "X-Content-SHA256: must be 64 hex digits",
+            )
         })?),
     };
     let digest = match headers.get("content-digest") {
@@ -431,13 +494,16 @@ pub(super) fn client_digest(headers: &HeaderMap) -> Result<Option<Sha256Digest>,
                 })
                 .and_then(Sha256Digest::from_base64);
             Some(parsed.ok_or_else(|| {
-                ApiError::bad_request("invalid_header", "Content-Digest: expected sha-256=:<base64>:")
+                ApiError::bad_request(
+                    ErrorCode::InvalidHeader,
+                    "Content-Digest: expected sha-256=:<base64>:",
+                )
             })?)
         }
     };
     match (hex, digest) {
         (Some(a), Some(b)) if a != b => Err(ApiError::bad_request(
-            "invalid_header",
+            ErrorCode::InvalidHeader,
             "X-Content-SHA256 and Content-Digest disagree",
         )),
         (a, b) => Ok(a.or(b)),
@@ -448,10 +514,9 @@ pub(super) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ApiErro
     headers
         .get(axum::http::header::CONTENT_LENGTH)
         .map(|v| {
-            v.to_str()
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| ApiError::bad_request("invalid_header", "Content-Length: not a number"))
+            v.to_str().ok().and_then(|s| s.parse().ok()).ok_or_else(|| {
+                ApiError::bad_request(ErrorCode::InvalidHeader, "Content-Length: not a number")
+            })
         })
         .transpose()
 }
@@ -459,7 +524,7 @@ pub(super) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ApiErro
 pub(super) fn too_large(max: u64) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
-        "body_too_large",
+        ErrorCode::BodyTooLarge,
         format!("body: over the limit of {max} bytes"),
     )
 }

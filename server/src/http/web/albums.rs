@@ -1,6 +1,7 @@
 //! `GET /my/photos/albums` (albums and folders with counts and covers) and `GET /my/photos/albums/{albumId}`
 //! (one album and a page of its photos in the album's order).
 
+use api::ErrorCode;
 use axum::extract::State;
 
 use super::{cursor, item, items, limit};
@@ -11,18 +12,21 @@ use crate::http::error::ApiError;
 use crate::http::extract::{Json, Path, Query};
 
 /// Query of an album page.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct AlbumParams {
-    /// Page size.
+    /// Page size, 1 to 500 (default 100); outside is a 400, never clamped.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
-    /// `nextCursor` of the previous page.
+    /// `nextCursor` of the previous page of this album (opaque and signed: any other value is a 400).
     cursor: Option<String>,
 }
 
 /// The caller's albums and folders, in the Mac's display order, each with its count and cover.
 #[utoipa::path(get, path = "/my/photos/albums", tag = "web", operation_id = "get_albums",
-    responses((status = 200, body = api::WebAlbums), (status = 401, body = api::ErrorBody)),
+    responses((status = 200, body = api::WebAlbums), (status = 401, body = api::ErrorBody),
+        (status = 403, body = api::ErrorBody)),
     security(("bearer" = ["web"])))]
 #[tracing::instrument(skip_all)]
 pub(crate) async fn get_albums(
@@ -39,11 +43,10 @@ pub(crate) async fn get_albums(
 
 /// One album and a page of its photos, in the album's order.
 #[utoipa::path(get, path = "/my/photos/albums/{albumId}", tag = "web", operation_id = "get_album",
-    params(("albumId" = String, Path, description = "the album's id (from the album list)"),
-        ("limit" = Option<u32>, Query, description = "page size, 1..=500 (default 100); above 500 is a 400"),
-        ("cursor" = Option<String>, Query, description = "nextCursor of the previous page")),
+    params(("albumId" = String, Path, description = "the album's id (from the album list)"), AlbumParams),
     responses((status = 200, body = api::WebAlbumPage), (status = 400, body = api::ErrorBody),
-        (status = 401, body = api::ErrorBody), (status = 404, body = api::ErrorBody)),
+        (status = 401, body = api::ErrorBody), (status = 403, body = api::ErrorBody),
+        (status = 404, body = api::ErrorBody)),
     security(("bearer" = ["web"])))]
 #[tracing::instrument(skip_all)]
 pub(crate) async fn get_album(
@@ -106,7 +109,12 @@ async fn album(state: &AppState, user_id: &UserId, row: &AlbumSummary) -> Result
 }
 
 fn parse_position(payload: &str) -> Result<(i64, String), ApiError> {
-    let bad = || ApiError::bad_request("invalid_cursor", "cursor: not a cursor this list handed out");
+    let bad = || {
+        ApiError::bad_request(
+            ErrorCode::InvalidCursor,
+            "cursor: not a cursor this list handed out",
+        )
+    };
     let mut parts = payload.splitn(3, '|');
     let (Some("a"), Some(position), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(bad());

@@ -2,6 +2,7 @@
 //! HMAC-SHA256 tag, base64url. A cursor changed in any byte, cut short, made for another user or another
 //! filter, or signed by another key is refused with a 400 rather than silently starting elsewhere.
 
+use api::ErrorCode;
 use base64::Engine as _;
 use hmac::{Hmac, Mac as _};
 use sha2::{Digest as _, Sha256};
@@ -46,7 +47,12 @@ impl CursorKey {
 
     /// The payload of a cursor sealed under `scope`, or a 400.
     pub(crate) fn open(&self, scope: &str, cursor: &str) -> Result<String, ApiError> {
-        let bad = || ApiError::bad_request("invalid_cursor", "cursor: not a cursor this list handed out");
+        let bad = || {
+            ApiError::bad_request(
+                ErrorCode::InvalidCursor,
+                "cursor: not a cursor this list handed out",
+            )
+        };
         if cursor.len() > 1024 {
             return Err(bad());
         }

@@ -1,6 +1,7 @@
 //! `GET /my/photos/{id}/history` (a photo's versions) and `GET /my/photos/changes` (the changes feed, for
 //! web clients and ETLs that follow the catalog without re-listing it).
 
+use api::ErrorCode;
 use axum::extract::State;
 
 use super::item;
@@ -16,12 +17,15 @@ pub const DEFAULT_CHANGES_LIMIT: u32 = 100;
 pub const MAX_CHANGES_LIMIT: u32 = 1000;
 
 /// Query of the changes feed.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ChangesParams {
-    /// A catalog version (`0` for everything), or the `nextSince` of the previous page.
+    /// A catalog version (default `0`: everything), or the `nextSince` of the previous page (`V:photoId`).
+    #[param(pattern = r"^[0-9]{1,18}(:[0-9A-Za-z]{1,64})?$")]
     since: Option<String>,
-    /// Page size.
+    /// Page size, 1 to 1000 (default 100); outside is a 400.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
@@ -74,8 +78,7 @@ pub(crate) async fn get_photo_history(
         with its current state. Start with `since=0`, then pass `nextSince` until `hasMore` is false; keep the \
         last `nextSince` to ask again later. A delete is listed until its tombstone is purged after the \
         retention (`--trash-days`): a follower that falls further behind should list the catalog again.",
-    params(("since" = Option<String>, Query, description = "a catalog version (default 0), or nextSince"),
-        ("limit" = Option<u32>, Query, description = "page size, 1..=1000 (default 100); outside is a 400")),
+    params(ChangesParams),
     responses((status = 200, body = api::WebChanges), (status = 400, body = api::ErrorBody),
         (status = 401, body = api::ErrorBody), (status = 403, body = api::ErrorBody)),
     security(("bearer" = ["web"])))]
@@ -88,7 +91,7 @@ pub(crate) async fn get_changes(
     let limit = params.limit.unwrap_or(DEFAULT_CHANGES_LIMIT);
     if !(1..=MAX_CHANGES_LIMIT).contains(&limit) {
         return Err(ApiError::bad_request(
-            "invalid_query",
+            ErrorCode::InvalidQuery,
             format!("limit: {limit} is outside 1..={MAX_CHANGES_LIMIT}"),
         ));
     }
@@ -130,7 +133,7 @@ pub(crate) async fn get_changes(
 fn parse_since(text: &str) -> Result<ChangesSince, ApiError> {
     let bad = || {
         ApiError::bad_request(
-            "invalid_query",
+            ErrorCode::InvalidQuery,
             format!("since: {text:?} is not a version (a non-negative integer) or a nextSince"),
         )
     };
@@ -138,10 +141,11 @@ fn parse_since(text: &str) -> Result<ChangesSince, ApiError> {
         Some((version, id)) => (version, Some(id)),
         None => (text, None),
     };
-    let version: i64 = version.parse().map_err(|_| bad())?;
-    if version < 0 {
+    // Exactly what the document's pattern admits: 1 to 18 digits (no sign, always inside an i64).
+    if version.is_empty() || version.len() > 18 || !version.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad());
     }
+    let version: i64 = version.parse().map_err(|_| bad())?;
     if let Some(id) = photo_id
         && (id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()))
     {
@@ -170,7 +174,22 @@ mod tests {
         let inside = parse_since("12:0a1b").unwrap();
         assert_eq!((inside.version, inside.photo_id.as_deref()), (12, Some("0a1b")));
         assert_eq!(format_since(&inside), "12:0a1b");
-        for bad in ["", "-1", "x", "1.5", "3:", "3:a/b", "3:a:b", " 3"] {
+        assert_eq!(
+            parse_since("999999999999999999").unwrap().version,
+            999_999_999_999_999_999
+        );
+        for bad in [
+            "",
+            "-1",
+            "+1",
+            "x",
+            "1.5",
+            "3:",
+            "3:a/b",
+            "3:a:b",
+            " 3",
+            "1000000000000000000",
+        ] {
             assert!(parse_since(bad).is_err(), "{bad:?}");
         }
     }

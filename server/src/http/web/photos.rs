@@ -1,5 +1,6 @@
 //! `GET /my/photos/` (the timeline) and `GET /my/photos/{id}` (one photo).
 
+use api::ErrorCode;
 use axum::extract::State;
 use chrono::{DateTime, NaiveDate};
 
@@ -11,45 +12,79 @@ use crate::http::error::ApiError;
 use crate::http::extract::{Json, Path, Query};
 
 /// Query of the timeline.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListParams {
-    /// Page size.
+    /// Page size, 1 to 500 (default 100); outside is a 400, never clamped.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
-    /// `nextCursor` of the previous page.
+    /// `nextCursor` of the previous page of this same list (opaque and signed: any other value is a 400).
     cursor: Option<String>,
-    /// Only members of this album.
+    /// Only members of this album (its id).
     album: Option<String>,
-    /// `photo` or `video`.
-    kind: Option<String>,
+    /// Only photos or only videos.
+    kind: Option<api::AssetKind>,
     /// Only favourites (`true`) or only the others (`false`).
     favorite: Option<bool>,
-    /// Taken at or after (RFC 3339, or a date meaning its midnight UTC).
+    /// Taken at or after: an RFC 3339 time, or a `YYYY-MM-DD` date meaning its midnight UTC.
+    #[param(schema_with = time_or_date)]
     from: Option<String>,
-    /// Taken before (RFC 3339, or a date).
+    /// Taken before: an RFC 3339 time, or a `YYYY-MM-DD` date meaning its midnight UTC.
+    #[param(schema_with = time_or_date)]
     to: Option<String>,
-    /// Hidden photos too.
+    /// Hidden photos too (default false).
     include_hidden: Option<bool>,
-    /// Photos in Recently Deleted too.
+    /// Photos in Recently Deleted too (default false).
     include_trashed: Option<bool>,
+}
+
+/// The schema of `from` and `to`: a date-time or a date.
+fn time_or_date() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{AnyOfBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    let string = |format| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(format)))
+    };
+    AnyOfBuilder::new()
+        .item(string(KnownFormat::DateTime))
+        .item(string(KnownFormat::Date))
+        .into()
 }
 
 /// Lists the caller's photos, newest first (ties by id), keyset-paged.
 #[utoipa::path(get, path = "/my/photos/", tag = "web", operation_id = "get_photos",
-    params(("limit" = Option<u32>, Query, description = "page size, 1..=500 (default 100); above 500 is a 400"),
-        ("cursor" = Option<String>, Query, description = "nextCursor of the previous page (opaque, signed)"),
-        ("album" = Option<String>, Query, description = "only members of this album (its id)"),
-        ("kind" = Option<String>, Query, description = "photo or video"),
-        ("favorite" = Option<bool>, Query, description = "only favourites (true) or only the others (false)"),
-        ("from" = Option<String>, Query, description = "taken at or after: RFC 3339 time or YYYY-MM-DD"),
-        ("to" = Option<String>, Query, description = "taken before: RFC 3339 time or YYYY-MM-DD"),
-        ("includeHidden" = Option<bool>, Query, description = "hidden photos too (default false)"),
-        ("includeTrashed" = Option<bool>, Query, description = "photos in Recently Deleted too (default false)")),
+    params(ListParams),
     responses((status = 200, body = api::WebPhotoPage), (status = 400, body = api::ErrorBody),
         (status = 401, body = api::ErrorBody), (status = 403, body = api::ErrorBody)),
     security(("bearer" = ["web"])))]
 #[tracing::instrument(skip_all)]
 pub(crate) async fn get_photos(
+    state: State<AppState>,
+    caller: WebAuth,
+    params: Query<ListParams>,
+) -> Result<Json<api::WebPhotoPage>, ApiError> {
+    list_photos(state, caller, params).await
+}
+
+/// `GET /my/photos/` without its trailing slash.
+#[utoipa::path(get, path = "/my/photos", tag = "web", operation_id = "get_photos_unslashed",
+    description = "The same list as `GET /my/photos/`.",
+    params(ListParams),
+    responses((status = 200, body = api::WebPhotoPage), (status = 400, body = api::ErrorBody),
+        (status = 401, body = api::ErrorBody), (status = 403, body = api::ErrorBody)),
+    security(("bearer" = ["web"])))]
+#[tracing::instrument(skip_all)]
+pub(crate) async fn get_photos_unslashed(
+    state: State<AppState>,
+    caller: WebAuth,
+    params: Query<ListParams>,
+) -> Result<Json<api::WebPhotoPage>, ApiError> {
+    list_photos(state, caller, params).await
+}
+
+async fn list_photos(
     State(state): State<AppState>,
     WebAuth(caller): WebAuth,
     Query(params): Query<ListParams>,
@@ -57,7 +92,7 @@ pub(crate) async fn get_photos(
     let limit = limit(params.limit)?;
     let filter = PhotoFilter {
         album_id: params.album.clone(),
-        kind: params.kind.as_deref().map(kind).transpose()?,
+        kind: params.kind,
         favorite: params.favorite,
         from_ms: params.from.as_deref().map(|t| time("from", t)).transpose()?,
         to_ms: params.to.as_deref().map(|t| time("to", t)).transpose()?,
@@ -89,7 +124,7 @@ pub(crate) async fn get_photos(
 #[utoipa::path(get, path = "/my/photos/{photoId}", tag = "web", operation_id = "get_photo",
     params(("photoId" = String, Path, description = "the photo's id (from a list)")),
     responses((status = 200, body = api::WebPhoto), (status = 401, body = api::ErrorBody),
-        (status = 404, body = api::ErrorBody)),
+        (status = 403, body = api::ErrorBody), (status = 404, body = api::ErrorBody)),
     security(("bearer" = ["web"])))]
 #[tracing::instrument(skip_all)]
 pub(crate) async fn get_photo(
@@ -169,7 +204,12 @@ fn list_scope(user_id: &str, filter: &PhotoFilter) -> String {
 
 /// `t|<taken_at ms>|<photo id>` back to a keyset position.
 fn parse_position(payload: &str) -> Result<TimelineKey, ApiError> {
-    let bad = || ApiError::bad_request("invalid_cursor", "cursor: not a cursor this list handed out");
+    let bad = || {
+        ApiError::bad_request(
+            ErrorCode::InvalidCursor,
+            "cursor: not a cursor this list handed out",
+        )
+    };
     let mut parts = payload.splitn(3, '|');
     let (Some("t"), Some(taken), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(bad());
@@ -180,30 +220,29 @@ fn parse_position(payload: &str) -> Result<TimelineKey, ApiError> {
     })
 }
 
-fn kind(name: &str) -> Result<api::AssetKind, ApiError> {
-    match name {
-        "photo" => Ok(api::AssetKind::Photo),
-        "video" => Ok(api::AssetKind::Video),
-        other => Err(ApiError::bad_request(
-            "invalid_query",
-            format!("kind: {other:?} is not photo or video"),
-        )),
-    }
-}
-
-/// An RFC 3339 time or a `YYYY-MM-DD` date (midnight UTC), as epoch milliseconds.
+/// An RFC 3339 time or a `YYYY-MM-DD` date (midnight UTC), as epoch milliseconds. The date is exactly
+/// RFC 3339's `full-date` (what the document's `format: date` says): four, two and two digits.
 fn time(field: &str, text: &str) -> Result<i64, ApiError> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(t.timestamp_millis());
     }
+    let full_date = text.len() == 10
+        && text.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
     if let Some(t) = NaiveDate::parse_from_str(text, "%Y-%m-%d")
         .ok()
+        .filter(|_| full_date)
         .and_then(|d| d.and_hms_opt(0, 0, 0))
     {
         return Ok(t.and_utc().timestamp_millis());
     }
     Err(ApiError::bad_request(
-        "invalid_query",
+        ErrorCode::InvalidQuery,
         format!("{field}: {text:?} is not an RFC 3339 time or a YYYY-MM-DD date"),
     ))
 }

@@ -21,6 +21,7 @@ pub async fn albums_replace_keeps_order_and_is_atomic(s: &Subject) {
         kind,
         parent_key: parent.map(str::to_owned),
         members: members.iter().map(|m| (*m).to_owned()).collect(),
+        cloud_guid: None,
     };
     let first = vec![
         album("A", AlbumKind::Album, None, &["p3", "p1", "ghost", "p2", "p3"]),
@@ -129,6 +130,7 @@ pub async fn users_are_isolated(s: &Subject) {
             kind: AlbumKind::Album,
             parent_key: None,
             members: vec!["shared-id".into()],
+            cloud_guid: None,
         }],
     )
     .await

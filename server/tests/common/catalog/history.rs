@@ -325,6 +325,7 @@ pub async fn restore_brings_back_albums_and_libraries(s: &Subject) {
         kind: AlbumKind::Album,
         parent_key: None,
         members: members.iter().map(|m| (*m).to_owned()).collect(),
+        cloud_guid: None,
     };
     c.replace_albums(&user, &library, vec![album("A", "summer", &["p2", "p1"])])
         .await

@@ -6,6 +6,7 @@
 //! hyper drops the handler, but the bytes that did arrive must still become durable and acknowledged — the
 //! draft asks the server to keep as much as it received, and the client's next `HEAD` reads the offset.
 
+use api::ErrorCode;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -106,7 +107,7 @@ pub(crate) async fn run(append: Append, body: Body) -> Result<Outcome, ApiError>
                 Err(_) => {
                     failure = Some(ApiError::new(
                         StatusCode::CONFLICT,
-                        "upload_superseded",
+                        ErrorCode::UploadSuperseded,
                         "a newer request for this upload took over; ask for the offset",
                     ));
                     break;
@@ -129,7 +130,7 @@ pub(crate) async fn run(append: Append, body: Body) -> Result<Outcome, ApiError>
                     crate::http::error::body_stalled("the bytes received are kept; ask for the offset")
                 } else {
                     ApiError::bad_request(
-                        "body_interrupted",
+                        ErrorCode::BodyInterrupted,
                         "the body ended early; the bytes received are kept",
                     )
                 });
@@ -145,7 +146,7 @@ pub(crate) async fn run(append: Append, body: Body) -> Result<Outcome, ApiError>
             && after > length
         {
             failure = Some(ApiError::bad_request(
-                "inconsistent_upload_length",
+                ErrorCode::InconsistentUploadLength,
                 format!("more bytes than Upload-Length: {length}"),
             ));
             break;
@@ -182,7 +183,7 @@ pub(crate) async fn run(append: Append, body: Body) -> Result<Outcome, ApiError>
             return Err(failure.unwrap_or_else(|| {
                 ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
-                    "digest_mismatch",
+                    ErrorCode::DigestMismatch,
                     format!(
                         "Content-Digest: this request's content hashes to {actual}; none of it was kept \
                          (resume from Upload-Offset {})",
@@ -211,7 +212,7 @@ pub(crate) async fn run(append: Append, body: Body) -> Result<Outcome, ApiError>
         }
         if inconsistent {
             return Err(ApiError::bad_request(
-                "inconsistent_upload_length",
+                ErrorCode::InconsistentUploadLength,
                 format!("the upload ends at {total} bytes, not at its Upload-Length"),
             ));
         }
@@ -230,7 +231,7 @@ pub(crate) async fn run(append: Append, body: Body) -> Result<Outcome, ApiError>
             state.metrics().upload("rejected", 0);
             Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "digest_mismatch",
+                ErrorCode::DigestMismatch,
                 format!(
                     "the upload's SHA-256 is {actual}, not the one announced or declared at sync; nothing was stored"
                 ),
@@ -261,7 +262,7 @@ pub(crate) async fn run(append: Append, body: Body) -> Result<Outcome, ApiError>
                 }
                 None => Err(ApiError::new(
                     StatusCode::CONFLICT,
-                    "upload_conflict",
+                    ErrorCode::UploadConflict,
                     "another upload of this resource finished first; ask for the pending list again",
                 )),
             }
@@ -444,7 +445,7 @@ impl Checkpoint<'_> {
 fn lost() -> ApiError {
     ApiError::new(
         StatusCode::CONFLICT,
-        "upload_superseded",
+        ErrorCode::UploadSuperseded,
         "another request took over this upload; ask for the offset",
     )
 }

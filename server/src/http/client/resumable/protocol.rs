@@ -7,6 +7,7 @@
 //! `application/partial-upload` media type of appends; 8 is draft -15. A request without the field is taken
 //! as version 8 (what a client of the final RFC, which drops the field, sends).
 
+use api::ErrorCode;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use storage::Sha256Digest;
 
@@ -48,7 +49,7 @@ impl Interop {
             .filter(|v| VERSIONS.contains(v))
             .ok_or_else(|| {
                 ApiError::bad_request(
-                    "invalid_header",
+                    ErrorCode::InvalidHeader,
                     "Upload-Draft-Interop-Version: this server speaks interop versions 3 to 8",
                 )
             })?;
@@ -68,11 +69,12 @@ impl Interop {
         } else {
             (UPLOAD_COMPLETE, false)
         };
-        let value = headers
-            .get(&name)
-            .ok_or_else(|| ApiError::bad_request("invalid_header", format!("{name}: required (?0 or ?1)")))?;
-        let flag = boolean(value)
-            .ok_or_else(|| ApiError::bad_request("invalid_header", format!("{name}: must be ?0 or ?1")))?;
+        let value = headers.get(&name).ok_or_else(|| {
+            ApiError::bad_request(ErrorCode::InvalidHeader, format!("{name}: required (?0 or ?1)"))
+        })?;
+        let flag = boolean(value).ok_or_else(|| {
+            ApiError::bad_request(ErrorCode::InvalidHeader, format!("{name}: must be ?0 or ?1"))
+        })?;
         Ok(flag != inverted)
     }
 
@@ -113,7 +115,7 @@ pub(crate) fn integer(headers: &HeaderMap, name: &HeaderName) -> Result<Option<u
                 .and_then(|s| s.parse().ok())
                 .ok_or_else(|| {
                     ApiError::bad_request(
-                        "invalid_header",
+                        ErrorCode::InvalidHeader,
                         format!("{name}: must be a non-negative integer"),
                     )
                 })
@@ -134,7 +136,12 @@ pub(crate) fn repr_digest(headers: &HeaderMap) -> Result<Option<Sha256Digest>, A
         .and_then(|rest| rest.strip_suffix(':'))
         .and_then(Sha256Digest::from_base64)
         .map(Some)
-        .ok_or_else(|| ApiError::bad_request("invalid_header", "Repr-Digest: expected sha-256=:<base64>:"))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                ErrorCode::InvalidHeader,
+                "Repr-Digest: expected sha-256=:<base64>:",
+            )
+        })
 }
 
 /// What the server takes: `max-size` (the upload limit), `min-append-size` (one part: each append but the

@@ -1,5 +1,5 @@
 //! The thumbnail codec: one original on disk in, one bounded-size JPEG out. Pure and blocking (run it on
-//! `spawn_blocking`); the worker loop around it is in [`crate::worker`].
+//! `spawn_blocking`); the worker loop around it is [`crate::run_thumbnail_worker`].
 //!
 //! - JPEG, PNG, WebP and TIFF are decoded with the `image` crate. HEIC/HEIF is decoded and shrunk by libheif's
 //!   own `heif-thumbnailer` (Debian/Ubuntu package `heif-thumbnailer`, Homebrew `libheif`), run like `ffmpeg`
