@@ -33,7 +33,10 @@ fn committed_openapi_matches_the_code() {
     assert!(doc["components"]["schemas"]["SyncItem"].is_object());
     let upload = &doc["paths"]["/client/iphoto/uploads/{id}"];
     for method in ["head", "patch", "delete", "options"] {
-        assert!(upload[method].is_object(), "{method} of an upload resource is documented");
+        assert!(
+            upload[method].is_object(),
+            "{method} of an upload resource is documented"
+        );
     }
     assert!(doc["paths"]["/client/iphoto/upload/{localIdentifier}"]["post"]["responses"]["201"].is_object());
 }
