@@ -27,14 +27,14 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 pub(super) fn upload_router() -> OpenApiRouter<AppState> {
     super::openapi::routes_with_tail(
         OpenApiRouter::default(),
-        routes!(upload::post_upload, resumable::options_upload_route),
+        routes!(upload::post_upload, resumable::options::options_upload_route),
         "localIdentifier",
     )
     .routes(routes!(
         resumable::head_upload,
         resumable::patch_upload,
         resumable::delete_upload,
-        resumable::options_upload
+        resumable::options::options_upload
     ))
 }
 
