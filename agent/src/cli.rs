@@ -74,6 +74,10 @@ pub struct SyncArgs {
     /// Uploads in flight at once (1..=64).
     #[arg(long, env = "IPHOTO_UPLOADS", default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=64), help_heading = "Transfer")]
     pub uploads: u8,
+    /// Files of at least this many bytes are uploaded resumably (draft-ietf-httpbis-resumable-upload):
+    /// after a dropped connection the upload goes on where the server stopped, also across restarts.
+    #[arg(long, env = "IPHOTO_RESUMABLE_THRESHOLD", default_value_t = 16 * 1024 * 1024, help_heading = "Transfer")]
+    pub resumable_threshold: u64,
     /// Where the state DB lives. Default: `~/Library/Application Support/iphoto-agent` on macOS,
     /// `~/.local/state/iphoto-agent` elsewhere.
     #[arg(long, env = "IPHOTO_STATE_DIR", help_heading = "Library")]
@@ -269,6 +273,7 @@ async fn sync(args: SyncArgs, home: Option<&Path>) -> Result<()> {
         state_dir,
         batch: usize::from(args.batch),
         uploads: usize::from(args.uploads),
+        resumable_threshold: args.resumable_threshold,
     };
     loop {
         let bars = interactive().then(TerminalProgress::new);
@@ -371,6 +376,11 @@ async fn status(dir: &Path, json: bool) -> Result<()> {
     println!(
         "upload rate: {}/s",
         HumanBytes(figures.upload_rate.max(0.0) as u64)
+    );
+    println!(
+        "resumed uploads: {} not sent again, {} re-sent",
+        HumanBytes(figures.bytes_resumed),
+        HumanBytes(figures.bytes_resent)
     );
     println!("bytes uploaded: {}", HumanBytes(figures.bytes_uploaded));
     match figures.eta {

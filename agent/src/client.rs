@@ -15,6 +15,10 @@ use reqwest::StatusCode;
 
 use crate::error::{Error, Result};
 
+mod resumable;
+
+pub use resumable::{Appended, Created, Offset};
+
 /// Bytes read from a file per chunk of an upload body: large enough that a 2–8 MB photo is a handful of
 /// chunks (each a hand-off between threads), small enough that four uploads in flight hold a few MiB.
 const UPLOAD_CHUNK: usize = 1 << 20;
@@ -85,6 +89,11 @@ impl Server {
         })
     }
 
+    /// How many attempts a call gets.
+    pub fn retry_attempts(&self) -> u32 {
+        self.retry.attempts.max(1)
+    }
+
     /// `POST /client/iphoto/sync`.
     pub async fn sync(&self, request: &api::SyncRequest) -> Result<api::SyncAnswer> {
         let url = &format!("{}/client/iphoto/sync", self.base);
@@ -148,7 +157,7 @@ impl Server {
         );
         let response = self
             .call(&what, || async move {
-                let body = file_body(upload.path, Arc::clone(sent)).await?;
+                let body = file_body(upload.path, 0, Arc::clone(sent)).await?;
                 Ok(self
                     .http
                     .post(url)
@@ -203,13 +212,18 @@ impl Server {
 /// `tokio::fs::File` every 256 KiB was a round trip to the blocking pool, then a copy, with the socket idle
 /// meanwhile: on a busy machine the agent uploaded at half curl's rate.) `sent` counts bytes as the body hands
 /// them to the connection. The reader stops when the request is dropped.
-async fn file_body(path: &Path, sent: Arc<AtomicU64>) -> Result<reqwest::Body> {
+/// `offset` bytes of the file are skipped (a resumed upload sends the rest).
+async fn file_body(path: &Path, offset: u64, sent: Arc<AtomicU64>) -> Result<reqwest::Body> {
     let io = |source| Error::Io {
         path: path.to_path_buf(),
         action: "opening for upload",
         source,
     };
     let mut file = tokio::fs::File::open(path).await.map_err(io)?.into_std().await;
+    if offset > 0 {
+        use std::io::Seek as _;
+        file.seek(std::io::SeekFrom::Start(offset)).map_err(io)?;
+    }
     let (chunks, mut receiver) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(READ_AHEAD);
     tokio::task::spawn_blocking(move || {
         loop {

@@ -53,6 +53,13 @@ CREATE TABLE IF NOT EXISTS uploads (
     at TEXT NOT NULL,
     PRIMARY KEY (local_identifier, resource, sha256)
 );
+CREATE TABLE IF NOT EXISTS resumable (
+    local_identifier TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    url TEXT NOT NULL,
+    PRIMARY KEY (local_identifier, resource)
+);
 CREATE TABLE IF NOT EXISTS failures (
     local_identifier TEXT NOT NULL,
     resource TEXT NOT NULL,
@@ -103,6 +110,12 @@ pub struct UploadFigures {
     pub pending_uploads: u64,
     /// Their bytes.
     pub pending_bytes: u64,
+    /// Bytes a resumed upload did not send again because the server had kept them, ever.
+    #[serde(default)]
+    pub bytes_resumed: u64,
+    /// Bytes sent in appends the server did not keep (cut off in flight), ever.
+    #[serde(default)]
+    pub bytes_resent: u64,
 }
 
 /// The open state database. Clones share one connection.
@@ -368,6 +381,78 @@ impl StateDb {
         .await
     }
 
+    /// The URL of the resumable upload of this resource's bytes `sha256`, if one was started.
+    pub async fn resumable_url(
+        &self,
+        local_identifier: &str,
+        resource: &str,
+        sha256: &str,
+    ) -> Result<Option<String>> {
+        let (id, resource, sha256) = (
+            local_identifier.to_owned(),
+            resource.to_owned(),
+            sha256.to_owned(),
+        );
+        self.with("reading a resumable upload", move |db| {
+            db.query_row(
+                "SELECT url FROM resumable WHERE local_identifier = ?1 AND resource = ?2 AND sha256 = ?3",
+                [&id, &resource, &sha256],
+                |row| row.get(0),
+            )
+            .optional()
+        })
+        .await
+    }
+
+    /// Keeps the URL of a resumable upload, so a restarted agent resumes it (one per resource: newer bytes
+    /// replace an older upload's URL).
+    pub async fn set_resumable_url(
+        &self,
+        local_identifier: &str,
+        resource: &str,
+        sha256: &str,
+        url: &str,
+    ) -> Result<()> {
+        let values = [local_identifier, resource, sha256, url].map(str::to_owned);
+        self.with("keeping a resumable upload", move |db| {
+            db.execute(
+                "INSERT OR REPLACE INTO resumable (local_identifier, resource, sha256, url) VALUES (?1, ?2, ?3, ?4)",
+                params![values[0], values[1], values[2], values[3]],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    /// Forgets a resource's resumable upload (done, or unknown to the server).
+    pub async fn forget_resumable_url(&self, local_identifier: &str, resource: &str) -> Result<()> {
+        let (id, resource) = (local_identifier.to_owned(), resource.to_owned());
+        self.with("forgetting a resumable upload", move |db| {
+            db.execute(
+                "DELETE FROM resumable WHERE local_identifier = ?1 AND resource = ?2",
+                [&id, &resource],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    /// Adds to the resumption figures: bytes not sent again thanks to a resume, bytes sent again.
+    pub async fn add_resumption(&self, resumed: u64, resent: u64) -> Result<()> {
+        self.with("recording resumption figures", move |db| {
+            let tx = db.transaction()?;
+            for (key, value) in [("bytes_resumed", resumed), ("bytes_resent", resent)] {
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE \
+                     SET value = CAST(CAST(value AS INTEGER) + CAST(excluded.value AS INTEGER) AS TEXT)",
+                    [key.to_owned(), value.to_string()],
+                )?;
+            }
+            tx.commit()
+        })
+        .await
+    }
+
     /// How many uploads the server has confirmed to this agent, ever.
     pub async fn upload_count(&self) -> Result<u64> {
         let n: i64 = self
@@ -384,7 +469,8 @@ impl StateDb {
             .with("reading meta", |db| {
                 let mut statement = db.prepare(
                     "SELECT key, value FROM meta WHERE key IN \
-                     ('bytes_uploaded', 'upload_rate', 'eta', 'pending_uploads', 'pending_bytes')",
+                     ('bytes_uploaded', 'upload_rate', 'eta', 'pending_uploads', 'pending_bytes', \
+                     'bytes_resumed', 'bytes_resent')",
                 )?;
                 let rows = statement
                     .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?;
@@ -401,6 +487,8 @@ impl StateDb {
             eta: number("eta"),
             pending_uploads: number("pending_uploads").unwrap_or(0),
             pending_bytes: number("pending_bytes").unwrap_or(0),
+            bytes_resumed: number("bytes_resumed").unwrap_or(0),
+            bytes_resent: number("bytes_resent").unwrap_or(0),
         })
     }
 

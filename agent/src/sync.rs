@@ -32,6 +32,9 @@ pub struct PassOptions {
     pub batch: usize,
     /// Uploads in flight at once.
     pub uploads: usize,
+    /// Files of at least this many bytes are sent resumably: after a cut connection the upload goes on
+    /// from the offset the server kept, and a restarted agent resumes it from the state DB.
+    pub resumable_threshold: u64,
 }
 
 impl PassOptions {
@@ -42,6 +45,7 @@ impl PassOptions {
             state_dir: state_dir.to_path_buf(),
             batch: 100,
             uploads: 4,
+            resumable_threshold: 16 * 1024 * 1024,
         }
     }
 }
@@ -228,9 +232,12 @@ async fn pass(
     let uploaded = upload::upload_pending(
         server,
         state,
-        &library_id,
+        upload::Settings {
+            library_id: &library_id,
+            concurrency: options.uploads,
+            resumable_threshold: options.resumable_threshold,
+        },
         &prepared.files,
-        options.uploads,
         progress,
         report,
     )

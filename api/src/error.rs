@@ -78,6 +78,14 @@ error_codes! {
     InvalidTtl => "invalid_ttl",
     /// 400: reading the request body failed.
     BodyError => "body_error",
+    /// 400: a resumable upload's append ended before its content did; the bytes received are kept (ask for
+    /// the offset with `HEAD` and append from there).
+    BodyInterrupted => "body_interrupted",
+    /// 400: an append to a resumable upload that is already complete (the answer carries `Upload-Offset`).
+    CompletedUpload => "completed_upload",
+    /// 400: a resumable upload's `Upload-Length` differs from the one announced before, or is below the bytes
+    /// already received.
+    InconsistentUploadLength => "inconsistent_upload_length",
     /// 400 or 422: a field's value is not acceptable; the message names the field.
     InvalidField => "invalid_field",
     /// 400: an object's metadata (a mount's extended attributes) is larger than the store keeps.
@@ -104,6 +112,14 @@ error_codes! {
     UploadConflict => "upload_conflict",
     /// 409: another of the caller's libraries (a second Mac of one iCloud library) uploads this resource.
     HeldByAnotherLibrary => "held_by_another_library",
+    /// 409: an append's `Upload-Offset` is not the resumable upload's offset (the answer carries the right
+    /// one in `Upload-Offset`).
+    MismatchingUploadOffset => "mismatching_upload_offset",
+    /// 409: another request (on another replica) is appending to this resumable upload; ask for the offset
+    /// again shortly.
+    UploadInProgress => "upload_in_progress",
+    /// 409: a newer request for this resumable upload took it over while this append ran; ask for the offset.
+    UploadSuperseded => "upload_superseded",
     /// 413: the body is larger than the route takes.
     BodyTooLarge => "body_too_large",
     /// 413: more items in one request than the server takes.

@@ -129,6 +129,7 @@ async fn collect_garbage(mut args: GcArgs) -> Result<()> {
     let settings = GcSettings {
         dry_run: args.dry_run,
         settle: args.settle,
+        upload_max_age: args.upload_max_age,
         ..GcSettings::new(args.grace)
     };
     let report = gc::run_pass(catalog.as_ref(), &store, &gc::holder_id(), &settings).await?;
@@ -324,6 +325,8 @@ async fn serve(mut args: ServeArgs) -> Result<()> {
             job_retry_after: std::time::Duration::from_secs(args.job_retry_secs),
             request_timeout: std::time::Duration::from_secs(args.http_request_timeout_secs),
             body_idle_timeout: std::time::Duration::from_secs(args.http_body_idle_secs),
+            resumable_part_size: args.upload_part_size,
+            upload_max_age: args.upload_max_age,
         },
     );
     let limits = http::serve::ConnectionLimits {
@@ -365,6 +368,7 @@ async fn serve(mut args: ServeArgs) -> Result<()> {
             args.gc_interval,
             GcSettings {
                 settle: args.gc_settle,
+                upload_max_age: args.upload_max_age,
                 ..GcSettings::new(args.gc_grace)
             },
             server_stop.clone(),

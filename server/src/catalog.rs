@@ -23,6 +23,7 @@ pub mod sqlite;
 mod browse;
 mod history;
 mod model;
+mod resumable;
 mod transfer;
 mod validate;
 
@@ -47,6 +48,7 @@ pub use model::{
     LibraryId, NewToken, PhotoId, PhotoUpsert, Scope, SyncBatchResult, TokenId, TokenInfo, TokenSecret, User,
     UserId,
 };
+pub use resumable::{ResumableSave, ResumableUpload};
 pub use transfer::{
     Blob, Counts, LibraryStats, Misplaced, Page, PendingQuery, PendingReason, PendingUpload, RecordedUpload,
     ResourceState, Stats, StoredObject, UploadLookup, UploadRecord, UploadTarget,
@@ -347,6 +349,43 @@ pub trait Catalog: Send + Sync + Debug {
     /// returned (committed) may the caller delete the objects; an upload that links one of those blobs
     /// afterwards finds its row gone and stores the bytes again.
     async fn gc_release_unreferenced(&self, user_id: &UserId, keys: &[String]) -> Result<Vec<String>>;
+
+    // Resumable uploads (issue 16)
+
+    /// Records a new upload resource.
+    async fn resumable_insert(&self, upload: &ResumableUpload) -> Result<()>;
+
+    /// The user's upload `id`; `None` when unknown or another user's.
+    async fn resumable_get(&self, user_id: &UserId, id: &str) -> Result<Option<ResumableUpload>>;
+
+    /// Takes the user's upload `id` for `holder` until `until`, if nobody else holds it (or their hold lapsed
+    /// at `now`); returns it as it is then. `None`: unknown, or held by another append. One conditional
+    /// statement, so of two appends racing for an upload exactly one gets it.
+    async fn resumable_hold(
+        &self,
+        user_id: &UserId,
+        id: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<ResumableUpload>>;
+
+    /// Writes a checkpoint while `save.holder` holds the upload; false (nothing written) when it lost it.
+    async fn resumable_save(&self, save: &ResumableSave<'_>) -> Result<bool>;
+
+    /// Lets the upload go if `holder` holds it.
+    async fn resumable_release(&self, id: &str, holder: &str) -> Result<()>;
+
+    /// Forgets upload `id` (after its staging was removed).
+    async fn resumable_delete(&self, id: &str) -> Result<()>;
+
+    /// Uploads untouched since `before` and not held at `now`, oldest first: what the collector expires.
+    async fn resumable_idle(
+        &self,
+        before: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<ResumableUpload>>;
 }
 
 /// Where the catalog lives.

@@ -124,6 +124,11 @@ pub struct GcArgs {
     #[arg(long, env = "IPHOTO_GC_SETTLE", default_value = "30s", value_parser = parse_duration)]
     pub settle: std::time::Duration,
 
+    /// Resumable uploads idle this long are aborted: their parts and staging removed (the server's
+    /// `--upload-max-age`).
+    #[arg(long, env = "IPHOTO_UPLOAD_MAX_AGE", default_value = "24h", value_parser = parse_duration)]
+    pub upload_max_age: std::time::Duration,
+
     #[command(flatten)]
     pub catalog: CatalogArgs,
 
@@ -249,6 +254,17 @@ pub struct ServeArgs {
     /// Largest upload body, bytes.
     #[arg(long, env = "IPHOTO_MAX_UPLOAD_BYTES", default_value_t = 64 * 1024 * 1024 * 1024, help_heading = "Server")]
     pub max_upload_bytes: u64,
+
+    /// Part size of resumable uploads, bytes: on S3 each part is one part of the multipart upload (AWS takes
+    /// 5 MiB at least), and clients are told it as `Upload-Limit: min-append-size`. The bytes of an append
+    /// after its last whole part are kept as a tail object until the next append.
+    #[arg(long, env = "IPHOTO_UPLOAD_PART_SIZE", default_value_t = 8 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(65_536..=5 * 1024 * 1024 * 1024), help_heading = "Server")]
+    pub upload_part_size: u64,
+
+    /// How long a resumable upload may sit idle before the collector aborts it and removes its parts and
+    /// staging (`Upload-Limit: max-age`).
+    #[arg(long, env = "IPHOTO_UPLOAD_MAX_AGE", default_value = "24h", value_parser = parse_duration, help_heading = "Server")]
+    pub upload_max_age: std::time::Duration,
 
     /// Seconds a connection may take to send a request's headers, and may sit idle between requests
     /// (keep-alive) or before its first; then it is closed.

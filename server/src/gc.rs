@@ -27,6 +27,12 @@
 //!   a replica that does not hold it does nothing. Every step is idempotent (deleting a deleted object
 //!   succeeds), so a pass that dies midway is simply redone by the next holder.
 //!
+//! - **Resumable uploads** (issue 16) idle past their max-age are aborted: the collector holds the upload's
+//!   row (so no append can start on it meanwhile), aborts its multipart upload, removes its staging prefix
+//!   `uploads/<user>/<id>/` (tails, the local staging file), then forgets the row. A completed upload's row is
+//!   only forgotten: its object is the catalog's like any other. Staging under `uploads/` that no row names
+//!   (a crash between starting an upload and recording it) goes once older than the grace.
+//!
 //! A dry run takes no lease and deletes nothing; it reports what a pass would free.
 
 use std::time::Duration;
@@ -53,6 +59,8 @@ pub struct GcSettings {
     pub settle: Duration,
     /// How long the lease holds without renewal; renewed before every user and every release.
     pub lease_ttl: Duration,
+    /// Resumable uploads untouched for this long are aborted.
+    pub upload_max_age: Duration,
 }
 
 impl GcSettings {
@@ -63,6 +71,7 @@ impl GcSettings {
             dry_run: false,
             settle: Duration::from_secs(30),
             lease_ttl: Duration::from_secs(600),
+            upload_max_age: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -93,6 +102,8 @@ pub struct GcReport {
     pub users: Vec<UserReport>,
     /// Staging files of interrupted writes removed (or, dry, found).
     pub staging: StagingSweep,
+    /// Resumable uploads idle past their max-age aborted (or, dry, found).
+    pub expired_uploads: u64,
 }
 
 impl GcReport {
@@ -208,6 +219,78 @@ async fn collect(
         }
     }
     report.staging = store.remove_staging(settings.grace, settings.dry_run).await?;
+    report.expired_uploads = expire_uploads(catalog, store, holder, settings).await?;
+    remove_orphan_staging(catalog, store, settings).await?;
+    Ok(())
+}
+
+/// Aborts the resumable uploads idle past the max-age; returns how many (a dry run only counts them).
+async fn expire_uploads(
+    catalog: &dyn Catalog,
+    store: &Store,
+    holder: &str,
+    settings: &GcSettings,
+) -> Result<u64, Error> {
+    let now = chrono::Utc::now();
+    let before = now
+        .checked_sub_signed(
+            chrono::Duration::from_std(settings.upload_max_age).unwrap_or(chrono::Duration::MAX),
+        )
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+    let mut expired = 0;
+    loop {
+        let idle = catalog.resumable_idle(before, now, 100).await?;
+        if idle.is_empty() || settings.dry_run {
+            return Ok(expired + idle.len() as u64);
+        }
+        for upload in idle {
+            // Held, so no append starts on it while its parts go; re-checked idle under the hold.
+            let until = now + chrono::Duration::minutes(10);
+            let Some(upload) = catalog
+                .resumable_hold(&upload.user_id, &upload.id, holder, chrono::Utc::now(), until)
+                .await?
+                .filter(|u| u.updated_at < before)
+            else {
+                continue;
+            };
+            if upload.answer.is_none() {
+                let target = storage::ResumableTarget {
+                    staging: StorageKey::parse(upload.staging_key.as_str())?,
+                    key: StorageKey::parse(upload.target_key.as_str())?,
+                };
+                let progress: storage::ResumableProgress =
+                    serde_json::from_str(&upload.progress).unwrap_or_default();
+                store.resumable_abort(&target, &progress).await?;
+            }
+            catalog.resumable_delete(&upload.id).await?;
+            tracing::info!(upload = %upload.id, user_id = %upload.user_id, "resumable upload expired");
+            expired += 1;
+        }
+    }
+}
+
+/// Removes staging under `uploads/` older than the grace that no upload row names.
+async fn remove_orphan_staging(
+    catalog: &dyn Catalog,
+    store: &Store,
+    settings: &GcSettings,
+) -> Result<(), Error> {
+    let root = StorageKey::parse("uploads")?;
+    let cutoff = cutoff(settings.grace);
+    let objects: Vec<storage::ObjectMeta> = store.list(Some(&root)).try_collect().await?;
+    for object in objects {
+        let mut parts = object.key.as_str().splitn(4, '/').skip(1);
+        let (Some(user), Some(id)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        if object.last_modified >= cutoff || catalog.resumable_get(&UserId::new(user), id).await?.is_some() {
+            continue;
+        }
+        if !settings.dry_run {
+            store.delete(&object.key).await?;
+        }
+        tracing::info!(key = %object.key, dry_run = settings.dry_run, "orphan upload staging");
+    }
     Ok(())
 }
 

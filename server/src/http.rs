@@ -56,6 +56,10 @@ pub struct HttpSettings {
     pub request_timeout: std::time::Duration,
     /// Longest wait for the next bytes of a request body (uploads included): then the body fails (408).
     pub body_idle_timeout: std::time::Duration,
+    /// Part size of resumable uploads (`Upload-Limit: min-append-size`), bytes.
+    pub resumable_part_size: u64,
+    /// A resumable upload idle this long is aborted by the collector (`Upload-Limit: max-age`).
+    pub upload_max_age: std::time::Duration,
 }
 
 impl Default for HttpSettings {
@@ -70,6 +74,8 @@ impl Default for HttpSettings {
             job_retry_after: std::time::Duration::from_secs(30),
             request_timeout: std::time::Duration::from_secs(60),
             body_idle_timeout: std::time::Duration::from_secs(60),
+            resumable_part_size: 8 * 1024 * 1024,
+            upload_max_age: std::time::Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -88,6 +94,8 @@ struct Inner {
     settings: HttpSettings,
     /// Prometheus counters.
     metrics: Arc<metrics::Metrics>,
+    /// The resumable-upload appends running in this process.
+    running: client::resumable::Running,
 }
 
 impl AppState {
@@ -98,6 +106,7 @@ impl AppState {
             store,
             settings,
             metrics: Arc::default(),
+            running: client::resumable::Running::default(),
         }))
     }
 
@@ -119,6 +128,11 @@ impl AppState {
     /// Prometheus counters.
     pub fn metrics(&self) -> &metrics::Metrics {
         &self.0.metrics
+    }
+
+    /// The resumable-upload appends running in this process.
+    pub(crate) fn running(&self) -> &client::resumable::Running {
+        &self.0.running
     }
 }
 

@@ -24,12 +24,21 @@ fn committed_openapi_matches_the_code() {
     for path in [
         "/client/iphoto/sync",
         "/client/iphoto/upload/{localIdentifier}",
+        "/client/iphoto/uploads/{id}",
         "/client/iphoto/stats",
         "/readyz",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} missing from the document");
     }
     assert!(doc["components"]["schemas"]["SyncItem"].is_object());
+    let upload = &doc["paths"]["/client/iphoto/uploads/{id}"];
+    for method in ["head", "patch", "delete", "options"] {
+        assert!(
+            upload[method].is_object(),
+            "{method} of an upload resource is documented"
+        );
+    }
+    assert!(doc["paths"]["/client/iphoto/upload/{localIdentifier}"]["post"]["responses"]["201"].is_object());
 }
 
 #[tokio::test]
@@ -111,7 +120,8 @@ async fn every_documented_operation_is_routed() {
             served += 1;
         }
     }
-    assert_eq!(served, 20, "operations in the document");
+    // 20, and the resumable uploads': OPTIONS on the upload route, HEAD/PATCH/DELETE/OPTIONS on an upload.
+    assert_eq!(served, 25, "operations in the document");
     for path in ["/metrics", "/my/photos", "/my/photos/"] {
         assert!(doc["paths"][path]["get"].is_object(), "{path} is documented");
     }

@@ -43,6 +43,17 @@ impl LibraryLayout {
         StorageKey::parse(format!("users/{}", segment("user id", user)?))
     }
 
+    /// `uploads/<user>/<id>`: the staging of resumable upload `id` of `user` (its tails on S3, its staging
+    /// file on the local backend). Outside `users/`, where the garbage collector looks for unreferenced
+    /// objects: the collector removes a staging prefix only when its upload expires.
+    pub fn upload_staging(user: &str, id: &str) -> Result<StorageKey, Error> {
+        StorageKey::parse(format!(
+            "uploads/{}/{}",
+            segment("user id", user)?,
+            segment("upload id", id)?
+        ))
+    }
+
     /// `…/libraries/<library>`: the prefix of everything of this library.
     pub fn root(&self) -> &StorageKey {
         &self.root

@@ -2,7 +2,8 @@
 //!
 //! One type, [`Store`], with `put` (bytes or a stream hashed on the way, multipart past one part), `get`
 //! (whole or a byte range, streamed), `head`, `delete`, `list` (paged lazily), `copy` and `presign_get`; and
-//! multipart uploads driven part by part (`create_multipart`, `put_part`, …) for callers that persist them. Two
+//! multipart uploads driven part by part (`create_multipart`, `put_part`, …) for callers that persist them; and
+//! resumable writes over many requests (`resumable_start`, `resumable_append`, [`Appender`]). Two
 //! real adapters behind it, both `object_store` backends: S3-compatible services ([`create_s3_store`], SigV4)
 //! and a local directory (HMAC-signed URLs for the server's `/blobs/` route). Keys are validated in one place,
 //! [`StorageKey`], and laid out in one place, [`LibraryLayout`].
@@ -27,7 +28,9 @@ mod memory;
 mod multipart;
 mod presign;
 mod put;
+mod resumable;
 mod s3;
+mod sha256_state;
 mod staging;
 mod store;
 
@@ -43,6 +46,8 @@ pub use key::{MAX_KEY_BYTES, MAX_SEGMENT_BYTES, StorageKey};
 pub use layout::{LibraryLayout, MAX_BUNDLE_PATH, bundle_path};
 pub use presign::{BLOB_ROUTE, LocalSigner, PresignError, PresignPolicy, PresignedUrl};
 pub use put::{MIN_PART_SIZE, PutOptions, PutReceipt, part_size};
+pub use resumable::{Appender, ResumableProgress, ResumableTarget};
+pub use sha256_state::Sha256State;
 pub use staging::StagingSweep;
 pub use store::{DirListing, GetObject, ListPage, ObjectMeta, PutMode, Store};
 

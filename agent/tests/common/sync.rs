@@ -26,10 +26,26 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(data: &Path) -> TestServer {
+        Self::start_with(data, &[]).await
+    }
+
+    /// With extra environment for the server.
+    pub async fn start_with(data: &Path, envs: &[(&str, &str)]) -> TestServer {
         TestServer {
-            process: ServerProcess::start(&server_binary(), data, &[]).await.unwrap(),
+            process: ServerProcess::start(&server_binary(), data, envs).await.unwrap(),
             data: data.to_path_buf(),
         }
+    }
+
+    /// A client of the server at `url` (a proxy in front of it) with this server's token.
+    pub fn client_at(&self, url: &str) -> Server {
+        let token = std::fs::read_to_string(self.data.join("client.token")).unwrap();
+        let retry = Retry {
+            attempts: 60,
+            first_delay: Duration::from_millis(50),
+            max_delay: Duration::from_millis(200),
+        };
+        Server::new(url, &token, retry).unwrap()
     }
 
     /// Kills the server (SIGKILL).

@@ -76,6 +76,12 @@ mod restore;
     clippy::duplicate_mod,
     reason = "compiled once per driver on purpose: see catalog/sql.rs"
 )]
+#[path = "sql/resumable.rs"]
+mod resumable;
+#[allow(
+    clippy::duplicate_mod,
+    reason = "compiled once per driver on purpose: see catalog/sql.rs"
+)]
 #[path = "sql/sources.rs"]
 mod sources;
 #[allow(
@@ -111,8 +117,8 @@ use crate::catalog::{
     AlbumPageQuery, AlbumSummary, AlbumUpsert, AlbumsResult, Authenticated, Blob, Catalog, Error, JobInfo,
     JobQueue, JobStatus, LeaseRequest, Library, LibraryId, ListedPhoto, Misplaced, NewToken, Page,
     PendingQuery, PendingUpload, PhotoDetail, PhotoId, PhotoUpsert, RecordedUpload, ResourceType, Result,
-    Scope, Stats, SyncBatchResult, TimelineQuery, TokenId, TokenInfo, UploadLookup, UploadRecord,
-    UploadTarget, User, UserId,
+    ResumableSave, ResumableUpload, Scope, Stats, SyncBatchResult, TimelineQuery, TokenId, TokenInfo,
+    UploadLookup, UploadRecord, UploadTarget, User, UserId,
 };
 use crate::catalog::{
     ChangesSince, PhotoChange, PhotoVersion, PurgeReport, RestoreReport, RestoreTarget, Retention,
@@ -403,6 +409,46 @@ impl Catalog for Adapter {
 
     async fn gc_release_unreferenced(&self, user_id: &UserId, keys: &[String]) -> Result<Vec<String>> {
         gc::release_unreferenced(self, user_id, keys).await
+    }
+
+    async fn resumable_insert(&self, upload: &ResumableUpload) -> Result<()> {
+        resumable::insert(self, upload).await
+    }
+
+    async fn resumable_get(&self, user_id: &UserId, id: &str) -> Result<Option<ResumableUpload>> {
+        resumable::get(self, user_id, id).await
+    }
+
+    async fn resumable_hold(
+        &self,
+        user_id: &UserId,
+        id: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<ResumableUpload>> {
+        resumable::hold(self, user_id, id, holder, now, until).await
+    }
+
+    async fn resumable_save(&self, save: &ResumableSave<'_>) -> Result<bool> {
+        resumable::save(self, save).await
+    }
+
+    async fn resumable_release(&self, id: &str, holder: &str) -> Result<()> {
+        resumable::release(self, id, holder).await
+    }
+
+    async fn resumable_delete(&self, id: &str) -> Result<()> {
+        resumable::delete(self, id).await
+    }
+
+    async fn resumable_idle(
+        &self,
+        before: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<ResumableUpload>> {
+        resumable::idle(self, before, now, limit).await
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub(crate) mod albums;
 pub(crate) mod pending;
+pub(crate) mod resumable;
 pub(crate) mod stats;
 pub(crate) mod sync;
 pub(crate) mod upload;
@@ -21,14 +22,20 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(stats::get_stats))
 }
 
-/// The upload route, apart: it is exempt from the request timeout and the JSON body limit (a body of
-/// gigabytes takes as long as it takes while bytes keep coming; the body idle timeout still applies).
+/// The upload routes (plain and resumable), apart: they are exempt from the request timeout and the JSON body
+/// limit (a body of gigabytes takes as long as it takes while bytes keep coming; the body idle timeout still applies).
 pub(super) fn upload_router() -> OpenApiRouter<AppState> {
     super::openapi::routes_with_tail(
         OpenApiRouter::default(),
-        routes!(upload::post_upload),
+        routes!(upload::post_upload, resumable::options::options_upload_route),
         "localIdentifier",
     )
+    .routes(routes!(
+        resumable::head_upload,
+        resumable::patch_upload,
+        resumable::delete_upload,
+        resumable::options::options_upload
+    ))
 }
 
 /// The agent's library id named `field`: 1 to 200 characters, none a control character (the document's

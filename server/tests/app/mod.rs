@@ -154,6 +154,25 @@ impl TestApp {
         Self::serve(backends, location, store, settings, dir, listener).await
     }
 
+    /// A second server over the same catalog and store, this one left running: another replica.
+    pub async fn replica(&self) -> TestApp {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve(
+            self.backends,
+            self.location.clone(),
+            self.store.clone(),
+            self.settings.clone(),
+            Arc::clone(&self.dir),
+            listener,
+        )
+        .await
+    }
+
+    /// The data directory (the local backend's blobs are under `blobs/`).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     /// A new user with a token of `scope`.
     pub async fn user_with_token(&self, scope: Scope) -> (server::catalog::User, String) {
         let user = self.catalog.create_user(&unique_name("user")).await.unwrap();

@@ -15,7 +15,12 @@ cases are never touched. Each rule has its own test against the real server:
   (`client_http.rs`/catalog tests, 422 `invalid_field`);
 - an upload's body is the bytes its `X-Content-SHA256` or `Content-Digest` names (both: the same digest), or,
   with neither, the bytes the sync declared; positive cases announce the SHA-256 of the body they carry
-  (`client_http.rs`: 400 `invalid_header`, 422 `digest_mismatch` and `size_mismatch`, nothing stored).
+  (`client_http.rs`: 400 `invalid_header`, 422 `digest_mismatch` and `size_mismatch`, nothing stored);
+- a resumable upload's creation (the upload route with `Upload-Complete`) names one digest of the whole file
+  (`Repr-Digest` and `X-Content-SHA256` agree), whose `Upload-Length` is no shorter than the body and is the
+  body's length when the body is the whole file, and within the largest upload the server takes: positive
+  cases announce the body's digest in both, and its length (`resumable_http.rs`,
+  `bad_input_is_refused_and_stores_nothing`: 400 `invalid_header`, 400 `inconsistent_upload_length`, 413).
 
 One more repair is schemathesis's own: its coverage phase draws header values from A-Z, a-z and 0-9 only
 (`coverage/_wire.py`, `ensure_valid_headers_schema`), so for a header whose pattern needs other characters
@@ -30,6 +35,10 @@ import json
 
 import jsonschema_rs
 import schemathesis
+
+# A resumable upload's append (`PATCH /client/iphoto/uploads/{id}`) is raw bytes of the draft's own media type:
+# sent as schemathesis sends `application/octet-stream`.
+schemathesis.serializer.alias("application/partial-upload", "application/octet-stream")
 
 SIGNED_CURSOR_LISTS = {"/my/photos/", "/my/photos", "/my/photos/albums/{albumId}"}
 
@@ -112,6 +121,12 @@ def _announce_body_digest(case):
         case.headers[digest_key] = "sha-256=:" + base64.b64encode(digest).decode() + ":"
     if hex_key is not None or digest_key is None:
         case.headers[hex_key or "X-Content-SHA256"] = digest.hex()
+    repr_key = _header(case.headers, "repr-digest")
+    if repr_key is not None:
+        case.headers[repr_key] = "sha-256=:" + base64.b64encode(digest).decode() + ":"
+    length_key = _header(case.headers, "upload-length")
+    if length_key is not None:
+        case.headers[length_key] = str(len(body))
 
 
 def _distinct_albums(albums):

@@ -29,7 +29,7 @@ use crate::http::extract::{Json, Path, Query};
 #[into_params(parameter_in = Query)]
 pub(crate) struct UploadParams {
     /// Which file of the asset (default `original`).
-    resource: Option<api::ResourceType>,
+    pub(super) resource: Option<api::ResourceType>,
     /// The library (the agent's id, as in sync requests), when the identifier is in several of the user's
     /// libraries.
     #[param(
@@ -37,11 +37,11 @@ pub(crate) struct UploadParams {
         max_length = 200,
         pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"
     )]
-    library: Option<String>,
+    pub(super) library: Option<String>,
 }
 
 /// The schema of an upload body: any bytes.
-struct Bytes;
+pub(super) struct Bytes;
 
 impl utoipa::PartialSchema for Bytes {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
@@ -61,7 +61,10 @@ impl utoipa::ToSchema for Bytes {}
     description = "The body is streamed to the store and hashed on the way. With `X-Content-SHA256` or \
         `Content-Digest` (both: they must name the same digest, else a 400) the bytes must hash to it; \
         without, to the SHA-256 (and size) declared at sync, if any. Bytes the server already holds are \
-        linked and the body is not read.",
+        linked and the body is not read. With `Upload-Complete` the request creates a resumable upload \
+        (draft-ietf-httpbis-resumable-upload-15; interop versions 3 to 7 by `Upload-Draft-Interop-Version`, \
+        3 and 4 with `Upload-Incomplete` instead): its body is the first append, `Location` names the upload \
+        resource, and `PATCH` there continues it (see `/client/iphoto/uploads/{id}`).",
     params(("localIdentifier" = String, Path, min_length = 1,
             description = "PhotoKit localIdentifier (`<UUID>/L0/001`); its slashes may be sent as they are"),
         UploadParams,
@@ -69,9 +72,28 @@ impl utoipa::ToSchema for Bytes {}
             description = "hex SHA-256 of the body"),
         ("Content-Digest" = Option<String>, Header, nullable = false,
             pattern = r"^([\u0020-\u002B\u002D-\u007E\t]*,)*[ \t]*sha-256=:[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=:[ \t]*(,[\u0020-\u002B\u002D-\u007E\t]*)*$",
-            description = "RFC 9530: a list with a `sha-256=:<base64>:` member")),
+            description = "RFC 9530: a list with a `sha-256=:<base64>:` member"),
+        ("Upload-Complete" = Option<String>, Header, nullable = false, pattern = r"^\?[01]$",
+            description = "a resumable upload: `?1` when this body is the whole file, `?0` when more follows"),
+        ("Upload-Length" = Option<u64>, Header, nullable = false, maximum = 999_999_999_999_999_u64,
+            description = "a resumable upload's total length, when known"),
+        ("Repr-Digest" = Option<String>, Header, nullable = false,
+            pattern = r"^([\u0020-\u002B\u002D-\u007E\t]*,)*[ \t]*sha-256=:[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=:[ \t]*(,[\u0020-\u002B\u002D-\u007E\t]*)*$",
+            description = "RFC 9530 `sha-256=:<base64>:` of a resumable upload's whole file (with `X-Content-SHA256`: the same digest)")),
     request_body(content = Bytes, content_type = "application/octet-stream"),
-    responses((status = 200, body = api::UploadAnswer), (status = 400, body = api::ErrorBody),
+    responses((status = 200, body = api::UploadAnswer, description = "stored (a resumable upload: complete)", headers(
+            ("Location" = String, description = "a resumable upload's resource"),
+            ("Upload-Offset" = u64, description = "a resumable upload: the bytes the server holds"),
+            ("Upload-Complete" = String, description = "a resumable upload: `?1`"),
+            ("Upload-Draft-Interop-Version" = u8, description = "a resumable upload: the interop version the answer speaks"),
+            ("Upload-Limit" = String, description = "a resumable upload: `max-size=…, min-append-size=…, max-age=…`"))),
+        (status = 201, description = "a resumable upload made and its body appended; not complete yet", headers(
+            ("Location" = String, description = "the upload resource (`/client/iphoto/uploads/{id}`)"),
+            ("Upload-Offset" = u64, description = "the bytes the server holds"),
+            ("Upload-Complete" = String, description = "`?0`"),
+            ("Upload-Draft-Interop-Version" = u8, description = "the interop version the answer speaks"),
+            ("Upload-Limit" = String, description = "`max-size=…, min-append-size=…, max-age=…`"))),
+        (status = 400, body = api::ErrorBody),
         (status = 401, body = api::ErrorBody), (status = 403, body = api::ErrorBody),
         (status = 404, body = api::ErrorBody),
         (status = 409, body = api::ErrorBody, description = "another upload of this resource stored other bytes first, or another of the caller's libraries uploads it"),
@@ -88,6 +110,13 @@ pub(crate) async fn post_upload(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    if super::resumable::is_resumable(&headers) {
+        let (State(state), ClientAuth(caller), Path(local_identifier), Query(params)) =
+            (state, caller, local_identifier, params);
+        return super::resumable::create(state, caller.user.id, local_identifier, params, headers, body)
+            .await
+            .unwrap_or_else(axum::response::IntoResponse::into_response);
+    }
     let read = Arc::new(AtomicBool::new(false));
     let result = upload(
         state,
@@ -119,11 +148,6 @@ async fn upload(
     body: Body,
     body_read: Arc<AtomicBool>,
 ) -> Result<Json<api::UploadAnswer>, ApiError> {
-    let resource = params.resource.unwrap_or(api::ResourceType::Original);
-    if let Some(key) = &params.library {
-        super::check_library_id("library", key)?;
-    }
-    tracing::Span::current().record("resource", resource.as_str());
     let client_expected = client_digest(&headers)?;
     let max = state.settings().max_upload_bytes;
     if let Some(length) = content_length(&headers)?
@@ -131,22 +155,8 @@ async fn upload(
     {
         return Err(too_large(max));
     }
-
     let catalog = state.catalog();
-    let library_id = match &params.library {
-        Some(key) => Some(catalog.ensure_library(&caller.user.id, key).await?.id),
-        None => None,
-    };
-    let lookup = UploadLookup {
-        library_id,
-        local_identifier: local_identifier.clone(),
-        resource,
-    };
-    let target = catalog
-        .resource_for_upload(&caller.user.id, &lookup)
-        .await?
-        .filter(|t| !t.deleted)
-        .ok_or_else(|| ApiError::not_found("photo"))?;
+    let (resource, target) = find_target(&state, &caller.user.id, local_identifier, &params).await?;
 
     // Without a digest header the bytes must be what the Mac declared at sync: its SHA-256 and size.
     let declared = target.declared.as_ref();
@@ -272,8 +282,38 @@ async fn upload(
     Ok(answer(&target, &hex, receipt.size, key.as_str(), false))
 }
 
+/// The resource an upload names (404 when unknown or deleted), its type recorded in the request span.
+pub(super) async fn find_target(
+    state: &AppState,
+    user_id: &crate::catalog::UserId,
+    local_identifier: String,
+    params: &UploadParams,
+) -> Result<(api::ResourceType, UploadTarget), ApiError> {
+    let resource = params.resource.unwrap_or(api::ResourceType::Original);
+    if let Some(key) = &params.library {
+        super::check_library_id("library", key)?;
+    }
+    tracing::Span::current().record("resource", resource.as_str());
+    let catalog = state.catalog();
+    let library_id = match &params.library {
+        Some(key) => Some(catalog.ensure_library(user_id, key).await?.id),
+        None => None,
+    };
+    let lookup = UploadLookup {
+        library_id,
+        local_identifier,
+        resource,
+    };
+    let target = catalog
+        .resource_for_upload(user_id, &lookup)
+        .await?
+        .filter(|t| !t.deleted)
+        .ok_or_else(|| ApiError::not_found("photo"))?;
+    Ok((resource, target))
+}
+
 /// Where an upload goes.
-enum Placed {
+pub(super) enum Placed {
     /// Write the body to this key (create-only).
     Write(StorageKey),
     /// The bytes are already stored: link them, read no body.
@@ -287,7 +327,7 @@ enum Placed {
 /// - everything else goes to the content-addressed key of the expected digest (already there: adopted, since
 ///   such a key is only ever written with its bytes verified), or, when no digest is known, to a fresh
 ///   `incoming/` key that [`settle`] moves to its content key once the bytes are hashed.
-async fn place(
+pub(super) async fn place(
     state: &AppState,
     user_id: &crate::catalog::UserId,
     layout: &LibraryLayout,
@@ -334,7 +374,7 @@ async fn place(
 
 /// The object of `size` bytes at `key` as a blob, when it hashes to `digest` (hashed here: it was not
 /// written by this request).
-async fn holding(
+pub(super) async fn holding(
     state: &AppState,
     key: &StorageKey,
     size: u64,
@@ -349,7 +389,7 @@ async fn holding(
 
 /// Moves an upload written under `incoming/` (its digest unknown until the body ended) to its content key:
 /// a server-side copy when that key is free, then the incoming object is removed. Other keys are final.
-async fn settle(
+pub(super) async fn settle(
     state: &AppState,
     layout: &LibraryLayout,
     key: StorageKey,
@@ -373,7 +413,7 @@ async fn settle(
 /// Records that this resource's bytes are the user's existing `blob`: no transfer in this request. A blob
 /// `found` in the store (hashed just now: left by `seed-originals`, or by an upload a crash cut off before
 /// the catalog heard of it) is recorded as stored, not as a link to a blob row, which it has none of.
-async fn link(
+pub(super) async fn link(
     state: &AppState,
     user_id: &crate::catalog::UserId,
     target: &UploadTarget,
@@ -394,7 +434,7 @@ async fn link(
     Ok(answer(target, &blob.sha256, blob.size, &blob.key, true))
 }
 
-fn answer(
+pub(super) fn answer(
     target: &UploadTarget,
     sha256: &str,
     size: u64,
@@ -412,7 +452,7 @@ fn answer(
 }
 
 /// The file extension: from the import name, else from the type identifier.
-fn extension(original_filename: &str, uti: &str) -> String {
+pub(super) fn extension(original_filename: &str, uti: &str) -> String {
     let from_name = original_filename
         .rsplit_once('.')
         .map(|(_, ext)| ext.to_ascii_lowercase())
@@ -431,7 +471,7 @@ fn extension(original_filename: &str, uti: &str) -> String {
 }
 
 /// `X-Content-SHA256: <hex>` or `Content-Digest: sha-256=:<base64>:` (RFC 9530); both must agree.
-fn client_digest(headers: &HeaderMap) -> Result<Option<Sha256Digest>, ApiError> {
+pub(super) fn client_digest(headers: &HeaderMap) -> Result<Option<Sha256Digest>, ApiError> {
     let hex = match headers.get("x-content-sha256") {
         None => None,
         Some(v) => Some(v.to_str().ok().and_then(Sha256Digest::from_hex).ok_or_else(|| {
@@ -470,7 +510,7 @@ fn client_digest(headers: &HeaderMap) -> Result<Option<Sha256Digest>, ApiError> 
     }
 }
 
-fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+pub(super) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     headers
         .get(axum::http::header::CONTENT_LENGTH)
         .map(|v| {
@@ -481,7 +521,7 @@ fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
         .transpose()
 }
 
-fn too_large(max: u64) -> ApiError {
+pub(super) fn too_large(max: u64) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::BodyTooLarge,
@@ -491,7 +531,7 @@ fn too_large(max: u64) -> ApiError {
 
 /// The body as a stream that fails once more than `max` bytes arrived (a chunked body has no length to
 /// check up front), flagging why; a body that fails because it stalled past the idle timeout flags `stalled`.
-fn limited(
+pub(super) fn limited(
     body: Body,
     max: u64,
     over: Arc<AtomicBool>,
