@@ -33,6 +33,12 @@ pub struct Target<'a> {
     pub mount_bin: &'a Path,
     /// Runs a program behind the emulated link (`None`: directly).
     pub link: Option<&'a crate::link::Link>,
+    /// Our mount's `--dirty-budget`: a file written in sequence keeps all its parts in it until the whole
+    /// file is in the store, so it must exceed the largest file written.
+    pub dirty_budget: &'a str,
+    /// Our mount's `--cache-max-size` (it caps the dirty budget at half of it) and rclone's
+    /// `--vfs-cache-max-size`.
+    pub cache_max_size: &'a str,
 }
 
 /// `iphoto-mount` next to the running benchmark (build both with the same profile), or `given`.
@@ -79,7 +85,12 @@ impl Target<'_> {
                     ])
                     .arg("--cache-dir")
                     .arg(cache)
-                    .args(["--cache-max-size", "8GiB", "--dirty-budget", "3GiB"])
+                    .args([
+                        "--cache-max-size",
+                        self.cache_max_size,
+                        "--dirty-budget",
+                        self.dirty_budget,
+                    ])
                     .envs([
                         ("IPHOTO_STORAGE_BACKEND", "s3"),
                         ("IPHOTO_S3_ENDPOINT", self.endpoint),
@@ -114,7 +125,7 @@ impl Target<'_> {
                         "--vfs-cache-mode",
                         "full",
                         "--vfs-cache-max-size",
-                        "8G",
+                        self.cache_max_size.trim_end_matches("iB"),
                         "--vfs-write-back",
                         "0s",
                         "--s3-no-check-bucket",

@@ -343,6 +343,8 @@ impl Bench {
             prefix: "bench",
             mount_bin: &self.mount_bin,
             link: None,
+            dirty_budget: "3GiB",
+            cache_max_size: "8GiB",
         }
         .start(side, mountpoint, cache, "big.bin")
     }

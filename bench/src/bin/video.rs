@@ -216,6 +216,9 @@ impl Bench {
             prefix: "video",
             mount_bin: &self.mount_bin,
             link: Some(&self.link),
+            // The render (4 GiB) stays whole in the budget until it is in the store.
+            dirty_budget: "5GiB",
+            cache_max_size: "12GiB",
         }
     }
 
