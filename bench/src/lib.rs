@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod link;
+pub mod mounts;
 pub mod server;
 
 use std::process::Command;
@@ -219,22 +221,34 @@ pub fn cores() -> usize {
 pub fn write_data_file(path: &std::path::Path, len: u64, seed: u64) -> Result<()> {
     use std::io::Write as _;
     let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ (seed.wrapping_mul(0xBF58_476D_1CE4_E5B9) | 1);
+    let mut x = xorshift_seed(seed);
     let mut block = vec![0u8; 1 << 20];
     let mut left = len;
     while left > 0 {
-        for chunk in block.chunks_exact_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            chunk.copy_from_slice(&x.to_le_bytes());
-        }
+        fill_pseudo_random(&mut block, &mut x);
         let n = usize::try_from(left.min(block.len() as u64))?;
         file.write_all(&block[..n])?;
         left -= n as u64;
     }
     file.flush()?;
     Ok(())
+}
+
+/// The xorshift state [`fill_pseudo_random`] starts from for `seed` (never 0).
+pub fn xorshift_seed(seed: u64) -> u64 {
+    0x9E37_79B9_7F4A_7C15 ^ (seed.wrapping_mul(0xBF58_476D_1CE4_E5B9) | 1)
+}
+
+/// Fills `block` (a multiple of 8 bytes long) with xorshift output, advancing `state`.
+pub fn fill_pseudo_random(block: &mut [u8], state: &mut u64) {
+    let mut x = *state;
+    for chunk in block.chunks_exact_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes());
+    }
+    *state = x;
 }
 
 /// The SHA-256 of the file at `path`, as lowercase hex.

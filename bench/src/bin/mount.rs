@@ -14,12 +14,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Result, bail};
+use bench::mounts::{Side, Target, read_all, stop, timed};
 use bench::{Row, Sample, peak_rss_kib_of, report, time_command};
 use clap::Parser;
 use futures::StreamExt as _;
@@ -53,12 +53,6 @@ struct Run {
     peak_rss_kib: u64,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Side {
-    Ours,
-    Rclone,
-}
-
 struct Bench {
     server: harness::S3Server,
     raw: object_store::aws::AmazonS3,
@@ -86,19 +80,7 @@ fn main() -> Result<()> {
         cli.small,
     )?;
     let runs = cli.runs.unwrap_or(if cli.small { 1 } else { 3 });
-    let mount_bin = match cli.mount_bin {
-        Some(bin) => bin,
-        None => std::env::current_exe()?
-            .parent()
-            .context("the benchmark's directory")?
-            .join("iphoto-mount"),
-    };
-    if !mount_bin.exists() {
-        bail!(
-            "{} not found: build it with the benchmark's profile (cargo build -p iphoto-mount)",
-            mount_bin.display()
-        );
-    }
+    let mount_bin = bench::mounts::mount_bin(cli.mount_bin)?;
     let server = harness::S3Server::start()?;
     let raw = server.object_store();
     let store = storage::create_s3_store(
@@ -355,82 +337,16 @@ impl Bench {
 
     /// Starts a mount and waits until a `stat` of the large file through it answers.
     fn start(&self, side: Side, mountpoint: &Path, cache: &Path) -> Result<Child> {
-        let s = &self.server;
-        let mut command = match side {
-            Side::Ours => {
-                let mut c = Command::new(&self.mount_bin);
-                c.arg("mount")
-                    .arg(mountpoint)
-                    .args(["--prefix", "bench", "--profile", "video-projects", "--foreground"])
-                    .arg("--cache-dir")
-                    .arg(cache)
-                    .args(["--cache-max-size", "8GiB", "--dirty-budget", "3GiB"])
-                    .envs([
-                        ("IPHOTO_STORAGE_BACKEND", "s3"),
-                        ("IPHOTO_S3_ENDPOINT", s.endpoint.as_str()),
-                        ("IPHOTO_S3_BUCKET", s.bucket.as_str()),
-                        ("IPHOTO_S3_REGION", s.region.as_str()),
-                        ("IPHOTO_S3_ACCESS_KEY_ID", s.access_key_id.as_str()),
-                        ("IPHOTO_S3_SECRET_ACCESS_KEY", s.secret_access_key.as_str()),
-                        ("IPHOTO_S3_PATH_STYLE", "true"),
-                        ("IPHOTO_LOG", "warn"),
-                    ]);
-                c
-            }
-            Side::Rclone => {
-                let mut c = Command::new("rclone");
-                // The environment's AWS_CA_BUNDLE makes rclone's S3 backend fail (reference/real-parts.md).
-                c.env_remove("AWS_CA_BUNDLE")
-                    .envs([
-                        ("RCLONE_CONFIG_BENCH_TYPE", "s3"),
-                        ("RCLONE_CONFIG_BENCH_PROVIDER", "SeaweedFS"),
-                        ("RCLONE_CONFIG_BENCH_ENDPOINT", s.endpoint.as_str()),
-                        ("RCLONE_CONFIG_BENCH_REGION", s.region.as_str()),
-                        ("RCLONE_CONFIG_BENCH_ACCESS_KEY_ID", s.access_key_id.as_str()),
-                        (
-                            "RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY",
-                            s.secret_access_key.as_str(),
-                        ),
-                        ("RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE", "true"),
-                    ])
-                    .arg("mount")
-                    .arg(format!("bench:{}/bench", s.bucket))
-                    .arg(mountpoint)
-                    .args([
-                        "--vfs-cache-mode",
-                        "full",
-                        "--vfs-cache-max-size",
-                        "8G",
-                        "--vfs-write-back",
-                        "0s",
-                        "--s3-no-check-bucket",
-                    ])
-                    .arg("--cache-dir")
-                    .arg(cache);
-                c
-            }
-        };
-        let log = std::fs::File::create(cache.with_extension(format!("{side:?}.log")))?;
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("starting {side:?}"))?;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if is_mounted(mountpoint) && std::fs::metadata(mountpoint.join("big.bin")).is_ok() {
-                return Ok(child);
-            }
-            if let Some(status) = child.try_wait()? {
-                bail!("{side:?} mount exited with {status} before it served");
-            }
-            if Instant::now() > deadline {
-                let _ = stop(&mut child, mountpoint);
-                bail!("{side:?} mount did not serve within 60 s");
-            }
-            std::thread::sleep(Duration::from_millis(5));
+        Target {
+            server: &self.server,
+            endpoint: &self.server.endpoint,
+            prefix: "bench",
+            mount_bin: &self.mount_bin,
+            link: None,
+            dirty_budget: "3GiB",
+            cache_max_size: "8GiB",
         }
+        .start(side, mountpoint, cache, "big.bin")
     }
 
     /// Polls HEAD until the object has `size` bytes.
@@ -474,54 +390,4 @@ impl Bench {
     fn local_read(&self) -> Result<Sample> {
         timed(|| read_all(&self.src, self.size))
     }
-}
-
-fn timed(f: impl FnOnce() -> Result<()>) -> Result<Sample> {
-    let started = Instant::now();
-    f()?;
-    Ok(Sample {
-        elapsed: started.elapsed(),
-        peak_rss_kib: 0,
-    })
-}
-
-/// Reads a file to the end in 1 MiB reads, checking its length.
-fn read_all(path: &Path, expected: u64) -> Result<()> {
-    let mut file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut buffer = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    loop {
-        let n = file.read(&mut buffer)?;
-        if n == 0 {
-            break;
-        }
-        total += n as u64;
-    }
-    if total != expected {
-        bail!("{} read {total} bytes, expected {expected}", path.display());
-    }
-    Ok(())
-}
-
-fn is_mounted(path: &Path) -> bool {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .is_ok_and(|m| m.contains(&format!(" {} ", path.display())))
-}
-
-/// SIGTERM, wait for the process to unmount and exit; a lazy unmount if it does not within a minute.
-fn stop(child: &mut Child, mountpoint: &Path) -> Result<()> {
-    // A process that already exited is not an error here: the unmount below still runs.
-    let _ = harness::sigterm(child);
-    if harness::wait_exit(child, Duration::from_secs(60)).is_err() {
-        child.kill()?;
-        child.wait()?;
-    }
-    if is_mounted(mountpoint) {
-        Command::new("fusermount3")
-            .arg("-u")
-            .arg("-z")
-            .arg(mountpoint)
-            .status()?;
-    }
-    Ok(())
 }
