@@ -3,39 +3,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Command;
-
 const BIN: &str = env!("CARGO_BIN_EXE_iphoto-mount");
 const NAME: &str = "iphoto-mount";
 
 #[test]
 fn version_names_the_commit_of_head() {
-    let output = Command::new(BIN).arg("--version").output().unwrap();
-    assert!(output.status.success());
-    let version = String::from_utf8(output.stdout).unwrap();
-    assert_eq!(
-        version.trim(),
-        format!(
-            "{NAME} {} (commit {})",
-            env!("CARGO_PKG_VERSION"),
-            expected_commit()
-        )
+    harness::assert_version_names_the_commit(
+        BIN,
+        NAME,
+        env!("CARGO_PKG_VERSION"),
+        option_env!("IPHOTO_BUILD_COMMIT"),
+        env!("CARGO_MANIFEST_DIR"),
     );
-}
-
-/// What the build script records: `IPHOTO_BUILD_COMMIT` when the build had it, else HEAD, else `unknown`.
-fn expected_commit() -> String {
-    if let Some(commit) = option_env!("IPHOTO_BUILD_COMMIT") {
-        return commit.to_owned();
-    }
-    let head = Command::new("git")
-        .args(["rev-parse", "--short=12", "HEAD"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    if head.status.success() {
-        String::from_utf8(head.stdout).unwrap().trim().to_owned()
-    } else {
-        "unknown".to_owned()
-    }
 }

@@ -22,6 +22,7 @@ mod process;
 mod proxy;
 mod seaweedfs;
 mod server;
+mod version;
 
 pub use binaries::workspace_binary;
 pub use files::{dir_bytes, files_under};
@@ -30,6 +31,7 @@ pub use process::{free_port, sigterm, unique_name, wait_exit};
 pub use proxy::CutProxy;
 pub use seaweedfs::S3Server;
 pub use server::ServerProcess;
+pub use version::assert_version_names_the_commit;
 
 /// The directory the harness installs tools into (`IPHOTO_CACHE_DIR`, else `~/.cache/iphoto-sync`).
 pub fn cache_dir() -> std::path::PathBuf {
