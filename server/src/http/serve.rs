@@ -11,18 +11,26 @@
 //!   finish (hyper-util's `GracefulShutdown`).
 //! - The JSON error envelope on the answers hyper makes itself to requests it cannot parse
 //!   ([`parse_errors`]).
+//! - Interim answers (`104`) sent by handlers through the [`Interim`] handle each request carries
+//!   ([`interim`]).
 
+mod interim;
 mod parse_errors;
+
+pub use interim::{Interim, InterimAnswers};
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::http::Request;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt as _;
 
 /// Connection-level limits.
 #[derive(Debug, Clone, Copy)]
@@ -89,10 +97,12 @@ pub async fn serve(listener: TcpListener, router: Router, limits: ConnectionLimi
         };
         warned_full = false;
         let _ = stream.set_nodelay(true);
-        let connection = builder.serve_connection(
-            parse_errors::EnvelopeIo::new(TokioIo::new(stream)),
-            TowerToHyperService::new(router.clone()),
-        );
+        let (io, interim) = interim::InterimIo::new(parse_errors::EnvelopeIo::new(TokioIo::new(stream)));
+        let service = router.clone().map_request(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(interim.clone());
+            request
+        });
+        let connection = builder.serve_connection(io, TowerToHyperService::new(service));
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {

@@ -205,3 +205,89 @@ impl Client {
         }
     }
 }
+
+/// An HTTP/1 connection spoken by hand, to see what a library client hides: interim (1xx) answers, and
+/// where one answer ends and the next begins on a kept-alive connection.
+pub struct Raw {
+    stream: tokio::io::BufReader<tokio::net::TcpStream>,
+}
+
+/// One answer's head: status and fields (names lower-cased).
+#[derive(Debug)]
+pub struct Head {
+    pub status: u16,
+    pub fields: Vec<(String, String)>,
+}
+
+impl Head {
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Raw {
+    /// Connects to the server at `base` (`http://host:port`).
+    pub async fn connect(base: &str) -> Raw {
+        let address = base.trim_start_matches("http://").trim_end_matches('/');
+        let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        Raw {
+            stream: tokio::io::BufReader::new(stream),
+        }
+    }
+
+    /// Sends a request head (`version` is `HTTP/1.1` or `HTTP/1.0`) and the first `content` bytes.
+    pub async fn send(&mut self, request_line: &str, fields: &[(&str, String)], content: &[u8]) {
+        use tokio::io::AsyncWriteExt as _;
+        let mut head = format!("{request_line}\r\nhost: localhost\r\n");
+        for (name, value) in fields {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        let stream = self.stream.get_mut();
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(content).await.unwrap();
+        stream.flush().await.unwrap();
+    }
+
+    /// Reads the next answer's head (interim or final), up to its blank line; panics after 30 s without one.
+    pub async fn head(&mut self) -> Head {
+        tokio::time::timeout(std::time::Duration::from_secs(30), self.read_head())
+            .await
+            .expect("no answer within 30 s")
+    }
+
+    async fn read_head(&mut self) -> Head {
+        use tokio::io::AsyncBufReadExt as _;
+        let mut line = String::new();
+        self.stream.read_line(&mut line).await.unwrap();
+        let status = line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("not a status line: {line:?}"));
+        let mut fields = Vec::new();
+        loop {
+            line.clear();
+            self.stream.read_line(&mut line).await.unwrap();
+            let field = line.trim_end_matches(['\r', '\n']);
+            if field.is_empty() {
+                break;
+            }
+            let (name, value) = field.split_once(':').unwrap();
+            fields.push((name.to_ascii_lowercase(), value.trim().to_owned()));
+        }
+        Head { status, fields }
+    }
+
+    /// Reads a final answer's content of `Content-Length` bytes.
+    pub async fn content(&mut self, head: &Head) -> Vec<u8> {
+        use tokio::io::AsyncReadExt as _;
+        let length: usize = head.field("content-length").map_or(0, |l| l.parse().unwrap());
+        let mut content = vec![0; length];
+        self.stream.read_exact(&mut content).await.unwrap();
+        content
+    }
+}

@@ -4,9 +4,9 @@
 //! - *Creation* is the upload route itself (`POST /client/iphoto/upload/{localIdentifier}`) with
 //!   `Upload-Complete` (or `Upload-Incomplete`): the resource is looked up and its key chosen as for a plain
 //!   upload, then an upload resource `/client/iphoto/uploads/{id}` is made and the request's content is its
-//!   first append. Its URL is sent in `Location` on the final answer (201 while incomplete). hyper 1 cannot
-//!   send a `104 (Upload Resumption Supported)` interim answer on HTTP/1.1 (only 100-continue, sent by hyper
-//!   itself), so a client that must survive a cut during creation creates with an empty body first.
+//!   first append. Its URL is sent in a `104 (Upload Resumption Supported)` interim answer as soon as the
+//!   resource exists, before the content is read (hyper cannot send one itself: `http::serve::interim` does),
+//!   and again in `Location` on the final answer (201 while incomplete).
 //! - `HEAD` on the upload resource: `Upload-Offset`, `Upload-Complete`, `Upload-Length`, `Upload-Limit`.
 //! - `PATCH` appends at `Upload-Offset` (`application/partial-upload`); another offset is a 409 carrying the
 //!   right one; the append that says `Upload-Complete: ?1` ends the upload and gets the upload route's answer.
@@ -44,6 +44,7 @@ use crate::http::AppState;
 use crate::http::auth::ClientAuth;
 use crate::http::error::ApiError;
 use crate::http::extract::Path;
+use crate::http::serve::Interim;
 
 use super::upload::{holding, settle};
 
@@ -94,15 +95,29 @@ fn location(id: &str) -> HeaderValue {
     HeaderValue::from_str(&format!("/client/iphoto/uploads/{id}")).unwrap_or(HeaderValue::from_static("/"))
 }
 
+/// A creation request: the upload route's request with `Upload-Complete`.
+pub(super) struct Creation {
+    pub(super) local_identifier: String,
+    pub(super) params: UploadParams,
+    pub(super) headers: HeaderMap,
+    /// The way to send `104` on this request's connection, and the request's HTTP version (none when the
+    /// router is called without the server's accept loop, as in-process tests do).
+    pub(super) interim: Option<(axum::http::Version, Interim)>,
+}
+
 /// Creates a resumable upload on the upload route; the request's content is its first append.
 pub(super) async fn create(
     state: AppState,
     user_id: UserId,
-    local_identifier: String,
-    params: UploadParams,
-    headers: HeaderMap,
+    request: Creation,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let Creation {
+        local_identifier,
+        params,
+        headers,
+        interim,
+    } = request;
     let interop = Interop::of(&headers)?;
     let complete = interop.complete(&headers)?;
     let length = integer(&headers, &UPLOAD_LENGTH)?;
@@ -205,6 +220,17 @@ pub(super) async fn create(
     let Some(upload) = take(&state, &user_id, &id, &holder).await? else {
         return Err(busy());
     };
+    // The upload resource exists: say where it is before reading the content, so a client cut off
+    // mid-creation resumes there (section 4.2). An empty content needs no resuming.
+    if let Some((version, interim)) = interim
+        && content_length(&headers)? != Some(0)
+    {
+        let mut fields = HeaderMap::new();
+        fields.insert(header::LOCATION, location(&id));
+        interop.announce(&mut fields);
+        limits(&state).insert(&mut fields);
+        interim.upload_resumption_supported(version, &fields);
+    }
     let outcome = spawn(
         &state,
         upload,

@@ -64,7 +64,9 @@ impl utoipa::ToSchema for Bytes {}
         linked and the body is not read. With `Upload-Complete` the request creates a resumable upload \
         (draft-ietf-httpbis-resumable-upload-15; interop versions 3 to 7 by `Upload-Draft-Interop-Version`, \
         3 and 4 with `Upload-Incomplete` instead): its body is the first append, `Location` names the upload \
-        resource, and `PATCH` there continues it (see `/client/iphoto/uploads/{id}`).",
+        resource, and `PATCH` there continues it (see `/client/iphoto/uploads/{id}`). An HTTP/1.1 client gets \
+        that `Location` before the body is read, in a `104 Upload Resumption Supported` interim answer (with \
+        `Upload-Draft-Interop-Version` and `Upload-Limit`), so a creation cut mid-body can be resumed.",
     params(("localIdentifier" = String, Path, min_length = 1,
             description = "PhotoKit localIdentifier (`<UUID>/L0/001`); its slashes may be sent as they are"),
         UploadParams,
@@ -107,13 +109,20 @@ pub(crate) async fn post_upload(
     caller: ClientAuth,
     local_identifier: Path<String>,
     params: Query<UploadParams>,
+    interim: crate::http::serve::InterimAnswers,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     if super::resumable::is_resumable(&headers) {
         let (State(state), ClientAuth(caller), Path(local_identifier), Query(params)) =
             (state, caller, local_identifier, params);
-        return super::resumable::create(state, caller.user.id, local_identifier, params, headers, body)
+        let request = super::resumable::Creation {
+            local_identifier,
+            params,
+            headers,
+            interim: interim.0,
+        };
+        return super::resumable::create(state, caller.user.id, request, body)
             .await
             .unwrap_or_else(axum::response::IntoResponse::into_response);
     }

@@ -86,6 +86,11 @@ impl Interop {
         } else {
             headers.insert(UPLOAD_COMPLETE, flag(complete));
         }
+        self.announce(headers);
+    }
+
+    /// The version field alone, for an answer that says nothing of completion (the `104`).
+    pub(crate) fn announce(self, headers: &mut HeaderMap) {
         headers.insert(INTEROP_VERSION, HeaderValue::from(u16::from(self.0)));
     }
 
