@@ -16,6 +16,7 @@
 
 mod interim;
 mod parse_errors;
+mod pending;
 
 pub use interim::{Interim, InterimAnswers};
 

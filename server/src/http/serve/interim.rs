@@ -20,6 +20,8 @@ use std::task::{Context, Poll, Waker, ready};
 
 use axum::http::{HeaderMap, Version};
 
+use super::pending::Pending;
+
 /// A request's way to its connection, for interim answers.
 #[derive(Debug, Clone, Default)]
 pub struct Interim(Arc<Shared>);
@@ -85,9 +87,7 @@ pub(super) struct InterimIo<T> {
     inner: T,
     shared: Arc<Shared>,
     /// Interim heads taken from the queue, still to be written before anything else.
-    pending: Vec<u8>,
-    /// How much of `pending` is written.
-    written: usize,
+    pending: Pending,
 }
 
 impl<T> InterimIo<T> {
@@ -97,8 +97,7 @@ impl<T> InterimIo<T> {
         let io = Self {
             inner,
             shared: Arc::clone(&interim.0),
-            pending: Vec::new(),
-            written: 0,
+            pending: Pending::default(),
         };
         (io, interim)
     }
@@ -115,16 +114,7 @@ impl<T> InterimIo<T> {
 impl<T: hyper::rt::Write + Unpin> InterimIo<T> {
     /// Writes what is pending; `Ready(Ok)` once nothing is.
     fn drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.written < self.pending.len() {
-            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.pending[self.written..]))?;
-            if n == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-            }
-            self.written += n;
-        }
-        self.pending.clear();
-        self.written = 0;
-        Poll::Ready(Ok(()))
+        self.pending.drain(&mut self.inner, cx)
     }
 
     /// Moves the queued heads to `pending`: only between hyper's messages (see the module's words).
@@ -132,7 +122,7 @@ impl<T: hyper::rt::Write + Unpin> InterimIo<T> {
         if let Ok(mut queued) = self.shared.queued.lock()
             && !queued.is_empty()
         {
-            self.pending.append(&mut queued);
+            self.pending.push(&mut queued);
         }
     }
 }

@@ -16,22 +16,21 @@ use std::task::{Context, Poll, ready};
 
 use api::ErrorCode;
 
+use super::pending::Pending;
+
 /// A connection whose hyper-made error answers get the JSON envelope.
 #[derive(Debug)]
 pub(super) struct EnvelopeIo<T> {
     inner: T,
     /// The rewritten answer, still to be written before anything else.
-    pending: Vec<u8>,
-    /// How much of `pending` is written.
-    written: usize,
+    pending: Pending,
 }
 
 impl<T> EnvelopeIo<T> {
     pub(super) fn new(inner: T) -> Self {
         Self {
             inner,
-            pending: Vec::new(),
-            written: 0,
+            pending: Pending::default(),
         }
     }
 }
@@ -39,23 +38,13 @@ impl<T> EnvelopeIo<T> {
 impl<T: hyper::rt::Write + Unpin> EnvelopeIo<T> {
     /// Writes what is pending; `Ready(Ok)` once nothing is.
     fn drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.written < self.pending.len() {
-            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.pending[self.written..]))?;
-            if n == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-            }
-            self.written += n;
-        }
-        self.pending.clear();
-        self.written = 0;
-        Poll::Ready(Ok(()))
+        self.pending.drain(&mut self.inner, cx)
     }
 
     /// Takes `buf` whole if it is one of hyper's bare error heads, queueing its enveloped version.
     fn take_error_head(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Option<Poll<io::Result<usize>>> {
-        let answer = enveloped(buf)?;
-        self.pending = answer;
-        self.written = 0;
+        let mut answer = enveloped(buf)?;
+        self.pending.push(&mut answer);
         // The whole head is taken: what is not written yet goes out on the next write, flush or shutdown.
         Some(match self.drain(cx) {
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
