@@ -72,7 +72,7 @@ pub async fn serve(listener: TcpListener, router: Router, limits: ConnectionLimi
                 }
             }
         };
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             () = stop.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -89,9 +89,18 @@ pub async fn serve(listener: TcpListener, router: Router, limits: ConnectionLimi
         };
         warned_full = false;
         let _ = stream.set_nodelay(true);
+        // The peer's address as axum's `ConnectInfo`, for the handlers that need the client's address (the
+        // limit on failed web sign-ins).
+        let service = tower::ServiceExt::map_request(
+            router.clone(),
+            move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                request
+            },
+        );
         let connection = builder.serve_connection(
             parse_errors::EnvelopeIo::new(TokioIo::new(stream)),
-            TowerToHyperService::new(router.clone()),
+            TowerToHyperService::new(service),
         );
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
