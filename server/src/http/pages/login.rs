@@ -94,7 +94,7 @@ pub(super) async fn post_login(
         .and_then(|value| state.settings().web.cookie_key.verify(Purpose::Csrf, value));
     if !cookie_token.is_some_and(|token| !form.csrf.is_empty() && cookies::tokens_equal(token, &form.csrf)) {
         return csrf_refused(
-            "The sign-in form's security token is missing or does not match.",
+            "The security token of the sign-in form is missing or does not match.",
             "/login",
         );
     }
@@ -186,7 +186,7 @@ pub(super) async fn post_logout(
     let presented = form.map(|Form(form)| form.csrf).unwrap_or_default();
     if presented.is_empty() || !cookies::tokens_equal(&presented, &signed.csrf(&state)) {
         return csrf_refused(
-            "The sign-out form's security token is missing or does not match.",
+            "The security token of the sign-out form is missing or does not match.",
             "/",
         );
     }

@@ -1,0 +1,527 @@
+//! Signing in to the web pages (issue 14), against the real binary on SQLite and on PostgreSQL: the password
+//! set with `user passwd`, the session cookie and its attributes, sign-out and `passwd` revoking sessions,
+//! CSRF and cross-site refusals, the limit on failed sign-ins, local-only `next`, the hashed stylesheet and
+//! the HTML 404 beside the API's JSON one.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod browser;
+mod served;
+
+use browser::{Db, Site};
+
+/// Each behaviour on a SQLite and on a PostgreSQL catalog.
+macro_rules! both_catalogs {
+    ($($behaviour:ident),* $(,)?) => {
+        mod sqlite { $( #[tokio::test(flavor = "multi_thread")] async fn $behaviour() { crate::$behaviour(crate::Db::Sqlite).await } )* }
+        mod postgres { $( #[tokio::test(flavor = "multi_thread")] async fn $behaviour() { crate::$behaviour(crate::Db::Postgres).await } )* }
+    };
+}
+
+both_catalogs!(
+    sign_in_shows_the_home_and_sign_out_revokes,
+    wrong_and_unknown_are_refused_alike_then_limited,
+    passwd_signs_the_user_out_everywhere,
+    forms_without_their_token_or_from_elsewhere_are_refused,
+);
+
+const PASSWORD: &str = "correct horse battery staple";
+
+async fn sign_in_shows_the_home_and_sign_out_revokes(db: Db) {
+    let site = Site::start(db, PASSWORD).await;
+    let mut browser = site.browser();
+
+    // Signed out, a page sends the browser to the login form.
+    let home = browser.get("/").await;
+    assert_eq!(home.status, 303);
+    assert_eq!(home.header("location"), Some("/login"));
+
+    // The login form sets its CSRF cookie with the strict attributes.
+    let form = browser.get("/login").await;
+    assert_eq!(form.status, 200);
+    assert!(form.header("content-type").unwrap().starts_with("text/html"));
+    let csrf_cookie = form.set_cookie("iphoto_csrf").unwrap();
+    assert!(
+        csrf_cookie.contains("HttpOnly") && csrf_cookie.contains("SameSite=Strict"),
+        "{csrf_cookie}"
+    );
+    let csp = form.header("content-security-policy").unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("form-action 'self'"),
+        "{csp}"
+    );
+
+    // Signing in, back to a local `next`.
+    let csrf = form.csrf_field();
+    let signed = browser
+        .post(
+            "/login",
+            &[
+                ("username", "alice"),
+                ("password", PASSWORD),
+                ("csrf", &csrf),
+                ("next", "/albums?year=2024"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(signed.status, 303, "{}", signed.body);
+    assert_eq!(signed.header("location"), Some("/albums?year=2024"));
+    let cookie = signed.set_cookie("iphoto_session").unwrap();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=2592000"] {
+        assert!(
+            cookie.split("; ").any(|a| a == attribute),
+            "{attribute} missing: {cookie}"
+        );
+    }
+    assert!(
+        !cookie.contains("Secure"),
+        "plain HTTP: no Secure, or the browser drops it: {cookie}"
+    );
+
+    // The home: the layout with the user and the empty state.
+    let home = browser.get("/").await;
+    assert_eq!(home.status, 200, "{}", home.body);
+    assert!(
+        home.body.contains("Signed in as <strong>alice</strong>"),
+        "{}",
+        home.body
+    );
+    assert!(
+        home.body.contains("No photos yet — run the agent on your Mac"),
+        "{}",
+        home.body
+    );
+    assert_eq!(home.header("cache-control"), Some("no-store"));
+
+    // With a synced photo (alice's own client token), the count instead.
+    let token = site.cli(&["token", "create", "--user", "alice", "--scope", "client"], None);
+    let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
+    let synced = reqwest::Client::new()
+        .post(format!("{}/client/iphoto/sync", site.url))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "libraryId": "L", "items": [photo("A")] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(synced.status(), 200);
+    let home = browser.get("/").await;
+    assert!(home.body.contains("1 photo in your library."), "{}", home.body);
+    assert!(!home.body.contains("No photos yet"));
+
+    // A tampered cookie (one character of the secret, or of the signature) is no session.
+    let value = browser.cookies["iphoto_session"].clone();
+    for tampered in [
+        flip(&value, 0),
+        flip(&value, value.len() - 1),
+        value.split('.').next().unwrap().to_owned(),
+    ] {
+        let mut forger = site.browser();
+        forger.cookies.insert("iphoto_session".into(), tampered);
+        let page = forger.get("/").await;
+        assert_eq!((page.status, page.header("location")), (303, Some("/login")));
+    }
+
+    // Signing out revokes the session: the same cookie replayed afterwards is refused.
+    let stolen = browser.clone();
+    let csrf = home.csrf_field();
+    let out = browser.post("/logout", &[("csrf", &csrf)], &[]).await;
+    assert_eq!(out.status, 303);
+    assert_eq!(out.header("location"), Some("/login"));
+    assert!(out.set_cookie("iphoto_session").unwrap().contains("Max-Age=0"));
+    let mut replay = stolen;
+    let page = replay.get("/").await;
+    assert_eq!((page.status, page.header("location")), (303, Some("/login")));
+
+    // Behind a proxy terminating TLS, the cookie is Secure.
+    let mut secure = site.browser();
+    let signed = secure
+        .sign_in("alice", PASSWORD, &[("x-forwarded-proto", "https")])
+        .await;
+    assert_eq!(signed.status, 303);
+    assert!(signed.set_cookie("iphoto_session").unwrap().ends_with("; Secure"));
+
+    // The password is in no log line (the CLI's nor the failed and successful sign-ins').
+    assert!(!site.server.log_text().contains(PASSWORD));
+}
+
+async fn wrong_and_unknown_are_refused_alike_then_limited(db: Db) {
+    let site = Site::start(db, PASSWORD).await;
+    let mut browser = site.browser();
+    // The server trusts `X-Forwarded-For` from a loopback peer (a local reverse proxy): each attempt below
+    // names the client address it comes from.
+    let from = |address: &'static str| [("x-forwarded-for", address)];
+
+    let wrong = browser
+        .sign_in("alice", "not the password at all", &from("192.0.2.1"))
+        .await;
+    let unknown = browser
+        .sign_in("mallory", "not the password at all", &from("192.0.2.2"))
+        .await;
+    for refused in [&wrong, &unknown] {
+        assert_eq!(refused.status, 401, "{}", refused.body);
+        assert!(
+            refused.body.contains("Wrong user name or password."),
+            "{}",
+            refused.body
+        );
+        assert!(refused.set_cookie("iphoto_session").is_none());
+    }
+    assert_eq!(
+        wrong.body.replace("alice", "NAME"),
+        unknown.body.replace("mallory", "NAME"),
+        "the answer does not tell whether the name exists"
+    );
+
+    // Per name: five failures for alice, from five addresses; the next attempt waits, from a sixth address
+    // and with the right password.
+    for address in ["192.0.2.3", "192.0.2.4", "192.0.2.5", "192.0.2.6"] {
+        let page = browser
+            .sign_in("alice", "still wrong password", &from(address))
+            .await;
+        assert_eq!(page.status, 401);
+    }
+    let limited = browser.sign_in("alice", PASSWORD, &from("192.0.2.7")).await;
+    assert_eq!(limited.status, 429, "{}", limited.body);
+    let retry: u64 = limited.header("retry-after").unwrap().parse().unwrap();
+    assert!((250..=300).contains(&retry), "Retry-After {retry}");
+    assert!(
+        limited.body.contains("Try again in 5 minutes (after "),
+        "{}",
+        limited.body
+    );
+    assert!(limited.header("content-type").unwrap().starts_with("text/html"));
+    // Another name from that address is not held up by alice's failures.
+    let other = browser
+        .sign_in("mallory", "mallory's guess here", &from("192.0.2.7"))
+        .await;
+    assert_eq!(other.status, 401);
+
+    // Per address: five names tried from one address; the sixth name waits too.
+    for name in ["n1", "n2", "n3", "n4", "n5"] {
+        let page = browser
+            .sign_in(name, "some guessed password", &from("198.51.100.1"))
+            .await;
+        assert_eq!(page.status, 401);
+    }
+    let limited = browser
+        .sign_in("admin", "some guessed password", &from("198.51.100.1"))
+        .await;
+    assert_eq!(limited.status, 429, "{}", limited.body);
+
+    // Failures are logged with the name and the address, never the password.
+    let log = site.server.log_text();
+    let failures: Vec<&str> = log.lines().filter(|l| l.contains("failed sign-in")).collect();
+    assert_eq!(failures.len(), 12, "{log}");
+    assert!(
+        failures
+            .iter()
+            .any(|l| l.contains("user=mallory") && l.contains("address=192.0.2.2")),
+        "{log}"
+    );
+    assert_eq!(log.matches("too many failures").count(), 2, "{log}");
+    for secret in [
+        PASSWORD,
+        "not the password at all",
+        "still wrong password",
+        "some guessed password",
+    ] {
+        assert!(!log.contains(secret), "{secret:?} is in the log");
+    }
+}
+
+async fn passwd_signs_the_user_out_everywhere(db: Db) {
+    let site = Site::start(db, PASSWORD).await;
+    let mut first = site.browser();
+    let mut second = site.browser();
+    assert_eq!(first.sign_in("alice", PASSWORD, &[]).await.status, 303);
+    assert_eq!(second.sign_in("alice", PASSWORD, &[]).await.status, 303);
+    assert_eq!(first.get("/").await.status, 200);
+
+    let changed = site.passwd("alice", "a brand new passphrase");
+    assert!(changed.status.success(), "{changed:?}");
+    let said = String::from_utf8(changed.stdout).unwrap();
+    assert!(said.contains("signed out 2 open sessions"), "{said}");
+
+    for browser in [&mut first, &mut second] {
+        let page = browser.get("/").await;
+        assert_eq!((page.status, page.header("location")), (303, Some("/login")));
+    }
+    let mut fresh = site.browser();
+    assert_eq!(
+        fresh.sign_in("alice", PASSWORD, &[]).await.status,
+        401,
+        "the old password is gone"
+    );
+    assert_eq!(
+        fresh.sign_in("alice", "a brand new passphrase", &[]).await.status,
+        303
+    );
+    assert_eq!(fresh.get("/").await.status, 200);
+    assert!(!site.server.log_text().contains("a brand new passphrase"));
+}
+
+async fn forms_without_their_token_or_from_elsewhere_are_refused(db: Db) {
+    let site = Site::start(db, PASSWORD).await;
+    let fields = |csrf: &'static str| [("username", "alice"), ("password", PASSWORD), ("csrf", csrf)];
+
+    // No CSRF cookie at all.
+    let mut bare = site.browser();
+    let page = bare.post("/login", &fields("anything"), &[]).await;
+    assert_refused(
+        &page,
+        "security token of the sign-in form is missing or does not match",
+    );
+
+    // The cookie, but the field missing or another value.
+    let mut browser = site.browser();
+    let token = browser.get("/login").await.csrf_field();
+    let page = browser
+        .post("/login", &[("username", "alice"), ("password", PASSWORD)], &[])
+        .await;
+    assert_refused(&page, "security token");
+    let page = browser.post("/login", &fields("not-the-token"), &[]).await;
+    assert_refused(&page, "security token");
+    // A forged cookie (the field's value, but not signed with the server's key).
+    let mut forger = site.browser();
+    forger
+        .cookies
+        .insert("iphoto_csrf".into(), format!("{token}.AAAA"));
+    let page = forger
+        .post(
+            "/login",
+            &[("username", "alice"), ("password", PASSWORD), ("csrf", &token)],
+            &[],
+        )
+        .await;
+    assert_refused(&page, "security token");
+
+    // The right token, sent from another site.
+    for headers in [
+        [("sec-fetch-site", "cross-site")],
+        [("origin", "https://evil.example")],
+    ] {
+        let page = browser
+            .post(
+                "/login",
+                &[("username", "alice"), ("password", PASSWORD), ("csrf", &token)],
+                &headers,
+            )
+            .await;
+        assert_refused(&page, "sent from another site");
+    }
+    // None of that signed anyone in; the right token from this site does.
+    assert!(!browser.cookies.contains_key("iphoto_session"));
+    let same_origin = site.url.clone();
+    let signed = browser
+        .post(
+            "/login",
+            &[("username", "alice"), ("password", PASSWORD), ("csrf", &token)],
+            &[("origin", &same_origin), ("sec-fetch-site", "same-origin")],
+        )
+        .await;
+    assert_eq!(signed.status, 303, "{}", signed.body);
+
+    // Sign-out: without the token, with the pre-session token, or with another session's: refused, and the
+    // session still works.
+    let mut other = site.browser();
+    other.sign_in("alice", PASSWORD, &[]).await;
+    let others_token = other.get("/").await.csrf_field();
+    for csrf in ["", token.as_str(), others_token.as_str()] {
+        let page = browser.post("/logout", &[("csrf", csrf)], &[]).await;
+        assert_refused(&page, "security token of the sign-out form");
+    }
+    assert_eq!(browser.get("/").await.status, 200);
+}
+
+/// A 403 page saying why.
+fn assert_refused(page: &browser::Page, why: &str) {
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(page.header("content-type").unwrap().starts_with("text/html"));
+    assert!(page.body.contains(why), "{why:?} not in {}", page.body);
+    assert!(page.set_cookie("iphoto_session").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn next_is_only_ever_a_local_path() {
+    let site = Site::start(Db::Sqlite, PASSWORD).await;
+    for next in [
+        "https://evil.example/",
+        "//evil.example/path",
+        "/\\evil.example",
+        "javascript:alert(1)",
+    ] {
+        let mut browser = site.browser();
+        let token = browser.get("/login").await.csrf_field();
+        let page = browser
+            .post(
+                "/login",
+                &[
+                    ("username", "alice"),
+                    ("password", PASSWORD),
+                    ("csrf", &token),
+                    ("next", next),
+                ],
+                &[],
+            )
+            .await;
+        assert_eq!(page.status, 303, "{}", page.body);
+        assert_eq!(page.header("location"), Some("/"), "{next}");
+        // Signed in, the form itself moves on to a local path only.
+        let again = browser.get(&format!("/login?next={}", encode(next))).await;
+        assert_eq!((again.status, again.header("location")), (303, Some("/")));
+    }
+    // A signed-out request for a page keeps its path (and query) as `next`.
+    let mut browser = site.browser();
+    let page = browser.get("/?from=bookmark").await;
+    assert_eq!(page.header("location"), Some("/login?next=%2F%3Ffrom%3Dbookmark"));
+    let form = browser.get("/login?next=%2F%3Ffrom%3Dbookmark").await;
+    assert!(
+        form.body.contains("name=\"next\" value=\"/?from=bookmark\""),
+        "{}",
+        form.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_stylesheet_is_hashed_immutable_and_local_and_404s_fit_the_client() {
+    let site = Site::start(Db::Sqlite, PASSWORD).await;
+    let mut browser = site.browser();
+    let form = browser.get("/login").await;
+    let href = form
+        .body
+        .split("rel=\"stylesheet\" href=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let hash = href
+        .strip_prefix("/static/app.")
+        .and_then(|h| h.strip_suffix(".css"))
+        .unwrap();
+    assert!(
+        hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit()),
+        "{href}"
+    );
+    let css = browser.get(href).await;
+    assert_eq!(css.status, 200);
+    assert_eq!(css.header("content-type"), Some("text/css; charset=utf-8"));
+    assert_eq!(
+        css.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    assert!(css.body.contains("prefers-color-scheme: dark") && css.body.contains(":focus-visible"));
+    // Nothing is fetched from elsewhere: no URL with a host in the page or the stylesheet.
+    for text in [&form.body, &css.body] {
+        assert!(
+            !text.contains("http://") && !text.contains("https://") && !text.contains("url("),
+            "{text}"
+        );
+    }
+    assert!(css.body.len() + form.body.len() < 60 * 1024);
+    assert_eq!(browser.get("/static/app.0000000000000000.css").await.status, 404);
+
+    // An unknown page, asked by a browser: the 404 page in the same layout.
+    let missing = browser.get("/no/such/page").await;
+    assert_eq!(missing.status, 404);
+    assert!(missing.header("content-type").unwrap().starts_with("text/html"));
+    assert!(
+        missing.body.contains("Page not found") && missing.body.contains(href),
+        "{}",
+        missing.body
+    );
+    // An API path, or a client that does not ask for HTML: the JSON envelope.
+    let http = reqwest::Client::new();
+    for (path, accept) in [
+        ("/no/such/page", "application/json"),
+        ("/my/photos/x/y/z", "text/html"),
+    ] {
+        let answer = http
+            .get(format!("{}{path}", site.url))
+            .header("accept", accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 404);
+        let body: serde_json::Value = answer.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "not_found", "{path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn passwd_reads_no_argument_and_explains_refusals() {
+    let site = Site::start(Db::Sqlite, PASSWORD).await;
+    let stderr = |output: std::process::Output| {
+        assert!(!output.status.success());
+        String::from_utf8(output.stderr).unwrap()
+    };
+    // No password on the command line: the flag does not exist, and nothing changes.
+    let said = stderr(site.cli(
+        &["user", "passwd", "alice", "--password", "an argv password"],
+        None,
+    ));
+    assert!(said.contains("unexpected argument '--password'"), "{said}");
+    let said = stderr(site.cli(&["user", "passwd", "alice", "an argv password"], None));
+    assert!(said.contains("unexpected argument"), "{said}");
+    let help = String::from_utf8(site.cli(&["user", "passwd", "--help"], None).stdout).unwrap();
+    assert!(
+        help.contains("--password-file") && !help.contains("--password "),
+        "{help}"
+    );
+
+    assert!(stderr(site.passwd("bob", PASSWORD)).contains("no user named \"bob\""));
+    assert!(stderr(site.passwd("alice", "")).contains("the password is empty"));
+    assert!(stderr(site.passwd("alice", "eleven char")).contains("too short: 11 characters, at least 12"));
+    assert!(stderr(site.passwd("alice", &"x".repeat(1025))).contains("too long: 1025 bytes, at most 1024"));
+
+    // --password-file: its first line.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pw");
+    std::fs::write(&path, "from a file, twelve+\nsecond line ignored\n").unwrap();
+    let set = site.cli(
+        &[
+            "user",
+            "passwd",
+            "alice",
+            "--password-file",
+            path.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(set.status.success(), "{set:?}");
+
+    let mut browser = site.browser();
+    for (password, status) in [
+        ("an argv password", 401),
+        (PASSWORD, 401),
+        ("from a file, twelve+", 303),
+    ] {
+        assert_eq!(
+            browser.sign_in("alice", password, &[]).await.status,
+            status,
+            "{password}"
+        );
+    }
+}
+
+/// `value` with the character at `index` changed.
+fn flip(value: &str, index: usize) -> String {
+    let mut chars: Vec<char> = value.chars().collect();
+    chars[index] = if chars[index] == 'A' { 'B' } else { 'A' };
+    chars.into_iter().collect()
+}
+
+fn encode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+fn photo(uuid: &str) -> serde_json::Value {
+    serde_json::json!({
+        "localIdentifier": format!("{uuid}/L0/001"), "kind": "photo", "livePhoto": false,
+        "width": 4032, "height": 3024, "takenAt": "2024-05-01T10:00:00+02:00",
+        "modifiedAt": "2024-05-02T10:00:00Z", "favorite": false, "hidden": false, "trashed": false,
+        "originalFilename": "IMG_0001.HEIC", "uti": "public.heic", "edited": false,
+        "resources": [{ "type": "original", "size": 10, "available": true }]
+    })
+}
