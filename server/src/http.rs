@@ -1,7 +1,8 @@
 //! The HTTP surfaces, assembled per consumer: `client` (the Mac agent), `web` (browsers: timeline, albums,
 //! photo details, history and the changes feed), `admin` (operators: restore), `worker` (enrichment job
-//! leases), `blobs` (the local backend's presigned GETs) and `ops` (health, readiness). All middleware is applied in one place, [`router`]: a request id echoed
-//! in `x-request-id`, one span and one closing log line per request, a request timeout (408) for everything
+//! leases), `blobs` (the local backend's presigned GETs), `ops` (health, readiness) and `pages` (the HTML
+//! pages people sign in to; not in the OpenAPI document, and their own HTML error pages). All middleware is
+//! applied in one place, [`router`]: a request id echoed in `x-request-id`, one span and one closing log line per request, a request timeout (408) for everything
 //! but uploads, a body idle timeout for every body, a JSON body limit enforced from `Content-Length` before
 //! the body is read (413), `X-Content-Type-Options: nosniff` on every answer, the JSON error envelope on
 //! every 4xx/5xx (axum's and tower-http's own bodiless or plain-text rejections included), and a panic

@@ -57,6 +57,9 @@ impl Default for WebSettings {
 
 /// The pages and the stylesheet.
 pub(super) fn router() -> Router<AppState> {
+    // The dummy hash is made now, not by the first sign-in for an unknown name, which would then take
+    // twice as long as a wrong password.
+    let _ = crate::password::dummy_hash();
     Router::new()
         .route("/", get(get_home))
         .route("/login", get(login::get_login).post(login::post_login))
