@@ -334,6 +334,26 @@ async fn forms_without_their_token_or_from_elsewhere_are_refused(db: Db) {
     assert_eq!(browser.get("/").await.status, 200);
 }
 
+/// Sessions and the cookie key live in the catalog: a cookie from one replica is accepted by another, and
+/// signing out on one ends the session on both.
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_share_sessions_and_their_revocation() {
+    let site = Site::start(Db::Postgres, PASSWORD).await;
+    let replica = site.replica().await;
+    let mut first = site.browser();
+    assert_eq!(first.sign_in("alice", PASSWORD, &[]).await.status, 303);
+    let mut second = first.clone();
+    second.url = replica.url();
+    let home = second.get("/").await;
+    assert_eq!(home.status, 200, "{}", home.body);
+    assert!(home.body.contains("Signed in as <strong>alice</strong>"));
+
+    let out = second.post("/logout", &[("csrf", &home.csrf_field())], &[]).await;
+    assert_eq!(out.status, 303);
+    let page = first.get("/").await;
+    assert_eq!((page.status, page.header("location")), (303, Some("/login")));
+}
+
 /// An unknown name is verified against a dummy Argon2id hash: refusing it takes as long as refusing a wrong
 /// password (without the dummy it would take the time of one indexed lookup, a hundredth of it). Medians of
 /// alternating attempts, each from its own address so the limit never applies; the bounds are loose, for a

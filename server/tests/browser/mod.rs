@@ -24,7 +24,7 @@ pub struct Site {
     pub url: String,
     data: std::path::PathBuf,
     database_url: Option<String>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Site {
@@ -48,13 +48,30 @@ impl Site {
             server,
             data,
             database_url,
-            _dir: dir,
+            dir,
         };
         let added = site.cli(&["user", "add", "alice"], None);
         assert!(added.status.success(), "{added:?}");
         let set = site.passwd("alice", password);
         assert!(set.status.success(), "{set:?}");
         site
+    }
+
+    /// A second server on the same catalog (its own data directory): another replica.
+    pub async fn replica(&self) -> ServerProcess {
+        let data = self.dir.path().join("replica");
+        std::fs::create_dir_all(&data).unwrap();
+        // The catalog's first start happened on the first server; the harness's readiness probe needs its
+        // client token.
+        std::fs::copy(self.data.join("client.token"), data.join("client.token")).unwrap();
+        let envs: Vec<(&str, &str)> = self
+            .database_url
+            .iter()
+            .map(|url| ("IPHOTO_DATABASE_URL", url.as_str()))
+            .collect();
+        ServerProcess::start(std::path::Path::new(BIN), &data, &envs)
+            .await
+            .unwrap()
     }
 
     /// `iphoto-server ARGS` on this site's catalog, with `stdin` piped in (or none).
