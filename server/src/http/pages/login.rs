@@ -36,7 +36,7 @@ pub(super) struct LoginQuery {
 }
 
 /// The login form's fields; all optional here, so a missing one is refused by the checks (403 for the CSRF
-/// token) rather than by the form parser.
+/// token) rather than by the form parser. No `Debug`: it holds the password.
 #[derive(serde::Deserialize)]
 pub(super) struct LoginForm {
     #[serde(default)]
