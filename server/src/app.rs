@@ -1,5 +1,7 @@
 //! `run`: what each subcommand does, with its configuration already parsed.
 
+mod passwd;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -35,6 +37,18 @@ pub async fn run(cli: Cli) -> Result<()> {
             let user = open_catalog(&catalog).await?.create_user(&name).await?;
             println!("created user {} ({})", user.name, user.id);
             Ok(())
+        }
+        Command::User(UserCommand::Passwd {
+            name,
+            password_file,
+            catalog,
+        }) => {
+            passwd::run(
+                open_catalog(&catalog).await?.as_ref(),
+                &name,
+                password_file.as_deref(),
+            )
+            .await
         }
         Command::Token(command) => token(command).await,
         Command::Worker(WorkerCommand::Thumbnail(args)) => worker::cli::run(*args).await,
@@ -281,6 +295,13 @@ async fn serve(mut args: ServeArgs) -> Result<()> {
     if args.job_max_failures == 0 {
         anyhow::bail!("IPHOTO_JOB_MAX_FAILURES: must be at least 1");
     }
+    // Behind a proxy that terminates TLS the server is reached at an https:// public URL: its cookies are
+    // then always `Secure`.
+    let always_secure = args
+        .storage
+        .public_url
+        .as_ref()
+        .is_some_and(|url| url.scheme() == "https");
     let storage_config = args.storage.into_config()?;
     // Web cursors are signed with a key every replica derives from the secret they already share.
     let cursor_key = http::web::CursorKey::derive(match &storage_config.backend {
@@ -289,6 +310,7 @@ async fn serve(mut args: ServeArgs) -> Result<()> {
     });
     let store = storage::create_object_store(&storage_config)?;
     first_start(catalog.as_ref(), &data_dir).await?;
+    let web = web_settings(catalog.as_ref(), args.session_max_age, always_secure).await?;
     // A restart cleans the staging a crash left (local backend; S3 leaves it to a lifecycle rule).
     let swept = store.remove_staging(STARTUP_STAGING_AGE, false).await?;
     if swept.files > 0 {
@@ -327,6 +349,7 @@ async fn serve(mut args: ServeArgs) -> Result<()> {
             body_idle_timeout: std::time::Duration::from_secs(args.http_body_idle_secs),
             resumable_part_size: args.upload_part_size,
             upload_max_age: args.upload_max_age,
+            web,
         },
     );
     let limits = http::serve::ConnectionLimits {
@@ -467,6 +490,25 @@ async fn worker_token(catalog: &dyn Catalog, data_dir: &Path) -> Result<String> 
     write_private(&path, token.secret.expose())?;
     tracing::info!(path = %path.display(), "wrote the in-process workers' token");
     Ok(token.secret.expose().to_owned())
+}
+
+/// The web pages' settings, with the cookie key every replica shares: made by the first server that starts
+/// on this catalog and read back by all the others (`Catalog::web_key`).
+async fn web_settings(
+    catalog: &dyn Catalog,
+    session_max_age: std::time::Duration,
+    always_secure: bool,
+) -> Result<http::pages::WebSettings> {
+    let stored = catalog
+        .web_key("cookie", &http::pages::CookieKey::random_hex())
+        .await?;
+    let cookie_key = http::pages::CookieKey::from_hex(&stored)
+        .context("the catalog's web cookie key (table web_keys) is not 64 hex digits")?;
+    Ok(http::pages::WebSettings {
+        cookie_key,
+        session_max_age,
+        always_secure,
+    })
 }
 
 /// On the first start, an `admin` user and its `client`, `web`, `worker` and `admin` tokens, written to the

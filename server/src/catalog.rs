@@ -24,6 +24,7 @@ mod browse;
 mod history;
 mod model;
 mod resumable;
+mod session;
 mod transfer;
 mod validate;
 
@@ -49,6 +50,7 @@ pub use model::{
     UserId,
 };
 pub use resumable::{ResumableSave, ResumableUpload};
+pub use session::{LoginRecord, NewSession, WebSession};
 pub use transfer::{
     Blob, Counts, LibraryStats, Misplaced, Page, PendingQuery, PendingReason, PendingUpload, RecordedUpload,
     ResourceState, Stats, StoredObject, UploadLookup, UploadRecord, UploadTarget,
@@ -150,6 +152,33 @@ pub trait Catalog: Send + Sync + Debug {
 
     /// Revokes one of the user's tokens (idempotent); [`Error::NotFound`] when it is not theirs.
     async fn revoke_token(&self, user_id: &UserId, token_id: &TokenId) -> Result<()>;
+
+    // Web sign-in (issue 14)
+
+    /// The user with this name and their web password hash, for the login form.
+    async fn login_record(&self, name: &str) -> Result<Option<LoginRecord>>;
+
+    /// Sets the user's web password (an Argon2id PHC string) and, in the same transaction, revokes every
+    /// session they have open; returns how many were revoked. [`Error::NotFound`] for an unknown user.
+    async fn set_password(&self, user_id: &UserId, password_hash: &str, now: DateTime<Utc>) -> Result<u64>;
+
+    /// Opens a session for the user until `expires_at`: 32 random bytes, shown once in the answer, stored only
+    /// as a SHA-256. The user's expired sessions are deleted on the way.
+    async fn create_session(
+        &self,
+        user_id: &UserId,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<NewSession>;
+
+    /// The session a secret opens at `now`; `None` for an unknown, malformed, expired or revoked one.
+    async fn authenticate_session(&self, secret: &str, now: DateTime<Utc>) -> Result<Option<WebSession>>;
+
+    /// Revokes one of the user's sessions (idempotent); [`Error::NotFound`] when it is not theirs.
+    async fn revoke_session(&self, user_id: &UserId, session_id: &str, now: DateTime<Utc>) -> Result<()>;
+
+    /// The shared key named `name`: `candidate` if no replica stored one before, else the stored one.
+    async fn web_key(&self, name: &str, candidate: &str) -> Result<String>;
 
     /// The user's library with the agent's id `library_key`, created on first use.
     async fn ensure_library(&self, user_id: &UserId, library_key: &str) -> Result<Library>;

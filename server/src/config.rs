@@ -156,6 +156,15 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         .ok_or_else(|| format!("{text:?}: too long"))
 }
 
+/// A session lifetime: a [`parse_duration`] from one minute to one year.
+fn parse_session_max_age(text: &str) -> Result<std::time::Duration, String> {
+    let duration = parse_duration(text)?;
+    if !(60..=366 * 86_400).contains(&duration.as_secs()) {
+        return Err(format!("{text:?}: must be from 1m to 366d"));
+    }
+    Ok(duration)
+}
+
 /// `worker …`
 #[derive(Debug, Subcommand)]
 pub enum WorkerCommand {
@@ -178,6 +187,18 @@ pub enum UserCommand {
     Add {
         /// Login name.
         name: String,
+        #[command(flatten)]
+        catalog: CatalogArgs,
+    },
+    /// Set a user's web password (Argon2id) and sign out their browser sessions. The password is read from
+    /// standard input (one line; asked twice without echo on a terminal) or from `--password-file`, never
+    /// from the command line, where other users and shell history would see it.
+    Passwd {
+        /// Login name of an existing user.
+        name: String,
+        /// Read the password from the first line of this file instead of standard input.
+        #[arg(long, env = "IPHOTO_PASSWORD_FILE")]
+        password_file: Option<PathBuf>,
         #[command(flatten)]
         catalog: CatalogArgs,
     },
@@ -285,6 +306,11 @@ pub struct ServeArgs {
     /// the open-file limit (`ulimit -n`).
     #[arg(long, env = "IPHOTO_HTTP_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000), help_heading = "Server")]
     pub http_max_connections: u32,
+
+    /// How long a web session lasts after signing in (`12h`, `30d`): the session cookie's `Max-Age` and its
+    /// expiry in the catalog. Signing out, or `user passwd`, ends it sooner.
+    #[arg(long, env = "IPHOTO_SESSION_MAX_AGE", default_value = "30d", value_parser = parse_session_max_age, help_heading = "Web")]
+    pub session_max_age: std::time::Duration,
 
     /// How long an enrichment job lease holds when the worker names no duration, seconds.
     #[arg(

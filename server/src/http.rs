@@ -1,7 +1,8 @@
 //! The HTTP surfaces, assembled per consumer: `client` (the Mac agent), `web` (browsers: timeline, albums,
 //! photo details, history and the changes feed), `admin` (operators: restore), `worker` (enrichment job
-//! leases), `blobs` (the local backend's presigned GETs) and `ops` (health, readiness). All middleware is applied in one place, [`router`]: a request id echoed
-//! in `x-request-id`, one span and one closing log line per request, a request timeout (408) for everything
+//! leases), `blobs` (the local backend's presigned GETs), `ops` (health, readiness) and `pages` (the HTML
+//! pages people sign in to; not in the OpenAPI document, and their own HTML error pages). All middleware is
+//! applied in one place, [`router`]: a request id echoed in `x-request-id`, one span and one closing log line per request, a request timeout (408) for everything
 //! but uploads, a body idle timeout for every body, a JSON body limit enforced from `Content-Length` before
 //! the body is read (413), `X-Content-Type-Options: nosniff` on every answer, the JSON error envelope on
 //! every 4xx/5xx (axum's and tower-http's own bodiless or plain-text rejections included), and a panic
@@ -17,6 +18,7 @@ pub mod extract;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
+pub mod pages;
 pub mod request_log;
 pub mod serve;
 pub mod web;
@@ -60,6 +62,8 @@ pub struct HttpSettings {
     pub resumable_part_size: u64,
     /// A resumable upload idle this long is aborted by the collector (`Upload-Limit: max-age`).
     pub upload_max_age: std::time::Duration,
+    /// The web pages' cookie key and session lifetime.
+    pub web: pages::WebSettings,
 }
 
 impl Default for HttpSettings {
@@ -76,6 +80,7 @@ impl Default for HttpSettings {
             body_idle_timeout: std::time::Duration::from_secs(60),
             resumable_part_size: 8 * 1024 * 1024,
             upload_max_age: std::time::Duration::from_secs(24 * 3600),
+            web: pages::WebSettings::default(),
         }
     }
 }
@@ -96,6 +101,8 @@ struct Inner {
     metrics: Arc<metrics::Metrics>,
     /// The resumable-upload appends running in this process.
     running: client::resumable::Running,
+    /// Failed web sign-ins of the last minutes, per name and address.
+    limiter: pages::LoginLimiter,
 }
 
 impl AppState {
@@ -107,6 +114,7 @@ impl AppState {
             settings,
             metrics: Arc::default(),
             running: client::resumable::Running::default(),
+            limiter: pages::LoginLimiter::default(),
         }))
     }
 
@@ -133,6 +141,11 @@ impl AppState {
     /// The resumable-upload appends running in this process.
     pub(crate) fn running(&self) -> &client::resumable::Running {
         &self.0.running
+    }
+
+    /// Failed web sign-ins, for the login form's limit.
+    pub(crate) fn limiter(&self) -> &pages::LoginLimiter {
+        &self.0.limiter
     }
 }
 
@@ -169,7 +182,8 @@ pub fn router(state: AppState) -> Router {
     // on (413 before a byte of the body is read; a chunked body fails when it passes the limit).
     let bounded = bounded
         .merge(openapi::docs_router(openapi::finish(doc)))
-        .fallback(|| async { error::ApiError::not_found("route") })
+        .merge(pages::router())
+        .fallback(pages::not_found)
         .layer(RequestBodyLimitLayer::new(JSON_BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

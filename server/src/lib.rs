@@ -7,4 +7,5 @@ pub mod catalog;
 pub mod config;
 pub mod gc;
 pub mod http;
+pub mod password;
 pub mod relocate;

@@ -107,4 +107,7 @@ contract!(
     sources_delete_moves_the_home_and_the_last_delete_tombstones,
     sources_albums_with_one_guid_list_once,
     sources_concurrent_batches_of_two_macs_create_one_photo_each,
+    sessions_authenticate_until_revoked_or_expired,
+    set_password_revokes_the_users_sessions_only,
+    web_keys_are_made_once_and_shared,
 );

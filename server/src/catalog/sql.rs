@@ -82,6 +82,12 @@ mod resumable;
     clippy::duplicate_mod,
     reason = "compiled once per driver on purpose: see catalog/sql.rs"
 )]
+#[path = "sql/sessions.rs"]
+mod sessions;
+#[allow(
+    clippy::duplicate_mod,
+    reason = "compiled once per driver on purpose: see catalog/sql.rs"
+)]
 #[path = "sql/sources.rs"]
 mod sources;
 #[allow(
@@ -115,10 +121,10 @@ use chrono::{DateTime, Utc};
 use super::Adapter;
 use crate::catalog::{
     AlbumPageQuery, AlbumSummary, AlbumUpsert, AlbumsResult, Authenticated, Blob, Catalog, Error, JobInfo,
-    JobQueue, JobStatus, LeaseRequest, Library, LibraryId, ListedPhoto, Misplaced, NewToken, Page,
-    PendingQuery, PendingUpload, PhotoDetail, PhotoId, PhotoUpsert, RecordedUpload, ResourceType, Result,
-    ResumableSave, ResumableUpload, Scope, Stats, SyncBatchResult, TimelineQuery, TokenId, TokenInfo,
-    UploadLookup, UploadRecord, UploadTarget, User, UserId,
+    JobQueue, JobStatus, LeaseRequest, Library, LibraryId, ListedPhoto, LoginRecord, Misplaced, NewSession,
+    NewToken, Page, PendingQuery, PendingUpload, PhotoDetail, PhotoId, PhotoUpsert, RecordedUpload,
+    ResourceType, Result, ResumableSave, ResumableUpload, Scope, Stats, SyncBatchResult, TimelineQuery,
+    TokenId, TokenInfo, UploadLookup, UploadRecord, UploadTarget, User, UserId, WebSession,
 };
 use crate::catalog::{
     ChangesSince, PhotoChange, PhotoVersion, PurgeReport, RestoreReport, RestoreTarget, Retention,
@@ -208,6 +214,35 @@ impl Catalog for Adapter {
 
     async fn revoke_token(&self, user_id: &UserId, token_id: &TokenId) -> Result<()> {
         auth::revoke_token(self, user_id, token_id).await
+    }
+
+    async fn login_record(&self, name: &str) -> Result<Option<LoginRecord>> {
+        sessions::login_record(self, name).await
+    }
+
+    async fn set_password(&self, user_id: &UserId, password_hash: &str, now: DateTime<Utc>) -> Result<u64> {
+        sessions::set_password(self, user_id, password_hash, now).await
+    }
+
+    async fn create_session(
+        &self,
+        user_id: &UserId,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<NewSession> {
+        sessions::create_session(self, user_id, now, expires_at).await
+    }
+
+    async fn authenticate_session(&self, secret: &str, now: DateTime<Utc>) -> Result<Option<WebSession>> {
+        sessions::authenticate_session(self, secret, now).await
+    }
+
+    async fn revoke_session(&self, user_id: &UserId, session_id: &str, now: DateTime<Utc>) -> Result<()> {
+        sessions::revoke_session(self, user_id, session_id, now).await
+    }
+
+    async fn web_key(&self, name: &str, candidate: &str) -> Result<String> {
+        sessions::web_key(self, name, candidate).await
     }
 
     async fn ensure_library(&self, user_id: &UserId, library_key: &str) -> Result<Library> {

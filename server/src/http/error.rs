@@ -210,18 +210,19 @@ const REJECTION_TEXT_LIMIT: usize = 4096;
 
 /// Middleware (`map_response`): an error answer without the JSON envelope — axum's bodiless 405, tower-http's
 /// 408 and 413, a plain-text rejection — gets it, keeping its status and headers (`Allow`, …) and using its
-/// text, if any, as the message. Answers that already carry JSON, and successes, pass untouched.
+/// text, if any, as the message. Answers that already carry JSON, the web pages' HTML error pages, and successes pass untouched.
 pub(crate) async fn envelope(response: Response) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
-    let is_json = response
+    // JSON is already the envelope; an HTML answer is one of the web pages' own error pages.
+    let is_json_or_page = response
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if is_json {
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
+    if is_json_or_page {
         return response;
     }
     let (mut parts, body) = response.into_parts();

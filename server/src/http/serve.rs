@@ -81,7 +81,7 @@ pub async fn serve(listener: TcpListener, router: Router, limits: ConnectionLimi
                 }
             }
         };
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             () = stop.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -99,8 +99,11 @@ pub async fn serve(listener: TcpListener, router: Router, limits: ConnectionLimi
         warned_full = false;
         let _ = stream.set_nodelay(true);
         let (io, interim) = interim::InterimIo::new(parse_errors::EnvelopeIo::new(TokioIo::new(stream)));
+        // Each request carries its connection's interim-answer handle, and the peer's address as axum's
+        // `ConnectInfo` for the handlers that need the client's address (the limit on failed web sign-ins).
         let service = router.clone().map_request(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(interim.clone());
+            request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
             request
         });
         let connection = builder.serve_connection(io, TowerToHyperService::new(service));

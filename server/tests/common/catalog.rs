@@ -15,6 +15,8 @@ mod before_images;
 mod gc;
 #[path = "catalog/history.rs"]
 mod history;
+#[path = "catalog/sessions.rs"]
+mod sessions;
 #[path = "catalog/sources.rs"]
 mod sources;
 #[path = "catalog/sync.rs"]
@@ -27,6 +29,7 @@ pub use auth::*;
 pub use before_images::*;
 pub use gc::*;
 pub use history::*;
+pub use sessions::*;
 pub use sources::*;
 pub use sync::*;
 pub use uploads::*;
