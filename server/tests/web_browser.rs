@@ -4,11 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod browser;
 mod served;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use harness::fantoccini::Locator;
 use harness::{Browser, Page, ServerProcess};
 use served::BIN;
 
@@ -117,5 +119,95 @@ async fn a_failed_load_is_seen_as_a_console_error() {
             .any(|e| e.contains("/no/such/image.png") && e.contains("404")),
         "{seen:#?}"
     );
+    page.close().await.unwrap();
+}
+
+/// Types into the sign-in form and submits it.
+async fn sign_in_with(page: &Page, user: &str, password: &str) {
+    let form = page
+        .client
+        .form(Locator::Css("form[action='/login']"))
+        .await
+        .unwrap();
+    for (field, text) in [("username", user), ("password", password)] {
+        let input = page.client.find(Locator::Id(field)).await.unwrap();
+        // A refused form comes back with the name filled in.
+        input.clear().await.unwrap();
+        input.send_keys(text).await.unwrap();
+    }
+    form.submit().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signing_in_through_the_form_in_a_real_browser() {
+    const PASSWORD: &str = "correct horse battery staple";
+    let site = browser::Site::start(browser::Db::Sqlite, PASSWORD).await;
+    let shots = output("signing_in_through_the_form_in_a_real_browser");
+    let chromium = Browser::start().await.unwrap();
+    let page = chromium.page(1280, 800).await.unwrap();
+
+    // Signed out, the home page sends the browser to the form.
+    page.client.goto(&format!("{}/", site.url)).await.unwrap();
+    let url = page.client.current_url().await.unwrap();
+    assert_eq!(url.path(), "/login", "{url}");
+    page.screenshot(&shots, "login").await.unwrap();
+
+    // A wrong password is refused on the form, with a message, and no session.
+    sign_in_with(&page, "alice", "not the password at all").await;
+    let error = page
+        .wait_for(
+            "return document.querySelector('.error[role=alert]')?.textContent || null",
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    assert!(!error.as_str().unwrap().is_empty(), "{error}");
+    assert_eq!(page.client.current_url().await.unwrap().path(), "/login");
+    page.screenshot(&shots, "wrong-password").await.unwrap();
+    // The refusal is an answer of the form (401), which the browser logs; nothing else may be.
+    let errors = page.console_errors().await.unwrap();
+    assert!(
+        errors.iter().all(|e| e.contains("/login") && e.contains("401")),
+        "{errors:#?}"
+    );
+
+    // The right one signs in: the home page, with the user and the empty state.
+    sign_in_with(&page, "alice", PASSWORD).await;
+    let home = page
+        .wait_for(
+            "return location.pathname === '/' && document.querySelector('main')?.textContent || null",
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    assert!(home.as_str().unwrap().contains("run the agent"), "{home}");
+    page.screenshot(&shots, "home").await.unwrap();
+    // At phone width and in dark mode the page still fits its window.
+    page.client.set_window_size(390, 844).await.unwrap();
+    let overflow = page
+        .client
+        .execute(
+            "return document.documentElement.scrollWidth > window.innerWidth",
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(overflow, false, "the page scrolls sideways at phone width");
+    page.screenshot(&shots, "home-phone").await.unwrap();
+
+    // Signing out ends the session: the home page asks to sign in again.
+    page.client
+        .find(Locator::Css("button.link"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    page.wait_for("return location.pathname === '/login'", Duration::from_secs(10))
+        .await
+        .unwrap();
+    page.client.goto(&format!("{}/", site.url)).await.unwrap();
+    assert_eq!(page.client.current_url().await.unwrap().path(), "/login");
+    assert_clean(&page, &site.server).await;
     page.close().await.unwrap();
 }

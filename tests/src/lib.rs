@@ -28,6 +28,8 @@ mod version;
 
 pub use binaries::workspace_binary;
 pub use browser::{Browser, Page};
+/// The WebDriver client the browser pages are driven with (locators, elements).
+pub use fantoccini;
 pub use files::{dir_bytes, files_under};
 pub use postgres::Postgres;
 pub use process::{free_port, sigterm, unique_name, wait_exit};

@@ -13,6 +13,13 @@ pub struct Layout {
     pub csrf: String,
 }
 
+impl Layout {
+    /// The icon's hashed path.
+    pub fn icon(&self) -> String {
+        super::assets::icon_path()
+    }
+}
+
 /// `GET /login`.
 #[derive(Debug, Template)]
 #[template(path = "login.html")]
