@@ -115,6 +115,7 @@ mod timeline {
             filter,
             limit: 100,
             after,
+            before_local_ms: None,
         };
         let deep = Some(TimelineKey {
             taken_at_ms: 1_500_000_000_000,
