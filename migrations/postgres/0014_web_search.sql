@@ -13,6 +13,9 @@ CREATE INDEX photos_search ON icloud.photos
 -- The rows the start-up fold looks for, without a scan once they are done.
 CREATE INDEX photos_unfolded ON icloud.photos (user_id) WHERE search_text IS NULL;
 
--- The date scrubber: the default view's photos with the time and offset of their local month, covering.
-CREATE INDEX photos_months ON icloud.photos (user_id, taken_at, taken_at_offset_s)
+-- The date scrubber counts the default view's photos by the month of their own clock from this index alone
+-- (an index-only scan). The offset comes before the time so that the index is no use to the timeline's
+-- pages: given (user_id, taken_at, …) the planner read the pages from it with a sort on top instead of from
+-- `photos_timeline` (0003) in order.
+CREATE INDEX photos_months ON icloud.photos (user_id, taken_at_offset_s, taken_at)
     WHERE deleted_at IS NULL AND hidden = FALSE AND trashed = FALSE;

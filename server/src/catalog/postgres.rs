@@ -87,7 +87,7 @@ impl sql::Driver for PostgresCatalog {
     /// The expression of the GIN index `photos_search` (migration 0014), written exactly as indexed.
     const SEARCH_MATCH: &'static str =
         "array_to_tsvector(string_to_array(p.search_text, ' ')) @@ CAST(? AS tsquery)";
-    const LOCAL_MONTH: &'static str = "to_char(to_timestamp((p.taken_at + p.taken_at_offset_s * 1000) / 1000.0) \
+    const LOCAL_MONTH: &'static str = "to_char(to_timestamp((p.taken_at + p.taken_at_offset_s * 1000)::float8 / 1000) \
         AT TIME ZONE 'UTC', 'YYYY-MM')";
 
     fn search_query(terms: &super::search::SearchTerms) -> String {
