@@ -21,10 +21,8 @@ use unicode_normalization::char::is_combining_mark;
 pub const MAX_WORD_CHARS: usize = 64;
 /// Characters of a query at most; a longer one is refused rather than cut.
 pub const MAX_QUERY_CHARS: usize = 200;
-/// Words of a query at most.
-pub const MAX_QUERY_WORDS: usize = 12;
-
-/// A query, folded: every word must be a prefix of a word of the photo. Never empty.
+/// A query, folded: every word must be a prefix of a word of the photo. A query without words (only spaces
+/// or punctuation) matches nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SearchTerms {
     words: Vec<String>,
@@ -33,20 +31,20 @@ pub struct SearchTerms {
 /// Why a query cannot be searched for.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueryError {
-    /// Nothing to search for once folded (empty, spaces or punctuation only).
-    #[error("the query has no words to search for")]
+    /// Empty.
+    #[error("the query is empty")]
     Empty,
     /// Longer than [`MAX_QUERY_CHARS`] characters.
     #[error("the query is longer than {MAX_QUERY_CHARS} characters")]
     TooLong,
-    /// More than [`MAX_QUERY_WORDS`] words.
-    #[error("the query has more than {MAX_QUERY_WORDS} words")]
-    TooManyWords,
 }
 
 impl SearchTerms {
     /// Folds a query typed by a person.
     pub fn parse(query: &str) -> Result<Self, QueryError> {
+        if query.is_empty() {
+            return Err(QueryError::Empty);
+        }
         if query.chars().count() > MAX_QUERY_CHARS {
             return Err(QueryError::TooLong);
         }
@@ -56,14 +54,10 @@ impl SearchTerms {
         // A word that is a prefix of another query word adds nothing: both must match anyway.
         let all = words.clone();
         words.retain(|w| !all.iter().any(|o| o != w && o.starts_with(w.as_str())));
-        match words.len() {
-            0 => Err(QueryError::Empty),
-            n if n > MAX_QUERY_WORDS => Err(QueryError::TooManyWords),
-            _ => Ok(Self { words }),
-        }
+        Ok(Self { words })
     }
 
-    /// The folded words.
+    /// The folded words; none for a query of spaces or punctuation, which matches nothing.
     pub fn words(&self) -> &[String] {
         &self.words
     }
@@ -90,9 +84,11 @@ impl SearchTerms {
     /// tests and for reference.
     pub fn matches(&self, document: &str) -> bool {
         let words: Vec<&str> = document.split(' ').collect();
-        self.words
-            .iter()
-            .all(|q| words.iter().any(|w| w.starts_with(q.as_str())))
+        !self.words.is_empty()
+            && self
+                .words
+                .iter()
+                .all(|q| words.iter().any(|w| w.starts_with(q.as_str())))
     }
 }
 
@@ -182,10 +178,11 @@ mod tests {
     #[test]
     fn queries() {
         assert_eq!(SearchTerms::parse(""), Err(QueryError::Empty));
-        assert_eq!(SearchTerms::parse(" .,; "), Err(QueryError::Empty));
-        assert_eq!(SearchTerms::parse(&"a".repeat(201)), Err(QueryError::TooLong));
-        let many = (0..13).map(|i| format!("w{i:02}")).collect::<Vec<_>>().join(" ");
-        assert_eq!(SearchTerms::parse(&many), Err(QueryError::TooManyWords));
+        assert_eq!(SearchTerms::parse(&"é".repeat(201)), Err(QueryError::TooLong));
+        assert!(SearchTerms::parse(&"é".repeat(200)).is_ok());
+        let nothing = SearchTerms::parse(" .,; ").unwrap();
+        assert!(nothing.words().is_empty());
+        assert!(!nothing.matches("a b c"));
         let q = SearchTerms::parse("Beach beach BE sun").unwrap();
         assert_eq!(q.words(), ["beach", "sun"]);
         assert_eq!(q.fts5(), "\"beach\"* \"sun\"*");

@@ -124,11 +124,14 @@ pub(super) fn push_conditions(built: &mut Built, filter: &PhotoFilter) {
             );
         }
     }
-    if let Some(terms) = &filter.search {
-        built.push(
+    match &filter.search {
+        // A query of spaces or punctuation: nothing to match (and nothing the engines could parse).
+        Some(terms) if terms.words().is_empty() => built.push(" AND 1 = 0", vec![]),
+        Some(terms) => built.push(
             &format!(" AND {}", Adapter::SEARCH_MATCH),
             vec![Bind::Text(Adapter::search_query(terms))],
-        );
+        ),
+        None => {}
     }
 }
 

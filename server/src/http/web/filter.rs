@@ -7,53 +7,116 @@ use chrono::{DateTime, NaiveDate};
 
 use super::cursor;
 use crate::catalog::PhotoFilter;
-use crate::catalog::search::{QueryError, SearchTerms};
+use crate::catalog::search::SearchTerms;
 use crate::http::error::ApiError;
 
 /// Longest keyword or person name a filter takes (characters).
 const MAX_NAME_CHARS: usize = 200;
 
-/// Query of the timeline and of everything that lists or counts its photos.
-#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct ListParams {
-    /// Page size, 1 to 500 (default 100); outside is a 400, never clamped.
-    #[param(minimum = 1, maximum = 500)]
-    pub(crate) limit: Option<u32>,
-    /// `nextCursor` of the previous page of this same list (opaque and signed: any other value is a 400).
-    pub(crate) cursor: Option<String>,
-    /// Search: photos where every word of `q` begins a word of the title, the caption, a keyword, a
-    /// person's name or the original file name, ignoring case and accents (`img_12` finds `IMG_1234.HEIC`,
-    /// `zoe` finds `Zoë`). 1 to 200 characters, at most 12 words; results in timeline order.
-    #[param(min_length = 1, max_length = 200)]
-    pub(crate) q: Option<String>,
-    /// Only members of this album (its id).
-    pub(crate) album: Option<String>,
-    /// Only photos or only videos.
-    pub(crate) kind: Option<api::AssetKind>,
-    /// Only favourites (`true`) or only the others (`false`).
-    pub(crate) favorite: Option<bool>,
-    /// Only Live Photos (`true`) or only the others (`false`).
-    pub(crate) live: Option<bool>,
-    /// Only photos with this keyword, exactly as `GET /my/photos/keywords` lists it.
-    #[param(min_length = 1, max_length = 200)]
-    pub(crate) keyword: Option<String>,
-    /// Only photos of this person, exactly as `GET /my/photos/people` lists them.
-    #[param(min_length = 1, max_length = 200)]
-    pub(crate) person: Option<String>,
-    /// Taken at or after an RFC 3339 time; or a `YYYY-MM-DD` date: taken on that day or later, in the
-    /// photo's own time (a photo taken at 23:30 in Tokyo is on that day in Tokyo).
-    #[param(schema_with = time_or_date)]
-    pub(crate) from: Option<String>,
-    /// Taken before an RFC 3339 time; or a `YYYY-MM-DD` date: taken on that day or earlier (inclusive), in
-    /// the photo's own time.
-    #[param(schema_with = time_or_date)]
-    pub(crate) to: Option<String>,
-    /// Hidden photos too (default false).
-    pub(crate) include_hidden: Option<bool>,
-    /// Photos in Recently Deleted too (default false).
-    pub(crate) include_trashed: Option<bool>,
+/// Defines a query struct of a photo list: its own fields, then the filters every list takes, and the
+/// [`PhotoFilter`] they ask for. One struct per route shape, so that each route's document lists exactly the
+/// parameters it takes and refuses any other (`deny_unknown_fields`).
+macro_rules! list_params {
+    ($(#[$meta:meta])* $name:ident { $($(#[$field_meta:meta])* $field:ident: $ty:ty,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        #[into_params(parameter_in = Query)]
+        pub(crate) struct $name {
+            $($(#[$field_meta])* pub(crate) $field: $ty,)*
+            /// Search: photos where every word of `q` begins a word of the title, the caption, a keyword, a
+            /// person's name or the original file name, ignoring case and accents (`img_12` finds
+            /// `IMG_1234.HEIC`, `zoe` finds `Zoë`). 1 to 200 characters, at most 12 words; results in
+            /// timeline order. A query of spaces or punctuation alone finds nothing.
+            #[param(min_length = 1, max_length = 200)]
+            pub(crate) q: Option<String>,
+            /// Only members of this album (its id).
+            pub(crate) album: Option<String>,
+            /// Only photos or only videos.
+            pub(crate) kind: Option<api::AssetKind>,
+            /// Only favourites (`true`) or only the others (`false`).
+            pub(crate) favorite: Option<bool>,
+            /// Only Live Photos (`true`) or only the others (`false`).
+            pub(crate) live: Option<bool>,
+            /// Only photos with this keyword, exactly as `GET /my/photos/keywords` lists it.
+            #[param(min_length = 1, max_length = 200)]
+            pub(crate) keyword: Option<String>,
+            /// Only photos of this person, exactly as `GET /my/photos/people` lists them.
+            #[param(min_length = 1, max_length = 200)]
+            pub(crate) person: Option<String>,
+            /// Taken at or after an RFC 3339 time; or a `YYYY-MM-DD` date: taken on that day or later, in
+            /// the photo's own time (a photo taken at 23:30 in Tokyo is on that day in Tokyo).
+            #[param(schema_with = time_or_date)]
+            pub(crate) from: Option<String>,
+            /// Taken before an RFC 3339 time; or a `YYYY-MM-DD` date: taken on that day or earlier
+            /// (inclusive), in the photo's own time.
+            #[param(schema_with = time_or_date)]
+            pub(crate) to: Option<String>,
+            /// Hidden photos too (default false).
+            pub(crate) include_hidden: Option<bool>,
+            /// Photos in Recently Deleted too (default false).
+            pub(crate) include_trashed: Option<bool>,
+        }
+
+        impl $name {
+            /// The filter these parameters ask for, or a 400 naming the bad one.
+            pub(crate) fn filter(&self) -> Result<PhotoFilter, ApiError> {
+                filter(Filters {
+                    q: self.q.as_deref(),
+                    album: self.album.as_deref(),
+                    kind: self.kind,
+                    favorite: self.favorite,
+                    live: self.live,
+                    keyword: self.keyword.as_deref(),
+                    person: self.person.as_deref(),
+                    from: self.from.as_deref(),
+                    to: self.to.as_deref(),
+                    include_hidden: self.include_hidden,
+                    include_trashed: self.include_trashed,
+                })
+            }
+        }
+    };
+}
+
+list_params! {
+    /// Query of the timeline (and of search, which is the timeline with `q`).
+    ListParams {
+        /// Page size, 1 to 500 (default 100); outside is a 400, never clamped.
+        #[param(minimum = 1, maximum = 500)]
+        limit: Option<u32>,
+        /// `nextCursor` of the previous page of this same list (opaque and signed: any other value is a 400).
+        cursor: Option<String>,
+    }
+}
+
+list_params! {
+    /// Query of the jump to a month: the first page, so no cursor.
+    MonthPageParams {
+        /// Page size, 1 to 500 (default 100); outside is a 400, never clamped.
+        #[param(minimum = 1, maximum = 500)]
+        limit: Option<u32>,
+    }
+}
+
+list_params! {
+    /// Query of the month counts: not paged.
+    MonthParams {}
+}
+
+/// The filter parameters of any list, borrowed.
+struct Filters<'a> {
+    q: Option<&'a str>,
+    album: Option<&'a str>,
+    kind: Option<api::AssetKind>,
+    favorite: Option<bool>,
+    live: Option<bool>,
+    keyword: Option<&'a str>,
+    person: Option<&'a str>,
+    from: Option<&'a str>,
+    to: Option<&'a str>,
+    include_hidden: Option<bool>,
+    include_trashed: Option<bool>,
 }
 
 /// The schema of `from` and `to`: a date-time or a date.
@@ -70,45 +133,32 @@ fn time_or_date() -> utoipa::openapi::schema::Schema {
         .into()
 }
 
-impl ListParams {
-    /// The filter these parameters ask for, or a 400 naming the bad one.
-    pub(crate) fn filter(&self) -> Result<PhotoFilter, ApiError> {
-        let mut filter = PhotoFilter {
-            album_id: self.album.clone(),
-            kind: self.kind,
-            favorite: self.favorite,
-            live_photo: self.live,
-            keyword: self.keyword.as_deref().map(|k| name("keyword", k)).transpose()?,
-            person: self.person.as_deref().map(|p| name("person", p)).transpose()?,
-            search: self.q.as_deref().map(search).transpose()?,
-            include_hidden: self.include_hidden.unwrap_or(false),
-            include_trashed: self.include_trashed.unwrap_or(false),
-            ..PhotoFilter::default()
-        };
-        match self.from.as_deref().map(|t| time("from", t)).transpose()? {
-            Some(Bound::Instant(ms)) => filter.from_ms = Some(ms),
-            Some(Bound::Day(ms)) => filter.from_local_ms = Some(ms),
-            None => {}
-        }
-        match self.to.as_deref().map(|t| time("to", t)).transpose()? {
-            Some(Bound::Instant(ms)) => filter.to_ms = Some(ms),
-            // Inclusive: up to the start of the next day.
-            Some(Bound::Day(ms)) => filter.to_local_ms = Some(ms.saturating_add(86_400_000)),
-            None => {}
-        }
-        Ok(filter)
+/// The filter `params` ask for, or a 400 naming the bad parameter.
+fn filter(params: Filters<'_>) -> Result<PhotoFilter, ApiError> {
+    let mut filter = PhotoFilter {
+        album_id: params.album.map(str::to_owned),
+        kind: params.kind,
+        favorite: params.favorite,
+        live_photo: params.live,
+        keyword: params.keyword.map(|k| name("keyword", k)).transpose()?,
+        person: params.person.map(|p| name("person", p)).transpose()?,
+        search: params.q.map(search).transpose()?,
+        include_hidden: params.include_hidden.unwrap_or(false),
+        include_trashed: params.include_trashed.unwrap_or(false),
+        ..PhotoFilter::default()
+    };
+    match params.from.map(|t| time("from", t)).transpose()? {
+        Some(Bound::Instant(ms)) => filter.from_ms = Some(ms),
+        Some(Bound::Day(ms)) => filter.from_local_ms = Some(ms),
+        None => {}
     }
-
-    /// Refuses a cursor on a route that starts a list rather than continuing one.
-    pub(crate) fn no_cursor(&self) -> Result<(), ApiError> {
-        match self.cursor {
-            Some(_) => Err(ApiError::bad_request(
-                ErrorCode::InvalidQuery,
-                "cursor: this route starts a list; continue it with GET /my/photos/",
-            )),
-            None => Ok(()),
-        }
+    match params.to.map(|t| time("to", t)).transpose()? {
+        Some(Bound::Instant(ms)) => filter.to_ms = Some(ms),
+        // Inclusive: up to the start of the next day.
+        Some(Bound::Day(ms)) => filter.to_local_ms = Some(ms.saturating_add(86_400_000)),
+        None => {}
     }
+    Ok(filter)
 }
 
 /// What a timeline cursor is bound to: the user and every filter.
@@ -139,13 +189,7 @@ pub(crate) fn list_scope(user_id: &str, filter: &PhotoFilter) -> String {
 }
 
 fn search(text: &str) -> Result<SearchTerms, ApiError> {
-    SearchTerms::parse(text).map_err(|e| {
-        let detail = match e {
-            QueryError::Empty => "has no letters or digits to search for".to_owned(),
-            other => format!("{other}"),
-        };
-        ApiError::bad_request(ErrorCode::InvalidSearch, format!("q: {detail}"))
-    })
+    SearchTerms::parse(text).map_err(|e| ApiError::bad_request(ErrorCode::InvalidSearch, format!("q: {e}")))
 }
 
 fn name(field: &str, text: &str) -> Result<String, ApiError> {
@@ -197,6 +241,15 @@ fn full_date(text: &str) -> Option<i64> {
         .filter(|_| shaped)
         .and_then(|d| d.and_hms_opt(0, 0, 0))
         .map(|t| t.and_utc().timestamp_millis())
+}
+
+/// The path of the jump to a month.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct MonthPath {
+    /// `YYYY-MM`, in the photos' own time.
+    #[param(pattern = r"^[0-9]{4}-(0[1-9]|1[0-2])$")]
+    pub(crate) month: String,
 }
 
 /// A `YYYY-MM` month: the wall time (read as UTC, epoch milliseconds) its next month starts at, or a 400.

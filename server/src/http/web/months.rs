@@ -6,10 +6,9 @@
 //! Months are the photos' own: a photo taken on 31 March at 23:30 in Tokyo counts in March, as its date
 //! on the timeline says, whatever the UTC date.
 
-use api::ErrorCode;
 use axum::extract::State;
 
-use super::filter::{ListParams, list_scope, month_end};
+use super::filter::{MonthPageParams, MonthParams, MonthPath, list_scope, month_end};
 use super::photos::page;
 use crate::catalog::TimelineQuery;
 use crate::http::AppState;
@@ -19,7 +18,7 @@ use crate::http::extract::{Json, Path, Query};
 
 /// The caller's years and months with their photo counts, newest first, under the timeline's filters.
 #[utoipa::path(get, path = "/my/photos/months", tag = "web", operation_id = "get_months",
-    params(ListParams),
+    params(MonthParams),
     responses((status = 200, body = api::WebMonths), (status = 400, body = api::ErrorBody),
         (status = 401, body = api::ErrorBody), (status = 403, body = api::ErrorBody)),
     security(("bearer" = ["web"])))]
@@ -27,15 +26,8 @@ use crate::http::extract::{Json, Path, Query};
 pub(crate) async fn get_months(
     State(state): State<AppState>,
     WebAuth(caller): WebAuth,
-    Query(params): Query<ListParams>,
+    Query(params): Query<MonthParams>,
 ) -> Result<Json<api::WebMonths>, ApiError> {
-    params.no_cursor()?;
-    if params.limit.is_some() {
-        return Err(ApiError::bad_request(
-            ErrorCode::InvalidQuery,
-            "limit: the month counts are not paged",
-        ));
-    }
     let filter = params.filter()?;
     let months = state.catalog().month_counts(&caller.user.id, &filter).await?;
     let mut years: Vec<api::WebYear> = Vec::new();
@@ -63,7 +55,7 @@ pub(crate) async fn get_months(
 /// The timeline from a month on: its first page holds the month's newest photos (or, for a month without
 /// any, the newest before it), and `nextCursor` continues with `GET /my/photos/` and the same filters.
 #[utoipa::path(get, path = "/my/photos/months/{month}", tag = "web", operation_id = "get_month",
-    params(("month" = String, Path, description = "`YYYY-MM`, in the photos' own time"), ListParams),
+    params(MonthPath, MonthPageParams),
     responses((status = 200, body = api::WebPhotoPage), (status = 400, body = api::ErrorBody),
         (status = 401, body = api::ErrorBody), (status = 403, body = api::ErrorBody)),
     security(("bearer" = ["web"])))]
@@ -71,10 +63,9 @@ pub(crate) async fn get_months(
 pub(crate) async fn get_month(
     State(state): State<AppState>,
     WebAuth(caller): WebAuth,
-    Path(month): Path<String>,
-    Query(params): Query<ListParams>,
+    Path(MonthPath { month }): Path<MonthPath>,
+    Query(params): Query<MonthPageParams>,
 ) -> Result<Json<api::WebPhotoPage>, ApiError> {
-    params.no_cursor()?;
     let before = month_end(&month)?;
     let limit = super::limit(params.limit)?;
     let filter = params.filter()?;
