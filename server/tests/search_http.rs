@@ -41,7 +41,7 @@ async fn walk(app: &TestApp, token: &str, path: &str, limit: usize) -> Vec<Strin
         assert_eq!(status, 200, "{url}: {page}");
         let items = page["items"].as_array().unwrap();
         assert!(items.len() <= limit);
-        all.extend(items.iter().map(|i| uuid(i)));
+        all.extend(items.iter().map(uuid));
         match page["nextCursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),
             None => return all,

@@ -182,7 +182,7 @@ pub(super) async fn month_counts(
         });
     }
     // Sorted here, not by the database: the two would order the text by their own collations.
-    months.sort_by(|a, b| (b.year, b.month).cmp(&(a.year, a.month)));
+    months.sort_by_key(|m| std::cmp::Reverse((m.year, m.month)));
     Ok(months)
 }
 
