@@ -412,11 +412,24 @@ mod scrubber_and_search {
                 .unwrap();
             }
             // VACUUM too: the month counts read an index only, which needs the visibility map (autovacuum
-            // sets it on a live server).
-            sqlx::query("VACUUM ANALYZE icloud.photos")
-                .execute(&mut conn)
+            // sets it on a live server). A VACUUM cannot mark pages all-visible while another session's
+            // older snapshot is open (the other tests share this PostgreSQL), so it is repeated until it did.
+            for _ in 0..40 {
+                sqlx::query("VACUUM ANALYZE icloud.photos")
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                let visible: bool = sqlx::query_scalar(
+                    "SELECT relallvisible >= relpages FROM pg_class WHERE oid = 'icloud.photos'::regclass",
+                )
+                .fetch_one(&mut conn)
                 .await
                 .unwrap();
+                if visible {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
         })
         .await;
         check(&catalog, &user, true).await;
