@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 # `agent`, the mount's by `mount` and `video`. Building them together keeps one feature resolution, so the crates the tests
 # just built are not rebuilt once per package.
 cargo build -q --workspace --bins
-for bin in storage ingest upload resumable agent mount video web_list thumbnails slow_clients; do
+for bin in storage ingest upload resumable agent mount video web_list web_search thumbnails slow_clients; do
   echo "== bench $bin --small"
   "${CARGO_TARGET_DIR:-target}/debug/$bin" --small
 done

@@ -72,6 +72,8 @@ error_codes! {
     InvalidHeader => "invalid_header",
     /// 400: a page cursor this list did not hand out (forged, cut short, of another list or user).
     InvalidCursor => "invalid_cursor",
+    /// 400: a search (`q`) that is empty or longer than 200 characters.
+    InvalidSearch => "invalid_search",
     /// 400: an object key that is not valid.
     InvalidKey => "invalid_key",
     /// 400: a presigned URL's lifetime outside what the store allows.

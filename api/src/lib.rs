@@ -9,6 +9,7 @@
 
 mod client;
 mod error;
+mod gallery;
 mod history;
 mod int;
 mod jobs;
@@ -19,6 +20,7 @@ pub use client::{
     Album, AlbumKind, AlbumsAnswer, AlbumsRequest, Counts, LibraryStats, PendingPage, PendingUpload, Stats,
 };
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
+pub use gallery::{WebMonth, WebMonths, WebTag, WebTags, WebYear};
 pub use history::{
     RestoreAnswer, RestoreRequest, WebChange, WebChanges, WebPhotoHistory, WebPhotoVersion,
     WebVersionResource,

@@ -24,6 +24,7 @@ mod browse;
 mod history;
 mod model;
 mod resumable;
+pub mod search;
 mod session;
 mod transfer;
 mod validate;
@@ -38,7 +39,8 @@ use chrono::{DateTime, Utc};
 pub use api::{AssetKind, ResourceType, UnavailableReason};
 pub use browse::{
     AlbumPageQuery, AlbumSummary, Enrichment, JobInfo, JobQueue, JobState, JobStatus, LeaseRequest,
-    ListedPhoto, PhotoDetail, PhotoFilter, PhotoResource, StoredRef, TimelineKey, TimelineQuery,
+    ListedPhoto, MonthCount, PhotoDetail, PhotoFilter, PhotoResource, StoredRef, TagCount, TagKind,
+    TimelineKey, TimelineQuery,
 };
 pub use history::{
     Change, ChangesSince, PhotoChange, PhotoVersion, PurgeReport, RestoreReport, RestoreTarget, Retention,
@@ -260,6 +262,17 @@ pub trait Catalog: Send + Sync + Debug {
 
     /// The database's plan for [`Catalog::list_photos`] (for the query-plan test and operators).
     async fn explain_timeline(&self, user_id: &UserId, query: &TimelineQuery) -> Result<String>;
+
+    /// The user's photos under `filter` counted per month of their own time, newest month first (the
+    /// date scrubber).
+    async fn month_counts(&self, user_id: &UserId, filter: &PhotoFilter) -> Result<Vec<MonthCount>>;
+
+    /// The database's plan for [`Catalog::month_counts`].
+    async fn explain_months(&self, user_id: &UserId, filter: &PhotoFilter) -> Result<String>;
+
+    /// The people or keywords of the user's photos (not deleted, hidden or trashed), each with the number
+    /// of photos carrying it; most first, ties by name.
+    async fn tag_counts(&self, user_id: &UserId, kind: TagKind) -> Result<Vec<TagCount>>;
 
     /// The user's albums and folders (or only `album_id`), display order, with counts and covers.
     async fn list_albums(&self, user_id: &UserId, album_id: Option<&str>) -> Result<Vec<AlbumSummary>>;

@@ -62,7 +62,8 @@ pub async fn every_bound_the_document_states_is_the_one_the_server_enforces(app:
                 .collect();
             let url_path = path
                 .replace("{albumId}", "no-such-album")
-                .replace("{photoId}", "x");
+                .replace("{photoId}", "x")
+                .replace("{month}", "2024-01");
             for parameter in &query {
                 let schema = resolved(&doc, &parameter["schema"]);
                 let (Some(min), Some(max)) = (schema["minimum"].as_u64(), schema["maximum"].as_u64()) else {
@@ -99,6 +100,7 @@ pub async fn every_bound_the_document_states_is_the_one_the_server_enforces(app:
         "get /my/photos limit 1..=500",
         "get /my/photos/albums/{albumId} limit 1..=500",
         "get /my/photos/changes limit 1..=1000",
+        "get /my/photos/months/{month} limit 1..=500",
         "post /worker/jobs/lease max 1..=100",
         "post /worker/jobs/lease leaseSecs 1..=3600",
     ] {

@@ -115,6 +115,7 @@ mod timeline {
             filter,
             limit: 100,
             after,
+            before_local_ms: None,
         };
         let deep = Some(TimelineKey {
             taken_at_ms: 1_500_000_000_000,
@@ -152,6 +153,15 @@ mod timeline {
                     deep.clone(),
                 ),
                 "photos_timeline_favorites",
+            ),
+            (
+                // The scrubber's jump to a month (20 years back would be the same range read).
+                "month jump",
+                TimelineQuery {
+                    before_local_ms: Some(1_400_000_600_000),
+                    ..page(PhotoFilter::default(), None)
+                },
+                "photos_timeline",
             ),
             (
                 "hidden and trashed too",
@@ -258,6 +268,168 @@ mod timeline {
                 .execute(&mut conn)
                 .await
                 .unwrap();
+        })
+        .await;
+        check(&catalog, &user, true).await;
+    }
+}
+
+/// The date scrubber's month counts and search, on a catalog of two users (the one asked about holds a
+/// fifth of the photos, as on a shared server): the counts read the covering index `photos_months` and
+/// never a table row, a search for a rare word starts from the search index rather than walking the
+/// timeline, and the index answers what the definition says.
+mod scrubber_and_search {
+    use std::sync::Arc;
+
+    use server::catalog::search::SearchTerms;
+    use server::catalog::{self, Catalog, ConnectOptions, Location, PhotoFilter, TimelineQuery, UserId};
+
+    /// Photos `first..=last` of `$1` in library `$2`, each with searchable words (`w<i>` its own); `id`
+    /// is the driver's expression for a 32-hex-digit id from `i`.
+    fn insert_sql(id: &str, first: u32, last: u32) -> String {
+        format!(
+            "WITH RECURSIVE s(i) AS (SELECT {first} UNION ALL SELECT i + 1 FROM s WHERE i < {last}) \
+             INSERT INTO icloud.photos (id, user_id, library_id, local_identifier, kind, live_photo, width, \
+                 height, taken_at, taken_at_offset_s, modified_at, favorite, hidden, trashed, original_filename, \
+                 uti, edited, keywords, people, metadata_sha256, version, created_at, updated_at, search_text) \
+             SELECT {id}, $1, $2, 'U' || i || '/L0/001', 'photo', FALSE, 4032, 3024, \
+                 1400000000000 + i * CAST(600000 AS BIGINT), 3600, 0, FALSE, i % 100 = 1, i % 100 = 2, 'IMG.HEIC', 'public.heic', \
+                 FALSE, '[]', '[]', '', 1, 0, 0, 'heic img w' || i FROM s"
+        )
+    }
+
+    /// Two users, the first with photos 1 to 20,000, the second with 20,001 to 100,000; the first's id.
+    async fn fill(catalog: &Arc<dyn Catalog>, execute: impl AsyncFnOnce(Vec<(String, String)>)) -> UserId {
+        let mut owners = Vec::new();
+        for name in ["asked", "other"] {
+            let user = catalog.create_user(name).await.unwrap();
+            let library = catalog.ensure_library(&user.id, "L").await.unwrap();
+            owners.push((user.id.to_string(), library.id.to_string()));
+        }
+        execute(owners).await;
+        catalog.find_user_by_name("asked").await.unwrap().unwrap().id
+    }
+
+    /// The scrubber's month counts read the covering index `photos_months` (never a table row), and a
+    /// search for a rare word starts from the search index rather than walking the timeline.
+    async fn check(catalog: &Arc<dyn Catalog>, user: &UserId, postgres: bool) {
+        let plan = catalog
+            .explain_months(user, &PhotoFilter::default())
+            .await
+            .unwrap();
+        if postgres {
+            assert!(
+                plan.contains("Index Only Scan using photos_months"),
+                "months\n{plan}"
+            );
+        } else {
+            assert!(
+                plan.contains("USING COVERING INDEX photos_months"),
+                "months\n{plan}"
+            );
+        }
+        let search = TimelineQuery {
+            filter: PhotoFilter {
+                search: Some(SearchTerms::parse("W1234").unwrap()),
+                ..Default::default()
+            },
+            limit: 100,
+            after: None,
+            before_local_ms: None,
+        };
+        let plan = catalog.explain_timeline(user, &search).await.unwrap();
+        if postgres {
+            assert!(plan.contains("photos_search"), "search\n{plan}");
+            assert!(!plan.contains("Seq Scan on photos"), "search scans\n{plan}");
+        } else {
+            assert!(plan.contains("photo_search VIRTUAL TABLE"), "search\n{plan}");
+            assert!(
+                !plan.contains("SCAN p\n") && !plan.ends_with("SCAN p"),
+                "search scans\n{plan}"
+            );
+        }
+        // And the index answers: the ten photos whose word starts with w1234, and w1234 itself.
+        let found = catalog.list_photos(user, &search).await.unwrap();
+        assert_eq!(found.len(), 11, "{found:?}");
+    }
+
+    #[tokio::test]
+    async fn sqlite_counts_and_search_read_their_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = Location::sqlite_in(dir.path());
+        let catalog = catalog::connect(&location, &ConnectOptions::default())
+            .await
+            .unwrap();
+        let Location::Sqlite { main, icloud } = &location else {
+            unreachable!()
+        };
+        let (main, icloud) = (main.clone(), icloud.clone());
+        let user = fill(&catalog, async |owners| {
+            use sqlx::Connection as _;
+            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", main.display()))
+                .await
+                .unwrap();
+            sqlx::query("ATTACH DATABASE $1 AS icloud")
+                .bind(icloud.display().to_string())
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            for ((user, library), (first, last)) in owners.into_iter().zip([(1, 20_000), (20_001, 100_000)]) {
+                sqlx::query(sqlx::AssertSqlSafe(insert_sql("printf('%032x', i)", first, last)))
+                    .bind(user)
+                    .bind(library)
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            }
+        })
+        .await;
+        check(&catalog, &user, false).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_counts_and_search_read_their_indexes() {
+        let url = harness::Postgres::shared().fresh_database().unwrap();
+        let catalog = catalog::connect(
+            &Location::Postgres { url: url.clone() },
+            &ConnectOptions::default(),
+        )
+        .await
+        .unwrap();
+        let user = fill(&catalog, async |owners| {
+            use sqlx::Connection as _;
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            for ((user, library), (first, last)) in owners.into_iter().zip([(1, 20_000), (20_001, 100_000)]) {
+                sqlx::query(sqlx::AssertSqlSafe(insert_sql(
+                    "lpad(to_hex(i), 32, '0')",
+                    first,
+                    last,
+                )))
+                .bind(user)
+                .bind(library)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            }
+            // VACUUM too: the month counts read an index only, which needs the visibility map (autovacuum
+            // sets it on a live server). A VACUUM cannot mark pages all-visible while another session's
+            // older snapshot is open (the other tests share this PostgreSQL), so it is repeated until it did.
+            for _ in 0..40 {
+                sqlx::query("VACUUM ANALYZE icloud.photos")
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                let visible: bool = sqlx::query_scalar(
+                    "SELECT relallvisible >= relpages FROM pg_class WHERE oid = 'icloud.photos'::regclass",
+                )
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+                if visible {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
         })
         .await;
         check(&catalog, &user, true).await;

@@ -6,6 +6,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 use api::{AssetKind, JobKind, ResourceType};
 
 use super::model::{AlbumKind, LibraryId, PhotoId};
+use super::search::SearchTerms;
 use super::transfer::ResourceState;
 
 /// Which photos a list shows.
@@ -17,10 +18,23 @@ pub struct PhotoFilter {
     pub kind: Option<AssetKind>,
     /// Only favourites (`true`) or only non-favourites (`false`).
     pub favorite: Option<bool>,
+    /// Only Live Photos (`true`) or only the others (`false`).
+    pub live_photo: Option<bool>,
+    /// Only photos carrying this keyword (exactly).
+    pub keyword: Option<String>,
+    /// Only photos of this person (exactly).
+    pub person: Option<String>,
+    /// Only photos the search finds (see [`super::search`]).
+    pub search: Option<SearchTerms>,
     /// Taken at or after (epoch milliseconds).
     pub from_ms: Option<i64>,
     /// Taken before (epoch milliseconds).
     pub to_ms: Option<i64>,
+    /// Taken at or after this time on the photo's own clock (its wall time read as UTC, epoch
+    /// milliseconds): a date range in the days the photos show.
+    pub from_local_ms: Option<i64>,
+    /// Taken before this time on the photo's own clock (as `from_local_ms`).
+    pub to_local_ms: Option<i64>,
     /// Hidden photos too.
     pub include_hidden: bool,
     /// Photos in Photos' Recently Deleted too.
@@ -46,6 +60,38 @@ pub struct TimelineQuery {
     pub limit: u32,
     /// Start after this key; the first page when `None`.
     pub after: Option<TimelineKey>,
+    /// Only photos taken before this time on their own clock (wall time read as UTC, epoch milliseconds):
+    /// the first page of a jump to a month. Later pages go on with `after` alone.
+    pub before_local_ms: Option<i64>,
+}
+
+/// Photos of one month (of the photos' own time) for the date scrubber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MonthCount {
+    /// Year.
+    pub year: i32,
+    /// 1 to 12.
+    pub month: u32,
+    /// Photos.
+    pub count: u64,
+}
+
+/// Which names of the photos to count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagKind {
+    /// Keywords.
+    Keyword,
+    /// Named people.
+    Person,
+}
+
+/// A keyword or person with the number of photos carrying it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagCount {
+    /// As the Mac names it.
+    pub name: String,
+    /// Photos (not deleted, hidden or trashed).
+    pub count: u64,
 }
 
 /// An album page request: members in album order after (`position`, photo id).

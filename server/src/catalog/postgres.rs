@@ -84,6 +84,19 @@ impl sql::Driver for PostgresCatalog {
     /// 64-bit hash of `iphoto-user-writes:<user id>`.
     const USER_WRITE_LOCK: &'static str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
     const RESULT_KEY: &'static str = "(e.result::jsonb ->> 'key')";
+    /// The expression of the GIN index `photos_search` (migration 0014), written exactly as indexed.
+    const SEARCH_MATCH: &'static str =
+        "array_to_tsvector(string_to_array(p.search_text, ' ')) @@ CAST(? AS tsquery)";
+    const LOCAL_MONTH: &'static str = "to_char(to_timestamp((p.taken_at + p.taken_at_offset_s * 1000)::float8 / 1000) \
+        AT TIME ZONE 'UTC', 'YYYY-MM')";
+
+    fn search_query(terms: &super::search::SearchTerms) -> String {
+        terms.tsquery()
+    }
+
+    fn json_items(column: &str) -> String {
+        format!("jsonb_array_elements_text(p.{column}::jsonb) AS j(value)")
+    }
 
     fn pool(&self) -> &PgPool {
         &self.pool

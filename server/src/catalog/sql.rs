@@ -82,6 +82,8 @@ mod resumable;
     clippy::duplicate_mod,
     reason = "compiled once per driver on purpose: see catalog/sql.rs"
 )]
+#[path = "sql/search.rs"]
+mod search;
 #[path = "sql/sessions.rs"]
 mod sessions;
 #[allow(
@@ -119,12 +121,14 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::Adapter;
+use crate::catalog::search::SearchTerms;
 use crate::catalog::{
     AlbumPageQuery, AlbumSummary, AlbumUpsert, AlbumsResult, Authenticated, Blob, Catalog, Error, JobInfo,
-    JobQueue, JobStatus, LeaseRequest, Library, LibraryId, ListedPhoto, LoginRecord, Misplaced, NewSession,
-    NewToken, Page, PendingQuery, PendingUpload, PhotoDetail, PhotoId, PhotoUpsert, RecordedUpload,
-    ResourceType, Result, ResumableSave, ResumableUpload, Scope, Stats, SyncBatchResult, TimelineQuery,
-    TokenId, TokenInfo, UploadLookup, UploadRecord, UploadTarget, User, UserId, WebSession,
+    JobQueue, JobStatus, LeaseRequest, Library, LibraryId, ListedPhoto, LoginRecord, Misplaced, MonthCount,
+    NewSession, NewToken, Page, PendingQuery, PendingUpload, PhotoDetail, PhotoFilter, PhotoId, PhotoUpsert,
+    RecordedUpload, ResourceType, Result, ResumableSave, ResumableUpload, Scope, Stats, SyncBatchResult,
+    TagCount, TagKind, TimelineQuery, TokenId, TokenInfo, UploadLookup, UploadRecord, UploadTarget, User,
+    UserId, WebSession,
 };
 use crate::catalog::{
     ChangesSince, PhotoChange, PhotoVersion, PurgeReport, RestoreReport, RestoreTarget, Retention,
@@ -148,6 +152,17 @@ pub(super) trait Driver {
     const USER_WRITE_LOCK: &'static str;
     /// The `key` of enrichment `e`'s JSON result as an expression (NULL when it has none).
     const RESULT_KEY: &'static str;
+    /// A condition on photo `p`: its folded words match the search bound at its one `?`, rendered by
+    /// [`Driver::search_query`] (`sql/search.rs`).
+    const SEARCH_MATCH: &'static str;
+    /// Photo `p`'s month on its own clock, as `YYYY-MM` text.
+    const LOCAL_MONTH: &'static str;
+
+    /// The search bound into [`Driver::SEARCH_MATCH`].
+    fn search_query(terms: &SearchTerms) -> String;
+    /// The elements of photo `p`'s JSON array column `column` as rows `j` with a text column `value`, for a
+    /// `FROM` list.
+    fn json_items(column: &str) -> String;
 
     /// The pool reads and single-statement writes run on.
     fn pool(&self) -> &sqlx::Pool<Self::Db>;
@@ -180,7 +195,13 @@ type Conn = <Db as sqlx::Database>::Connection;
 #[async_trait]
 impl Catalog for Adapter {
     async fn migrate(&self) -> Result<()> {
-        self.run_migrations().await
+        self.run_migrations().await?;
+        // Rows written before the search existed (or by bulk SQL) get their searchable words now.
+        let folded = search::fold_backlog(self).await?;
+        if folded > 0 {
+            tracing::info!(folded, "folded the searchable text of existing photos");
+        }
+        Ok(())
     }
 
     async fn ping(&self) -> Result<()> {
@@ -328,6 +349,18 @@ impl Catalog for Adapter {
 
     async fn explain_timeline(&self, user_id: &UserId, query: &TimelineQuery) -> Result<String> {
         web::explain_timeline(self, user_id, query).await
+    }
+
+    async fn month_counts(&self, user_id: &UserId, filter: &PhotoFilter) -> Result<Vec<MonthCount>> {
+        search::month_counts(self, user_id, filter).await
+    }
+
+    async fn explain_months(&self, user_id: &UserId, filter: &PhotoFilter) -> Result<String> {
+        search::explain_months(self, user_id, filter).await
+    }
+
+    async fn tag_counts(&self, user_id: &UserId, kind: TagKind) -> Result<Vec<TagCount>> {
+        search::tag_counts(self, user_id, kind).await
     }
 
     async fn list_albums(&self, user_id: &UserId, album_id: Option<&str>) -> Result<Vec<AlbumSummary>> {

@@ -97,6 +97,19 @@ impl sql::Driver for SqliteCatalog {
     /// Nothing: `BEGIN IMMEDIATE` already serialises every writer.
     const USER_WRITE_LOCK: &'static str = "";
     const RESULT_KEY: &'static str = "json_extract(e.result, '$.key')";
+    /// The FTS5 index of migration 0014 (external content: its rowids are the photos').
+    const SEARCH_MATCH: &'static str =
+        "p.rowid IN (SELECT rowid FROM icloud.photo_search WHERE photo_search MATCH ?)";
+    const LOCAL_MONTH: &'static str =
+        "strftime('%Y-%m', (p.taken_at + p.taken_at_offset_s * 1000) / 1000.0, 'unixepoch')";
+
+    fn search_query(terms: &super::search::SearchTerms) -> String {
+        terms.fts5()
+    }
+
+    fn json_items(column: &str) -> String {
+        format!("json_each(p.{column}) AS j")
+    }
 
     fn pool(&self) -> &SqlitePool {
         &self.pool

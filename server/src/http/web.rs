@@ -7,8 +7,11 @@
 
 pub(crate) mod albums;
 mod cursor;
+mod filter;
 pub(crate) mod history;
+pub(crate) mod months;
 pub(crate) mod photos;
+pub(crate) mod tags;
 
 use api::ErrorCode;
 use storage::StorageKey;
@@ -31,6 +34,10 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::default()
         .routes(routes!(photos::get_photos))
         .routes(routes!(photos::get_photos_unslashed))
+        .routes(routes!(months::get_months))
+        .routes(routes!(months::get_month))
+        .routes(routes!(tags::get_people))
+        .routes(routes!(tags::get_keywords))
         .routes(routes!(albums::get_albums))
         .routes(routes!(albums::get_album))
         .routes(routes!(history::get_changes))

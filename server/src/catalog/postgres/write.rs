@@ -15,7 +15,7 @@ use super::sql::jobs::{QUEUE_COLUMNS, REQUEUE};
 use super::sql::resources::{RESOURCE_COLUMNS, RESOURCE_OVERWRITE, ResourceRow};
 use super::sql::write::{BatchWrite, Linked, PHOTO_COLUMNS, PHOTO_OVERWRITE, Written, json_list, kind_name};
 use super::sql::{BUMP_VERSION, new_id};
-use crate::catalog::{Error, LibraryId, Result, UserId};
+use crate::catalog::{Error, LibraryId, Result, UserId, search};
 
 /// Bumps the version, soft-deletes and re-versions photos, upserts photo rows, drops stale resource rows and
 /// upserts resource rows (attached to the id each photo row really has, joined by `localIdentifier`).
@@ -31,15 +31,16 @@ const WRITE_BATCH: &str = "WITH v AS ({BUMP_VERSION}), \
         SELECT u.id, $1, $2, u.local_identifier, u.cloud_guid, u.fingerprint, u.kind, u.subtype, u.live_photo, \
             u.width, u.height, u.duration_ms, u.taken_at, u.taken_at_offset_s, u.time_zone, u.modified_at, \
             u.favorite, u.hidden, u.trashed, u.latitude, u.longitude, u.original_filename, u.uti, u.edited, \
-            u.title, u.caption, u.keywords, u.people, u.metadata_sha256, (SELECT version FROM v), $3, $3, NULL \
+            u.title, u.caption, u.keywords, u.people, u.metadata_sha256, (SELECT version FROM v), $3, $3, NULL, \
+            u.search_text \
         FROM UNNEST($6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bool[], \
             $13::int8[], $14::int8[], $15::int8[], $16::int8[], $17::int8[], $18::text[], $19::int8[], \
             $20::bool[], $21::bool[], $22::bool[], $23::float8[], $24::float8[], $25::text[], $26::text[], \
-            $27::bool[], $28::text[], $29::text[], $30::text[], $31::text[], $32::text[]) \
+            $27::bool[], $28::text[], $29::text[], $30::text[], $31::text[], $32::text[], $56::text[]) \
             AS u(id, local_identifier, cloud_guid, fingerprint, kind, subtype, live_photo, width, height, \
             duration_ms, taken_at, taken_at_offset_s, time_zone, modified_at, favorite, hidden, trashed, \
             latitude, longitude, original_filename, uti, edited, title, caption, keywords, people, \
-            metadata_sha256) \
+            metadata_sha256, search_text) \
         {PHOTO_OVERWRITE} \
         RETURNING id, local_identifier), \
     stale AS ( \
@@ -267,6 +268,7 @@ pub(super) async fn write_batch(
                 .map(|r| r.library_id.as_deref())
                 .collect::<Vec<_>>(),
         )
+        .bind(photos.iter().map(|r| search::of_item(r.item)).collect::<Vec<_>>())
         .fetch_all(&mut *conn)
         .await?;
     let mut version = 0;

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row as _;
 
 use super::{Adapter, Conn, Driver as _, before_images, bump_version, library_key, ms};
-use crate::catalog::{Error, LibraryId, RestoreReport, RestoreTarget, Result, UserId};
+use crate::catalog::{Error, LibraryId, RestoreReport, RestoreTarget, Result, UserId, search};
 
 /// A photo's metadata as a history snapshot holds it (the catalog's column names).
 #[derive(Debug, serde::Deserialize)]
@@ -210,13 +210,23 @@ async fn restore_photo(conn: &mut Conn, at: &Restore<'_>, photo_id: &str) -> Res
         what: "history",
         reason: format!("a snapshot of photo {photo_id} is unreadable: {e}"),
     })?;
+    let names = |list: &serde_json::Value| -> Vec<String> {
+        serde_json::from_value(list.clone()).unwrap_or_default()
+    };
+    let search_text = search::document(
+        s.title.as_deref(),
+        s.caption.as_deref(),
+        &names(&s.keywords),
+        &names(&s.people),
+        &s.original_filename,
+    );
     sqlx::query(
         "UPDATE icloud.photos SET cloud_guid = $1, fingerprint = $2, kind = $3, subtype = $4, live_photo = $5, \
              width = $6, height = $7, duration_ms = $8, taken_at = $9, taken_at_offset_s = $10, \
              time_zone = $11, modified_at = $12, favorite = $13, hidden = $14, trashed = $15, latitude = $16, \
              longitude = $17, original_filename = $18, uti = $19, edited = $20, title = $21, caption = $22, \
              keywords = $23, people = $24, metadata_sha256 = $25, deleted_at = $26, updated_at = $27, \
-             version = $28 \
+             version = $28, search_text = $31 \
          WHERE id = $29 AND user_id = $30",
     )
     .bind(s.cloud_guid)
@@ -249,6 +259,7 @@ async fn restore_photo(conn: &mut Conn, at: &Restore<'_>, photo_id: &str) -> Res
     .bind(at.version)
     .bind(photo_id)
     .bind(at.user_id.as_str())
+    .bind(search_text)
     .execute(&mut *conn)
     .await?;
     Ok(PhotoOutcome::Restored)

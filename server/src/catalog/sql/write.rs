@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use super::jobs::queue_jobs;
 use super::resources::{ResourceRow, upsert_resources};
 use super::{CHUNK, Conn, Db, bump_version, placeholders, to_i64};
-use crate::catalog::{LibraryId, PhotoUpsert, ResourceType, Result, UserId};
+use crate::catalog::{LibraryId, PhotoUpsert, ResourceType, Result, UserId, search};
 
 /// A photo row to write: its id (a fresh one for a new photo), the validated item and its metadata hash.
 pub(crate) struct PhotoRow<'a> {
@@ -84,7 +84,7 @@ pub(crate) struct Written {
     pub(crate) ids: HashMap<String, String>,
 }
 
-/// Photo rows per statement: 33 parameters each, well under SQLite's 32,766 and PostgreSQL's 65,535.
+/// Photo rows per statement: 34 parameters each, well under SQLite's 32,766 and PostgreSQL's 65,535.
 #[allow(
     dead_code,
     reason = "compiled for PostgreSQL too, whose adapter writes with one statement of its own"
@@ -192,13 +192,15 @@ pub(crate) const PHOTO_OVERWRITE: &str = " ON CONFLICT (library_id, local_identi
      original_filename = excluded.original_filename, uti = excluded.uti, edited = excluded.edited, \
      title = excluded.title, caption = excluded.caption, keywords = excluded.keywords, \
      people = excluded.people, metadata_sha256 = excluded.metadata_sha256, \
-     version = excluded.version, updated_at = excluded.updated_at, deleted_at = NULL";
+     version = excluded.version, updated_at = excluded.updated_at, deleted_at = NULL, \
+     search_text = excluded.search_text";
 
 /// The photo columns, in the order both ways of writing photos list their values.
 pub(crate) const PHOTO_COLUMNS: &str = "id, user_id, library_id, local_identifier, cloud_guid, fingerprint, \
      kind, subtype, live_photo, width, height, duration_ms, taken_at, taken_at_offset_s, time_zone, \
      modified_at, favorite, hidden, trashed, latitude, longitude, original_filename, uti, edited, \
-     title, caption, keywords, people, metadata_sha256, version, created_at, updated_at, deleted_at";
+     title, caption, keywords, people, metadata_sha256, version, created_at, updated_at, deleted_at, \
+     search_text";
 
 /// Inserts or overwrites whole photo rows, many per statement, with the ids they were given.
 #[allow(
@@ -222,10 +224,11 @@ async fn upsert_photos(
                 json_list(&item.keywords),
                 json_list(&item.people),
                 item.duration_ms.map(|d| to_i64("durationMs", d)).transpose()?,
+                search::of_item(item),
             ));
         }
         let mut qb = sqlx::QueryBuilder::<Db>::new(format!("INSERT INTO icloud.photos ({PHOTO_COLUMNS}) "));
-        qb.push_values(values, |mut b, (row, keywords, people, duration)| {
+        qb.push_values(values, |mut b, (row, keywords, people, duration, search_text)| {
             let item = row.item;
             b.push_bind(row.id)
                 .push_bind(user_id.as_str())
@@ -259,7 +262,8 @@ async fn upsert_photos(
                 .push_bind(version)
                 .push_bind(now)
                 .push_bind(now)
-                .push_bind(None::<i64>);
+                .push_bind(None::<i64>)
+                .push_bind(search_text);
         });
         qb.push(PHOTO_OVERWRITE);
         qb.build().execute(&mut *conn).await?;

@@ -4,7 +4,7 @@
 use super::super::write::{json_list, kind_name};
 use super::super::{CHUNK, Conn, Db, to_i64};
 use super::{IdentityWrite, Rehome, SourcePlan};
-use crate::catalog::{LibraryId, PhotoUpsert, Result, UserId};
+use crate::catalog::{LibraryId, PhotoUpsert, Result, UserId, search};
 
 /// Applies the identity and metadata writes of a batch's shared photos, after the adapter's `write_batch`
 /// (same transaction, same `version`): moved homes first, then this library's aliases, then metadata.
@@ -135,7 +135,7 @@ async fn write_metadata(
              taken_at_offset_s = $10, time_zone = $11, modified_at = $12, favorite = $13, hidden = $14, \
              trashed = $15, latitude = $16, longitude = $17, original_filename = $18, uti = $19, edited = $20, \
              title = $21, caption = $22, keywords = $23, people = $24, metadata_sha256 = $25, version = $26, \
-             updated_at = $27, deleted_at = NULL \
+             updated_at = $27, deleted_at = NULL, search_text = $30 \
          WHERE id = $28 AND user_id = $29",
     )
     .bind(item.cloud_guid.as_deref())
@@ -167,6 +167,7 @@ async fn write_metadata(
     .bind(now)
     .bind(photo_id)
     .bind(user)
+    .bind(search::of_item(item))
     .execute(&mut *conn)
     .await?;
     Ok(())
