@@ -84,6 +84,7 @@ impl sql::Driver for PostgresCatalog {
     /// 64-bit hash of `iphoto-user-writes:<user id>`.
     const USER_WRITE_LOCK: &'static str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
     const RESULT_KEY: &'static str = "(e.result::jsonb ->> 'key')";
+    const RESULT_PREVIEW_KEY: &'static str = "(e.result::jsonb -> 'preview' ->> 'key')";
 
     fn pool(&self) -> &PgPool {
         &self.pool

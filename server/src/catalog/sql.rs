@@ -142,6 +142,8 @@ pub(super) trait Driver {
     const USER_WRITE_LOCK: &'static str;
     /// The `key` of enrichment `e`'s JSON result as an expression (NULL when it has none).
     const RESULT_KEY: &'static str;
+    /// The `preview.key` of enrichment `e`'s JSON result (a thumbnail job's preview; NULL when it has none).
+    const RESULT_PREVIEW_KEY: &'static str;
 
     /// The pool reads and single-statement writes run on.
     fn pool(&self) -> &sqlx::Pool<Self::Db>;

@@ -97,6 +97,7 @@ impl sql::Driver for SqliteCatalog {
     /// Nothing: `BEGIN IMMEDIATE` already serialises every writer.
     const USER_WRITE_LOCK: &'static str = "";
     const RESULT_KEY: &'static str = "json_extract(e.result, '$.key')";
+    const RESULT_PREVIEW_KEY: &'static str = "json_extract(e.result, '$.preview.key')";
 
     fn pool(&self) -> &SqlitePool {
         &self.pool
