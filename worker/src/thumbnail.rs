@@ -18,8 +18,9 @@
 //!   applied after that first shrink; libheif applies HEIF's own rotation/mirror boxes itself), and both
 //!   derivatives are shrunk from that one image, never upscaled.
 //! - Videos get a poster frame from `ffmpeg` when it is installed, else fail with reason `unsupported`.
-//! - JPEG, not WebP: the `image` crate's WebP encoder is lossless only, which makes a 2048-px photo preview
-//!   several megabytes, larger than the JPEG at quality 85 by about five times and slower to encode.
+//! - JPEG, not WebP: the `image` crate's WebP encoder is lossless only, and a lossless photo is several
+//!   times the bytes of a lossy one; a lossy WebP encoder would mean linking libwebp (a C build), for a
+//!   format every browser that shows WebP shows JPEG too.
 
 mod heif_size;
 mod raster;
