@@ -145,9 +145,8 @@ async fn previews_are_made_from_one_decode_and_shown_once_made() {
         512
     );
 
-    for i in 1..originals.len() {
+    for (i, (uuid, _, _)) in originals.iter().enumerate().skip(1) {
         send(i).await;
-        let uuid = originals[i].0;
         ids.push(photo_id(&base, &web, &format!("{uuid}/L0/001")).await);
     }
 
