@@ -54,6 +54,10 @@ pub struct LeasedJob {
     /// prefix of this user).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub derivative_key: Option<String>,
+    /// Where the large preview made from the same decoded original must be written (thumbnail jobs; beside
+    /// the thumbnail, under the same user's derivatives prefix). A worker that makes no preview ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_key: Option<String>,
     /// How many times this job was leased before, this lease excluded.
     pub attempts: u32,
     /// The lease ends at this time; after it the job is offered to another worker.
@@ -84,6 +88,30 @@ pub struct ThumbnailResult {
     /// The storage key the derivative was written to (the job's `derivativeKey`).
     pub key: String,
     /// `image/jpeg` or `image/webp`.
+    pub content_type: String,
+    /// Width in pixels.
+    #[serde(deserialize_with = "crate::int::exact")]
+    pub width: u32,
+    /// Height in pixels.
+    #[serde(deserialize_with = "crate::int::exact")]
+    pub height: u32,
+    /// Size in bytes.
+    #[serde(deserialize_with = "crate::int::exact")]
+    pub size: u64,
+    /// The large preview (long edge about 2048 px) made from the same decoded original, written to the
+    /// job's `previewKey`. Absent from an older worker's result: the photo's preview then stays pending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<PreviewResult>,
+}
+
+/// The preview a thumbnail job made beside its thumbnail: what browsers are shown instead of an original
+/// they cannot display (HEIC) or that is needlessly large.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviewResult {
+    /// The storage key the preview was written to (the job's `previewKey`).
+    pub key: String,
+    /// `image/jpeg`.
     pub content_type: String,
     /// Width in pixels.
     #[serde(deserialize_with = "crate::int::exact")]

@@ -25,7 +25,9 @@ pub use history::{
     RestoreAnswer, RestoreRequest, WebChange, WebChanges, WebPhotoHistory, WebPhotoVersion,
     WebVersionResource,
 };
-pub use jobs::{JobAnswer, JobFailure, JobKind, JobResult, LeaseAnswer, LeasedJob, ThumbnailResult};
+pub use jobs::{
+    JobAnswer, JobFailure, JobKind, JobResult, LeaseAnswer, LeasedJob, PreviewResult, ThumbnailResult,
+};
 pub use sync::{
     AssetKind, Resource, ResourceType, SyncAnswer, SyncItem, SyncOutcome, SyncRequest, SyncResult,
     UnavailableReason, UploadAnswer,

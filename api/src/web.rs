@@ -30,6 +30,14 @@ pub struct WebListItem {
     /// A presigned, short-lived GET of the thumbnail, when the thumbnail worker made one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thumbnail_url: Option<String>,
+    /// What a browser shows as the large image: a presigned, short-lived GET of the preview (a JPEG of long
+    /// edge about 2048 px) once the worker made it; until then the thumbnail's URL, with `previewPending`.
+    /// Absent when neither exists yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_url: Option<String>,
+    /// True while the preview is not made: `previewUrl`, if present, is then the thumbnail, to be shown with
+    /// a note rather than as a broken image.
+    pub preview_pending: bool,
     /// A presigned, short-lived GET of the original, when stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original_url: Option<String>,

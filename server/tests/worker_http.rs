@@ -70,6 +70,12 @@ pub async fn jobs_are_leased_with_the_original_and_completed(app: TestApp) {
             key.starts_with(&prefix) && key.contains("/derivatives/thumbnail/"),
             "{key}"
         );
+        // The preview goes beside it, under the same user's prefix.
+        let preview = job["previewKey"].as_str().unwrap();
+        assert_eq!(
+            preview,
+            key.replace("/derivatives/thumbnail/", "/derivatives/preview/")
+        );
     }
     // Other kinds are separate jobs; a leased job is not offered again while its lease holds.
     assert_eq!(lease(&app, &owner.worker, "kind=classify&max=10").await.len(), 2);
@@ -307,6 +313,125 @@ pub async fn a_new_original_requeues_and_a_deleted_photo_parks(app: TestApp) {
     assert!(parked.is_empty());
 }
 
+/// A thumbnail result with a preview is checked like the thumbnail (the job's own `previewKey` only); the
+/// web then gives the preview's URL, and before it the thumbnail's with `previewPending`. Another user sees
+/// neither.
+pub async fn previews_are_keyed_checked_and_shown(app: TestApp) {
+    let owner = Owner::new(&app).await;
+    library(&app, &owner, "PPPP", 0).await;
+    let jobs = lease(&app, &owner.worker, "kind=thumbnail").await;
+    let (id, photo_id) = (
+        jobs[0]["id"].as_str().unwrap(),
+        jobs[0]["photoId"].as_str().unwrap(),
+    );
+    let path = format!("/my/photos/{photo_id}");
+
+    // Nothing made yet: no URL to show, the preview pending.
+    let (_, photo) = app.get_json(&owner.web, &path).await;
+    assert_eq!(photo["previewPending"], true, "{photo}");
+    assert!(
+        photo.get("previewUrl").is_none() && photo.get("thumbnailUrl").is_none(),
+        "{photo}"
+    );
+
+    let (key, preview_key) = (
+        jobs[0]["derivativeKey"].as_str().unwrap(),
+        jobs[0]["previewKey"].as_str().unwrap(),
+    );
+    let (thumbnail, preview) = (b"small jpeg".to_vec(), b"large jpeg preview".to_vec());
+    for (k, bytes) in [(key, &thumbnail), (preview_key, &preview)] {
+        let k = storage::StorageKey::parse(k).unwrap();
+        app.store
+            .put(&k, bytes.clone().into(), &Default::default())
+            .await
+            .unwrap();
+    }
+    let result = json!({ "result": {
+        "key": key, "contentType": "image/jpeg", "width": 512, "height": 384, "size": thumbnail.len(),
+        "preview": { "key": preview_key, "contentType": "image/jpeg", "width": 2048, "height": 1536,
+            "size": preview.len() }
+    }});
+    // A preview under any other key (another user's included) is refused and changes nothing.
+    let stranger = Owner::new(&app).await;
+    let result_path = format!("/worker/jobs/{id}/result");
+    for elsewhere in [
+        format!("users/{}/elsewhere.jpg", owner.user.id),
+        preview_key.replace(owner.user.id.as_str(), stranger.user.id.as_str()),
+        key.to_owned(),
+    ] {
+        let mut wrong = result.clone();
+        wrong["result"]["preview"]["key"] = elsewhere.into();
+        assert_error(
+            &app.post_json(&owner.worker, &result_path, &wrong).await,
+            422,
+            "invalid_field",
+        );
+    }
+    let mut wrong = result.clone();
+    wrong["result"]["preview"]["width"] = (-1).into();
+    assert_error(
+        &app.post_json(&owner.worker, &result_path, &wrong).await,
+        422,
+        "invalid_field",
+    );
+    let (_, photo) = app.get_json(&owner.web, &path).await;
+    assert_eq!(
+        photo["previewPending"], true,
+        "a refused result shows nothing: {photo}"
+    );
+
+    let (status, done) = app.post_json(&owner.worker, &result_path, &result).await;
+    assert_eq!((status, done["state"].as_str()), (200, Some("done")), "{done}");
+    let (_, photo) = app.get_json(&owner.web, &path).await;
+    assert_eq!(photo["previewPending"], false, "{photo}");
+    let url = photo["previewUrl"].as_str().expect("a preview URL");
+    assert_ne!(Some(url), photo["thumbnailUrl"].as_str());
+    assert_eq!(reqwest::get(url).await.unwrap().bytes().await.unwrap(), preview);
+    // The timeline's item says the same.
+    let (_, page) = app.get_json(&owner.web, "/my/photos/").await;
+    let listed = &page["items"][0];
+    assert_eq!(
+        (listed["id"].as_str(), &listed["previewPending"]),
+        (Some(photo_id), &json!(false))
+    );
+    assert!(
+        listed["previewUrl"].as_str().is_some_and(|u| !u.is_empty()),
+        "{listed}"
+    );
+
+    // Another user's web token gets neither the photo nor its preview; a URL with another signature fails.
+    assert_error(&app.get_json(&stranger.web, &path).await, 404, "not_found");
+    let (_, theirs) = app.get_json(&stranger.web, "/my/photos/").await;
+    assert_eq!(theirs["items"], json!([]), "{theirs}");
+    let forged = forge_signature(url);
+    assert_ne!(forged, url);
+    let status = reqwest::get(&forged).await.unwrap().status();
+    assert!(
+        status == 403 || status == 401 || status == 400,
+        "{status} for {forged}"
+    );
+}
+
+/// `url` with the last character of its signature changed.
+fn forge_signature(url: &str) -> String {
+    let mut url = url::Url::parse(url).unwrap();
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| {
+            let signature = k == "sig" || k.eq_ignore_ascii_case("x-amz-signature");
+            let v = if signature {
+                let last = if v.ends_with('0') { '1' } else { '0' };
+                format!("{}{last}", &v[..v.len() - 1])
+            } else {
+                v.into_owned()
+            };
+            (k.into_owned(), v)
+        })
+        .collect();
+    url.query_pairs_mut().clear().extend_pairs(pairs);
+    url.to_string()
+}
+
 macro_rules! matrix {
     ($($behaviour:ident),* $(,)?) => {
         mod sqlite_local { $( #[tokio::test(flavor = "multi_thread")] async fn $behaviour() { crate::$behaviour(crate::TestApp::start_with(crate::Backends::SqliteLocal, crate::settings()).await).await } )* }
@@ -322,4 +447,5 @@ matrix!(
     an_expired_lease_is_offered_again,
     failures_retry_then_park,
     a_new_original_requeues_and_a_deleted_photo_parks,
+    previews_are_keyed_checked_and_shown,
 );

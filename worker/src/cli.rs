@@ -7,7 +7,7 @@ use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use crate::thumbnail::ThumbnailSpec;
+use crate::thumbnail::{PREVIEW_SPEC, ThumbnailSpec};
 use crate::{WorkerSettings, read_token_file, run_thumbnail_worker};
 
 /// Leases enrichment jobs from an iphoto-server and posts the results back.
@@ -45,6 +45,14 @@ pub struct ThumbnailOptions {
     /// JPEG quality of a thumbnail, 1–100.
     #[arg(long, env = "IPHOTO_THUMBNAIL_QUALITY", default_value_t = 82, value_parser = clap::value_parser!(u8).range(1..=100))]
     pub thumbnail_quality: u8,
+
+    /// Longest edge of a preview (the large JPEG the web shows), pixels; never upscaled.
+    #[arg(long, env = "IPHOTO_PREVIEW_MAX_EDGE", default_value_t = PREVIEW_SPEC.max_edge, value_parser = clap::value_parser!(u32).range(256..=8192))]
+    pub preview_max_edge: u32,
+
+    /// JPEG quality of a preview, 1–100.
+    #[arg(long, env = "IPHOTO_PREVIEW_QUALITY", default_value_t = PREVIEW_SPEC.quality, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub preview_quality: u8,
 }
 
 impl ThumbnailOptions {
@@ -58,6 +66,10 @@ impl ThumbnailOptions {
             max_edge: self.thumbnail_max_edge,
             quality: self.thumbnail_quality,
         };
+        settings.preview = Some(ThumbnailSpec {
+            max_edge: self.preview_max_edge,
+            quality: self.preview_quality,
+        });
         settings
     }
 }

@@ -1,7 +1,7 @@
 //! The thumbnail worker: leases `thumbnail` jobs from a server (`POST /worker/jobs/lease`), downloads each
-//! original through its presigned URL into a temporary file, makes the thumbnail on a blocking thread
-//! ([`crate::thumbnail`]), `put`s it under the job's `derivativeKey` and posts the result — or the failure
-//! with its reason.
+//! original through its presigned URL into a temporary file, makes the thumbnail and the preview from one
+//! decode on a blocking thread ([`crate::thumbnail`]), `put`s them under the job's `derivativeKey` and
+//! `previewKey` and posts the result — or the failure with its reason (the job body is in `job`).
 //!
 //! `concurrency` loops run side by side, each leasing one job at a time, so a slow original never holds
 //! leases another loop could be working on. A loop that finds no job sleeps, doubling the pause up to
@@ -9,18 +9,18 @@
 //! Errors of the server or the network are logged and retried after a pause; a job whose result could not
 //! be posted is re-offered by the server when its lease runs out.
 
+mod job;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use api::{JobAnswer, JobFailure, JobKind, JobResult, LeaseAnswer, LeasedJob, ThumbnailResult};
-use futures::StreamExt as _;
-use tokio::io::AsyncWriteExt as _;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use crate::thumbnail::{self, ThumbnailError, ThumbnailSpec};
+use crate::thumbnail::{self, PREVIEW_SPEC, ThumbnailSpec};
 
 /// How a worker runs.
 #[derive(Debug, Clone)]
@@ -31,8 +31,10 @@ pub struct WorkerSettings {
     pub token: String,
     /// Jobs worked on at once.
     pub concurrency: usize,
-    /// The derivative's size and quality.
+    /// The thumbnail's size and quality.
     pub spec: ThumbnailSpec,
+    /// The preview's size and quality; `None` makes none (as a worker from before previews did).
+    pub preview: Option<ThumbnailSpec>,
     /// The first pause after an empty lease.
     pub min_idle: Duration,
     /// The longest pause after empty leases or errors.
@@ -40,13 +42,14 @@ pub struct WorkerSettings {
 }
 
 impl WorkerSettings {
-    /// Settings with one loop per core and a 512-px JPEG.
+    /// Settings with one loop per core, a 512-px thumbnail and a 2048-px preview.
     pub fn new(server: Url, token: String) -> Self {
         WorkerSettings {
             server,
             token,
             concurrency: default_concurrency(),
             spec: ThumbnailSpec::default(),
+            preview: Some(PREVIEW_SPEC),
             min_idle: Duration::from_millis(200),
             max_idle: Duration::from_secs(5),
         }
@@ -61,7 +64,7 @@ pub fn default_concurrency() -> usize {
 /// What became of one job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// The thumbnail was stored and the result posted.
+    /// The thumbnail (and preview) was stored and the result posted.
     Done(ThumbnailResult),
     /// The failure was posted.
     Failed(JobFailure),
@@ -105,6 +108,7 @@ pub async fn run_thumbnail_worker(
         server = %worker.settings.server,
         concurrency,
         max_edge = worker.settings.spec.max_edge,
+        preview_max_edge = worker.settings.preview.map_or(0, |p| p.max_edge),
         heif = thumbnail::heif_available(),
         ffmpeg = thumbnail::ffmpeg_available(),
         "thumbnail worker started"
@@ -201,13 +205,14 @@ impl Worker {
     /// Works on one job and posts its result or failure. An `Err` means nothing could be posted.
     async fn work(&self, job: &LeasedJob) -> Result<Worked> {
         let started = std::time::Instant::now();
-        let (outcome, answer) = match self.thumbnail(job).await {
+        let (outcome, answer) = match self.derivatives(job).await {
             Ok(result) => {
                 let body = JobResult {
                     result: serde_json::to_value(&result)?,
                 };
                 let answer = self.post(&job.id, "result", &body).await?;
                 tracing::info!(job = %job.id, photo = %job.photo_id, key = %result.key, size = result.size,
+                    preview = result.preview.as_ref().map_or(0, |p| p.size),
                     ms = started.elapsed().as_millis() as u64, "thumbnail stored");
                 (Outcome::Done(result), answer)
             }
@@ -237,90 +242,6 @@ impl Worker {
             .await
             .with_context(|| format!("POST /{path}"))?;
         json_answer(response, &format!("POST /{path}")).await
-    }
-
-    /// Download, decode, store: everything that ends in a result or a reasoned failure.
-    async fn thumbnail(&self, job: &LeasedJob) -> Result<ThumbnailResult, JobFailure> {
-        if job.kind != JobKind::Thumbnail {
-            return Err(failure("unsupported", format!("a {} job", job.kind.as_str())));
-        }
-        let key = job
-            .derivative_key
-            .as_deref()
-            .ok_or_else(|| failure("bad_job", "the job carries no derivativeKey"))
-            .and_then(|k| storage::StorageKey::parse(k).map_err(|e| failure("bad_job", e.to_string())))?;
-        let dir = tempfile::tempdir().map_err(|e| failure("io", e.to_string()))?;
-        let original = dir.path().join("original");
-        self.download(&job.original_url, job.size, &original)
-            .await
-            .map_err(|e| failure("download_failed", format!("{e:#}")))?;
-
-        let (uti, spec) = (job.uti.clone(), self.settings.spec);
-        let thumb = tokio::task::spawn_blocking(move || thumbnail::make_thumbnail(&original, &uti, &spec))
-            .await
-            .map_err(|e| failure("internal", format!("the decoder thread died: {e}")))?
-            .map_err(|e: ThumbnailError| failure(e.reason(), e.to_string()))?;
-        drop(dir);
-
-        // Objects are immutable: a thumbnail of this content already stored (by an earlier lease of the same
-        // job, or for another photo with the same original) is the result.
-        let create = storage::PutOptions {
-            mode: storage::PutMode::Create,
-            ..Default::default()
-        };
-        let size = match self
-            .store
-            .put(&key, bytes::Bytes::from(thumb.bytes), &create)
-            .await
-        {
-            Ok(receipt) => receipt.size,
-            Err(storage::Error::AlreadyExists { .. }) => {
-                self.store
-                    .head(&key)
-                    .await
-                    .map_err(|e| failure("store_failed", e.to_string()))?
-                    .size
-            }
-            Err(e) => return Err(failure("store_failed", e.to_string())),
-        };
-        Ok(ThumbnailResult {
-            key: key.as_str().to_owned(),
-            content_type: thumb.content_type.to_owned(),
-            width: thumb.width,
-            height: thumb.height,
-            size,
-        })
-    }
-
-    /// Streams `url` into `path` (bounded memory), checking the size the job announced.
-    async fn download(&self, url: &str, expected: u64, path: &Path) -> Result<()> {
-        let response = self
-            .http
-            .get(url)
-            .timeout(Duration::from_secs(600))
-            .send()
-            .await
-            .context("GET original")?;
-        let status = response.status();
-        if !status.is_success() {
-            bail!("GET original: HTTP {status}");
-        }
-        let mut file = tokio::fs::File::create(path).await?;
-        let mut body = response.bytes_stream();
-        let mut written = 0u64;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.context("reading the original")?;
-            written += chunk.len() as u64;
-            if expected > 0 && written > expected {
-                bail!("the original is larger than the {expected} bytes the job announced");
-            }
-            file.write_all(&chunk).await?;
-        }
-        file.flush().await?;
-        if expected > 0 && written != expected {
-            bail!("got {written} bytes of an original of {expected}");
-        }
-        Ok(())
     }
 }
 

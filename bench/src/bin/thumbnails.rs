@@ -3,6 +3,10 @@
 //! next to ImageMagick's `convert -thumbnail 512x512` of the same files with the same parallelism (as many
 //! `convert` processes at once, each held to one thread), alternating, in the same run.
 //!
+//! Then what the 2048-px preview adds: `make_derivatives` (thumbnail and preview from one decode, what a
+//! job does today) next to ImageMagick making the same two from one read (`-resize 2048x2048> -write …
+//! -thumbnail 512x512`), and its images/s beside the thumbnail-only figure of the same run.
+//!
 //! `thumbnails` runs the full benchmark (20 photos of 4000×3000, 3 runs); `thumbnails --small` the CI mode
 //! (4 photos of 2000×1500, 2 runs). The photos are made first: a gradient with per-pixel noise, so they
 //! weigh like camera JPEGs (about 7.5 MiB at 12 MP, quality 92) and not like flat test cards.
@@ -17,7 +21,7 @@ use anyhow::{Context as _, Result, bail};
 use bench::{ChildReport, Row, Sample, report, time_child};
 use clap::{Parser, Subcommand};
 use image::ImageEncoder as _;
-use worker::thumbnail::{ThumbnailSpec, make_thumbnail};
+use worker::thumbnail::{DerivativeSpecs, ThumbnailSpec, make_derivatives, make_thumbnail};
 
 #[derive(Parser)]
 struct Cli {
@@ -39,17 +43,31 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Child {
-    /// Thumbnails every `.jpg` of `src` into `dst` with `jobs` threads.
-    Ours { src: PathBuf, dst: PathBuf, jobs: usize },
+    /// Thumbnails every `.jpg` of `src` into `dst` with `jobs` threads (and previews, with `--preview`).
+    Ours {
+        src: PathBuf,
+        dst: PathBuf,
+        jobs: usize,
+        #[arg(long)]
+        preview: bool,
+    },
 }
 
 const EDGE: u32 = 512;
 const QUALITY: u8 = 82;
+const PREVIEW_EDGE: u32 = worker::thumbnail::PREVIEW_SPEC.max_edge;
+const PREVIEW_QUALITY: u8 = worker::thumbnail::PREVIEW_SPEC.quality;
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    if let Some(Child::Ours { src, dst, jobs }) = cli.child {
-        return ours(&src, &dst, jobs);
+    if let Some(Child::Ours {
+        src,
+        dst,
+        jobs,
+        preview,
+    }) = cli.child
+    {
+        return ours(&src, &dst, jobs, preview);
     }
     let count = cli.count.unwrap_or(if cli.small { 4 } else { 20 });
     let runs = cli.runs.unwrap_or(if cli.small { 2 } else { 3 });
@@ -69,17 +87,36 @@ fn main() -> Result<()> {
     );
 
     let (mut ours_samples, mut peer_samples) = (Vec::new(), Vec::new());
+    let (mut both_samples, mut peer_both_samples) = (Vec::new(), Vec::new());
     for run in 0..runs {
         let dst = work.path().join(format!("ours-{run}"));
         std::fs::create_dir_all(&dst)?;
         let args = ["ours".into(), path_arg(&src), path_arg(&dst), jobs.to_string()];
         ours_samples.push(time_child(&args, &[])?);
-        check_outputs(&dst, count)?;
+        check_outputs(&dst, count, EDGE)?;
+        std::fs::remove_dir_all(&dst)?;
 
         let dst = work.path().join(format!("peer-{run}"));
         std::fs::create_dir_all(&dst)?;
-        peer_samples.push(peer(&convert, &src, &dst, jobs)?);
-        check_outputs(&dst, count)?;
+        peer_samples.push(peer(&convert, &src, &dst, jobs, false)?);
+        check_outputs(&dst, count, EDGE)?;
+        std::fs::remove_dir_all(&dst)?;
+
+        for (side, samples) in [("ours", &mut both_samples), ("peer", &mut peer_both_samples)] {
+            let dst = work.path().join(format!("{side}-both-{run}"));
+            std::fs::create_dir_all(dst.join("preview"))?;
+            samples.push(if side == "ours" {
+                let mut args = vec!["ours".into(), path_arg(&src), path_arg(&dst), jobs.to_string()];
+                args.push("--preview".into());
+                time_child(&args, &[])?
+            } else {
+                peer(&convert, &src, &dst, jobs, true)?
+            });
+            check_outputs(&dst.join("preview"), count, PREVIEW_EDGE.min(width.max(height)))?;
+            std::fs::remove_dir_all(dst.join("preview"))?;
+            check_outputs(&dst, count, EDGE)?;
+            std::fs::remove_dir_all(&dst)?;
+        }
     }
 
     let scenario = format!(
@@ -96,6 +133,21 @@ fn main() -> Result<()> {
         &peer_samples,
         1.0,
     );
+    let both_scenario = format!(
+        "{count} JPEGs {}MP → {PREVIEW_EDGE}px + {EDGE}px, {jobs} at once",
+        width * height / 1_000_000
+    );
+    let both_peer =
+        format!("convert -resize {PREVIEW_EDGE}x{PREVIEW_EDGE}> -write … -thumbnail {EDGE}x{EDGE}");
+    let both = Row::new(
+        &both_scenario,
+        "make_derivatives (one decode)",
+        &both_peer,
+        bytes,
+        &both_samples,
+        &peer_both_samples,
+        1.0,
+    );
     println!(
         "thumbnails/s: ours {:.2}, ImageMagick {:.2} ({} cores, load average {})",
         count as f64 / row.ours_median_s,
@@ -103,7 +155,19 @@ fn main() -> Result<()> {
         bench::cores(),
         load_average()
     );
-    report("thumbnails: JPEG → 512-px JPEG", &[row]);
+    println!(
+        "images/s with the preview: ours {:.2} (thumbnail only {:.2}: the preview costs {:.0}% more time), \
+         ImageMagick {:.2} (thumbnail only {:.2})",
+        count as f64 / both.ours_median_s,
+        count as f64 / row.ours_median_s,
+        (both.ours_median_s / row.ours_median_s - 1.0) * 100.0,
+        count as f64 / both.peer_median_s,
+        count as f64 / row.peer_median_s,
+    );
+    report(
+        "thumbnails: JPEG → 512-px JPEG, and with the 2048-px preview",
+        &[row, both],
+    );
     Ok(())
 }
 
@@ -217,16 +281,35 @@ fn each_file(src: &Path, jobs: usize, work: impl Fn(&Path) -> Result<()> + Sync)
     })
 }
 
-/// Our side, in a child process: the codec on `jobs` threads, as the worker runs it.
-fn ours(src: &Path, dst: &Path, jobs: usize) -> Result<()> {
+/// Our side, in a child process: the codec on `jobs` threads, as the worker runs it; with `preview`, both
+/// derivatives from one decode (previews into `dst/preview`).
+fn ours(src: &Path, dst: &Path, jobs: usize, preview: bool) -> Result<()> {
     let spec = ThumbnailSpec {
         max_edge: EDGE,
         quality: QUALITY,
     };
+    let wanted = DerivativeSpecs {
+        thumbnail: Some(spec),
+        preview: Some(ThumbnailSpec {
+            max_edge: PREVIEW_EDGE,
+            quality: PREVIEW_QUALITY,
+        }),
+    };
     each_file(src, jobs, |file| {
-        let thumb =
-            make_thumbnail(file, "public.jpeg", &spec).with_context(|| format!("{}", file.display()))?;
-        std::fs::write(dst.join(file.file_name().unwrap()), &thumb.bytes)?;
+        let name = file.file_name().unwrap();
+        if preview {
+            let made = make_derivatives(file, "public.jpeg", &wanted)
+                .with_context(|| format!("{}", file.display()))?;
+            let (Some(thumb), Some(preview)) = (made.thumbnail, made.preview) else {
+                bail!("{}: a derivative is missing", file.display());
+            };
+            std::fs::write(dst.join(name), &thumb.bytes)?;
+            std::fs::write(dst.join("preview").join(name), &preview.bytes)?;
+        } else {
+            let thumb =
+                make_thumbnail(file, "public.jpeg", &spec).with_context(|| format!("{}", file.display()))?;
+            std::fs::write(dst.join(name), &thumb.bytes)?;
+        }
         Ok(())
     })?;
     ChildReport::print_own();
@@ -234,20 +317,33 @@ fn ours(src: &Path, dst: &Path, jobs: usize) -> Result<()> {
 }
 
 /// The peer: `convert IN -thumbnail 512x512 -quality 82 OUT`, `jobs` processes at once, each held to one
-/// thread so the parallelism is the same as ours.
-fn peer(convert: &[String], src: &Path, dst: &Path, jobs: usize) -> Result<Sample> {
+/// thread so the parallelism is the same as ours. With `preview`, the same process first writes the
+/// 2048-px preview (`-resize 2048x2048> -quality 85 -write dst/preview/NAME`) from the one read.
+fn peer(convert: &[String], src: &Path, dst: &Path, jobs: usize, preview: bool) -> Result<Sample> {
     let started = std::time::Instant::now();
     each_file(src, jobs, |file| {
-        let output = Command::new(&convert[0])
-            .args(&convert[1..])
-            .arg(file)
+        let name = file.file_name().unwrap();
+        let mut command = Command::new(&convert[0]);
+        command.args(&convert[1..]).arg(file);
+        if preview {
+            command
+                .args([
+                    "-resize",
+                    &format!("{PREVIEW_EDGE}x{PREVIEW_EDGE}>"),
+                    "-quality",
+                    &PREVIEW_QUALITY.to_string(),
+                    "-write",
+                ])
+                .arg(dst.join("preview").join(name));
+        }
+        let output = command
             .args([
                 "-thumbnail",
                 &format!("{EDGE}x{EDGE}"),
                 "-quality",
                 &QUALITY.to_string(),
             ])
-            .arg(dst.join(file.file_name().unwrap()))
+            .arg(dst.join(name))
             .env("MAGICK_THREAD_LIMIT", "1")
             .output()?;
         if !output.status.success() {
@@ -265,9 +361,11 @@ fn peer(convert: &[String], src: &Path, dst: &Path, jobs: usize) -> Result<Sampl
     })
 }
 
-/// Every output is a JPEG whose longer edge is 512.
-fn check_outputs(dst: &Path, count: usize) -> Result<()> {
-    let files: Vec<_> = std::fs::read_dir(dst)?.collect::<Result<_, _>>()?;
+/// Every file in `dst` is an image whose longer edge is `edge`.
+fn check_outputs(dst: &Path, count: usize, edge: u32) -> Result<()> {
+    let files: Vec<_> = std::fs::read_dir(dst)?
+        .filter(|e| e.as_ref().map_or(true, |e| e.path().is_file()))
+        .collect::<Result<_, _>>()?;
     if files.len() != count {
         bail!(
             "{} thumbnails in {} instead of {count}",
@@ -277,8 +375,8 @@ fn check_outputs(dst: &Path, count: usize) -> Result<()> {
     }
     for file in files {
         let (w, h) = image::image_dimensions(file.path())?;
-        if w.max(h) != EDGE {
-            bail!("{} is {w}×{h}, not bounded by {EDGE}", file.path().display());
+        if w.max(h) != edge {
+            bail!("{} is {w}×{h}, not bounded by {edge}", file.path().display());
         }
     }
     Ok(())

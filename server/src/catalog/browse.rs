@@ -137,6 +137,8 @@ pub struct ListedPhoto {
     pub original: Option<StoredRef>,
     /// The thumbnail's object key (from the thumbnail enrichment's result).
     pub thumbnail_key: Option<String>,
+    /// The preview's object key (from the same result), once the worker made it.
+    pub preview_key: Option<String>,
     /// The position in the album, for album pages (0 elsewhere).
     pub position: i64,
 }

@@ -97,6 +97,7 @@ impl sql::Driver for PostgresCatalog {
     fn json_items(column: &str) -> String {
         format!("jsonb_array_elements_text(p.{column}::jsonb) AS j(value)")
     }
+    const RESULT_PREVIEW_KEY: &'static str = "(e.result::jsonb -> 'preview' ->> 'key')";
 
     fn pool(&self) -> &PgPool {
         &self.pool

@@ -163,6 +163,8 @@ pub(super) trait Driver {
     /// The elements of photo `p`'s JSON array column `column` as rows `j` with a text column `value`, for a
     /// `FROM` list.
     fn json_items(column: &str) -> String;
+    /// The `preview.key` of enrichment `e`'s JSON result (a thumbnail job's preview; NULL when it has none).
+    const RESULT_PREVIEW_KEY: &'static str;
 
     /// The pool reads and single-statement writes run on.
     fn pool(&self) -> &sqlx::Pool<Self::Db>;

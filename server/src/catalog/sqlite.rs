@@ -110,6 +110,7 @@ impl sql::Driver for SqliteCatalog {
     fn json_items(column: &str) -> String {
         format!("json_each(p.{column}) AS j")
     }
+    const RESULT_PREVIEW_KEY: &'static str = "json_extract(e.result, '$.preview.key')";
 
     fn pool(&self) -> &SqlitePool {
         &self.pool

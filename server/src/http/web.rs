@@ -1,5 +1,5 @@
 //! The web surface (scope `web`): the photo timeline, albums and one photo's details, each item with
-//! short-lived presigned URLs of its thumbnail and original (never bare object URLs).
+//! short-lived presigned URLs of its thumbnail, preview and original (never bare object URLs).
 //!
 //! Lists are keyset-paged: a page is "the next `limit` rows after this position", read from an index, so the
 //! millionth photo costs what the first does. The position travels in an opaque cursor signed by the server
@@ -83,6 +83,13 @@ async fn item(state: &AppState, user_id: &UserId, photo: &ListedPhoto) -> Result
         Some(key) => presign(state, user_id, key).await?,
         None => None,
     };
+    let preview = match &photo.preview_key {
+        Some(key) => presign(state, user_id, key).await?,
+        None => None,
+    };
+    // Until the preview is made the page shows the thumbnail in its place, with a note: never a broken image.
+    let preview_pending = preview.is_none();
+    let preview_url = preview.or_else(|| thumbnail_url.clone());
     Ok(api::WebListItem {
         id: photo.id.as_str().to_owned(),
         local_identifier: photo.local_identifier.clone(),
@@ -93,6 +100,8 @@ async fn item(state: &AppState, user_id: &UserId, photo: &ListedPhoto) -> Result
         height: photo.height,
         sha256: photo.original.as_ref().map(|o| o.sha256.clone()),
         thumbnail_url,
+        preview_url,
+        preview_pending,
         original_url,
     })
 }

@@ -2,8 +2,9 @@
 //!
 //! A worker token belongs to a user and sees that user's jobs only (every catalog query filters by user), so
 //! a worker can never be handed another user's original. Each leased job carries a presigned GET of the
-//! original and, for thumbnails, the key under the user's derivatives prefix the derivative must be written
-//! to; a thumbnail result naming any other key is refused, so the web never presigns a key a worker chose.
+//! original and, for thumbnails, the keys under the user's derivatives prefix the thumbnail and the preview
+//! must be written to; a thumbnail result naming any other key is refused, so the web never presigns a key a
+//! worker chose.
 
 use api::ErrorCode;
 use std::time::Duration;
@@ -94,7 +95,8 @@ pub(crate) async fn post_lease(
         let key = storage::StorageKey::parse(original.key.as_str())?;
         let url = state.store().presign_get(&key, Some(ttl)).await?;
         jobs.push(api::LeasedJob {
-            derivative_key: derivative_key(user_id, &job)?,
+            derivative_key: derivative_key(user_id, &job, "thumbnail")?,
+            preview_key: derivative_key(user_id, &job, "preview")?,
             id: job.id.clone(),
             kind: job.kind,
             photo_id: job.photo_id.as_str().to_owned(),
@@ -152,11 +154,25 @@ pub(crate) async fn post_result(
     if job.kind == api::JobKind::Thumbnail {
         let thumbnail: api::ThumbnailResult = serde_json::from_value(body.result.clone())
             .map_err(|e| invalid(format!("result: not a thumbnail result: {e}")))?;
-        let expected = derivative_key(user_id, &job)?.unwrap_or_default();
+        let expected = derivative_key(user_id, &job, "thumbnail")?.unwrap_or_default();
         if thumbnail.key != expected {
             return Err(invalid(format!(
                 "result.key: must be the job's derivativeKey {expected:?}"
             )));
+        }
+        match &thumbnail.preview {
+            Some(preview) => {
+                let expected = derivative_key(user_id, &job, "preview")?.unwrap_or_default();
+                if preview.key != expected {
+                    return Err(invalid(format!(
+                        "result.preview.key: must be the job's previewKey {expected:?}"
+                    )));
+                }
+            }
+            // Accepted, so an older worker still gives thumbnails; the photo's preview stays pending.
+            None => {
+                tracing::warn!(job = %job_id, "a thumbnail result without a preview: is the worker older than the server?")
+            }
         }
     }
     let status = state
@@ -214,8 +230,9 @@ pub(crate) async fn post_fail(
     Ok(Json(answer(status)))
 }
 
-/// Where a thumbnail job writes: `…/derivatives/thumbnail/<X>/<UUID>.jpg` under the photo's library.
-fn derivative_key(user_id: &UserId, job: &JobInfo) -> Result<Option<String>, ApiError> {
+/// Where a thumbnail job writes its derivative of `kind` (`thumbnail` or `preview`):
+/// `…/derivatives/<kind>/<X>/<SHA-256>.jpg` under the photo's library, so under the user's own prefix.
+fn derivative_key(user_id: &UserId, job: &JobInfo, kind: &str) -> Result<Option<String>, ApiError> {
     if job.kind != api::JobKind::Thumbnail {
         return Ok(None);
     }
@@ -226,9 +243,7 @@ fn derivative_key(user_id: &UserId, job: &JobInfo) -> Result<Option<String>, Api
     };
     let layout = LibraryLayout::new(user_id.as_str(), job.library_id.as_str())?;
     Ok(Some(
-        layout
-            .derivative("thumbnail", &original.sha256, "jpg")?
-            .to_string(),
+        layout.derivative(kind, &original.sha256, "jpg")?.to_string(),
     ))
 }
 

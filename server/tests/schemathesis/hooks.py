@@ -8,9 +8,9 @@ cases are never touched. Each rule has its own test against the real server:
 
 - a web list's `cursor` is signed by the server for one user and one filter, so no client can make one up:
   positive cases send none (forged, cut or foreign cursors: `web_http.rs`, 400 `invalid_cursor`);
-- a thumbnail job's result names the `derivativeKey` its lease handed out (`worker_http.rs`, 422
-  `invalid_field`): a positive result for a job leased in this run carries that key (leases are read as they
-  are answered);
+- a thumbnail job's result names the `derivativeKey` (and, for its preview, the `previewKey`) its lease
+  handed out (`worker_http.rs`, 422 `invalid_field`): a positive result for a job leased in this run carries
+  those keys (leases are read as they are answered);
 - the albums of one request have distinct `id`s, and no album is its own `parentId`
   (`client_http.rs`/catalog tests, 422 `invalid_field`);
 - an upload's body is the bytes its `X-Content-SHA256` or `Content-Digest` names (both: the same digest), or,
@@ -79,6 +79,14 @@ def before_call(ctx, case, **kwargs):
                 "height": 1,
                 "size": 1,
             }
+            if job.get("previewKey"):
+                case.body["result"]["preview"] = {
+                    "key": job.get("previewKey"),
+                    "contentType": "image/jpeg",
+                    "width": 1,
+                    "height": 1,
+                    "size": 1,
+                }
     if method == "POST" and path == "/client/iphoto/upload/{localIdentifier}":
         _announce_body_digest(case)
 

@@ -7,28 +7,35 @@ use std::process::Command;
 
 use image::{DynamicImage, ImageFormat};
 
-use super::{Thumbnail, ThumbnailError, ThumbnailSpec, decode_raster, encode_jpeg};
+use super::ThumbnailError;
+use super::heif_size::declared_size;
+use super::raster::{self, check_declared};
 
 /// The libheif tool that decodes a HEIC/HEIF and shrinks it to a PNG, applying the file's rotation and mirror
 /// boxes.
 const HEIF_THUMBNAILER: &str = "heif-thumbnailer";
 
-pub(super) fn decode_heif(path: &Path, spec: &ThumbnailSpec) -> Result<DynamicImage, ThumbnailError> {
-    decode_heif_with(HEIF_THUMBNAILER.as_ref(), path, spec)
+pub(super) fn decode_heif(path: &Path, edge: u32) -> Result<DynamicImage, ThumbnailError> {
+    decode_heif_with(HEIF_THUMBNAILER.as_ref(), path, edge)
 }
 
 /// Runs `program` (a `heif-thumbnailer`) on the original: `-p` renders from the primary image (the embedded
-/// thumbnail of an iPhone HEIC is smaller than a 512-px derivative), `-s` bounds the longer edge (it never
-/// upscales). The small PNG it writes is then read like any other raster.
+/// thumbnail of an iPhone HEIC is smaller than a 512-px derivative), `-s` bounds the longer edge to `edge`
+/// (it never upscales). The PNG it writes is then read like any other raster. An original whose declared
+/// size (its `ispe` boxes) is over the decode limits is refused before the tool runs: libheif would decode
+/// it whole, in RGBA.
 pub(super) fn decode_heif_with(
     program: &std::ffi::OsStr,
     path: &Path,
-    spec: &ThumbnailSpec,
+    edge: u32,
 ) -> Result<DynamicImage, ThumbnailError> {
+    if let Some((width, height)) = declared_size(path)? {
+        check_declared(u64::from(width), u64::from(height), 4)?;
+    }
     let dir = tempfile::tempdir()?;
     let out = dir.path().join("heif.png");
     let output = match Command::new(program)
-        .args(["-p", "-s", &spec.max_edge.max(1).to_string()])
+        .args(["-p", "-s", &edge.max(1).to_string()])
         .arg(path)
         .arg(&out)
         .stdin(std::process::Stdio::null())
@@ -46,7 +53,7 @@ pub(super) fn decode_heif_with(
                 .unwrap_or("no message")
         )));
     }
-    decode_raster(&out, ImageFormat::Png, spec)
+    raster::decode(&out, ImageFormat::Png, edge)
 }
 
 fn last_line(bytes: &[u8]) -> Option<&str> {
@@ -74,8 +81,8 @@ pub fn ffmpeg_available() -> bool {
 }
 
 /// A poster frame: the frame at one second (the first frame of a shorter clip), via `ffmpeg` (which applies
-/// the rotation metadata), then shrunk and encoded like a photo.
-pub(super) fn poster_frame(path: &Path, spec: &ThumbnailSpec) -> Result<Thumbnail, ThumbnailError> {
+/// the rotation metadata), bounded to `edge`; its derivatives are then made like a photo's.
+pub(super) fn poster_frame(path: &Path, edge: u32) -> Result<DynamicImage, ThumbnailError> {
     let dir = tempfile::tempdir()?;
     let frame = dir.path().join("frame.png");
     for seek in ["1", "0"] {
@@ -111,8 +118,7 @@ pub(super) fn poster_frame(path: &Path, spec: &ThumbnailSpec) -> Result<Thumbnai
             )));
         }
         if std::fs::metadata(&frame).is_ok_and(|m| m.len() > 0) {
-            let image = decode_raster(&frame, ImageFormat::Png, spec)?;
-            return encode_jpeg(&image, spec);
+            return raster::decode(&frame, ImageFormat::Png, edge);
         }
     }
     Err(ThumbnailError::Corrupt("the video has no frame".into()))

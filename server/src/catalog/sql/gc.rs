@@ -2,7 +2,8 @@
 //! releasing unreferenced blobs in a transaction serialised with the user's uploads.
 //!
 //! Referenced (never collected): every resource's `stored_key` (live photos and tombstones alike), every
-//! enrichment result's `key` (thumbnails and other derivatives) and, once the history table exists, every
+//! enrichment result's `key` (thumbnails and other derivatives) and `preview.key` (a thumbnail job's
+//! preview) and, once the history table exists, every
 //! retained version's `stored_key`. A blob row is not a reference: it is the dedup index, and a blob row
 //! whose key nothing else names goes with its object.
 //!
@@ -31,8 +32,10 @@ fn references() -> String {
     format!(
         "SELECT r.stored_key AS k FROM icloud.resources r WHERE r.user_id = $1 AND r.stored_key IS NOT NULL \
          UNION SELECT {} AS k FROM icloud.enrichments e WHERE e.user_id = $1 \
+         UNION SELECT {} AS k FROM icloud.enrichments e WHERE e.user_id = $1 \
          {HISTORY_REFERENCES}",
-        Adapter::RESULT_KEY
+        Adapter::RESULT_KEY,
+        Adapter::RESULT_PREVIEW_KEY
     )
 }
 

@@ -17,7 +17,8 @@ use crate::catalog::{
     ResourceState, ResourceType, Result, StoredRef, TimelineQuery, UserId,
 };
 
-/// The columns of a list item, over `p` (photos), `r` (the stored original) and `e` (the thumbnail).
+/// The columns of a list item, over `p` (photos), `r` (the stored original) and `e` (the thumbnail job's
+/// result, which names the preview too).
 pub(super) const LIST_COLUMNS: &str = "p.id, p.local_identifier, p.taken_at, p.taken_at_offset_s, p.kind, p.favorite, \
     p.width, p.height, r.stored_sha256, r.stored_key, e.result AS thumbnail";
 
@@ -357,13 +358,20 @@ pub(super) fn listed(row: &<super::Db as sqlx::Database>::Row) -> Result<ListedP
         width: u32::try_from(width).unwrap_or(0),
         height: u32::try_from(height).unwrap_or(0),
         original: sha256.zip(key).map(|(sha256, key)| StoredRef { sha256, key }),
-        thumbnail_key: thumbnail.as_deref().and_then(thumbnail_key),
+        thumbnail_key: thumbnail.as_deref().and_then(|t| result_key(t, &["key"])),
+        preview_key: thumbnail
+            .as_deref()
+            .and_then(|t| result_key(t, &["preview", "key"])),
         position: 0,
     })
 }
 
-/// The `key` of a thumbnail result document (see `api::ThumbnailResult`).
-fn thumbnail_key(result: &str) -> Option<String> {
+/// A key of a thumbnail result document (see `api::ThumbnailResult`): the thumbnail's at `["key"]`, the
+/// preview's at `["preview", "key"]`.
+fn result_key(result: &str, path: &[&str]) -> Option<String> {
     let value: serde_json::Value = serde_json::from_str(result).ok()?;
-    value.get("key")?.as_str().map(str::to_owned)
+    path.iter()
+        .try_fold(&value, |v, field| v.get(field))?
+        .as_str()
+        .map(str::to_owned)
 }

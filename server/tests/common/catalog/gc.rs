@@ -53,7 +53,7 @@ pub async fn gc_references_cover_resources_tombstones_and_derivatives(s: &Subjec
         ..declared("GONE", 2)
     };
     c.sync_photos(&user, &library, vec![gone]).await.unwrap();
-    // A thumbnail named by an enrichment result.
+    // A thumbnail and its preview named by an enrichment result.
     let jobs = c
         .lease_jobs(
             &user,
@@ -69,7 +69,8 @@ pub async fn gc_references_cover_resources_tombstones_and_derivatives(s: &Subjec
     c.complete_job(
         &user,
         &jobs[0].id,
-        &serde_json::json!({"key": "users/a/thumb/LIVE.jpg", "width": 512}),
+        &serde_json::json!({"key": "users/a/thumb/LIVE.jpg", "width": 512,
+            "preview": {"key": "users/a/preview/LIVE.jpg", "width": 2048}}),
     )
     .await
     .unwrap();
@@ -83,7 +84,12 @@ pub async fn gc_references_cover_resources_tombstones_and_derivatives(s: &Subjec
         .await
         .unwrap();
 
-    let referenced = set(&["users/a/LIVE.heic", "users/a/GONE.heic", "users/a/thumb/LIVE.jpg"]);
+    let referenced = set(&[
+        "users/a/LIVE.heic",
+        "users/a/GONE.heic",
+        "users/a/thumb/LIVE.jpg",
+        "users/a/preview/LIVE.jpg",
+    ]);
     assert_eq!(c.gc_referenced_keys(&user).await.unwrap(), referenced);
     assert_eq!(
         c.gc_referenced_keys(&other).await.unwrap(),
@@ -93,6 +99,7 @@ pub async fn gc_references_cover_resources_tombstones_and_derivatives(s: &Subjec
         "users/a/LIVE.heic",
         "users/a/GONE.heic",
         "users/a/thumb/LIVE.jpg",
+        "users/a/preview/LIVE.jpg",
         "users/a/orphan.heic",
         "users/a/never-recorded.heic",
     ]);
