@@ -6,9 +6,14 @@
 //! kernel has no `sch_netem` (or no namespaces), a userspace TCP proxy on loopback does the same job: each
 //! chunk it forwards is paced through a shared per-direction budget of the link's rate, then delivered after
 //! the one-way delay. [`Link::kind`] says which one is in use; the benchmarks print it.
+//!
+//! Either way every connection crosses a relay of ours, which counts what crosses ([`Traffic`]): the GET
+//! requests going up (and the bytes their `Range` headers ask for) and the bytes coming down, so a benchmark can
+//! say how many requests, and how many bytes, one operation cost each client.
 
 use std::net::SocketAddr;
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -43,7 +48,77 @@ pub struct Link {
     /// Why netem was not used, when it was not.
     pub fallback_reason: Option<String>,
     netns: bool,
+    traffic: Arc<Traffic>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// What crossed a link since it started: counted by the relay, whichever emulation shapes it.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    gets: AtomicU64,
+    range_bytes: AtomicU64,
+    bytes_down: AtomicU64,
+}
+
+/// A reading of [`Traffic`]; the difference of two readings is what one operation cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrafficCount {
+    /// HTTP `GET` requests sent up the link.
+    pub gets: u64,
+    /// Bytes those GETs' `Range` headers asked for (a GET without one counts 0: its size is not known).
+    pub range_bytes: u64,
+    /// Bytes that came down the link (bodies and heads).
+    pub bytes_down: u64,
+}
+
+impl std::ops::Sub for TrafficCount {
+    type Output = TrafficCount;
+    fn sub(self, earlier: TrafficCount) -> TrafficCount {
+        TrafficCount {
+            gets: self.gets - earlier.gets,
+            range_bytes: self.range_bytes - earlier.range_bytes,
+            bytes_down: self.bytes_down - earlier.bytes_down,
+        }
+    }
+}
+
+impl Traffic {
+    fn count(&self) -> TrafficCount {
+        TrafficCount {
+            gets: self.gets.load(Ordering::Relaxed),
+            range_bytes: self.range_bytes.load(Ordering::Relaxed),
+            bytes_down: self.bytes_down.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Counts a chunk read from a client: a request head starts a chunk (clients here send one request at a
+    /// time on a connection and no GET has a body), so a chunk starting with `GET ` is one GET, and its
+    /// `Range: bytes=A-B` header asks for B − A + 1 bytes.
+    fn up(&self, chunk: &[u8]) {
+        if !chunk.starts_with(b"GET ") {
+            return;
+        }
+        self.gets.fetch_add(1, Ordering::Relaxed);
+        if let Some(len) = range_len(chunk) {
+            self.range_bytes.fetch_add(len, Ordering::Relaxed);
+        }
+    }
+
+    fn down(&self, n: usize) {
+        self.bytes_down.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+/// The length a request head's `Range: bytes=A-B` header asks for (`None` without one, or open-ended).
+fn range_len(head: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(head).ok()?;
+    let end = text.find("\r\n\r\n").unwrap_or(text.len());
+    let line = text[..end]
+        .split("\r\n")
+        .find(|l| l.get(..6).is_some_and(|name| name.eq_ignore_ascii_case("range:")))?;
+    let (from, to) = line[6..].trim().strip_prefix("bytes=")?.split_once('-')?;
+    let (from, to): (u64, u64) = (from.trim().parse().ok()?, to.trim().parse().ok()?);
+    to.checked_sub(from).map(|d| d + 1)
 }
 
 impl Link {
@@ -67,17 +142,19 @@ impl Link {
         } else {
             make_netem(one_way, bits_per_s)
         };
+        let traffic = Arc::new(Traffic::default());
         match netem {
             Ok(()) => {
                 // The host end of the pair relays to the store on loopback with no shaping of its own.
                 let listener = runtime.block_on(TcpListener::bind((HOST_IP, 0)))?;
                 let port = listener.local_addr()?.port();
-                let task = runtime.spawn(serve(listener, upstream_addr, None));
+                let task = runtime.spawn(serve(listener, upstream_addr, None, traffic.clone()));
                 Ok(Link {
                     kind: Kind::Netem,
                     endpoint: format!("http://{HOST_IP}:{port}"),
                     fallback_reason: None,
                     netns: true,
+                    traffic,
                     task,
                 })
             }
@@ -90,12 +167,13 @@ impl Link {
                     up: Arc::new(Pacer::new(bits_per_s)),
                     down: Arc::new(Pacer::new(bits_per_s)),
                 };
-                let task = runtime.spawn(serve(listener, upstream_addr, Some(shaping)));
+                let task = runtime.spawn(serve(listener, upstream_addr, Some(shaping), traffic.clone()));
                 Ok(Link {
                     kind: Kind::Proxy,
                     endpoint: format!("http://127.0.0.1:{port}"),
                     fallback_reason: Some(format!("{why:#}")),
                     netns: false,
+                    traffic,
                     task,
                 })
             }
@@ -112,6 +190,11 @@ impl Link {
         } else {
             Command::new(program)
         }
+    }
+
+    /// What has crossed the link so far.
+    pub fn traffic(&self) -> TrafficCount {
+        self.traffic.count()
     }
 
     /// One line saying which emulation is in use.
@@ -249,12 +332,13 @@ impl Pacer {
 }
 
 /// Accepts connections and relays each one to `upstream`, shaped when `shaping` is given.
-async fn serve(listener: TcpListener, upstream: SocketAddr, shaping: Option<Shaping>) {
+async fn serve(listener: TcpListener, upstream: SocketAddr, shaping: Option<Shaping>, traffic: Arc<Traffic>) {
     loop {
         let Ok((client, _)) = listener.accept().await else {
             continue;
         };
         let shaping = shaping.clone();
+        let traffic = traffic.clone();
         tokio::spawn(async move {
             let Ok(server) = TcpStream::connect(upstream).await else {
                 return;
@@ -268,23 +352,52 @@ async fn serve(listener: TcpListener, upstream: SocketAddr, shaping: Option<Shap
                 None => (None, None),
             };
             tokio::join!(
-                relay(client_read, server_write, up),
-                relay(server_read, client_write, down)
+                relay(client_read, server_write, up, Direction::Up(&traffic)),
+                relay(server_read, client_write, down, Direction::Down(&traffic))
             );
         });
     }
 }
 
-/// Copies one direction until EOF: each chunk read is paced through the link and written once its last
-/// byte has crossed it plus the one-way delay. A bounded queue between reader and writer stands for the
-/// link's buffer, so a sender ahead of the rate is held back by TCP as on a real link.
+/// Which way a relay copies, with the counter it reports to.
+#[derive(Clone, Copy)]
+enum Direction<'a> {
+    /// Client to store.
+    Up(&'a Traffic),
+    /// Store to client.
+    Down(&'a Traffic),
+}
+
+impl Direction<'_> {
+    fn count(self, chunk: &[u8]) {
+        match self {
+            Direction::Up(traffic) => traffic.up(chunk),
+            Direction::Down(traffic) => traffic.down(chunk.len()),
+        }
+    }
+}
+
+/// Copies one direction until EOF, counting what crosses: unshaped, or each chunk read paced through the link
+/// and written once its last byte has crossed it plus the one-way delay. A bounded queue between reader and
+/// writer stands for the link's buffer, so a sender ahead of the rate is held back by TCP as on a real link.
 async fn relay(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     shaping: Option<(Arc<Pacer>, Duration)>,
+    direction: Direction<'_>,
 ) {
     let Some((pacer, one_way)) = shaping else {
-        let _ = tokio::io::copy(&mut from, &mut to).await;
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            let n = match from.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            direction.count(&buffer[..n]);
+            if to.write_all(&buffer[..n]).await.is_err() {
+                return;
+            }
+        }
         let _ = to.shutdown().await;
         return;
     };
@@ -296,6 +409,7 @@ async fn relay(
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
+            direction.count(&buffer[..n]);
             let deliver_at = pacer.reserve(n) + one_way;
             if tx.send((deliver_at, buffer[..n].to_vec())).await.is_err() {
                 break;
@@ -376,5 +490,37 @@ mod tests {
             );
             assert!(took < Duration::from_secs(3), "4 MB at 80 Mbit/s took {took:?}");
         });
+        // Everything echoed came down the link; nothing sent was a GET.
+        let traffic = link.traffic();
+        assert_eq!(traffic.bytes_down, 4_000_004);
+        assert_eq!(traffic.gets, 0);
+    }
+
+    /// GETs are counted with the bytes their range asks for; other requests and body chunks are not.
+    #[test]
+    fn gets_are_counted_with_their_range() {
+        let traffic = Traffic::default();
+        traffic.up(b"GET /bucket/video/clip.mp4 HTTP/1.1\r\nhost: x\r\nRange: bytes=100-4194403\r\n\r\n");
+        traffic.up(b"GET /bucket/video/clip.mp4 HTTP/1.1\r\nrange: bytes=0-\r\n\r\n");
+        traffic.up(b"HEAD /bucket/video/clip.mp4 HTTP/1.1\r\nrange: bytes=0-9\r\n\r\n");
+        traffic.up(b"PUT /bucket/x HTTP/1.1\r\n\r\nGET inside a body");
+        traffic.down(10);
+        let count = traffic.count();
+        assert_eq!(count.gets, 2);
+        assert_eq!(count.range_bytes, 4_194_304);
+        assert_eq!(count.bytes_down, 10);
+        let later = TrafficCount {
+            gets: 5,
+            range_bytes: 4_194_404,
+            bytes_down: 30,
+        };
+        assert_eq!(
+            later - count,
+            TrafficCount {
+                gets: 3,
+                range_bytes: 100,
+                bytes_down: 20
+            }
+        );
     }
 }

@@ -5,7 +5,8 @@
 //!   permit is owned by the allocation ([`Bytes::from_owner`]), so a slice handed to a FUSE reply keeps it
 //!   counted until the reply is sent, and nothing in memory escapes the count.
 //! - A block is loaded once however many readers want it: a load (from the disk cache, or a ranged GET) is a
-//!   task of its own, registered so that concurrent readers share it.
+//!   task of its own, registered so that concurrent readers share it. A read is answered as soon as the bytes
+//!   it needs have come in, while the rest of the block is still arriving (`progress`).
 //! - A block fetched from the store is served from memory at once and written to the disk cache behind the
 //!   readers' backs (no reader waits for the write or the checksum). It stays in memory while it is ahead of a
 //!   sequential reader; memory is given back LRU-first whenever a demand load needs budget, and a block a
@@ -13,14 +14,18 @@
 //! - A demand load waits for budget (evicting blocks already on disk first) up to the request timeout; a
 //!   prefetch only takes budget that is free or held by blocks already read, and is skipped otherwise, so
 //!   prefetching can never starve reads or grow memory past the budget, however many files are open.
-//! - A handle reading sequentially doubles its prefetch window (up to [`MAX_WINDOW_BLOCKS`]); a seek resets
-//!   it. Reads that arrive slightly out of order (the kernel sends read-ahead requests in parallel) still count
-//!   as sequential.
+//! - A handle reading sequentially prefetches as far ahead as its run has read so far, in whole blocks rounded
+//!   up to a power of two (up to [`MAX_WINDOW_BLOCKS`]); a seek resets it. A run shorter than a block
+//!   prefetches nothing: a player reads a clip's header (a MiB or so, in many requests) before it seeks, and
+//!   growing the window per request made that header read prefetch 64 MiB, which then held the link while the
+//!   seek waited. Reads that arrive slightly out of order (the kernel sends read-ahead requests in parallel)
+//!   still count as sequential.
 //! - A fetched block whose ETag is not the one the handle opened is an error ([`Error::Stale`]) and is not
 //!   cached under the old version: a block of one version is never served as another.
 
 mod load;
 mod memory;
+mod progress;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -51,25 +56,32 @@ pub(crate) struct FileVersion {
     pub(crate) size: u64,
 }
 
-/// Per-handle read state: where the current sequential run has reached and its prefetch window.
+/// Per-handle read state: where the current sequential run started and has reached, and its prefetch window.
 #[derive(Debug, Default)]
 pub(crate) struct ReadState {
+    run_start: u64,
     next_offset: u64,
     window: u64,
 }
 
 impl ReadState {
-    /// Records a read of `offset..end` and returns the prefetch window (blocks). A read within `tolerance`
-    /// bytes of where the run has reached continues it and doubles the window; any other read is a seek and
-    /// resets it.
-    fn advance(&mut self, offset: u64, end: u64, tolerance: u64) -> u64 {
+    /// Records a read of `offset..end` and returns the prefetch window (blocks of `block_size`). A read within
+    /// two blocks of where the run has reached continues it; the window is then the run's length in whole
+    /// blocks, rounded up to a power of two (0 below one block). Any other read is a seek and resets it.
+    fn advance(&mut self, offset: u64, end: u64, block_size: u64) -> u64 {
+        let tolerance = 2 * block_size;
         let sequential = offset <= self.next_offset.saturating_add(tolerance)
             && offset.saturating_add(tolerance) >= self.next_offset;
         if sequential {
-            self.window = (self.window * 2).clamp(1, MAX_WINDOW_BLOCKS);
             self.next_offset = self.next_offset.max(end);
+            let run_blocks = (self.next_offset - self.run_start) / block_size.max(1);
+            self.window = match run_blocks {
+                0 => 0,
+                n => n.next_power_of_two().min(MAX_WINDOW_BLOCKS),
+            };
         } else {
             self.window = 0;
+            self.run_start = offset;
             self.next_offset = end;
         }
         self.window
@@ -127,7 +139,7 @@ impl Reader {
     /// Records a read of `size` bytes at `offset` in a handle's state; returns its prefetch window.
     pub(crate) fn advance(&self, state: &mut ReadState, offset: u64, size: u32) -> u64 {
         let end = offset.saturating_add(u64::from(size));
-        state.advance(offset, end, 2 * self.block_size)
+        state.advance(offset, end, self.block_size)
     }
 
     /// Reads `size` bytes at `offset` of `file` (fewer at the end of the file), prefetching `window` blocks
@@ -158,11 +170,21 @@ impl Reader {
         }
         let mut parts = Vec::with_capacity(found.len());
         for (index, found) in found {
+            let block_start = index * self.block_size;
             let block = match found {
                 Found::Ready(bytes) => bytes,
-                Found::Loading(load) => load.await.map_err(Error::Shared)?,
+                Found::Loading(loading) => {
+                    // The bytes this read needs, as soon as they are in (the block may still be arriving).
+                    let from = usize::try_from(offset.max(block_start) - block_start).unwrap_or(usize::MAX);
+                    let to =
+                        usize::try_from(end.min(block_start + self.block_size) - block_start).unwrap_or(0);
+                    if let Some(bytes) = loading.progress.wait(from, to).await {
+                        parts.push(bytes);
+                        continue;
+                    }
+                    loading.load.await.map_err(Error::Shared)?
+                }
             };
-            let block_start = index * self.block_size;
             let from = usize::try_from(offset.max(block_start) - block_start).unwrap_or(usize::MAX);
             let to = usize::try_from(end.min(block_start + block.len() as u64) - block_start).unwrap_or(0);
             if from >= to || to > block.len() {
@@ -336,19 +358,26 @@ mod tests {
     #[test]
     fn sequential_runs_grow_the_window_and_seeks_reset_it() {
         let mut state = ReadState::default();
-        let tolerance = 8 * MIB;
-        assert_eq!(state.advance(0, MIB, tolerance), 1);
-        assert_eq!(state.advance(MIB, 2 * MIB, tolerance), 2);
+        let block = 4 * MIB;
+        // A header read in many small requests (a player's, before it seeks) prefetches nothing.
+        for i in 0..12 {
+            assert_eq!(state.advance(i * 128 << 10, (i + 1) * 128 << 10, block), 0);
+        }
+        assert_eq!(state.advance(0, MIB, block), 0);
+        assert_eq!(state.advance(MIB, 4 * MIB, block), 1);
         // Out of order by a request or two (parallel read-ahead): still the same run.
-        assert_eq!(state.advance(3 * MIB, 4 * MIB, tolerance), 4);
-        assert_eq!(state.advance(2 * MIB, 3 * MIB, tolerance), 8);
-        for i in 4..20 {
-            state.advance(i * MIB, (i + 1) * MIB, tolerance);
+        assert_eq!(state.advance(9 * MIB, 10 * MIB, block), 2);
+        assert_eq!(state.advance(5 * MIB, 6 * MIB, block), 2);
+        assert_eq!(state.advance(10 * MIB, 13 * MIB, block), 4);
+        // Ahead as far as it has read, up to the largest window.
+        for i in 13..100 {
+            state.advance(i * MIB, (i + 1) * MIB, block);
         }
         assert_eq!(state.window, MAX_WINDOW_BLOCKS);
-        // A seek far away resets it; reading on from there starts a new run.
-        assert_eq!(state.advance(500 * MIB, 501 * MIB, tolerance), 0);
-        assert_eq!(state.advance(501 * MIB, 502 * MIB, tolerance), 1);
-        assert_eq!(state.advance(100 * MIB, 101 * MIB, tolerance), 0);
+        // A seek far away resets it; reading on from there starts a new run, which grows from nothing.
+        assert_eq!(state.advance(500 * MIB, 501 * MIB, block), 0);
+        assert_eq!(state.advance(501 * MIB, 502 * MIB, block), 0);
+        assert_eq!(state.advance(502 * MIB, 509 * MIB, block), 2);
+        assert_eq!(state.advance(100 * MIB, 101 * MIB, block), 0);
     }
 }

@@ -11,7 +11,8 @@ use futures::future::FutureExt as _;
 use storage::{GetObject, StorageKey};
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
-use super::memory::{Accounted, Memory, SharedLoad};
+use super::memory::{Accounted, Loading, Memory};
+use super::progress::Progress;
 use super::{FileVersion, Reader};
 use crate::cache::BlockId;
 use crate::error::{Error, Result};
@@ -23,6 +24,8 @@ pub(super) struct Pending {
     len: usize,
     permit: OwnedSemaphorePermit,
     sender: oneshot::Sender<Result<Bytes, Arc<Error>>>,
+    /// How far its GET has come, for readers that need only part of it.
+    progress: Arc<Progress>,
     /// A reader asked for it (not a prefetch).
     read: bool,
 }
@@ -37,7 +40,7 @@ impl Reader {
         id: BlockId,
         permit: OwnedSemaphorePermit,
         read: bool,
-    ) -> (Pending, SharedLoad) {
+    ) -> (Pending, Loading) {
         let (sender, receiver) = oneshot::channel();
         let shared = async move {
             match receiver.await {
@@ -47,16 +50,22 @@ impl Reader {
         }
         .boxed()
         .shared();
-        memory.loading(id.clone(), shared.clone());
+        let progress = Arc::new(Progress::new());
+        let loading = Loading {
+            load: shared,
+            progress: Arc::clone(&progress),
+        };
+        memory.loading(id.clone(), loading.clone());
         let len = self.block_len(file, id.index);
         let pending = Pending {
             id,
             len,
             permit,
             sender,
+            progress,
             read,
         };
-        (pending, shared)
+        (pending, loading)
     }
 
     /// Loads one block: from the disk cache when it holds it, else from the store.
@@ -106,17 +115,23 @@ impl Reader {
         };
         let mut run = run.into_iter();
         while let Some(pending) = run.next() {
-            let mut buffer = self.pool.take(pending.len);
-            match tokio::time::timeout(self.timeout, body.fill(buffer.as_mut_slice(), &file.key)).await {
-                Ok(Ok(())) => self.complete(pending, Bytes::from_owner(buffer), false),
-                failed => {
-                    let error = match failed {
-                        Ok(Err(e)) => e,
-                        _ => self.timeout_error(),
-                    };
-                    return self.fail_all(std::iter::once(pending).chain(run).collect(), error);
+            // Filled where readers can see it: a read of this block is answered once its own bytes are in.
+            pending.progress.lend(self.pool.take(pending.len));
+            let filled =
+                tokio::time::timeout(self.timeout, body.fill(&pending.progress, pending.len, &file.key))
+                    .await;
+            let error = match (filled, pending.progress.take()) {
+                (Ok(Ok(())), Some(buffer)) => {
+                    self.complete(pending, Bytes::from_owner(buffer), false);
+                    continue;
                 }
-            }
+                (Ok(Ok(())), None) => Error::Panicked {
+                    what: "a block's buffer",
+                },
+                (Ok(Err(e)), _) => e,
+                (Err(_), _) => self.timeout_error(),
+            };
+            return self.fail_all(std::iter::once(pending).chain(run).collect(), error);
         }
     }
 
@@ -134,6 +149,7 @@ impl Reader {
             id,
             permit,
             sender,
+            progress,
             read,
             ..
         } = pending;
@@ -143,6 +159,7 @@ impl Reader {
         });
         self.memory().loaded(&id, bytes.clone(), on_disk, read);
         let _ = sender.send(Ok(bytes.clone()));
+        progress.end();
         if on_disk {
             return;
         }
@@ -165,6 +182,7 @@ impl Reader {
         for pending in run {
             memory.remove(&pending.id);
             let _ = pending.sender.send(Err(Arc::clone(&error)));
+            pending.progress.end();
         }
     }
 }
@@ -183,10 +201,11 @@ impl Body {
         }
     }
 
-    /// Fills `target` with the next bytes; a body that ends first means the object changed under us.
-    async fn fill(&mut self, target: &mut [u8], key: &StorageKey) -> Result<()> {
+    /// Fills the `len` bytes of the block `progress` is lent with the next bytes, chunk by chunk as they
+    /// come; a body that ends first means the object changed under us.
+    async fn fill(&mut self, progress: &Progress, len: usize, key: &StorageKey) -> Result<()> {
         let mut filled = 0;
-        while filled < target.len() {
+        while filled < len {
             if self.leftover.is_empty() {
                 match self.stream.next().await {
                     Some(chunk) => self.leftover = chunk?,
@@ -195,8 +214,8 @@ impl Body {
                     }
                 }
             }
-            let n = self.leftover.len().min(target.len() - filled);
-            target[filled..filled + n].copy_from_slice(&self.leftover.split_to(n));
+            let n = self.leftover.len().min(len - filled);
+            progress.append(filled, &self.leftover.split_to(n));
             filled += n;
         }
         Ok(())

@@ -14,13 +14,23 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::cache::BlockId;
 use crate::error::Error;
 
+use super::progress::Progress;
+
 /// A load of one block, awaited by every reader that wants it.
 pub(super) type SharedLoad = Shared<BoxFuture<'static, Result<Bytes, Arc<Error>>>>;
+
+/// A load under way: its result, shared by every reader that waits for the whole block, and its progress,
+/// from which a reader that needs only some of the block's bytes is answered as soon as they are in.
+#[derive(Debug, Clone)]
+pub(super) struct Loading {
+    pub(super) load: SharedLoad,
+    pub(super) progress: Arc<Progress>,
+}
 
 /// A block in memory, or on its way there.
 #[derive(Debug)]
 pub(super) enum Slot {
-    Loading(SharedLoad),
+    Loading(Loading),
     Ready(Resident),
 }
 
@@ -37,7 +47,7 @@ pub(super) struct Resident {
 #[derive(Debug)]
 pub(super) enum Found {
     Ready(Bytes),
-    Loading(SharedLoad),
+    Loading(Loading),
 }
 
 #[derive(Debug, Default)]
@@ -63,7 +73,7 @@ impl Memory {
     }
 
     /// Registers a load under way.
-    pub(super) fn loading(&mut self, id: BlockId, load: SharedLoad) {
+    pub(super) fn loading(&mut self, id: BlockId, load: Loading) {
         self.slots.insert(id, Slot::Loading(load));
     }
 

@@ -7,8 +7,12 @@
 //!   process of its own timed from outside; per run and side on a fresh cache: ours cold, ours pinned
 //!   (`iphoto-mount pin`, waited for until `status` says `pinned`), rclone cold, and the local file. The
 //!   clip is made here with ffmpeg: H.264, 2 s GOP, 40 Mbit/s, 1080p, 60 s (`--small`: 320×180, 6 s).
-//! - **Render**: one file written sequentially through the mount (4 GiB; `--small` 64 MiB), timed from
-//!   `close` until a HEAD of the object shows its full size; ours against rclone with `--vfs-write-back 0s`.
+//!   Every seek's traffic over the link is counted (GETs, bytes their ranges asked for, bytes down), so the
+//!   report says what a seek cost each mount, beside its time; the first seek of each run (nothing cached at
+//!   all) is reported on its own.
+//! - **Render**: one file written sequentially through the mount (4 GiB; `--small` 64 MiB) at an encoder's
+//!   pace (`--writer-rate`, 145 Mbit/s by default; 0: as fast as the mount takes it), timed from `close`
+//!   until a HEAD of the object shows its full size; ours against rclone with `--vfs-write-back 0s`.
 //!
 //! Goals (issue 15): cold p50 ≤ 2× local and ≤ 0.5× rclone's; pinned = local within noise (taken as ≤ 1.15×);
 //! render close-to-store ≤ 0.2× rclone's.
@@ -21,11 +25,15 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
-use bench::link::Link;
+use bench::link::{Link, TrafficCount};
 use bench::mounts::{Side, Target, stop, timed};
-use bench::{Row, Sample, report, time_command};
+use bench::{Sample, time_command};
 use clap::Parser;
 use object_store::ObjectStoreExt as _;
+
+mod report;
+
+use report::percentile;
 
 #[derive(Parser)]
 struct Cli {
@@ -47,13 +55,28 @@ struct Cli {
     /// The `iphoto-mount` binary (default: next to this one).
     #[arg(long)]
     mount_bin: Option<PathBuf>,
+    /// The render's writer pace, bits/s, the same on both sides: a render is written at its encoder's pace.
+    /// The default, 145 Mbit/s, is Apple ProRes 422 Proxy at 3840×2160 and 29.97 fps (Apple's ProRes white
+    /// paper), below the link's 200 Mbit/s; 0 writes as fast as the mount takes it.
+    #[arg(long, default_value_t = 145_000_000)]
+    writer_rate: u64,
+    /// Run only this part (both by default).
+    #[arg(long, value_enum)]
+    only: Option<Part>,
+}
+
+/// The two parts of the benchmark.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Part {
+    Scrub,
+    Render,
 }
 
 const ONE_WAY: Duration = Duration::from_millis(10);
 const RATE_BITS: u64 = 200_000_000;
 const CLIP: &str = "clip.mp4";
 
-struct Bench {
+pub(crate) struct Bench {
     server: harness::S3Server,
     raw: object_store::aws::AmazonS3,
     runtime: tokio::runtime::Runtime,
@@ -63,16 +86,23 @@ struct Bench {
     clip: PathBuf,
     points: Vec<f64>,
     render_size: u64,
+    writer_rate: u64,
 }
 
 #[derive(Default)]
-struct Seeks {
+pub(crate) struct Seeks {
     local: Vec<Sample>,
     cold: Vec<Sample>,
     pinned: Vec<Sample>,
     rclone: Vec<Sample>,
     /// Per run, the p50 of each side, in the order above (a pooled median hides a bimodal machine).
     per_run_p50: Vec<[f64; 4]>,
+    /// Per run, the first seek of each side (nothing cached yet), in the order above.
+    first_seek: Vec<[Duration; 4]>,
+    /// What each seek moved over the link: ours cold, ours pinned, rclone.
+    traffic_cold: Vec<TrafficCount>,
+    traffic_pinned: Vec<TrafficCount>,
+    traffic_rclone: Vec<TrafficCount>,
     pin_wait: Vec<Duration>,
     render_ours: Vec<Sample>,
     render_rclone: Vec<Sample>,
@@ -116,6 +146,7 @@ fn main() -> Result<()> {
         clip,
         points: seek_points(cli.seeks, duration),
         render_size,
+        writer_rate: cli.writer_rate,
     };
     bench
         .runtime
@@ -123,16 +154,12 @@ fn main() -> Result<()> {
 
     let mut s = Seeks::default();
     for run in 0..runs {
-        let local = bench.scrub_local()?;
-        let cold = bench.scrub_mount(Side::Ours, run, false, &mut s)?;
-        let pinned = bench.scrub_mount(Side::Ours, run, true, &mut s)?;
-        let rclone = bench.scrub_mount(Side::Rclone, run, false, &mut s)?;
-        s.per_run_p50
-            .push([&local, &cold, &pinned, &rclone].map(|v| percentile(v, 0.5).as_secs_f64()));
-        s.local.extend(local);
-        s.cold.extend(cold);
-        s.pinned.extend(pinned);
-        s.rclone.extend(rclone);
+        if cli.only != Some(Part::Render) {
+            bench.scrub(run, &mut s)?;
+        }
+        if cli.only == Some(Part::Scrub) {
+            continue;
+        }
         let (close_to_store, write) = bench.render(Side::Ours, run)?;
         s.render_ours.push(close_to_store);
         s.render_write_ours.push(write);
@@ -140,7 +167,7 @@ fn main() -> Result<()> {
         s.render_rclone.push(close_to_store);
         s.render_write_rclone.push(write);
     }
-    bench.print(&s);
+    bench.print(&s, cli.only);
     Ok(())
 }
 
@@ -197,17 +224,6 @@ fn key(name: &str) -> object_store::path::Path {
     object_store::path::Path::from(format!("video/{name}"))
 }
 
-/// The value at quantile `q` (nearest rank) of the samples' times.
-fn percentile(samples: &[Sample], q: f64) -> Duration {
-    let mut sorted: Vec<Duration> = samples.iter().map(|s| s.elapsed).collect();
-    sorted.sort();
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
 impl Bench {
     fn target(&self) -> Target<'_> {
         Target {
@@ -231,11 +247,31 @@ impl Bench {
         Ok((base, mountpoint, cache))
     }
 
-    fn seeks(&self, clip: &Path) -> Result<Vec<Sample>> {
+    /// One run of the scrub: the local file, ours cold, ours pinned, rclone cold.
+    fn scrub(&self, run: usize, s: &mut Seeks) -> Result<()> {
+        let local = self.seeks(&self.clip, &mut Vec::new())?;
+        let cold = self.scrub_mount(Side::Ours, run, false, s)?;
+        let pinned = self.scrub_mount(Side::Ours, run, true, s)?;
+        let rclone = self.scrub_mount(Side::Rclone, run, false, s)?;
+        let sides = [&local, &cold, &pinned, &rclone];
+        s.per_run_p50
+            .push(sides.map(|v| percentile(v, 0.5).as_secs_f64()));
+        s.first_seek
+            .push(sides.map(|v| v.first().map_or(Duration::ZERO, |f| f.elapsed)));
+        s.local.extend(local);
+        s.cold.extend(cold);
+        s.pinned.extend(pinned);
+        s.rclone.extend(rclone);
+        Ok(())
+    }
+
+    /// The seeks on `clip`, each timed, and what each moved over the link.
+    fn seeks(&self, clip: &Path, traffic: &mut Vec<TrafficCount>) -> Result<Vec<Sample>> {
         self.points
             .iter()
             .map(|t| {
-                time_command(
+                let before = self.link.traffic();
+                let sample = time_command(
                     Command::new("ffmpeg")
                         .args([
                             "-hide_banner",
@@ -247,13 +283,11 @@ impl Bench {
                         ])
                         .arg(clip)
                         .args(["-frames:v", "1", "-f", "null", "-"]),
-                )
+                );
+                traffic.push(self.link.traffic() - before);
+                sample
             })
             .collect()
-    }
-
-    fn scrub_local(&self) -> Result<Vec<Sample>> {
-        self.seeks(&self.clip)
     }
 
     /// The seeks through a mount on a fresh cache; `pin`: pinned and fully fetched first.
@@ -261,11 +295,16 @@ impl Bench {
         let (base, mountpoint, cache) = self.dirs(&format!("scrub-{side:?}-{pin}-{run}"))?;
         let mut child = self.target().start(side, &mountpoint, &cache, CLIP)?;
         let clip = mountpoint.join(CLIP);
+        let traffic = match (side, pin) {
+            (Side::Ours, false) => &mut s.traffic_cold,
+            (Side::Ours, true) => &mut s.traffic_pinned,
+            (Side::Rclone, _) => &mut s.traffic_rclone,
+        };
         let result = (|| {
             if pin {
                 s.pin_wait.push(timed(|| self.pin_and_wait(&clip))?.elapsed);
             }
-            self.seeks(&clip)
+            self.seeks(&clip, traffic)
         })();
         stop(&mut child, &mountpoint)?;
         std::fs::remove_dir_all(&base)?;
@@ -295,7 +334,8 @@ impl Bench {
         }
     }
 
-    /// Writes the render sequentially through a mount; returns (close → in the store, open → close).
+    /// Writes the render sequentially through a mount, at the writer's pace; returns (close → in the store,
+    /// open → close).
     fn render(&self, side: Side, run: usize) -> Result<(Sample, Duration)> {
         let (base, mountpoint, cache) = self.dirs(&format!("render-{side:?}-{run}"))?;
         let mut child = self.target().start(side, &mountpoint, &cache, CLIP)?;
@@ -312,6 +352,12 @@ impl Bench {
                 let n = usize::try_from((self.render_size - written).min(block.len() as u64))?;
                 file.write_all(&block[..n])?;
                 written += n as u64;
+                if self.writer_rate > 0 {
+                    // An encoder's pace: the bytes written so far are due no earlier than this.
+                    let due =
+                        started + Duration::from_secs_f64(written as f64 * 8.0 / self.writer_rate as f64);
+                    std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                }
             }
             let write = started.elapsed();
             let closing = Instant::now();
@@ -358,91 +404,5 @@ impl Bench {
                 .send()
                 .await
         });
-    }
-
-    fn print(&self, s: &Seeks) {
-        let ours = "iphoto-mount";
-        let rows = vec![
-            Row::new("scrub p50, cold", ours, "local file", 0, &s.cold, &s.local, 0.5),
-            Row::new(
-                "scrub p50, cold",
-                ours,
-                "rclone mount (vfs full), cold",
-                0,
-                &s.cold,
-                &s.rclone,
-                2.0,
-            ),
-            Row::new(
-                "scrub p50, pinned",
-                ours,
-                "local file",
-                0,
-                &s.pinned,
-                &s.local,
-                1.0 / 1.15,
-            ),
-            Row::new(
-                &format!("render {} MiB, close → in the store", self.render_size >> 20),
-                ours,
-                "rclone mount (vfs full, write-back 0s)",
-                self.render_size,
-                &s.render_ours,
-                &s.render_rclone,
-                5.0,
-            ),
-        ];
-        report(
-            &format!(
-                "video: scrub and render through the mounts, {} seeks a side and run",
-                self.points.len()
-            ),
-            &rows,
-        );
-        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        println!("\n| scrub side | seeks | p50 ms | p90 ms | p50 per run ms |");
-        println!("|---|---|---|---|---|");
-        for (i, (name, v)) in [
-            ("local file", &s.local),
-            ("iphoto-mount cold", &s.cold),
-            ("iphoto-mount pinned", &s.pinned),
-            ("rclone mount cold", &s.rclone),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let per_run: Vec<String> = s
-                .per_run_p50
-                .iter()
-                .map(|r| format!("{:.0}", r[i] * 1000.0))
-                .collect();
-            println!(
-                "| {name} | {} | {:.0} | {:.0} | {} |",
-                v.len(),
-                ms(percentile(v, 0.5)),
-                ms(percentile(v, 0.9)),
-                per_run.join(", ")
-            );
-        }
-        let p50 = |v: &[Sample]| percentile(v, 0.5).as_secs_f64();
-        println!(
-            "scrub cold p50: {:.2}× local (goal ≤ 2), {:.2}× rclone (goal ≤ 0.5); pinned p50 {:.2}× local (goal: within noise, ≤ 1.15)",
-            p50(&s.cold) / p50(&s.local),
-            p50(&s.cold) / p50(&s.rclone),
-            p50(&s.pinned) / p50(&s.local)
-        );
-        let secs = |v: &[Duration]| {
-            v.iter()
-                .map(|d| format!("{:.2}", d.as_secs_f64()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        println!(
-            "pin until pinned, s: {}; render open → close, s: ours {}, rclone {}",
-            secs(&s.pin_wait),
-            secs(&s.render_write_ours),
-            secs(&s.render_write_rclone)
-        );
-        println!("{}", self.link.describe(ONE_WAY, RATE_BITS));
     }
 }

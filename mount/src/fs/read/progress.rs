@@ -1,0 +1,133 @@
+//! How far a block's GET has come. A block is fetched whole (the cache keeps whole blocks), but a reader that
+//! needs only some of its bytes is answered as soon as those are in, not when the block's last byte is: over a
+//! link of 200 Mbit/s a 4 MiB block takes 170 ms to arrive, and a player or editor seeking into the middle of a
+//! clip (`ffmpeg -ss`) reads a few hundred KiB at a time, in order, from where it landed. Its reads then follow
+//! the bytes as they arrive, as a streamed download would serve them, and the block is still cached whole.
+
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use crate::cache::buffer::BlockBuf;
+
+/// `filled` once the load is over (done or failed): waiting readers then take the load's own result.
+const OVER: usize = usize::MAX;
+
+/// A block being filled by its GET, readable up to where it is filled.
+#[derive(Debug)]
+pub(super) struct Progress {
+    /// The block's buffer while its GET fills it; taken back, full, when the block is complete.
+    buffer: Mutex<Option<BlockBuf>>,
+    /// Bytes of the block in the buffer so far ([`OVER`] when the load is over).
+    filled: watch::Sender<usize>,
+}
+
+impl Progress {
+    pub(super) fn new() -> Self {
+        Self {
+            buffer: Mutex::new(None),
+            filled: watch::Sender::new(0),
+        }
+    }
+
+    fn buffer(&self) -> std::sync::MutexGuard<'_, Option<BlockBuf>> {
+        // Every step leaves the buffer whole before it could panic, so a poisoned lock is still usable.
+        self.buffer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Hands the block's (empty) buffer over for its GET to fill.
+    pub(super) fn lend(&self, buffer: BlockBuf) {
+        *self.buffer() = Some(buffer);
+        self.filled.send_replace(0);
+    }
+
+    /// Copies `chunk` in at `at` (the bytes before it are in) and wakes the readers waiting for it.
+    pub(super) fn append(&self, at: usize, chunk: &[u8]) {
+        let end = at + chunk.len();
+        {
+            let mut buffer = self.buffer();
+            let Some(buffer) = buffer.as_mut() else {
+                return;
+            };
+            let Some(target) = buffer.as_mut_slice().get_mut(at..end) else {
+                return;
+            };
+            target.copy_from_slice(chunk);
+        }
+        self.filled.send_replace(end);
+    }
+
+    /// Takes the buffer back once the GET has filled it.
+    pub(super) fn take(&self) -> Option<BlockBuf> {
+        self.buffer().take()
+    }
+
+    /// The load is over: readers waiting from now on use its result.
+    pub(super) fn end(&self) {
+        self.buffer().take();
+        self.filled.send_replace(OVER);
+    }
+
+    /// Bytes `from..to` of the block, as soon as the GET has brought them; `None` when the load ended first
+    /// (its result has them, or says why not).
+    pub(super) async fn wait(&self, from: usize, to: usize) -> Option<Bytes> {
+        let mut filled = self.filled.subscribe();
+        let reached = filled.wait_for(|filled| *filled >= to).await.ok().map(|f| *f)?;
+        if reached == OVER {
+            return None;
+        }
+        let buffer = self.buffer();
+        let bytes = buffer.as_ref()?.as_ref().get(from..to)?;
+        Some(Bytes::copy_from_slice(bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A reader of the first bytes of a block is answered once those are in, while the rest has not come; a
+    /// reader of bytes that never come in before the load ends gets `None` (the load's result answers it).
+    #[tokio::test]
+    async fn a_read_is_answered_as_soon_as_its_bytes_are_in() {
+        let progress = Arc::new(Progress::new());
+        progress.lend(BlockBuf::unpooled(1000));
+        let head = tokio::spawn({
+            let progress = Arc::clone(&progress);
+            async move { progress.wait(10, 20).await }
+        });
+        let tail = tokio::spawn({
+            let progress = Arc::clone(&progress);
+            async move { progress.wait(900, 1000).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!head.is_finished(), "answered before its bytes were in");
+        progress.append(0, &[7u8; 15]);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!head.is_finished(), "answered with 15 of its 20 bytes in");
+        progress.append(15, &(15u8..100).collect::<Vec<u8>>());
+        let head = tokio::time::timeout(Duration::from_secs(5), head)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut expected = vec![7u8; 5];
+        expected.extend(15u8..20);
+        assert_eq!(head.as_deref(), Some(&expected[..]));
+        assert!(!tail.is_finished(), "the tail's bytes are not in");
+        assert!(progress.take().is_some());
+        progress.end();
+        let tail = tokio::time::timeout(Duration::from_secs(5), tail)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(tail, None);
+        // After the end, a new reader does not wait.
+        assert_eq!(progress.wait(0, 10).await, None);
+    }
+}
