@@ -361,7 +361,7 @@ mod tests {
         let block = 4 * MIB;
         // A header read in many small requests (a player's, before it seeks) prefetches nothing.
         for i in 0..12 {
-            assert_eq!(state.advance(i * 128 << 10, (i + 1) * 128 << 10, block), 0);
+            assert_eq!(state.advance((i * 128) << 10, ((i + 1) * 128) << 10, block), 0);
         }
         assert_eq!(state.advance(0, MIB, block), 0);
         assert_eq!(state.advance(MIB, 4 * MIB, block), 1);
