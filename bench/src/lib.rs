@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod catalog;
 pub mod link;
 pub mod mounts;
 pub mod server;

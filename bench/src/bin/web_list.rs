@@ -12,9 +12,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context as _, Result, bail};
+use bench::catalog::{Conn, Shape, load, percentile};
 use bench::server::Server;
 use clap::Parser;
 use serde::Serialize;
@@ -113,12 +114,6 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// A connection to the catalog the server uses, for the bulk load and the bare query.
-enum Conn {
-    Sqlite(sqlx::SqliteConnection),
-    Postgres(sqlx::PgConnection),
-}
-
 async fn run(db: Db, dir: &Path, url: Option<&str>, n: usize, requests: usize) -> Result<Vec<Line>> {
     let mut envs = Vec::new();
     if let Some(url) = url {
@@ -140,7 +135,17 @@ async fn run(db: Db, dir: &Path, url: Option<&str>, n: usize, requests: usize) -
         }
     };
     let loaded = Instant::now();
-    let user = load(&mut conn, n).await?;
+    let user = load(
+        &mut conn,
+        n,
+        Shape {
+            first_ms: 1_300_000_000_000,
+            step_ms: 300_000,
+            offset_s: 7200,
+            words: false,
+        },
+    )
+    .await?;
     eprintln!(
         "{}: loaded {n} photos in {:.1} s",
         db.name(),
@@ -229,100 +234,6 @@ async fn run(db: Db, dir: &Path, url: Option<&str>, n: usize, requests: usize) -
     }
     server.stop()?;
     Ok(lines)
-}
-
-fn percentile(samples: &mut [Duration], q: f64) -> f64 {
-    samples.sort();
-    let index = ((samples.len() as f64 - 1.0) * q).round() as usize;
-    samples.get(index).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-}
-
-/// Bulk-loads `n` photos of the first-start `admin` user: one in ten a video, one in fifty a favourite, 1 %
-/// hidden, 1 % trashed, two photos per timestamp (ties), each with a stored original and a thumbnail.
-async fn load(conn: &mut Conn, n: usize) -> Result<String> {
-    let id_expr = match conn {
-        Conn::Sqlite(_) => "printf('%032x', i)",
-        Conn::Postgres(_) => "lpad(to_hex(i), 32, '0')",
-    };
-    // Loaded in chunks of 100,000 rows a statement: one statement of a million rows grows SQLite's WAL by
-    // gigabytes before the first checkpoint.
-    let series =
-        "WITH RECURSIVE s(i) AS (SELECT CAST($3 AS BIGINT) UNION ALL SELECT i + 1 FROM s WHERE i < $4)";
-    let photos = format!(
-        "{series} INSERT INTO icloud.photos (id, user_id, library_id, local_identifier, kind, live_photo, \
-             width, height, taken_at, taken_at_offset_s, modified_at, favorite, hidden, trashed, \
-             original_filename, uti, edited, keywords, people, metadata_sha256, version, created_at, updated_at) \
-         SELECT {id_expr}, $1, $2, 'U' || i || '/L0/001', CASE WHEN i % 10 = 0 THEN 'video' ELSE 'photo' END, \
-             FALSE, 4032, 3024, 1300000000000 + (i / 2) * 300000, 7200, 0, i % 50 = 0, i % 100 = 1, \
-             i % 100 = 2, 'IMG.HEIC', 'public.heic', FALSE, '[]', '[]', '', 1, 0, 0 FROM s"
-    );
-    let resources = format!(
-        "{series} INSERT INTO icloud.resources (photo_id, resource_type, user_id, declared_size, available, \
-             state, stored_sha256, stored_key, stored_size, uploaded_at, deduplicated) \
-         SELECT {id_expr}, 'original', $1, 2000000, TRUE, 'stored', {id_expr} || {id_expr}, \
-             'users/' || $1 || '/libraries/' || $2 || '/originals/U/U' || i || '.heic', 2000000, 0, FALSE FROM s"
-    );
-    let thumbnails = format!(
-        "{series} INSERT INTO icloud.enrichments (photo_id, user_id, kind, result, created_at, updated_at) \
-         SELECT {id_expr}, $1, 'thumbnail', '{{\"key\":\"users/' || $1 || '/libraries/' || $2 || \
-             '/derivatives/thumbnail/U/U' || i || '.jpg\",\"contentType\":\"image/jpeg\",\"width\":256,\
-             \"height\":192,\"size\":20000}}', 0, 0 FROM s"
-    );
-    let user: String;
-    let library = "bench0000000000000000000000000000".to_owned();
-    match conn {
-        Conn::Sqlite(c) => {
-            user = sqlx::query_scalar("SELECT id FROM users WHERE name = 'admin'")
-                .fetch_one(&mut *c)
-                .await?;
-            sqlx::query("INSERT INTO icloud.libraries (id, user_id, library_key, created_at) VALUES ($1, $2, 'bench', 0)")
-                .bind(&library)
-                .bind(&user)
-                .execute(&mut *c)
-                .await?;
-            for sql in [&photos, &resources, &thumbnails] {
-                for (first, last) in chunks(n) {
-                    sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                        .bind(&user)
-                        .bind(&library)
-                        .bind(first)
-                        .bind(last)
-                        .execute(&mut *c)
-                        .await?;
-                }
-            }
-        }
-        Conn::Postgres(c) => {
-            user = sqlx::query_scalar("SELECT id FROM users WHERE name = 'admin'")
-                .fetch_one(&mut *c)
-                .await?;
-            sqlx::query("INSERT INTO icloud.libraries (id, user_id, library_key, created_at) VALUES ($1, $2, 'bench', 0)")
-                .bind(&library)
-                .bind(&user)
-                .execute(&mut *c)
-                .await?;
-            for sql in [&photos, &resources, &thumbnails] {
-                for (first, last) in chunks(n) {
-                    sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                        .bind(&user)
-                        .bind(&library)
-                        .bind(first)
-                        .bind(last)
-                        .execute(&mut *c)
-                        .await?;
-                }
-            }
-            sqlx::query("ANALYZE").execute(&mut *c).await?;
-        }
-    }
-    Ok(user)
-}
-
-/// `(first, last)` row numbers of each load statement, 1-based and inclusive.
-fn chunks(n: usize) -> Vec<(i64, i64)> {
-    (0..n.div_ceil(100_000) as i64)
-        .map(|k| (k * 100_000 + 1, ((k + 1) * 100_000).min(n as i64)))
-        .collect()
 }
 
 /// The route's keyset query of one page (default filters), as bare SQL: what the database costs alone.

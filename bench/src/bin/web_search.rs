@@ -14,9 +14,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context as _, Result, bail};
+use bench::catalog::{Conn, Shape, load, percentile};
 use bench::server::Server;
 use clap::Parser;
 use serde::Serialize;
@@ -123,12 +124,6 @@ fn main() -> Result<()> {
         println!("json: {}", serde_json::to_string(l)?);
     }
     Ok(())
-}
-
-/// A connection to the catalog the server uses, for the bulk load and the bare queries.
-enum Conn {
-    Sqlite(sqlx::SqliteConnection),
-    Postgres(sqlx::PgConnection),
 }
 
 /// One measured request: the route, the bare SQL (`$1` the user, then `binds`) and its goal.
@@ -244,7 +239,17 @@ async fn run(db: Db, dir: &Path, url: Option<&str>, n: usize, requests: usize) -
         }
     };
     let loaded = Instant::now();
-    let user = load(&mut conn, n).await?;
+    let user = load(
+        &mut conn,
+        n,
+        Shape {
+            first_ms: FIRST_MS,
+            step_ms: STEP_MS,
+            offset_s: 3600,
+            words: true,
+        },
+    )
+    .await?;
     eprintln!(
         "{}: loaded {n} photos in {:.1} s",
         db.name(),
@@ -312,12 +317,6 @@ async fn run(db: Db, dir: &Path, url: Option<&str>, n: usize, requests: usize) -
     Ok(lines)
 }
 
-fn percentile(samples: &mut [Duration], q: f64) -> f64 {
-    samples.sort();
-    let index = ((samples.len() as f64 - 1.0) * q).round() as usize;
-    samples.get(index).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-}
-
 /// The bare query of `case`; the rows it returns.
 async fn bare(conn: &mut Conn, case: &Case, user: &str) -> Result<usize> {
     let rows = match conn {
@@ -343,95 +342,4 @@ async fn bare(conn: &mut Conn, case: &Case, user: &str) -> Result<usize> {
         }
     };
     Ok(rows)
-}
-
-/// Bulk-loads `n` photos of the first-start `admin` user (as `web_list`: one in ten a video, one in fifty a
-/// favourite, 1 % hidden, 1 % trashed, two per timestamp, each with a stored original and a thumbnail),
-/// each with the searchable words a sync would fold for it: `img`, `heic`, a keyword of 50 (`k0`…`k49`),
-/// a word of 1,000 (`w0`…`w999`) and its own (`r<i>`).
-async fn load(conn: &mut Conn, n: usize) -> Result<String> {
-    let id_expr = match conn {
-        Conn::Sqlite(_) => "printf('%032x', i)",
-        Conn::Postgres(_) => "lpad(to_hex(i), 32, '0')",
-    };
-    let series =
-        "WITH RECURSIVE s(i) AS (SELECT CAST($3 AS BIGINT) UNION ALL SELECT i + 1 FROM s WHERE i < $4)";
-    let photos = format!(
-        "{series} INSERT INTO icloud.photos (id, user_id, library_id, local_identifier, kind, live_photo, \
-             width, height, taken_at, taken_at_offset_s, modified_at, favorite, hidden, trashed, \
-             original_filename, uti, edited, keywords, people, metadata_sha256, version, created_at, updated_at, \
-             search_text) \
-         SELECT {id_expr}, $1, $2, 'U' || i || '/L0/001', CASE WHEN i % 10 = 0 THEN 'video' ELSE 'photo' END, \
-             FALSE, 4032, 3024, {FIRST_MS} + (i / 2) * {STEP_MS}, 3600, 0, i % 50 = 0, i % 100 = 1, \
-             i % 100 = 2, 'IMG.HEIC', 'public.heic', FALSE, '[\"k' || (i % 50) || '\"]', '[]', '', 1, 0, 0, \
-             'heic img k' || (i % 50) || ' r' || i || ' w' || (i % 1000) FROM s"
-    );
-    let resources = format!(
-        "{series} INSERT INTO icloud.resources (photo_id, resource_type, user_id, declared_size, available, \
-             state, stored_sha256, stored_key, stored_size, uploaded_at, deduplicated) \
-         SELECT {id_expr}, 'original', $1, 2000000, TRUE, 'stored', {id_expr} || {id_expr}, \
-             'users/' || $1 || '/libraries/' || $2 || '/originals/U/U' || i || '.heic', 2000000, 0, FALSE FROM s"
-    );
-    let thumbnails = format!(
-        "{series} INSERT INTO icloud.enrichments (photo_id, user_id, kind, result, created_at, updated_at) \
-         SELECT {id_expr}, $1, 'thumbnail', '{{\"key\":\"users/' || $1 || '/libraries/' || $2 || \
-             '/derivatives/thumbnail/U/U' || i || '.jpg\",\"contentType\":\"image/jpeg\",\"width\":256,\
-             \"height\":192,\"size\":20000}}', 0, 0 FROM s"
-    );
-    let library = "bench0000000000000000000000000000".to_owned();
-    let user: String;
-    match conn {
-        Conn::Sqlite(c) => {
-            user = sqlx::query_scalar("SELECT id FROM users WHERE name = 'admin'")
-                .fetch_one(&mut *c)
-                .await?;
-            sqlx::query("INSERT INTO icloud.libraries (id, user_id, library_key, created_at) VALUES ($1, $2, 'bench', 0)")
-                .bind(&library)
-                .bind(&user)
-                .execute(&mut *c)
-                .await?;
-            for sql in [&photos, &resources, &thumbnails] {
-                for (first, last) in chunks(n) {
-                    sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                        .bind(&user)
-                        .bind(&library)
-                        .bind(first)
-                        .bind(last)
-                        .execute(&mut *c)
-                        .await?;
-                }
-            }
-        }
-        Conn::Postgres(c) => {
-            user = sqlx::query_scalar("SELECT id FROM users WHERE name = 'admin'")
-                .fetch_one(&mut *c)
-                .await?;
-            sqlx::query("INSERT INTO icloud.libraries (id, user_id, library_key, created_at) VALUES ($1, $2, 'bench', 0)")
-                .bind(&library)
-                .bind(&user)
-                .execute(&mut *c)
-                .await?;
-            for sql in [&photos, &resources, &thumbnails] {
-                for (first, last) in chunks(n) {
-                    sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                        .bind(&user)
-                        .bind(&library)
-                        .bind(first)
-                        .bind(last)
-                        .execute(&mut *c)
-                        .await?;
-                }
-            }
-            // VACUUM as well: the month counts read an index only, which needs the visibility map.
-            sqlx::query("VACUUM ANALYZE").execute(&mut *c).await?;
-        }
-    }
-    Ok(user)
-}
-
-/// `(first, last)` row numbers of each load statement, 1-based and inclusive.
-fn chunks(n: usize) -> Vec<(i64, i64)> {
-    (0..n.div_ceil(100_000) as i64)
-        .map(|k| (k * 100_000 + 1, ((k + 1) * 100_000).min(n as i64)))
-        .collect()
 }
