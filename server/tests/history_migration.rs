@@ -5,12 +5,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
+mod attached;
+
 use std::sync::Arc;
 
+use attached::sqlite_pool;
+
 use chrono::{DateTime, Utc};
-use futures::FutureExt as _;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
 use server::catalog::search::SearchTerms;
 use server::catalog::{
@@ -285,30 +286,4 @@ async fn postgres_history_is_converted_without_loss() {
         .unwrap();
     let db = Db::Postgres(sqlx::PgPool::connect(&url).await.unwrap());
     converts_without_loss(Location::parse(&url).unwrap(), db).await;
-}
-
-/// A pool on the two files with `icloud` attached, as the catalog opens them.
-async fn sqlite_pool(main: &Path, icloud: &Path) -> sqlx::SqlitePool {
-    let icloud = icloud.to_string_lossy().into_owned();
-    SqlitePoolOptions::new()
-        .max_connections(1)
-        .after_connect(move |conn, _| {
-            let icloud = icloud.clone();
-            async move {
-                sqlx::query("ATTACH DATABASE $1 AS icloud")
-                    .bind(icloud)
-                    .execute(&mut *conn)
-                    .await?;
-                Ok(())
-            }
-            .boxed()
-        })
-        .connect_with(
-            SqliteConnectOptions::new()
-                .filename(main)
-                .create_if_missing(true)
-                .busy_timeout(std::time::Duration::from_secs(10)),
-        )
-        .await
-        .unwrap()
 }

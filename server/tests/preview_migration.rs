@@ -6,13 +6,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod attached;
+
 use std::path::Path;
 use std::sync::Arc;
 
+use attached::sqlite_pool;
+
 use chrono::{DateTime, Utc};
-use futures::FutureExt as _;
 use serde_json::json;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
 use server::catalog::{
     self, AssetKind, Catalog, ConnectOptions, DeclaredResource, LeaseRequest, Location, PhotoId, PhotoUpsert,
@@ -237,30 +239,4 @@ async fn postgres_thumbnails_without_a_preview_are_queued_again() {
         .await
         .unwrap();
     requeues_only_thumbnails_without_a_preview(Location::parse(&url).unwrap(), None).await;
-}
-
-/// A pool on the two files with `icloud` attached, as the catalog opens them.
-async fn sqlite_pool(main: &Path, icloud: &Path) -> sqlx::SqlitePool {
-    let icloud = icloud.to_string_lossy().into_owned();
-    SqlitePoolOptions::new()
-        .max_connections(1)
-        .after_connect(move |conn, _| {
-            let icloud = icloud.clone();
-            async move {
-                sqlx::query("ATTACH DATABASE $1 AS icloud")
-                    .bind(icloud)
-                    .execute(&mut *conn)
-                    .await?;
-                Ok(())
-            }
-            .boxed()
-        })
-        .connect_with(
-            SqliteConnectOptions::new()
-                .filename(main)
-                .create_if_missing(true)
-                .busy_timeout(std::time::Duration::from_secs(10)),
-        )
-        .await
-        .unwrap()
 }
