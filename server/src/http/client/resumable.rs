@@ -23,9 +23,10 @@ use api::ErrorCode;
 mod append;
 pub(crate) mod options;
 mod protocol;
+mod running;
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+pub use self::running::Running;
+
 use std::time::Duration;
 
 use axum::body::Body;
@@ -34,7 +35,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse as _, Response};
 use chrono::Utc;
 use storage::{LibraryLayout, ResumableTarget, StorageKey};
-use tokio_util::sync::CancellationToken;
 
 use self::append::{Append, Outcome};
 use self::protocol::{Interop, Limits, UPLOAD_LENGTH, UPLOAD_OFFSET, integer};
@@ -47,38 +47,6 @@ use crate::http::extract::Path;
 use crate::http::serve::Interim;
 
 use super::upload::{holding, settle};
-
-/// The appends running in this process, by upload id: a newer request for the same upload cancels the
-/// older one's transfer instead of waiting for its connection to time out.
-#[derive(Debug, Default)]
-pub struct Running(Mutex<HashMap<String, (String, CancellationToken)>>);
-
-impl Running {
-    fn start(&self, id: &str, holder: &str) -> CancellationToken {
-        let token = CancellationToken::new();
-        if let Ok(mut map) = self.0.lock() {
-            map.insert(id.to_owned(), (holder.to_owned(), token.clone()));
-        }
-        token
-    }
-
-    fn finish(&self, id: &str, holder: &str) {
-        if let Ok(mut map) = self.0.lock()
-            && map.get(id).is_some_and(|(h, _)| h == holder)
-        {
-            map.remove(id);
-        }
-    }
-
-    fn cancel(&self, id: &str) -> bool {
-        let token = self
-            .0
-            .lock()
-            .ok()
-            .and_then(|map| map.get(id).map(|(_, t)| t.clone()));
-        token.map(|t| t.cancel()).is_some()
-    }
-}
 
 /// The limits in force.
 fn limits(state: &AppState) -> Limits {
