@@ -1,113 +1,27 @@
 //! Resumable uploads (draft-ietf-httpbis-resumable-upload-15 and interop versions 3, 5, 6) over HTTP, spoken
 //! by a client written from the draft (`resumable/mod.rs`), against {SQLite, PostgreSQL} × {local directory,
-//! SeaweedFS}, with parts of 256 KiB so that a few MiB cross many part boundaries.
+//! SeaweedFS}, with parts of 5 MiB (the fixtures in `resumable/fixtures.rs`). The 104 interim answer is in
+//! `resumable_interim.rs`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod app;
 mod resumable;
 
-use app::{Backends, TestApp, item, sha256_hex};
+use app::{Backends, TestApp, sha256_hex};
 use futures::TryStreamExt as _;
-use resumable::{Client, Raw};
-use serde_json::json;
+use resumable::Client;
+use resumable::fixtures::{M, MAX, MIB, PART, assert_no_leftovers, data, photo, start, stored};
 use server::catalog::Scope;
-use server::http::HttpSettings;
 
-const LIB: &str = "Resumable-Library";
-const PART: u64 = 5 * MIB;
-const MAX: u64 = 64 * MIB;
-const MIB: u64 = 1 << 20;
-const M: usize = 1 << 20;
-
-macro_rules! resumable_matrix {
-    ($($behaviour:ident),* $(,)?) => {
-        mod sqlite_local { $( #[tokio::test(flavor = "multi_thread")] async fn $behaviour() { crate::$behaviour(crate::start(crate::Backends::SqliteLocal).await).await } )* }
-        mod sqlite_s3 { $( #[tokio::test(flavor = "multi_thread")] async fn $behaviour() { crate::$behaviour(crate::start(crate::Backends::SqliteS3).await).await } )* }
-        mod postgres_local { $( #[tokio::test(flavor = "multi_thread")] async fn $behaviour() { crate::$behaviour(crate::start(crate::Backends::PostgresLocal).await).await } )* }
-        mod postgres_s3 { $( #[tokio::test(flavor = "multi_thread")] async fn $behaviour() { crate::$behaviour(crate::start(crate::Backends::PostgresS3).await).await } )* }
-    };
-}
-
-resumable_matrix!(
+crate::resumable_matrix!(
     appends_are_stored_once_with_their_digest,
     older_interop_versions_are_answered_in_their_words,
     bad_input_is_refused_and_stores_nothing,
     cancel_removes_parts_and_staging,
     interrupted_uploads_resume_and_resend_little,
     idle_uploads_expire_with_their_parts_and_staging,
-    a_creation_cut_after_its_104_resumes_at_its_location,
-    the_104_leaves_the_connection_in_step,
 );
-
-async fn start(backends: Backends) -> TestApp {
-    TestApp::start_with(
-        backends,
-        HttpSettings {
-            max_upload_bytes: MAX,
-            resumable_part_size: PART,
-            ..HttpSettings::default()
-        },
-    )
-    .await
-}
-
-/// Bytes that differ from upload to upload.
-fn data(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-/// Syncs one photo whose original is `bytes` (declared with its SHA-256 when `declare`); returns its upload
-/// route.
-async fn photo(app: &TestApp, token: &str, uuid: &str, bytes: &[u8], declare: bool) -> String {
-    let sha = sha256_hex(bytes);
-    let body = json!({ "libraryId": LIB, "items": [item(uuid, bytes.len() as u64, declare.then_some(sha.as_str()))] });
-    let (status, answer) = app.post_json(token, "/client/iphoto/sync", &body).await;
-    assert_eq!(status, 200, "{answer}");
-    format!("/client/iphoto/upload/{uuid}/L0/001")
-}
-
-/// What the store holds for the user: (key, SHA-256) of every object under `users/<id>/`.
-async fn stored(app: &TestApp, user: &str) -> Vec<(String, String)> {
-    let prefix = storage::StorageKey::parse(format!("users/{user}")).unwrap();
-    let objects: Vec<_> = app.store.list(Some(&prefix)).try_collect().await.unwrap();
-    let mut out = Vec::new();
-    for object in objects {
-        out.push((
-            object.key.to_string(),
-            app.store.sha256(&object.key).await.unwrap().to_hex(),
-        ));
-    }
-    out
-}
-
-/// Nothing of any resumable upload of the user is left: no staging object or file, no multipart upload.
-async fn assert_no_leftovers(app: &TestApp, user: &str) {
-    let staging = storage::StorageKey::parse(format!("uploads/{user}")).unwrap();
-    let left: Vec<_> = app.store.list(Some(&staging)).try_collect().await.unwrap();
-    assert!(left.is_empty(), "staging left: {left:?}");
-    if matches!(app.backends, Backends::SqliteLocal | Backends::PostgresLocal) {
-        let dir = app.dir().join("blobs").join("uploads").join(user);
-        let files = if dir.exists() {
-            harness::files_under(&dir)
-        } else {
-            Vec::new()
-        };
-        assert!(files.is_empty(), "staging files left: {files:?}");
-    } else {
-        let uploads = harness::S3Server::shared().multipart_uploads("").await.unwrap();
-        let ours: Vec<_> = uploads.iter().filter(|k| k.contains(user)).collect();
-        assert!(ours.is_empty(), "multipart uploads left: {ours:?}");
-    }
-}
 
 pub async fn appends_are_stored_once_with_their_digest(app: TestApp) {
     let (user, token) = app.user_with_token(Scope::Client).await;
@@ -557,141 +471,5 @@ pub async fn idle_uploads_expire_with_their_parts_and_staging(app: TestApp) {
         objects.iter().map(|(_, sha)| sha.clone()).collect::<Vec<_>>(),
         vec![sha256_hex(&small)]
     );
-    assert_no_leftovers(&app, user.id.as_str()).await;
-}
-
-/// The creation fields of a hand-spoken request.
-fn creation_fields(
-    token: &str,
-    length: usize,
-    version: &str,
-    complete: (&str, &str),
-) -> Vec<(&'static str, String)> {
-    let mut fields = vec![
-        ("authorization", format!("Bearer {token}")),
-        ("content-length", length.to_string()),
-        ("upload-draft-interop-version", version.to_owned()),
-    ];
-    fields.push(if complete.0 == "upload-incomplete" {
-        ("upload-incomplete", complete.1.to_owned())
-    } else {
-        ("upload-complete", complete.1.to_owned())
-    });
-    fields
-}
-
-pub async fn a_creation_cut_after_its_104_resumes_at_its_location(app: TestApp) {
-    let (user, token) = app.user_with_token(Scope::Client).await;
-    let bytes = data(40, 3 * M);
-    let route = photo(&app, &token, "F1B2C3D4-0000-0000-0000-000000000001", &bytes, true).await;
-
-    // The whole file announced in one creation; the connection is cut after its first MiB. The 104 is
-    // the only place the client learns the upload's URL before the final answer, which never comes.
-    let mut raw = Raw::connect(&app.url).await;
-    let fields = creation_fields(&token, bytes.len(), "8", ("upload-complete", "?1"));
-    raw.send(&format!("POST {route} HTTP/1.1"), &fields, &bytes[..M])
-        .await;
-    let interim = raw.head().await;
-    assert_eq!(interim.status, 104, "{interim:?}");
-    let url = interim.field("location").unwrap().to_owned();
-    assert!(url.starts_with("/client/iphoto/uploads/"), "{interim:?}");
-    assert_eq!(interim.field("upload-draft-interop-version"), Some("8"));
-    assert!(
-        interim
-            .field("upload-limit")
-            .is_some_and(|l| l.contains(&format!("min-append-size={PART}"))),
-        "{interim:?}"
-    );
-    drop(raw);
-
-    let client = Client::new(&app.url, &token, None);
-    let head = client.offset(&url).await.unwrap();
-    assert_eq!(
-        (head.status, client.says_complete(&head)),
-        (204, Some(false)),
-        "{}",
-        head.body
-    );
-    let offset = head.offset().unwrap();
-    assert!(offset <= MIB, "more kept than sent: {offset}");
-    let done = client
-        .append(&url, offset, bytes[offset as usize..].to_vec(), true, &[])
-        .await
-        .unwrap();
-    assert_eq!(done.status, 200, "{}", done.body);
-    assert_eq!(done.json()["sha256"], sha256_hex(&bytes));
-    let objects = stored(&app, user.id.as_str()).await;
-    assert_eq!(objects.len(), 1, "{objects:?}");
-    assert_no_leftovers(&app, user.id.as_str()).await;
-}
-
-pub async fn the_104_leaves_the_connection_in_step(app: TestApp) {
-    let (user, token) = app.user_with_token(Scope::Client).await;
-    let one = data(41, 3000);
-    let two = data(42, 3000);
-    let route_one = photo(&app, &token, "F2B2C3D4-0000-0000-0000-000000000001", &one, false).await;
-    let route_two = photo(&app, &token, "F2B2C3D4-0000-0000-0000-000000000002", &two, false).await;
-
-    // HTTP/1.1, an interop version 3 client (`Upload-Incomplete`): a 104 in its version, then the final
-    // answer, then the next request on the same connection is answered as such.
-    let mut raw = Raw::connect(&app.url).await;
-    let fields = creation_fields(&token, one.len(), "3", ("upload-incomplete", "?0"));
-    raw.send(&format!("POST {route_one} HTTP/1.1"), &fields, &one)
-        .await;
-    let interim = raw.head().await;
-    assert_eq!(interim.status, 104, "{interim:?}");
-    assert_eq!(interim.field("upload-draft-interop-version"), Some("3"));
-    let url = interim.field("location").unwrap().to_owned();
-    let done = raw.head().await;
-    assert_eq!(done.status, 200, "{done:?}");
-    assert_eq!(done.field("location"), Some(url.as_str()));
-    assert_eq!(done.field("upload-incomplete"), Some("?0"));
-    let answer: serde_json::Value = serde_json::from_slice(&raw.content(&done).await).unwrap();
-    assert_eq!(answer["sha256"], sha256_hex(&one));
-    raw.send("GET /healthz HTTP/1.1", &[], b"").await;
-    let health = raw.head().await;
-    assert_eq!(health.status, 200, "{health:?}");
-    raw.content(&health).await;
-
-    // An empty creation needs no 104: its final answer comes first.
-    let empty = creation_fields(&token, 0, "8", ("upload-complete", "?0"));
-    raw.send(&format!("POST {route_two} HTTP/1.1"), &empty, b"").await;
-    let created = raw.head().await;
-    assert_eq!(created.status, 201, "{created:?}");
-    raw.content(&created).await;
-
-    // HTTP/1.0 clients never get a 1xx (RFC 9110, 15.2).
-    let mut old = Raw::connect(&app.url).await;
-    let url_two = created.field("location").unwrap().to_owned();
-    let mut fields = creation_fields(&token, two.len(), "8", ("upload-complete", "?1"));
-    fields.push(("upload-offset", "0".to_owned()));
-    fields.push(("content-type", "application/partial-upload".to_owned()));
-    old.send(&format!("PATCH {url_two} HTTP/1.0"), &fields, &two)
-        .await;
-    let appended = old.head().await;
-    assert_eq!(appended.status, 200, "{appended:?}");
-    let route_three_bytes = data(43, 3000);
-    let route_three = photo(
-        &app,
-        &token,
-        "F2B2C3D4-0000-0000-0000-000000000003",
-        &route_three_bytes,
-        false,
-    )
-    .await;
-    let mut old = Raw::connect(&app.url).await;
-    let fields = creation_fields(&token, route_three_bytes.len(), "8", ("upload-complete", "?1"));
-    old.send(
-        &format!("POST {route_three} HTTP/1.0"),
-        &fields,
-        &route_three_bytes,
-    )
-    .await;
-    let answer = old.head().await;
-    assert_eq!(answer.status, 200, "an HTTP/1.0 client got {answer:?}");
-    assert!(answer.field("location").is_some(), "{answer:?}");
-
-    let objects = stored(&app, user.id.as_str()).await;
-    assert_eq!(objects.len(), 3, "{objects:?}");
     assert_no_leftovers(&app, user.id.as_str()).await;
 }

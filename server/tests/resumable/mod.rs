@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
+pub mod fixtures;
+
 use reqwest::header::HeaderMap;
 
 /// An answer: status, fields, body.
