@@ -188,8 +188,9 @@ pub(super) async fn revoke_token(catalog: &Adapter, user_id: &UserId, token_id: 
     Ok(())
 }
 
-/// Lower-case hex SHA-256 of the plaintext: what the catalog stores and looks up.
-fn digest(plaintext: &str) -> String {
+/// Lower-case hex SHA-256 of the plaintext: what the catalog stores and looks up (API tokens and web
+/// session secrets alike).
+pub(super) fn digest(plaintext: &str) -> String {
     hex::encode(Sha256::digest(plaintext.as_bytes()))
 }
 

@@ -6,10 +6,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use rand::RngCore as _;
-use sha2::{Digest as _, Sha256};
 use sqlx::Row as _;
 use subtle::ConstantTimeEq as _;
 
+use super::auth::digest;
 use super::{Adapter, Driver as _, ms, new_id, time};
 use crate::catalog::{Error, LoginRecord, NewSession, Result, TokenSecret, User, UserId, WebSession};
 
@@ -188,9 +188,4 @@ pub(super) async fn web_key(catalog: &Adapter, name: &str, candidate: &str) -> R
         .fetch_one(catalog.pool())
         .await?;
     Ok(secret)
-}
-
-/// Lower-case hex SHA-256 of the secret: what the catalog stores and looks up.
-fn digest(plaintext: &str) -> String {
-    hex::encode(Sha256::digest(plaintext.as_bytes()))
 }
