@@ -182,6 +182,26 @@ pub trait Catalog: Send + Sync + Debug {
     /// The shared key named `name`: `candidate` if no replica stored one before, else the stored one.
     async fn web_key(&self, name: &str, candidate: &str) -> Result<String>;
 
+    /// When the `nth` newest failed sign-in under `key` at or after `since` happened (1 is the newest);
+    /// `None` when there are fewer.
+    async fn login_failure_nth(
+        &self,
+        key: &str,
+        since: DateTime<Utc>,
+        nth: u32,
+    ) -> Result<Option<DateTime<Utc>>>;
+
+    /// Records a failed sign-in at `at` under each of `keys`, and forgets every failure before `forget_before`.
+    async fn record_login_failure(
+        &self,
+        keys: &[String],
+        at: DateTime<Utc>,
+        forget_before: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// Forgets the failures under `key` (a user's, once they signed in).
+    async fn clear_login_failures(&self, key: &str) -> Result<()>;
+
     /// The user's library with the agent's id `library_key`, created on first use.
     async fn ensure_library(&self, user_id: &UserId, library_key: &str) -> Result<Library>;
 

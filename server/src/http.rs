@@ -101,8 +101,6 @@ struct Inner {
     metrics: Arc<metrics::Metrics>,
     /// The resumable-upload appends running in this process.
     running: client::resumable::Running,
-    /// Failed web sign-ins of the last minutes, per name and address.
-    limiter: pages::LoginLimiter,
 }
 
 impl AppState {
@@ -114,7 +112,6 @@ impl AppState {
             settings,
             metrics: Arc::default(),
             running: client::resumable::Running::default(),
-            limiter: pages::LoginLimiter::default(),
         }))
     }
 
@@ -141,11 +138,6 @@ impl AppState {
     /// The resumable-upload appends running in this process.
     pub(crate) fn running(&self) -> &client::resumable::Running {
         &self.0.running
-    }
-
-    /// Failed web sign-ins, for the login form's limit.
-    pub(crate) fn limiter(&self) -> &pages::LoginLimiter {
-        &self.0.limiter
     }
 }
 

@@ -355,6 +355,27 @@ async fn replicas_share_sessions_and_their_revocation() {
     assert_eq!((page.status, page.header("location")), (303, Some("/login")));
 }
 
+/// The limit on failed sign-ins is the catalog's: failures on one replica count on the other, so two
+/// replicas do not allow twice as many tries.
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_count_failed_sign_ins_together() {
+    let site = Site::start(Db::Postgres, PASSWORD).await;
+    let replica = site.replica().await;
+    let mut first = site.browser();
+    let mut second = site.browser();
+    second.url = replica.url();
+    for i in 0..5 {
+        let browser = if i % 2 == 0 { &mut first } else { &mut second };
+        let refused = browser.sign_in("alice", "not the password at all", &[]).await;
+        assert_eq!(refused.status, 401, "attempt {i}: {}", refused.body);
+    }
+    // The sixth try, on the replica that saw two: refused for the five, even with the right password.
+    let limited = second.sign_in("alice", PASSWORD, &[]).await;
+    assert_eq!(limited.status, 429, "{}", limited.body);
+    let wait: u64 = limited.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=300).contains(&wait), "{wait}");
+}
+
 /// An unknown name is verified against a dummy Argon2id hash: refusing it takes as long as refusing a wrong
 /// password (without the dummy it would take the time of one indexed lookup, a hundredth of it). Medians of
 /// alternating attempts, each from its own address so the limit never applies; the bounds are loose, for a

@@ -31,7 +31,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 pub use cookies::CookieKey;
-pub use limiter::LoginLimiter;
 
 use super::AppState;
 use super::error::ApiError;

@@ -91,6 +91,28 @@ impl Catalog for Adapter {
         sessions::web_key(self, name, candidate).await
     }
 
+    async fn login_failure_nth(
+        &self,
+        key: &str,
+        since: DateTime<Utc>,
+        nth: u32,
+    ) -> Result<Option<DateTime<Utc>>> {
+        sessions::login_failure_nth(self, key, since, nth).await
+    }
+
+    async fn record_login_failure(
+        &self,
+        keys: &[String],
+        at: DateTime<Utc>,
+        forget_before: DateTime<Utc>,
+    ) -> Result<()> {
+        sessions::record_login_failure(self, keys, at, forget_before).await
+    }
+
+    async fn clear_login_failures(&self, key: &str) -> Result<()> {
+        sessions::clear_login_failures(self, key).await
+    }
+
     async fn ensure_library(&self, user_id: &UserId, library_key: &str) -> Result<Library> {
         photos::ensure_library(self, user_id, library_key).await
     }

@@ -189,3 +189,50 @@ pub(super) async fn web_key(catalog: &Adapter, name: &str, candidate: &str) -> R
         .await?;
     Ok(secret)
 }
+
+pub(super) async fn login_failure_nth(
+    catalog: &Adapter,
+    key: &str,
+    since: DateTime<Utc>,
+    nth: u32,
+) -> Result<Option<DateTime<Utc>>> {
+    let at: Option<i64> = sqlx::query_scalar(
+        "SELECT at FROM login_failures WHERE key = $1 AND at >= $2 ORDER BY at DESC LIMIT 1 OFFSET $3",
+    )
+    .bind(key)
+    .bind(ms(since))
+    .bind(i64::from(nth.saturating_sub(1)))
+    .fetch_optional(catalog.pool())
+    .await?;
+    Ok(at.map(time))
+}
+
+pub(super) async fn record_login_failure(
+    catalog: &Adapter,
+    keys: &[String],
+    at: DateTime<Utc>,
+    forget_before: DateTime<Utc>,
+) -> Result<()> {
+    let mut tx = catalog.begin_write().await?;
+    sqlx::query("DELETE FROM login_failures WHERE at < $1")
+        .bind(ms(forget_before))
+        .execute(&mut *tx)
+        .await?;
+    for key in keys {
+        sqlx::query("INSERT INTO login_failures (key, at) VALUES ($1, $2)")
+            .bind(key)
+            .bind(ms(at))
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn clear_login_failures(catalog: &Adapter, key: &str) -> Result<()> {
+    sqlx::query("DELETE FROM login_failures WHERE key = $1")
+        .bind(key)
+        .execute(catalog.pool())
+        .await?;
+    Ok(())
+}

@@ -11,7 +11,6 @@
 //! dummy hash, so it takes as long as a wrong password.
 
 use std::net::SocketAddr;
-use std::time::Instant;
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{ConnectInfo, Query, State};
@@ -23,7 +22,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::cookies::{self, Attributes, CSRF_COOKIE, Purpose, SESSION_COOKIE};
 use super::session::{self, SignedIn, local_next, see_other};
-use super::{assets, client_address, is_https, message, render, signed_out_layout, templates};
+use super::{assets, client_address, is_https, limiter, message, render, signed_out_layout, templates};
 use crate::catalog::{LoginRecord, User};
 use crate::http::AppState;
 use crate::http::error::ApiError;
@@ -105,12 +104,18 @@ pub(super) async fn post_login(
         format!("user:{}", name.to_lowercase()),
         format!("address:{address}"),
     ];
-    if let Some(wait) = state.limiter().retry_after(&keys, Instant::now()) {
+    let limited = match limiter::retry_after(state.catalog(), &keys, chrono::Utc::now()).await {
+        Ok(limited) => limited,
+        Err(error) => return ApiError::from(error).into_response(),
+    };
+    if let Some(wait) = limited {
         tracing::warn!(user = %name, address = %address, "sign-in refused: too many failures");
         return too_many(wait);
     }
     let Some(user) = check_password(&state, &name, form.password).await else {
-        state.limiter().record_failure(&keys, Instant::now());
+        if let Err(error) = limiter::record_failure(state.catalog(), &keys, chrono::Utc::now()).await {
+            return ApiError::from(error).into_response();
+        }
         tracing::warn!(user = %name, address = %address, "failed sign-in");
         return login_page(
             &state,
@@ -121,7 +126,9 @@ pub(super) async fn post_login(
             Some(REFUSED),
         );
     };
-    state.limiter().clear(&keys[0]);
+    if let Err(error) = limiter::clear(state.catalog(), &keys[0]).await {
+        return ApiError::from(error).into_response();
+    }
     let now = chrono::Utc::now();
     let max_age = state.settings().web.session_max_age;
     let expires = now + chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::days(30));

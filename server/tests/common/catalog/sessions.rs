@@ -159,3 +159,41 @@ pub async fn web_keys_are_made_once_and_shared(s: &Subject) {
     );
     assert_eq!(c.web_key("other", "cc").await.unwrap(), "cc");
 }
+
+pub async fn login_failures_count_per_key_within_the_window(s: &Subject) {
+    let c = s.c();
+    let start = Utc::now();
+    let keys = ["user:ann".to_owned(), "address:10.0.0.1".to_owned()];
+    let at = |seconds: i64| start + chrono::Duration::seconds(seconds);
+    for i in 0..5 {
+        c.record_login_failure(&keys, at(i), at(i) - chrono::Duration::minutes(5))
+            .await
+            .unwrap();
+    }
+    // The fifth newest is the first; the newest is the last; there is no sixth.
+    assert_eq!(
+        c.login_failure_nth("user:ann", start, 5).await.unwrap(),
+        Some(DateTime::from_timestamp_millis(start.timestamp_millis()).unwrap())
+    );
+    assert_eq!(
+        c.login_failure_nth("address:10.0.0.1", start, 1).await.unwrap(),
+        Some(DateTime::from_timestamp_millis(at(4).timestamp_millis()).unwrap())
+    );
+    assert_eq!(c.login_failure_nth("user:ann", start, 6).await.unwrap(), None);
+    // Outside the window they do not count; other keys have none.
+    assert_eq!(c.login_failure_nth("user:ann", at(1), 5).await.unwrap(), None);
+    assert_eq!(c.login_failure_nth("user:bob", start, 1).await.unwrap(), None);
+    // Clearing a user's leaves the address's; a failure later than the window deletes the old rows.
+    c.clear_login_failures("user:ann").await.unwrap();
+    assert_eq!(c.login_failure_nth("user:ann", start, 1).await.unwrap(), None);
+    assert!(c.login_failure_nth("address:10.0.0.1", start, 5).await.unwrap().is_some());
+    c.record_login_failure(&["user:bob".to_owned()], at(400), at(100))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.raw
+            .strings("SELECT key FROM login_failures ORDER BY key")
+            .await,
+        vec!["user:bob"]
+    );
+}
