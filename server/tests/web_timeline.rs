@@ -32,15 +32,15 @@ fn name(i: usize) -> String {
 }
 
 fn beach(i: usize) -> bool {
-    i % 10 == 0
+    i.is_multiple_of(10)
 }
 
 fn zoe(i: usize) -> bool {
-    i % 25 == 0
+    i.is_multiple_of(25)
 }
 
 fn favourite(i: usize) -> bool {
-    i % 7 == 0
+    i.is_multiple_of(7)
 }
 
 fn item(i: usize) -> Value {
