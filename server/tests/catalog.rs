@@ -110,4 +110,5 @@ contract!(
     sessions_authenticate_until_revoked_or_expired,
     set_password_revokes_the_users_sessions_only,
     web_keys_are_made_once_and_shared,
+    timeline_neighbours_follow_the_list_order,
 );

@@ -52,6 +52,12 @@ pub(super) mod jobs;
     clippy::duplicate_mod,
     reason = "compiled once per driver on purpose: see catalog/sql.rs"
 )]
+#[path = "sql/neighbours.rs"]
+mod neighbours;
+#[allow(
+    clippy::duplicate_mod,
+    reason = "compiled once per driver on purpose: see catalog/sql.rs"
+)]
 #[path = "sql/photos.rs"]
 mod photos;
 #[allow(
@@ -127,8 +133,8 @@ use crate::catalog::{
     JobQueue, JobStatus, LeaseRequest, Library, LibraryId, ListedPhoto, LoginRecord, Misplaced, MonthCount,
     NewSession, NewToken, Page, PendingQuery, PendingUpload, PhotoDetail, PhotoFilter, PhotoId, PhotoUpsert,
     RecordedUpload, ResourceType, Result, ResumableSave, ResumableUpload, Scope, Stats, SyncBatchResult,
-    TagCount, TagKind, TimelineQuery, TokenId, TokenInfo, UploadLookup, UploadRecord, UploadTarget, User,
-    UserId, WebSession,
+    TagCount, TagKind, TimelineKey, TimelineNeighbours, TimelineQuery, TokenId, TokenInfo, UploadLookup,
+    UploadRecord, UploadTarget, User, UserId, WebSession,
 };
 use crate::catalog::{
     ChangesSince, PhotoChange, PhotoVersion, PurgeReport, RestoreReport, RestoreTarget, Retention,
@@ -351,6 +357,24 @@ impl Catalog for Adapter {
 
     async fn explain_timeline(&self, user_id: &UserId, query: &TimelineQuery) -> Result<String> {
         web::explain_timeline(self, user_id, query).await
+    }
+
+    async fn timeline_neighbours(
+        &self,
+        user_id: &UserId,
+        filter: &PhotoFilter,
+        key: &TimelineKey,
+    ) -> Result<TimelineNeighbours> {
+        neighbours::timeline_neighbours(self, user_id, filter, key).await
+    }
+
+    async fn explain_neighbours(
+        &self,
+        user_id: &UserId,
+        filter: &PhotoFilter,
+        key: &TimelineKey,
+    ) -> Result<String> {
+        neighbours::explain_neighbours(self, user_id, filter, key).await
     }
 
     async fn month_counts(&self, user_id: &UserId, filter: &PhotoFilter) -> Result<Vec<MonthCount>> {
