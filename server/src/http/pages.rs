@@ -13,6 +13,7 @@ mod assets;
 pub mod cookies;
 mod limiter;
 mod login;
+mod photo;
 pub mod session;
 pub mod templates;
 
@@ -64,6 +65,7 @@ pub(super) fn router() -> Router<AppState> {
         .route("/", get(get_home))
         .route("/login", get(login::get_login).post(login::post_login))
         .route("/logout", post(login::post_logout))
+        .route("/photo/{photo_id}", get(photo::get_photo))
         .route("/static/{name}", get(assets::get_asset))
 }
 
