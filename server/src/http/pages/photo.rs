@@ -12,12 +12,12 @@
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use chrono::{DateTime, FixedOffset};
 
 use super::session::{Signed, SignedIn};
 use super::templates::Layout;
-use super::{assets, message, render, signed_in_layout};
+use super::{error_page, render, signed_in_layout};
 use crate::catalog::{
     AssetKind, PhotoDetail, PhotoFilter, PhotoId, ResourceState, ResourceType, TimelineKey,
 };
@@ -29,8 +29,6 @@ use crate::http::error::ApiError;
 #[template(path = "photo.html")]
 pub struct PhotoPage {
     pub layout: Layout,
-    /// The page's script (keys to links, the Live Photo control).
-    pub script: String,
     /// The photo's id, for the media URLs.
     pub id: String,
     /// Title, else the file name: the heading and the image's alt text.
@@ -99,8 +97,8 @@ pub(super) async fn get_photo(
 ) -> Response {
     match page(&state, &signed, &photo_id).await {
         Ok(Some(page)) => render(StatusCode::OK, &page),
-        Ok(None) => not_found(&state, &signed),
-        Err(error) => error.into_response(),
+        Ok(None) => error_page(signed_in_layout(&state, &signed), &ApiError::not_found("photo")),
+        Err(error) => error_page(signed_in_layout(&state, &signed), &error),
     }
 }
 
@@ -147,7 +145,6 @@ async fn page(state: &AppState, signed: &Signed, photo_id: &str) -> Result<Optio
         .unwrap_or_else(|| photo.original_filename.clone());
     Ok(Some(PhotoPage {
         layout: signed_in_layout(state, signed),
-        script: assets::photo_js_path(),
         id: photo.listed.id.as_str().to_owned(),
         name,
         stage,
@@ -156,17 +153,6 @@ async fn page(state: &AppState, signed: &Signed, photo_id: &str) -> Result<Optio
         older: neighbours.older.map(|id| id.as_str().to_owned()),
         info: info(&photo, albums),
     }))
-}
-
-/// The HTML 404, signed in.
-fn not_found(state: &AppState, signed: &Signed) -> Response {
-    message(
-        StatusCode::NOT_FOUND,
-        signed_in_layout(state, signed),
-        "Photo not found",
-        "There is no photo at this address in your library.",
-        ("/", "Go to your photos"),
-    )
 }
 
 /// Ids are 32 lower-case hex digits (`catalog/sql.rs`); anything else is not looked up.
