@@ -75,7 +75,7 @@ pub struct Info {
     pub filename: String,
     /// `48.85837, 2.29448` (none when the photo has no location).
     pub place: Option<String>,
-    pub title: Option<String>,
+    /// The caption (none when empty); the title is the panel's heading.
     pub caption: Option<String>,
     /// (name, `/?keyword=…`).
     pub keywords: Vec<(String, String)>,
@@ -197,7 +197,6 @@ fn info(photo: &PhotoDetail, albums: Vec<(String, String)>) -> Info {
             .latitude
             .zip(photo.longitude)
             .map(|(lat, lon)| format!("{lat:.5}, {lon:.5}")),
-        title: photo.title.clone().filter(|t| !t.trim().is_empty()),
         caption: photo.caption.clone().filter(|c| !c.trim().is_empty()),
         keywords: links(&photo.keywords, "keyword"),
         people: links(&photo.people, "person"),
@@ -222,7 +221,7 @@ fn file_size(bytes: u64) -> String {
     if bytes < 1000 {
         return format!("{bytes} bytes");
     }
-    #[expect(clippy::cast_precision_loss, reason = "one decimal is shown")]
+    // Precision past 2^53 bytes does not matter for one decimal.
     let mut value = bytes as f64 / 1000.0;
     let mut unit = 0;
     while value >= 999.95 && unit + 1 < UNITS.len() {
