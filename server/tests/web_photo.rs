@@ -399,6 +399,7 @@ async fn the_page_answers_404_for_what_is_not_yours_and_redirects_when_signed_ou
         format!("/photo/{upper}"),
         "/photo/nope".to_owned(),
         "/photo/%2E%2E%2F%2E%2E%2Fetc".to_owned(),
+        "/photo/%FF%FE".to_owned(),
         format!("/photo/{new}x"),
     ] {
         let page = admin.get(&path).await;

@@ -10,6 +10,7 @@
 //! HTML 404.
 
 use askama::Template;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -93,8 +94,10 @@ pub struct Info {
 pub(super) async fn get_photo(
     State(state): State<AppState>,
     SignedIn(signed): SignedIn,
-    Path(photo_id): Path<String>,
+    photo_id: Result<Path<String>, PathRejection>,
 ) -> Response {
+    // A segment that is not UTF-8 once decoded (`%FF`) names no photo either: the same 404 page.
+    let photo_id = photo_id.map_or_else(|_| String::new(), |Path(id)| id);
     match page(&state, &signed, &photo_id).await {
         Ok(Some(page)) => render(StatusCode::OK, &page),
         Ok(None) => error_page(signed_in_layout(&state, &signed), &ApiError::not_found("photo")),
