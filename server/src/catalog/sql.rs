@@ -401,6 +401,10 @@ impl Catalog for Adapter {
         web::photo(self, user_id, photo_id).await
     }
 
+    async fn listed_photo(&self, user_id: &UserId, photo_id: &PhotoId) -> Result<Option<ListedPhoto>> {
+        web::listed_photo(self, user_id, photo_id).await
+    }
+
     async fn lease_jobs(&self, user_id: &UserId, request: &LeaseRequest) -> Result<Vec<JobInfo>> {
         jobs::lease_jobs(self, user_id, request).await
     }

@@ -112,6 +112,11 @@ impl Site {
         child.wait_with_output().unwrap()
     }
 
+    /// The server's data directory.
+    pub fn data(&self) -> &std::path::Path {
+        &self.data
+    }
+
     /// A new token of alice's with this scope (`client`, `web`).
     pub fn token(&self, scope: &str) -> String {
         let made = self.cli(&["token", "create", "--user", "alice", "--scope", scope], None);
