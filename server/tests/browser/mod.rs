@@ -124,11 +124,6 @@ impl Site {
         String::from_utf8(made.stdout).unwrap().trim().to_owned()
     }
 
-    /// The server's data directory: its first-start tokens, and its local store under `blobs/`.
-    pub fn data(&self) -> &std::path::Path {
-        &self.data
-    }
-
     /// `user passwd NAME` with the password on standard input.
     pub fn passwd(&self, name: &str, password: &str) -> Output {
         self.cli(&["user", "passwd", name], Some(&format!("{password}\n")))
