@@ -12,7 +12,7 @@ mod served;
 
 use std::time::Duration;
 
-use browser::{Db, Site, assert_clean, output, sign_in_with};
+use browser::{Db, Site, assert_clean, click, output, scrolls_sideways, sign_in_with};
 use harness::fantoccini::Locator;
 use harness::fantoccini::actions::{InputSource as _, KeyAction, KeyActions};
 use harness::fantoccini::key::Key;
@@ -198,13 +198,7 @@ async fn a_photo_opens_walks_the_timeline_with_the_keys_and_plays_videos() {
         if *id == library.id("live") {
             // The Live Photo: its still painted, its motion played by its button, muted, inline.
             painted_width(&page).await;
-            page.client
-                .find(Locator::Css("button.live-play"))
-                .await
-                .unwrap()
-                .click()
-                .await
-                .unwrap();
+            click(&page, "button.live-play").await;
             let live = page
                 .wait_for(
                     "const v = document.querySelector('video.live'); \
@@ -279,25 +273,14 @@ async fn a_photo_without_its_preview_shows_its_thumbnail_or_a_placeholder() {
     assert!(note.is_displayed().await.unwrap());
     assert!(note.text().await.unwrap().contains("Preview being made"));
     // At phone width the page does not scroll sideways.
-    let overflow = page
-        .client
-        .execute(
-            "return document.documentElement.scrollWidth > window.innerWidth",
-            Vec::new(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(overflow, false);
+    assert!(
+        !scrolls_sideways(&page).await,
+        "the page scrolls sideways at phone width"
+    );
     page.screenshot(&shots, "thumbnail-only-phone").await.unwrap();
 
     // No derivative at all: the placeholder, and the next link leads there.
-    page.client
-        .find(Locator::Css("a[rel=next]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&page, "a[rel=next]").await;
     wait_at(&page, &format!("/photo/{bare}")).await;
     let placeholder = page
         .client

@@ -11,7 +11,7 @@ mod served;
 
 use std::time::Duration;
 
-use browser::{Db, Site, assert_clean, output, sign_in_with};
+use browser::{Db, Site, assert_clean, click, output, scrolls_sideways, sign_in_with, submit};
 use chrono::{DateTime, FixedOffset, TimeDelta};
 use harness::fantoccini::Locator;
 use harness::{Browser, Page};
@@ -107,13 +107,7 @@ async fn search(page: &Page, words: &str) -> Vec<String> {
     let input = page.client.find(Locator::Css("input[name=q]")).await.unwrap();
     input.clear().await.unwrap();
     input.send_keys(words).await.unwrap();
-    page.client
-        .form(Locator::Css("form.filters"))
-        .await
-        .unwrap()
-        .submit()
-        .await
-        .unwrap();
+    submit(page, "form.filters").await;
     page.wait_for(
         &format!(
             "return new URLSearchParams(location.search).get('q') === {} || null",
@@ -206,13 +200,7 @@ async fn the_timeline_scrolls_jumps_searches_and_filters() {
         "{link} for {in_target:?}"
     );
     page.screenshot(&shots, "scrubber").await.unwrap();
-    page.client
-        .find(Locator::Css(&format!("#scrubber a[data-month=\"{target}\"]")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&page, &format!("#scrubber a[data-month=\"{target}\"]")).await;
     page.wait_for(
         &format!("return location.search.includes('month={target}') || null"),
         Duration::from_secs(15),
@@ -232,27 +220,9 @@ async fn the_timeline_scrolls_jumps_searches_and_filters() {
 
     // The favourites filter, through the form's checkbox.
     page.client.goto(&format!("{}/", site.url)).await.unwrap();
-    page.client
-        .find(Locator::Css("form.filters summary"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    page.client
-        .find(Locator::Css("input[name=favorite]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    page.client
-        .form(Locator::Css("form.filters"))
-        .await
-        .unwrap()
-        .submit()
-        .await
-        .unwrap();
+    click(&page, "form.filters summary").await;
+    click(&page, "input[name=favorite]").await;
+    submit(&page, "form.filters").await;
     page.wait_for(
         "return location.search.includes('favorite=true') || null",
         Duration::from_secs(15),
@@ -264,15 +234,10 @@ async fn the_timeline_scrolls_jumps_searches_and_filters() {
 
     // A phone: no sideways scroll.
     page.client.set_window_size(390, 844).await.unwrap();
-    let overflow = page
-        .client
-        .execute(
-            "return document.documentElement.scrollWidth > window.innerWidth",
-            Vec::new(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(overflow, false, "the timeline scrolls sideways at phone width");
+    assert!(
+        !scrolls_sideways(&page).await,
+        "the timeline scrolls sideways at phone width"
+    );
     page.screenshot(&shots, "phone").await.unwrap();
     assert_clean(&page, &site.server).await;
     page.close().await.unwrap();

@@ -301,3 +301,38 @@ pub async fn sign_in_with(page: &harness::Page, user: &str, password: &str) {
     }
     form.submit().await.unwrap();
 }
+
+/// Clicks the first element `css` finds.
+pub async fn click(page: &harness::Page, css: &str) {
+    page.client
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Submits the first form `css` finds.
+pub async fn submit(page: &harness::Page, css: &str) {
+    page.client
+        .form(Locator::Css(css))
+        .await
+        .unwrap()
+        .submit()
+        .await
+        .unwrap();
+}
+
+/// Whether the page is wider than its window (it scrolls sideways: broken at phone width).
+pub async fn scrolls_sideways(page: &harness::Page) -> bool {
+    page.client
+        .execute(
+            "return document.documentElement.scrollWidth > window.innerWidth",
+            Vec::new(),
+        )
+        .await
+        .unwrap()
+        .as_bool()
+        .unwrap()
+}
