@@ -40,7 +40,7 @@ pub use api::{AssetKind, ResourceType, UnavailableReason};
 pub use browse::{
     AlbumPageQuery, AlbumSummary, Enrichment, JobInfo, JobQueue, JobState, JobStatus, LeaseRequest,
     ListedPhoto, MonthCount, PhotoDetail, PhotoFilter, PhotoResource, StoredRef, TagCount, TagKind,
-    TimelineKey, TimelineQuery,
+    TimelineKey, TimelineNeighbours, TimelineQuery,
 };
 pub use history::{
     Change, ChangesSince, PhotoChange, PhotoVersion, PurgeReport, RestoreReport, RestoreTarget, Retention,
@@ -282,6 +282,25 @@ pub trait Catalog: Send + Sync + Debug {
 
     /// The database's plan for [`Catalog::list_photos`] (for the query-plan test and operators).
     async fn explain_timeline(&self, user_id: &UserId, query: &TimelineQuery) -> Result<String>;
+
+    /// The user's photos listed just before and just after `key` in the timeline under `filter` (the order
+    /// of [`Catalog::list_photos`]): one keyset read of the timeline's index each way, no offset, no count.
+    /// `key` need not be a photo the filter selects (a hidden photo opened from its link still has
+    /// neighbours), and ids of another user's photos never come back.
+    async fn timeline_neighbours(
+        &self,
+        user_id: &UserId,
+        filter: &PhotoFilter,
+        key: &TimelineKey,
+    ) -> Result<TimelineNeighbours>;
+
+    /// The database's plans for [`Catalog::timeline_neighbours`]: the newer read's, then the older's.
+    async fn explain_neighbours(
+        &self,
+        user_id: &UserId,
+        filter: &PhotoFilter,
+        key: &TimelineKey,
+    ) -> Result<String>;
 
     /// The user's photos under `filter` counted per month of their own time, newest month first (the
     /// date scrubber).

@@ -111,4 +111,5 @@ contract!(
     set_password_revokes_the_users_sessions_only,
     web_keys_are_made_once_and_shared,
     login_failures_count_per_key_within_the_window,
+    timeline_neighbours_follow_the_list_order,
 );

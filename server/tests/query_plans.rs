@@ -201,8 +201,31 @@ mod timeline {
     }
 
     async fn check(catalog: &Arc<dyn Catalog>, user: &UserId, postgres: bool) {
+        let mut plans = Vec::new();
         for (name, query, index) in queries() {
-            let plan = catalog.explain_timeline(user, &query).await.unwrap();
+            plans.push((
+                name.to_owned(),
+                catalog.explain_timeline(user, &query).await.unwrap(),
+                index,
+            ));
+            // The photo page's previous and next from a photo mid-list: the same index, read either way.
+            if query.before_local_ms.is_none() {
+                let key = TimelineKey {
+                    taken_at_ms: 1_400_000_000_000 + 10_000 * 60_000,
+                    photo_id: "00000000000000000000000000002710".into(),
+                };
+                let plan = catalog
+                    .explain_neighbours(user, &query.filter, &key)
+                    .await
+                    .unwrap();
+                assert!(
+                    plan.matches(index).count() >= 2,
+                    "{name} neighbours: both reads use {index}\n{plan}"
+                );
+                plans.push((format!("{name} neighbours"), plan, index));
+            }
+        }
+        for (name, plan, index) in plans {
             assert!(plan.contains(index), "{name}: expected {index}\n{plan}");
             if postgres {
                 assert!(!plan.contains("Sort"), "{name}: sorts\n{plan}");

@@ -65,6 +65,17 @@ pub struct TimelineQuery {
     pub before_local_ms: Option<i64>,
 }
 
+/// The photos either side of one in the timeline's order (newest first, ties by id descending): what the
+/// photo page's previous and next links open. Read by keyset from the timeline's index, one row each way,
+/// so a photo twenty years back costs what today's does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TimelineNeighbours {
+    /// The photo listed just before: the next newer one (at the same time, the next greater id).
+    pub newer: Option<PhotoId>,
+    /// The photo listed just after: the next older one (at the same time, the next smaller id).
+    pub older: Option<PhotoId>,
+}
+
 /// Photos of one month (of the photos' own time) for the date scrubber.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MonthCount {

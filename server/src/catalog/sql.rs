@@ -52,6 +52,12 @@ pub(super) mod jobs;
     clippy::duplicate_mod,
     reason = "compiled once per driver on purpose: see catalog/sql.rs"
 )]
+#[path = "sql/neighbours.rs"]
+mod neighbours;
+#[allow(
+    clippy::duplicate_mod,
+    reason = "compiled once per driver on purpose: see catalog/sql.rs"
+)]
 #[path = "sql/photos.rs"]
 mod photos;
 #[allow(

@@ -16,6 +16,7 @@ pub mod grid;
 mod limiter;
 mod login;
 mod media;
+mod photo;
 pub mod session;
 pub mod templates;
 mod timeline;
@@ -69,6 +70,7 @@ pub(super) fn router() -> Router<AppState> {
         .route("/media/{photo_id}/{variant}", get(media::get_media))
         .route("/login", get(login::get_login).post(login::post_login))
         .route("/logout", post(login::post_logout))
+        .route("/photo/{photo_id}", get(photo::get_photo))
         .route("/static/{name}", get(assets::get_asset))
 }
 

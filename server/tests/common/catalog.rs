@@ -15,6 +15,8 @@ mod before_images;
 mod gc;
 #[path = "catalog/history.rs"]
 mod history;
+#[path = "catalog/neighbours.rs"]
+mod neighbours;
 #[path = "catalog/sessions.rs"]
 mod sessions;
 #[path = "catalog/sources.rs"]
@@ -29,6 +31,7 @@ pub use auth::*;
 pub use before_images::*;
 pub use gc::*;
 pub use history::*;
+pub use neighbours::*;
 pub use sessions::*;
 pub use sources::*;
 pub use sync::*;

@@ -10,8 +10,8 @@ use crate::catalog::{
     JobStatus, LeaseRequest, Library, LibraryId, ListedPhoto, LoginRecord, Misplaced, MonthCount, NewSession,
     NewToken, Page, PendingQuery, PendingUpload, PhotoDetail, PhotoFilter, PhotoId, PhotoUpsert,
     RecordedUpload, ResourceType, Result, ResumableSave, ResumableUpload, Scope, Stats, SyncBatchResult,
-    TagCount, TagKind, TimelineQuery, TokenId, TokenInfo, UploadLookup, UploadRecord, UploadTarget, User,
-    UserId, WebSession,
+    TagCount, TagKind, TimelineKey, TimelineNeighbours, TimelineQuery, TokenId, TokenInfo, UploadLookup,
+    UploadRecord, UploadTarget, User, UserId, WebSession,
 };
 use crate::catalog::{
     ChangesSince, PhotoChange, PhotoVersion, PurgeReport, RestoreReport, RestoreTarget, Retention,
@@ -196,6 +196,24 @@ impl Catalog for Adapter {
 
     async fn explain_timeline(&self, user_id: &UserId, query: &TimelineQuery) -> Result<String> {
         web::explain_timeline(self, user_id, query).await
+    }
+
+    async fn timeline_neighbours(
+        &self,
+        user_id: &UserId,
+        filter: &PhotoFilter,
+        key: &TimelineKey,
+    ) -> Result<TimelineNeighbours> {
+        neighbours::timeline_neighbours(self, user_id, filter, key).await
+    }
+
+    async fn explain_neighbours(
+        &self,
+        user_id: &UserId,
+        filter: &PhotoFilter,
+        key: &TimelineKey,
+    ) -> Result<String> {
+        neighbours::explain_neighbours(self, user_id, filter, key).await
     }
 
     async fn month_counts(&self, user_id: &UserId, filter: &PhotoFilter) -> Result<Vec<MonthCount>> {

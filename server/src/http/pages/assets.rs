@@ -23,7 +23,7 @@ struct Asset {
 /// Every asset: the stylesheet of every page (system fonts, light and dark, phone width; no request off the
 /// server) and the icon browsers show in tabs (without one, each page's automatic `/favicon.ico` request is a
 /// 404 in the console).
-const ASSETS: [Asset; 3] = [
+const ASSETS: [Asset; 4] = [
     Asset {
         stem: "app",
         extension: "css",
@@ -41,6 +41,12 @@ const ASSETS: [Asset; 3] = [
         extension: "js",
         content_type: "text/javascript; charset=utf-8",
         bytes: include_bytes!("../../../static/timeline.js"),
+    },
+    Asset {
+        stem: "photo",
+        extension: "js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../../static/photo.js"),
     },
 ];
 
