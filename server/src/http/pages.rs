@@ -9,11 +9,14 @@
 //! `Referrer-Policy: same-origin` and `X-Frame-Options: DENY`. Every form is protected against CSRF (see
 //! `login`); the web stays read-only, so the forms are only sign-in and sign-out.
 
+mod album_tree;
+mod albums;
 mod assets;
 pub mod cookies;
 mod limiter;
 mod login;
 pub mod session;
+mod tags;
 pub mod templates;
 
 use std::net::{IpAddr, SocketAddr};
@@ -64,6 +67,9 @@ pub(super) fn router() -> Router<AppState> {
         .route("/", get(get_home))
         .route("/login", get(login::get_login).post(login::post_login))
         .route("/logout", post(login::post_logout))
+        .route("/albums", get(albums::get_albums))
+        .route("/people", get(tags::get_people))
+        .route("/keywords", get(tags::get_keywords))
         .route("/static/{name}", get(assets::get_asset))
 }
 
@@ -105,6 +111,7 @@ pub(super) async fn not_found(State(state): State<AppState>, uri: Uri, headers: 
             css: assets::css_path(),
             user: Some(signed.session.user.name.clone()),
             csrf: signed.csrf(&state),
+            section: None,
         },
         None => signed_out_layout(),
     };
@@ -136,7 +143,7 @@ async fn get_home(State(state): State<AppState>, session::SignedIn(signed): sess
     render(
         StatusCode::OK,
         &templates::Home {
-            layout: signed_in_layout(&state, &signed),
+            layout: signed_in_layout(&state, &signed).at(templates::Section::Photos),
             photos: stats.totals.photos,
         },
     )
@@ -148,6 +155,7 @@ pub fn signed_in_layout(state: &AppState, signed: &session::Signed) -> templates
         css: assets::css_path(),
         user: Some(signed.session.user.name.clone()),
         csrf: signed.csrf(state),
+        section: None,
     }
 }
 
@@ -157,6 +165,32 @@ fn signed_out_layout() -> templates::Layout {
         css: assets::css_path(),
         user: None,
         csrf: String::new(),
+        section: None,
+    }
+}
+
+/// An error met while making a signed-in page, as a page in its layout: a 404 says the thing is not there
+/// (another user's album is not there either), a 400 says what was wrong with the address, anything else
+/// keeps its status and says only what the JSON envelope would.
+pub fn error_page(state: &AppState, signed: &session::Signed, error: &ApiError) -> Response {
+    let layout = signed_in_layout(state, signed);
+    let home = ("/", "Go to your photos");
+    match error.status() {
+        StatusCode::NOT_FOUND => message(
+            StatusCode::NOT_FOUND,
+            layout,
+            "Page not found",
+            "There is no page at this address.",
+            home,
+        ),
+        StatusCode::BAD_REQUEST => message(
+            StatusCode::BAD_REQUEST,
+            layout,
+            "Bad address",
+            &format!("This address cannot be shown: {}.", error.message()),
+            home,
+        ),
+        status => message(status, layout, "Something went wrong", error.message(), home),
     }
 }
 

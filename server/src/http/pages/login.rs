@@ -235,6 +235,7 @@ fn login_page(
             css: assets::css_path(),
             user: None,
             csrf: token,
+            section: None,
         },
         next,
         username,
