@@ -7,39 +7,12 @@
 mod browser;
 mod served;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
+use browser::{assert_clean, output, sign_in_with};
 use harness::fantoccini::Locator;
-use harness::{Browser, Page, ServerProcess};
+use harness::{Browser, ServerProcess};
 use served::BIN;
-
-/// The test's output folder.
-fn output(test: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("web_browser")
-        .join(test)
-}
-
-/// Fails if the page logged an error or asked anything of another origin than the server's.
-async fn assert_clean(page: &Page, server: &ServerProcess) {
-    let errors = page.console_errors().await.unwrap();
-    assert!(errors.is_empty(), "console errors: {errors:#?}");
-    let urls = page.requested_urls().await.unwrap();
-    assert!(!urls.is_empty(), "the performance log saw no request at all");
-    let origin = server.url();
-    // What goes over a network: the browser's own `chrome://` pages (the blank tab it starts with) do not.
-    let elsewhere: Vec<_> = urls
-        .iter()
-        .filter(|u| {
-            ["http:", "https:", "ws:", "wss:"]
-                .iter()
-                .any(|s| u.starts_with(s))
-        })
-        .filter(|u| !u.starts_with(&format!("{origin}/")))
-        .collect();
-    assert!(elsewhere.is_empty(), "requests off the server: {elsewhere:#?}");
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_api_docs_render_from_the_server_alone() {
@@ -120,22 +93,6 @@ async fn a_failed_load_is_seen_as_a_console_error() {
         "{seen:#?}"
     );
     page.close().await.unwrap();
-}
-
-/// Types into the sign-in form and submits it.
-async fn sign_in_with(page: &Page, user: &str, password: &str) {
-    let form = page
-        .client
-        .form(Locator::Css("form[action='/login']"))
-        .await
-        .unwrap();
-    for (field, text) in [("username", user), ("password", password)] {
-        let input = page.client.find(Locator::Id(field)).await.unwrap();
-        // A refused form comes back with the name filled in.
-        input.clear().await.unwrap();
-        input.send_keys(text).await.unwrap();
-    }
-    form.submit().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]

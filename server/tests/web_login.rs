@@ -94,7 +94,7 @@ async fn sign_in_shows_the_home_and_sign_out_revokes(db: Db) {
     );
     assert_eq!(home.header("cache-control"), Some("no-store"));
 
-    // With a synced photo (alice's own client token), the count instead.
+    // With a synced photo (alice's own client token), the timeline with its one tile instead.
     let token = site.cli(&["token", "create", "--user", "alice", "--scope", "client"], None);
     let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
     let synced = reqwest::Client::new()
@@ -106,7 +106,8 @@ async fn sign_in_shows_the_home_and_sign_out_revokes(db: Db) {
         .unwrap();
     assert_eq!(synced.status(), 200);
     let home = browser.get("/").await;
-    assert!(home.body.contains("1 photo in your library."), "{}", home.body);
+    assert_eq!(home.body.matches("class=\"tile\"").count(), 1, "{}", home.body);
+    assert!(home.body.contains("IMG_0001.HEIC"), "{}", home.body);
     assert!(!home.body.contains("No photos yet"));
 
     // A tampered cookie (one character of the secret, or of the signature) is no session.

@@ -133,6 +133,12 @@ pub struct ListedPhoto {
     pub width: u32,
     /// Pixels.
     pub height: u32,
+    /// Its title in Photos, if any (the pages' alt text, else the file name).
+    pub title: Option<String>,
+    /// The camera's file name (`IMG_1234.HEIC`).
+    pub original_filename: String,
+    /// A Live Photo (a still with a paired video).
+    pub live_photo: bool,
     /// The stored original.
     pub original: Option<StoredRef>,
     /// The thumbnail's object key (from the thumbnail enrichment's result).

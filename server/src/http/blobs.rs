@@ -62,7 +62,19 @@ pub(crate) async fn get_blob(
             ApiError::new(StatusCode::FORBIDDEN, code, e.to_string())
         })?;
     let exp: i64 = param("exp").and_then(|e| e.parse().ok()).unwrap_or(0);
-    let meta = state.store().head(&key).await?;
+    serve_object(&state, &key, &headers, (exp - Utc::now().timestamp()).max(0)).await
+}
+
+/// Serves a stored object the caller may read, honouring `Range`, `If-Range`, `If-None-Match` and
+/// `If-Modified-Since`; browsers may keep it privately for `max_age` seconds. Shared by the presigned blobs
+/// and the pages' media route.
+pub(crate) async fn serve_object(
+    state: &AppState,
+    key: &storage::StorageKey,
+    headers: &HeaderMap,
+    max_age: i64,
+) -> Result<Response, ApiError> {
+    let meta = state.store().head(key).await?;
     // The store's ETag changes with the bytes (local: inode, mtime and size; S3: the object's); a keyed
     // hash of it with the key keeps that and gives away nothing (no inode numbers, no file sizes).
     let etag = meta.etag.as_deref().map(|e| {
@@ -76,7 +88,6 @@ pub(crate) async fn get_blob(
 
     let mut common = HeaderMap::new();
     common.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    let max_age = (exp - Utc::now().timestamp()).max(0);
     if let Ok(v) = HeaderValue::from_str(&format!("private, max-age={max_age}")) {
         common.insert(header::CACHE_CONTROL, v);
     }
@@ -87,7 +98,7 @@ pub(crate) async fn get_blob(
         common.insert(header::LAST_MODIFIED, v);
     }
 
-    if not_modified(&headers, etag.as_deref(), meta.last_modified) {
+    if not_modified(headers, etag.as_deref(), meta.last_modified) {
         return Ok((StatusCode::NOT_MODIFIED, common).into_response());
     }
     let size = meta.size;
@@ -95,7 +106,7 @@ pub(crate) async fn get_blob(
     let range_header = headers
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
-        .filter(|_| if_range_holds(&headers, etag.as_deref(), meta.last_modified));
+        .filter(|_| if_range_holds(headers, etag.as_deref(), meta.last_modified));
     let range = match range_header {
         None => None,
         Some(text) => match parse_range(text, size) {
@@ -118,7 +129,7 @@ pub(crate) async fn get_blob(
     let object = if size == 0 {
         None
     } else {
-        Some(state.store().get(&key, range.clone()).await?)
+        Some(state.store().get(key, range.clone()).await?)
     };
     let mut response = match object {
         Some(object) => Response::new(Body::from_stream(object.body)),

@@ -62,7 +62,7 @@ impl ApiError {
         self.code
     }
 
-    /// What the answer tells the client (for a 5xx, nothing internal): a page's error shows it too.
+    /// The message for the client (never a secret: errors are built to be shown).
     pub fn message(&self) -> &str {
         &self.message
     }

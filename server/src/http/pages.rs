@@ -13,11 +13,14 @@ mod album_tree;
 mod albums;
 mod assets;
 pub mod cookies;
+pub mod grid;
 mod limiter;
 mod login;
+mod media;
 pub mod session;
 mod tags;
 pub mod templates;
+mod timeline;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -64,10 +67,13 @@ pub(super) fn router() -> Router<AppState> {
     // twice as long as a wrong password.
     let _ = crate::password::dummy_hash();
     Router::new()
-        .route("/", get(get_home))
+        .route("/", get(timeline::get_timeline))
+        .route("/months", get(timeline::get_months))
+        .route("/media/{photo_id}/{variant}", get(media::get_media))
         .route("/login", get(login::get_login).post(login::post_login))
         .route("/logout", post(login::post_logout))
         .route("/albums", get(albums::get_albums))
+        .route("/albums/{album_id}", get(albums::get_album))
         .route("/people", get(tags::get_people))
         .route("/keywords", get(tags::get_keywords))
         .route("/static/{name}", get(assets::get_asset))
@@ -129,23 +135,34 @@ pub(super) async fn not_found(State(state): State<AppState>, uri: Uri, headers: 
     )
 }
 
-/// `GET /`: the signed-in user's home. Until the timeline replaces it: the empty state, or how many photos
-/// there are.
-async fn get_home(State(state): State<AppState>, session::SignedIn(signed): session::SignedIn) -> Response {
-    let stats = match state
-        .catalog()
-        .stats(&signed.session.user.id, chrono::Utc::now())
-        .await
-    {
-        Ok(stats) => stats,
-        Err(error) => return ApiError::from(error).into_response(),
-    };
-    render(
-        StatusCode::OK,
-        &templates::Home {
-            layout: signed_in_layout(&state, &signed).at(templates::Section::Photos),
-            photos: stats.totals.photos,
-        },
+/// The page of a failed request: its message and status for a 4xx (a bad filter, an unknown photo), a
+/// plain "something went wrong" for anything else (the detail is in the log, not on the page).
+pub fn error_page(layout: templates::Layout, error: &ApiError) -> Response {
+    let status = error.status();
+    if status == StatusCode::NOT_FOUND {
+        return message(
+            status,
+            layout,
+            "Page not found",
+            "There is nothing at this address, or it is not yours.",
+            ("/", "Go to your photos"),
+        );
+    }
+    if status.is_client_error() {
+        return message(
+            status,
+            layout,
+            "That address is not right",
+            error.message(),
+            ("/", "Go to your photos"),
+        );
+    }
+    message(
+        status,
+        layout,
+        "Something went wrong",
+        "The server could not show this page. Try again in a moment.",
+        ("/", "Go to your photos"),
     )
 }
 
@@ -169,31 +186,6 @@ fn signed_out_layout() -> templates::Layout {
     }
 }
 
-/// An error met while making a signed-in page, as a page in its layout: a 404 says the thing is not there
-/// (another user's album is not there either), a 400 says what was wrong with the address, anything else
-/// keeps its status and says only what the JSON envelope would.
-pub fn error_page(state: &AppState, signed: &session::Signed, error: &ApiError) -> Response {
-    let layout = signed_in_layout(state, signed);
-    let home = ("/", "Go to your photos");
-    match error.status() {
-        StatusCode::NOT_FOUND => message(
-            StatusCode::NOT_FOUND,
-            layout,
-            "Page not found",
-            "There is no page at this address.",
-            home,
-        ),
-        StatusCode::BAD_REQUEST => message(
-            StatusCode::BAD_REQUEST,
-            layout,
-            "Bad address",
-            &format!("This address cannot be shown: {}.", error.message()),
-            home,
-        ),
-        status => message(status, layout, "Something went wrong", error.message(), home),
-    }
-}
-
 /// A page saying one thing, with one link onwards.
 fn message(
     status: StatusCode,
@@ -214,10 +206,10 @@ fn message(
     )
 }
 
-/// The Content-Security-Policy of every page: only this server's stylesheet, images and forms; no script
-/// until a page ships one from `/static/`, no frames, no plugins.
-const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; \
-     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// The Content-Security-Policy of every page: only this server's stylesheet, scripts (files under
+/// `/static/`, never inline), images, videos, fetches and forms; no frames, no plugins.
+const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; media-src 'self'; \
+     script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// A rendered page with the pages' headers.
 pub fn render(status: StatusCode, page: &impl Template) -> Response {

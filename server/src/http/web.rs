@@ -7,7 +7,7 @@
 
 pub(crate) mod albums;
 mod cursor;
-mod filter;
+pub(crate) mod filter;
 pub(crate) mod history;
 pub(crate) mod months;
 pub(crate) mod photos;
@@ -60,17 +60,22 @@ fn limit(requested: Option<u32>) -> Result<u32, ApiError> {
 /// A presigned GET of `key`, if the key is the user's. The catalog only records keys under the user's
 /// prefix; checking again here means a bad row can never hand out another user's object.
 async fn presign(state: &AppState, user_id: &UserId, key: &str) -> Result<Option<String>, ApiError> {
-    let Ok(prefix) = storage::LibraryLayout::user_prefix(user_id.as_str()) else {
+    let Some(key) = own_key(user_id, key) else {
         return Ok(None);
     };
-    let Ok(key) = StorageKey::parse(key) else {
-        return Ok(None);
-    };
-    if !key.as_str().starts_with(&format!("{}/", prefix.as_str())) {
-        tracing::warn!("a catalog key outside the user's prefix was not presigned");
-        return Ok(None);
-    }
     Ok(Some(state.store().presign_get(&key, None).await?.url.to_string()))
+}
+
+/// A catalog key as a storage key, if it is under the user's own prefix: the last guard before a key is
+/// presigned or served, so a catalog row naming another user's object can never hand it out.
+pub(crate) fn own_key(user_id: &UserId, key: &str) -> Option<StorageKey> {
+    let prefix = storage::LibraryLayout::user_prefix(user_id.as_str()).ok()?;
+    let key = StorageKey::parse(key).ok()?;
+    if !key.as_str().starts_with(&format!("{}/", prefix.as_str())) {
+        tracing::warn!("a catalog key outside the user's prefix was not served");
+        return None;
+    }
+    Some(key)
 }
 
 /// A list item with its presigned URLs.

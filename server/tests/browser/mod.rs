@@ -1,11 +1,16 @@
-//! A browser at the HTTP level, for the web pages' tests against the real binary: it keeps its cookies, sends
-//! `Accept: text/html`, never follows redirects (tests look at each 303), and posts urlencoded forms.
+//! The web pages' tests against the real binary: a browser at the HTTP level ([`Browser`]: it keeps its
+//! cookies, sends `Accept: text/html`, never follows redirects (tests look at each 303), and posts urlencoded
+//! forms), and what the tests in real Chromium (`harness::Browser`) share: their output folder, the check
+//! that a page logged no error and asked nothing of another origin, and signing in through the form.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 use std::collections::BTreeMap;
 use std::process::{Command, Output, Stdio};
 
+use std::path::PathBuf;
+
+use harness::fantoccini::Locator;
 use harness::{Postgres, ServerProcess};
 
 use crate::served::BIN;
@@ -30,6 +35,12 @@ pub struct Site {
 impl Site {
     /// A server on a fresh catalog with user `alice` whose web password is `password` (set with the CLI).
     pub async fn start(db: Db, password: &str) -> Site {
+        Self::start_with(db, password, &[]).await
+    }
+
+    /// [`Site::start`] with more environment for the server (`IPHOTO_WORKERS=thumbnail` makes thumbnails
+    /// and previews in the server's process).
+    pub async fn start_with(db: Db, password: &str, more: &[(&str, &str)]) -> Site {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let database_url = match db {
@@ -39,6 +50,7 @@ impl Site {
         let envs: Vec<(&str, &str)> = database_url
             .iter()
             .map(|url| ("IPHOTO_DATABASE_URL", url.as_str()))
+            .chain(more.iter().copied())
             .collect();
         let server = ServerProcess::start(std::path::Path::new(BIN), &data, &envs)
             .await
@@ -98,6 +110,13 @@ impl Site {
             }
         }
         child.wait_with_output().unwrap()
+    }
+
+    /// A new token of alice's with this scope (`client`, `web`).
+    pub fn token(&self, scope: &str) -> String {
+        let made = self.cli(&["token", "create", "--user", "alice", "--scope", scope], None);
+        assert!(made.status.success(), "{made:?}");
+        String::from_utf8(made.stdout).unwrap().trim().to_owned()
     }
 
     /// `user passwd NAME` with the password on standard input.
@@ -233,4 +252,47 @@ impl Browser {
         }
         page
     }
+}
+
+/// A Chromium test's output folder (its screenshots): `target/tmp/web_browser/<test>/`.
+pub fn output(test: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("web_browser")
+        .join(test)
+}
+
+/// Fails if the page logged an error or asked anything of another origin than the server's.
+pub async fn assert_clean(page: &harness::Page, server: &ServerProcess) {
+    let errors = page.console_errors().await.unwrap();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+    let urls = page.requested_urls().await.unwrap();
+    assert!(!urls.is_empty(), "the performance log saw no request at all");
+    let origin = server.url();
+    // What goes over a network: the browser's own `chrome://` pages (the blank tab it starts with) do not.
+    let elsewhere: Vec<_> = urls
+        .iter()
+        .filter(|u| {
+            ["http:", "https:", "ws:", "wss:"]
+                .iter()
+                .any(|s| u.starts_with(s))
+        })
+        .filter(|u| !u.starts_with(&format!("{origin}/")))
+        .collect();
+    assert!(elsewhere.is_empty(), "requests off the server: {elsewhere:#?}");
+}
+
+/// Types into the sign-in form and submits it.
+pub async fn sign_in_with(page: &harness::Page, user: &str, password: &str) {
+    let form = page
+        .client
+        .form(Locator::Css("form[action='/login']"))
+        .await
+        .unwrap();
+    for (field, text) in [("username", user), ("password", password)] {
+        let input = page.client.find(Locator::Id(field)).await.unwrap();
+        // A refused form comes back with the name filled in.
+        input.clear().await.unwrap();
+        input.send_keys(text).await.unwrap();
+    }
+    form.submit().await.unwrap();
 }

@@ -20,7 +20,8 @@ use crate::catalog::{
 /// The columns of a list item, over `p` (photos), `r` (the stored original) and `e` (the thumbnail job's
 /// result, which names the preview too).
 pub(super) const LIST_COLUMNS: &str = "p.id, p.local_identifier, p.taken_at, p.taken_at_offset_s, p.kind, p.favorite, \
-    p.width, p.height, r.stored_sha256, r.stored_key, e.result AS thumbnail";
+    p.width, p.height, p.title, p.original_filename, p.live_photo, r.stored_sha256, r.stored_key, \
+    e.result AS thumbnail";
 
 /// The joins `LIST_COLUMNS` reads: primary-key lookups per row.
 pub(super) const LIST_JOINS: &str = "LEFT JOIN icloud.resources r \
@@ -220,9 +221,9 @@ pub(super) async fn photo(
     photo_id: &PhotoId,
 ) -> Result<Option<PhotoDetail>> {
     let sql = format!(
-        "SELECT {LIST_COLUMNS}, p.cloud_guid, p.fingerprint, p.subtype, p.live_photo, p.duration_ms, \
-            p.time_zone, p.modified_at, p.hidden, p.trashed, p.latitude, p.longitude, p.original_filename, \
-            p.uti, p.edited, p.title, p.caption, p.keywords, p.people \
+        "SELECT {LIST_COLUMNS}, p.cloud_guid, p.fingerprint, p.subtype, p.duration_ms, \
+            p.time_zone, p.modified_at, p.hidden, p.trashed, p.latitude, p.longitude, \
+            p.uti, p.edited, p.caption, p.keywords, p.people \
          FROM icloud.photos p {LIST_JOINS} \
          WHERE p.user_id = $1 AND p.id = $2 AND p.deleted_at IS NULL"
     );
@@ -357,6 +358,9 @@ pub(super) fn listed(row: &<super::Db as sqlx::Database>::Row) -> Result<ListedP
         favorite: row.try_get("favorite")?,
         width: u32::try_from(width).unwrap_or(0),
         height: u32::try_from(height).unwrap_or(0),
+        title: row.try_get("title")?,
+        original_filename: row.try_get("original_filename")?,
+        live_photo: row.try_get("live_photo")?,
         original: sha256.zip(key).map(|(sha256, key)| StoredRef { sha256, key }),
         thumbnail_key: thumbnail.as_deref().and_then(|t| result_key(t, &["key"])),
         preview_key: thumbnail

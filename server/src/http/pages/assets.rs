@@ -23,7 +23,7 @@ struct Asset {
 /// Every asset: the stylesheet of every page (system fonts, light and dark, phone width; no request off the
 /// server) and the icon browsers show in tabs (without one, each page's automatic `/favicon.ico` request is a
 /// 404 in the console).
-const ASSETS: [Asset; 2] = [
+const ASSETS: [Asset; 3] = [
     Asset {
         stem: "app",
         extension: "css",
@@ -35,6 +35,12 @@ const ASSETS: [Asset; 2] = [
         extension: "svg",
         content_type: "image/svg+xml",
         bytes: include_bytes!("../../../static/icon.svg"),
+    },
+    Asset {
+        stem: "timeline",
+        extension: "js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../../static/timeline.js"),
     },
 ];
 
@@ -51,12 +57,25 @@ static NAMES: LazyLock<Vec<String>> = LazyLock::new(|| {
 
 /// `/static/app.<hash>.css`: what pages link to.
 pub fn css_path() -> String {
-    format!("/static/{}", NAMES[0])
+    path("app.css")
 }
 
 /// `/static/icon.<hash>.svg`: the pages' icon.
 pub fn icon_path() -> String {
-    format!("/static/{}", NAMES[1])
+    path("icon.svg")
+}
+
+/// `/static/<stem>.<hash>.<extension>` of the asset named `<stem>.<extension>`: what a page links to.
+/// A name not in [`ASSETS`] (a typo in a template) gets a path that is a 404, which the browser tests see
+/// as a console error.
+pub fn path(name: &str) -> String {
+    ASSETS
+        .iter()
+        .position(|a| format!("{}.{}", a.stem, a.extension) == name)
+        .map_or_else(
+            || format!("/static/missing-{name}"),
+            |index| format!("/static/{}", NAMES[index]),
+        )
 }
 
 /// `GET /static/{name}`: the asset under its current hashed name, cacheable for a year and never
@@ -73,4 +92,26 @@ pub(super) async fn get_asset(Path(name): Path<String>) -> Result<Response, ApiE
         ASSETS[index].bytes,
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 14's budget: all the site's script and style together stay under 60 KB.
+    #[test]
+    fn scripts_and_styles_stay_under_60_kb() {
+        let total: usize = ASSETS
+            .iter()
+            .filter(|a| matches!(a.extension, "js" | "css"))
+            .map(|a| a.bytes.len())
+            .sum();
+        assert!(total < 60_000, "JS + CSS is {total} bytes");
+    }
+
+    #[test]
+    fn a_name_not_compiled_in_is_a_path_that_does_not_exist() {
+        assert!(path("timeline.js").starts_with("/static/timeline."));
+        assert_eq!(path("nope.js"), "/static/missing-nope.js");
+    }
 }

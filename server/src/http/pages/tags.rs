@@ -47,13 +47,14 @@ pub(super) async fn get_keywords(state: State<AppState>, signed: SignedIn) -> Re
 }
 
 async fn page(State(state): State<AppState>, SignedIn(signed): SignedIn, kind: TagKind) -> Response {
-    let counts = match tag_counts(&state, &signed.session.user.id, kind).await {
-        Ok(counts) => counts,
-        Err(error) => return error_page(&state, &signed, &error),
-    };
     let (parameter, section) = match kind {
         TagKind::Person => ("person", Section::People),
         TagKind::Keyword => ("keyword", Section::Keywords),
+    };
+    let layout = signed_in_layout(&state, &signed).at(section);
+    let counts = match tag_counts(&state, &signed.session.user.id, kind).await {
+        Ok(counts) => counts,
+        Err(error) => return error_page(layout, &error),
     };
     let items = counts
         .into_iter()
@@ -63,7 +64,6 @@ async fn page(State(state): State<AppState>, SignedIn(signed): SignedIn, kind: T
             count: tag.count,
         })
         .collect();
-    let layout = signed_in_layout(&state, &signed).at(section);
     let page = match kind {
         TagKind::Person => Tags {
             layout,

@@ -21,6 +21,11 @@ impl Layout {
         super::assets::icon_path()
     }
 
+    /// The hashed path of a page's script (`timeline.js`).
+    pub fn script(&self, name: &str) -> String {
+        super::assets::path(name)
+    }
+
     /// This layout for a page under `section` of the main nav.
     #[must_use]
     pub fn at(self, section: Section) -> Self {
@@ -101,15 +106,6 @@ pub struct Login {
     pub username: String,
     /// Why the last attempt failed.
     pub error: Option<String>,
-}
-
-/// `GET /` until the timeline replaces it.
-#[derive(Debug, Template)]
-#[template(path = "home.html")]
-pub struct Home {
-    pub layout: Layout,
-    /// The user's photos (not deleted).
-    pub photos: u64,
 }
 
 /// A page that only says something: errors (403, 404, 429) and the like.

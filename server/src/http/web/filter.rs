@@ -100,6 +100,19 @@ list_params! {
 }
 
 list_params! {
+    /// Query of the timeline page (`GET /`, the pages): where to start (a cursor of the page before, or a
+    /// month), and whether only the grid is wanted (endless scroll fetches the next page's grid).
+    TimelinePageParams {
+        /// `nextCursor`-style cursor of this same list.
+        cursor: Option<String>,
+        /// `YYYY-MM`: start at this month (the scrubber's jump).
+        month: Option<String>,
+        /// Only the grid and the next link, not the whole page.
+        partial: Option<bool>,
+    }
+}
+
+list_params! {
     /// Query of the month counts: not paged.
     MonthParams {}
 }

@@ -10,7 +10,7 @@ use axum::extract::State;
 
 use super::filter::{MonthPageParams, MonthParams, MonthPath, list_scope, month_end};
 use super::photos::page;
-use crate::catalog::TimelineQuery;
+use crate::catalog::{PhotoFilter, TimelineQuery, UserId};
 use crate::http::AppState;
 use crate::http::auth::WebAuth;
 use crate::http::error::ApiError;
@@ -29,7 +29,18 @@ pub(crate) async fn get_months(
     Query(params): Query<MonthParams>,
 ) -> Result<Json<api::WebMonths>, ApiError> {
     let filter = params.filter()?;
-    let months = state.catalog().month_counts(&caller.user.id, &filter).await?;
+    Ok(Json(api::WebMonths {
+        years: years(&state, &caller.user.id, &filter).await?,
+    }))
+}
+
+/// The user's years and months with their counts under `filter`, newest first.
+pub(crate) async fn years(
+    state: &AppState,
+    user_id: &UserId,
+    filter: &PhotoFilter,
+) -> Result<Vec<api::WebYear>, ApiError> {
+    let months = state.catalog().month_counts(user_id, filter).await?;
     let mut years: Vec<api::WebYear> = Vec::new();
     for m in months {
         let month = api::WebMonth {
@@ -49,7 +60,7 @@ pub(crate) async fn get_months(
             }),
         }
     }
-    Ok(Json(api::WebMonths { years }))
+    Ok(years)
 }
 
 /// The timeline from a month on: its first page holds the month's newest photos (or, for a month without

@@ -5,7 +5,7 @@ use axum::extract::State;
 
 use super::filter::{ListParams, list_scope};
 use super::{CursorKey, item, items, limit, presign};
-use crate::catalog::{PhotoId, TimelineKey, TimelineQuery, UserId};
+use crate::catalog::{ListedPhoto, PhotoId, TimelineKey, TimelineQuery, UserId};
 use crate::http::AppState;
 use crate::http::auth::WebAuth;
 use crate::http::error::ApiError;
@@ -51,10 +51,11 @@ async fn list_photos(
     let filter = params.filter()?;
     let key: &CursorKey = &state.settings().cursor_key;
     let scope = list_scope(caller.user.id.as_str(), &filter);
-    let after = match &params.cursor {
-        None => None,
-        Some(text) => Some(parse_position(&key.open(&scope, text)?)?),
-    };
+    let after = params
+        .cursor
+        .as_deref()
+        .map(|text| open_cursor(key, &scope, text))
+        .transpose()?;
     let query = TimelineQuery {
         filter,
         limit,
@@ -71,6 +72,20 @@ pub(super) async fn page(
     scope: &str,
     query: TimelineQuery,
 ) -> Result<Json<api::WebPhotoPage>, ApiError> {
+    let (rows, next_cursor) = rows(state, user_id, scope, query).await?;
+    Ok(Json(api::WebPhotoPage {
+        items: items(state, user_id, &rows).await?,
+        next_cursor,
+    }))
+}
+
+/// A timeline page's rows and the cursor of the next page, sealed under `scope` (`None` at the end).
+pub(crate) async fn rows(
+    state: &AppState,
+    user_id: &UserId,
+    scope: &str,
+    query: TimelineQuery,
+) -> Result<(Vec<ListedPhoto>, Option<String>), ApiError> {
     let limit = query.limit as usize;
     let mut rows = state.catalog().list_photos(user_id, &query).await?;
     let next_cursor = if rows.len() > limit {
@@ -84,10 +99,12 @@ pub(super) async fn page(
     } else {
         None
     };
-    Ok(Json(api::WebPhotoPage {
-        items: items(state, user_id, &rows).await?,
-        next_cursor,
-    }))
+    Ok((rows, next_cursor))
+}
+
+/// The keyset position in a cursor this list handed out under `scope`, or a 400.
+pub(crate) fn open_cursor(key: &CursorKey, scope: &str, text: &str) -> Result<TimelineKey, ApiError> {
+    parse_position(&key.open(scope, text)?)
 }
 /// One photo: all its metadata, resources (with presigned URLs of stored ones), albums and enrichment results.
 #[utoipa::path(get, path = "/my/photos/{photoId}", tag = "web", operation_id = "get_photo",
