@@ -86,6 +86,11 @@ pub(crate) async fn album_page(
     cursor: Option<&str>,
 ) -> Result<AlbumPage, ApiError> {
     let limit = super::limit(limit)?;
+    // Catalog ids are 32 hex digits: what cannot be one (a NUL byte, which PostgreSQL refuses in text, or
+    // more than any id's length) is not found without asking the catalog.
+    if album_id.len() > 128 || album_id.chars().any(char::is_control) {
+        return Err(ApiError::not_found("album"));
+    }
     let summary = state
         .catalog()
         .list_albums(user_id, Some(album_id))
