@@ -41,7 +41,10 @@ fn unescape(text: &str) -> String {
             "lt" => '<',
             "gt" => '>',
             _ => {
-                let code = match reference.strip_prefix("#x").or_else(|| reference.strip_prefix("#X")) {
+                let code = match reference
+                    .strip_prefix("#x")
+                    .or_else(|| reference.strip_prefix("#X"))
+                {
                     Some(hex) => u32::from_str_radix(hex, 16).unwrap(),
                     None => reference.strip_prefix('#').unwrap().parse().unwrap(),
                 };
@@ -74,7 +77,11 @@ fn assert_page(page: &Page, status: u16, says: &str) {
     assert!(page.header("content-type").unwrap().starts_with("text/html"));
     assert!(page.body.contains(says), "{says:?} not in {}", page.body);
     // In the layout, signed in: the nav and the sign-out button.
-    assert!(page.body.contains("href=\"/albums\"") && page.body.contains("Sign out"), "{}", page.body);
+    assert!(
+        page.body.contains("href=\"/albums\"") && page.body.contains("Sign out"),
+        "{}",
+        page.body
+    );
 }
 
 async fn album_pages_page_in_photos_order_and_refuse_bad_input(db: Db) {
@@ -96,14 +103,25 @@ async fn album_pages_page_in_photos_order_and_refuse_bad_input(db: Db) {
     // The page takes the JSON route's cursor, and its fragment for endless scroll is the grid alone.
     let json = library.json(&format!("/my/photos/albums/{lisbon}?limit=2")).await;
     let cursor = json["nextCursor"].as_str().unwrap();
-    let rest = browser.get(&format!("/albums/{lisbon}?limit=2&cursor={cursor}&partial=true")).await;
+    let rest = browser
+        .get(&format!("/albums/{lisbon}?limit=2&cursor={cursor}&partial=true"))
+        .await;
     assert_eq!(rest.status, 200);
     assert_eq!(tile_ids(&rest), library.ids(&LISBON[2..]));
-    assert!(!rest.body.contains("<html") && !rest.body.contains("<h1>"), "{}", rest.body);
+    assert!(
+        !rest.body.contains("<html") && !rest.body.contains("<h1>"),
+        "{}",
+        rest.body
+    );
 
     // Unknown albums are the 404 page.
     let long = format!("/albums/{}", "a".repeat(300));
-    for path in ["/albums/no-such-album", "/albums/%00", "/albums/0123456789abcdef0123456789abcdef", &long] {
+    for path in [
+        "/albums/no-such-album",
+        "/albums/%00",
+        "/albums/0123456789abcdef0123456789abcdef",
+        &long,
+    ] {
         assert_page(&browser.get(path).await, 404, "Page not found");
     }
     // The JSON route shares the page's lookup: a NUL byte is a 404 there too, not PostgreSQL's error.
@@ -142,7 +160,10 @@ async fn album_pages_page_in_photos_order_and_refuse_bad_input(db: Db) {
         let page = stranger.get(&path).await;
         let next: String = url::form_urlencoded::byte_serialize(path.as_bytes()).collect();
         assert_eq!(page.status, 303, "{path}");
-        assert_eq!(page.header("location"), Some(format!("/login?next={next}").as_str()));
+        assert_eq!(
+            page.header("location"),
+            Some(format!("/login?next={next}").as_str())
+        );
     }
 }
 
@@ -153,9 +174,14 @@ async fn another_users_albums_are_not_found(db: Db) {
         let path = format!("/albums/{}", library.album(title));
         assert_page(&alice.get(&path).await, 404, "Page not found");
         // Not even with a cursor the owner's page handed out.
-        let owners = library.json(&format!("/my/photos/albums/{}?limit=1", library.album("Lisbon"))).await;
+        let owners = library
+            .json(&format!("/my/photos/albums/{}?limit=1", library.album("Lisbon")))
+            .await;
         let cursor = owners["nextCursor"].as_str().unwrap();
-        assert_eq!(alice.get(&format!("{path}?limit=1&cursor={cursor}")).await.status, 404);
+        assert_eq!(
+            alice.get(&format!("{path}?limit=1&cursor={cursor}")).await.status,
+            404
+        );
     }
     // Her own pages: the empty states, none of the owner's names.
     for (path, says) in [

@@ -19,15 +19,43 @@ pub const OWNER: &str = "admin";
 /// (uuid, taken at, keywords, people, hidden, uploaded): visible counts are beach 3, "sea & sun" 2, city 1,
 /// Bob 3, Zoë 2 (H1, hidden, counts for none).
 const PHOTOS: [(&str, &str, &[&str], &[&str], bool, bool); 9] = [
-    ("P1", "2021-01-10T10:00:00+01:00", &["beach"], &["Zoë"], false, true),
-    ("P2", "2021-06-10T10:00:00+01:00", &["beach", "sea & sun"], &["Zoë", "Bob"], false, true),
-    ("P3", "2022-02-01T10:00:00+01:00", &["sea & sun"], &["Bob"], false, true),
+    (
+        "P1",
+        "2021-01-10T10:00:00+01:00",
+        &["beach"],
+        &["Zoë"],
+        false,
+        true,
+    ),
+    (
+        "P2",
+        "2021-06-10T10:00:00+01:00",
+        &["beach", "sea & sun"],
+        &["Zoë", "Bob"],
+        false,
+        true,
+    ),
+    (
+        "P3",
+        "2022-02-01T10:00:00+01:00",
+        &["sea & sun"],
+        &["Bob"],
+        false,
+        true,
+    ),
     ("P4", "2022-08-01T10:00:00+01:00", &["beach"], &[], false, false),
     ("P5", "2023-03-01T10:00:00+01:00", &[], &["Bob"], false, true),
     ("P6", "2023-09-01T10:00:00+01:00", &["city"], &[], false, true),
     ("P7", "2024-01-01T10:00:00+01:00", &[], &[], false, true),
     ("P8", "2024-05-01T10:00:00+01:00", &[], &[], false, true),
-    ("H1", "2024-06-01T10:00:00+01:00", &["beach"], &["Zoë"], true, true),
+    (
+        "H1",
+        "2024-06-01T10:00:00+01:00",
+        &["beach"],
+        &["Zoë"],
+        true,
+        true,
+    ),
 ];
 
 /// Lisbon's members as Photos orders them (H1 hidden): neither by date nor by id.
@@ -78,11 +106,20 @@ impl Library {
                 originals.push((*uuid, bytes));
             }
         }
-        post(&http, &site.url, &client, "/client/iphoto/sync", &json!({ "libraryId": "L", "items": items }))
-            .await;
+        post(
+            &http,
+            &site.url,
+            &client,
+            "/client/iphoto/sync",
+            &json!({ "libraryId": "L", "items": items }),
+        )
+        .await;
         for (uuid, bytes) in &originals {
             let answer = http
-                .post(format!("{}/client/iphoto/upload/{uuid}%2FL0%2F001?resource=original", site.url))
+                .post(format!(
+                    "{}/client/iphoto/upload/{uuid}%2FL0%2F001?resource=original",
+                    site.url
+                ))
                 .bearer_auth(&client)
                 .header("x-content-sha256", sha256_hex(bytes))
                 .body(bytes.clone())
@@ -111,7 +148,10 @@ impl Library {
             .unwrap()
             .iter()
             .map(|item| {
-                let uuid = item["localIdentifier"].as_str().unwrap().trim_end_matches("/L0/001");
+                let uuid = item["localIdentifier"]
+                    .as_str()
+                    .unwrap()
+                    .trim_end_matches("/L0/001");
                 (uuid.to_owned(), item["id"].as_str().unwrap().to_owned())
             })
             .collect::<BTreeMap<_, _>>();
@@ -120,7 +160,12 @@ impl Library {
             .as_array()
             .unwrap()
             .iter()
-            .map(|a| (a["title"].as_str().unwrap().to_owned(), a["id"].as_str().unwrap().to_owned()))
+            .map(|a| {
+                (
+                    a["title"].as_str().unwrap().to_owned(),
+                    a["id"].as_str().unwrap().to_owned(),
+                )
+            })
             .collect::<BTreeMap<_, _>>();
         assert_eq!(albums.len(), 8);
         let library = Library {
@@ -185,7 +230,10 @@ impl Library {
             if made == expected {
                 return;
             }
-            assert!(Instant::now() < deadline, "{made} of {expected} thumbnails after 120 s");
+            assert!(
+                Instant::now() < deadline,
+                "{made} of {expected} thumbnails after 120 s"
+            );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }

@@ -81,11 +81,7 @@ pub(super) struct AlbumPageParams {
 /// `GET /albums`.
 pub(super) async fn get_albums(State(state): State<AppState>, SignedIn(signed): SignedIn) -> Response {
     let layout = signed_in_layout(&state, &signed).at(Section::Albums);
-    let albums = match state
-        .catalog()
-        .list_albums(&signed.session.user.id, None)
-        .await
-    {
+    let albums = match state.catalog().list_albums(&signed.session.user.id, None).await {
         Ok(albums) => albums,
         Err(error) => return error_page(layout, &error.into()),
     };

@@ -98,7 +98,10 @@ mod tests {
     #[test]
     fn names_are_encoded_for_the_query() {
         assert_eq!(timeline_href("person", "Zoë Ann"), "/?person=Zo%C3%AB+Ann");
-        assert_eq!(timeline_href("keyword", "a&b=c/d#e"), "/?keyword=a%26b%3Dc%2Fd%23e");
+        assert_eq!(
+            timeline_href("keyword", "a&b=c/d#e"),
+            "/?keyword=a%26b%3Dc%2Fd%23e"
+        );
         assert_eq!(timeline_href("keyword", "beach"), "/?keyword=beach");
     }
 }

@@ -55,6 +55,10 @@ async fn tags(
 
 /// The user's people or keywords with counts, most photos first, then by name: what the JSON routes and the
 /// people and keywords pages both list.
-pub(crate) async fn tag_counts(state: &AppState, user_id: &UserId, kind: TagKind) -> Result<Vec<TagCount>, ApiError> {
+pub(crate) async fn tag_counts(
+    state: &AppState,
+    user_id: &UserId,
+    kind: TagKind,
+) -> Result<Vec<TagCount>, ApiError> {
     Ok(state.catalog().tag_counts(user_id, kind).await?)
 }
