@@ -16,46 +16,56 @@ use crate::browser::{Browser, Db, Site};
 pub const PASSWORD: &str = "correct horse battery staple";
 pub const OWNER: &str = "admin";
 
-/// (uuid, taken at, keywords, people, hidden, uploaded): visible counts are beach 3, "sea & sun" 2, city 1,
-/// Bob 3, Zoë 2 (H1, hidden, counts for none).
-const PHOTOS: [(&str, &str, &[&str], &[&str], bool, bool); 9] = [
-    (
-        "P1",
-        "2021-01-10T10:00:00+01:00",
-        &["beach"],
-        &["Zoë"],
-        false,
-        true,
-    ),
-    (
+/// One synced photo.
+struct Shot {
+    uuid: &'static str,
+    taken_at: &'static str,
+    keywords: &'static [&'static str],
+    people: &'static [&'static str],
+    hidden: bool,
+    /// Its original is uploaded (so the worker makes its thumbnail).
+    uploaded: bool,
+}
+
+const fn shot(
+    uuid: &'static str,
+    taken_at: &'static str,
+    keywords: &'static [&'static str],
+    people: &'static [&'static str],
+) -> Shot {
+    Shot {
+        uuid,
+        taken_at,
+        keywords,
+        people,
+        hidden: false,
+        uploaded: true,
+    }
+}
+
+/// Visible counts: beach 3, "sea & sun" 2, city 1, Bob 3, Zoë 2 (H1, hidden, counts for none). P4 is never
+/// uploaded, so it never has a thumbnail.
+const PHOTOS: [Shot; 9] = [
+    shot("P1", "2021-01-10T10:00:00+01:00", &["beach"], &["Zoë"]),
+    shot(
         "P2",
         "2021-06-10T10:00:00+01:00",
         &["beach", "sea & sun"],
         &["Zoë", "Bob"],
-        false,
-        true,
     ),
-    (
-        "P3",
-        "2022-02-01T10:00:00+01:00",
-        &["sea & sun"],
-        &["Bob"],
-        false,
-        true,
-    ),
-    ("P4", "2022-08-01T10:00:00+01:00", &["beach"], &[], false, false),
-    ("P5", "2023-03-01T10:00:00+01:00", &[], &["Bob"], false, true),
-    ("P6", "2023-09-01T10:00:00+01:00", &["city"], &[], false, true),
-    ("P7", "2024-01-01T10:00:00+01:00", &[], &[], false, true),
-    ("P8", "2024-05-01T10:00:00+01:00", &[], &[], false, true),
-    (
-        "H1",
-        "2024-06-01T10:00:00+01:00",
-        &["beach"],
-        &["Zoë"],
-        true,
-        true,
-    ),
+    shot("P3", "2022-02-01T10:00:00+01:00", &["sea & sun"], &["Bob"]),
+    Shot {
+        uploaded: false,
+        ..shot("P4", "2022-08-01T10:00:00+01:00", &["beach"], &[])
+    },
+    shot("P5", "2023-03-01T10:00:00+01:00", &[], &["Bob"]),
+    shot("P6", "2023-09-01T10:00:00+01:00", &["city"], &[]),
+    shot("P7", "2024-01-01T10:00:00+01:00", &[], &[]),
+    shot("P8", "2024-05-01T10:00:00+01:00", &[], &[]),
+    Shot {
+        hidden: true,
+        ..shot("H1", "2024-06-01T10:00:00+01:00", &["beach"], &["Zoë"])
+    },
 ];
 
 /// Lisbon's members as Photos orders them (H1 hidden): neither by date nor by id.
@@ -90,12 +100,20 @@ impl Library {
 
         let mut items = Vec::new();
         let mut originals = Vec::new();
-        for (n, (uuid, at, keywords, people, hidden, uploaded)) in PHOTOS.iter().enumerate() {
+        for (n, shot) in PHOTOS.iter().enumerate() {
+            let Shot {
+                uuid,
+                taken_at,
+                keywords,
+                people,
+                hidden,
+                uploaded,
+            } = shot;
             let bytes = jpeg(320 + 16 * n as u32, 240);
             items.push(json!({
                 "localIdentifier": format!("{uuid}/L0/001"),
                 "kind": "photo", "livePhoto": false, "width": 320 + 16 * n, "height": 240,
-                "takenAt": at, "modifiedAt": "2024-07-01T10:00:00Z",
+                "takenAt": taken_at, "modifiedAt": "2024-07-01T10:00:00Z",
                 "favorite": false, "hidden": hidden, "trashed": false,
                 "originalFilename": format!("{uuid}.JPG"), "uti": "public.jpeg", "edited": false,
                 "keywords": keywords, "people": people,
