@@ -284,6 +284,10 @@ pub trait Catalog: Send + Sync + Debug {
     /// (or it is deleted).
     async fn photo(&self, user_id: &UserId, photo_id: &PhotoId) -> Result<Option<PhotoDetail>>;
 
+    /// One photo as a list shows it (its original, thumbnail and preview keys), in one query: what the
+    /// pages' media route needs for every thumbnail; `None` as for [`Catalog::photo`].
+    async fn listed_photo(&self, user_id: &UserId, photo_id: &PhotoId) -> Result<Option<ListedPhoto>>;
+
     /// Leases up to `request.max` of the user's jobs of one kind that are queued or whose lease expired,
     /// atomically: two concurrent calls never get the same job. Jobs whose original is gone are parked.
     async fn lease_jobs(&self, user_id: &UserId, request: &LeaseRequest) -> Result<Vec<JobInfo>>;

@@ -13,7 +13,8 @@
   // A page ends inside a day as often as not: the next page's first month and day continue the last ones.
   const join = (fragment) => {
     const month = last(feed, ':scope > section.month');
-    const next = fragment.querySelector(':scope > section.month');
+    // (`:scope` means nothing in a fragment's own query: look at its children.)
+    const next = [...fragment.children].find((e) => e.matches('section.month'));
     if (month && next && month.dataset.month === next.dataset.month) {
       const day = last(month, ':scope > section.day');
       const nextDay = next.querySelector(':scope > section.day');

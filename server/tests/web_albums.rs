@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use album_library::{LISBON, Library, OWNER, PASSWORD};
-use browser::{Db, assert_clean, output, sign_in_with};
+use browser::{Db, assert_clean, click, output, scrolls_sideways, sign_in_with};
 use harness::Page;
 use harness::fantoccini::Locator;
 use serde_json::{Value, json};
@@ -159,13 +159,7 @@ async fn an_album_shows_its_members_in_photos_order() {
     let lisbon = library.album("Lisbon");
 
     // From the tree to the album: its folders, title, count and photos, in Photos' order (not by date).
-    page.client
-        .find(Locator::Css(&format!("li.album a[href='/albums/{lisbon}']")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&page, &format!("li.album a[href='/albums/{lisbon}']")).await;
     page.wait_for(
         "return document.querySelector('h1')?.textContent === 'Lisbon' || null",
         WAIT,

@@ -9,8 +9,7 @@ mod served;
 
 use std::time::Duration;
 
-use browser::{assert_clean, output, sign_in_with};
-use harness::fantoccini::Locator;
+use browser::{assert_clean, click, output, scrolls_sideways, sign_in_with};
 use harness::{Browser, ServerProcess};
 use served::BIN;
 
@@ -141,25 +140,14 @@ async fn signing_in_through_the_form_in_a_real_browser() {
     page.screenshot(&shots, "home").await.unwrap();
     // At phone width and in dark mode the page still fits its window.
     page.client.set_window_size(390, 844).await.unwrap();
-    let overflow = page
-        .client
-        .execute(
-            "return document.documentElement.scrollWidth > window.innerWidth",
-            Vec::new(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(overflow, false, "the page scrolls sideways at phone width");
+    assert!(
+        !scrolls_sideways(&page).await,
+        "the page scrolls sideways at phone width"
+    );
     page.screenshot(&shots, "home-phone").await.unwrap();
 
     // Signing out ends the session: the home page asks to sign in again.
-    page.client
-        .find(Locator::Css("button.link"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&page, "button.link").await;
     page.wait_for("return location.pathname === '/login'", Duration::from_secs(10))
         .await
         .unwrap();

@@ -1,7 +1,8 @@
 //! The web pages a browser signs in to and reads (issue 14): server-rendered HTML from askama templates in a
 //! shared layout, one embedded stylesheet under a content-hashed name, and nothing fetched from anywhere
 //! else. This module holds the sign-in (`login`), the session cookie (`cookies`, `session`), the limit on
-//! failed sign-ins (`limiter`), the home page and the HTML 404; later pages (timeline, albums) build on
+//! failed sign-ins (`limiter`), the timeline and its scrubber (`timeline`), the photo grid (`grid`), the media
+//! route (`media`) and the HTML 404; every page builds on
 //! [`session::SignedIn`] and [`templates::Layout`].
 //!
 //! Pages are not in the OpenAPI document: they are HTML for people, not an API. Every page answer carries a

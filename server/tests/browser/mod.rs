@@ -112,6 +112,11 @@ impl Site {
         child.wait_with_output().unwrap()
     }
 
+    /// The server's data directory.
+    pub fn data(&self) -> &std::path::Path {
+        &self.data
+    }
+
     /// A new token of alice's with this scope (`client`, `web`).
     pub fn token(&self, scope: &str) -> String {
         let made = self.cli(&["token", "create", "--user", "alice", "--scope", scope], None);
@@ -295,4 +300,39 @@ pub async fn sign_in_with(page: &harness::Page, user: &str, password: &str) {
         input.send_keys(text).await.unwrap();
     }
     form.submit().await.unwrap();
+}
+
+/// Clicks the first element `css` finds.
+pub async fn click(page: &harness::Page, css: &str) {
+    page.client
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Submits the first form `css` finds.
+pub async fn submit(page: &harness::Page, css: &str) {
+    page.client
+        .form(Locator::Css(css))
+        .await
+        .unwrap()
+        .submit()
+        .await
+        .unwrap();
+}
+
+/// Whether the page is wider than its window (it scrolls sideways: broken at phone width).
+pub async fn scrolls_sideways(page: &harness::Page) -> bool {
+    page.client
+        .execute(
+            "return document.documentElement.scrollWidth > window.innerWidth",
+            Vec::new(),
+        )
+        .await
+        .unwrap()
+        .as_bool()
+        .unwrap()
 }

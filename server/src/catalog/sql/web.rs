@@ -215,6 +215,25 @@ async fn photos_by_id(
     Ok(found)
 }
 
+pub(super) async fn listed_photo(
+    catalog: &Adapter,
+    user_id: &UserId,
+    photo_id: &PhotoId,
+) -> Result<Option<ListedPhoto>> {
+    let sql = format!(
+        "SELECT {LIST_COLUMNS} FROM icloud.photos p {LIST_JOINS} \
+         WHERE p.user_id = $1 AND p.id = $2 AND p.deleted_at IS NULL"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(user_id.as_str())
+        .bind(photo_id.as_str())
+        .fetch_optional(catalog.pool())
+        .await?
+        .as_ref()
+        .map(listed)
+        .transpose()
+}
+
 pub(super) async fn photo(
     catalog: &Adapter,
     user_id: &UserId,

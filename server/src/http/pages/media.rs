@@ -55,31 +55,30 @@ pub(super) async fn get_media(
 ) -> Result<Response, ApiError> {
     let variant = Variant::parse(&variant).ok_or_else(|| ApiError::not_found("media variant"))?;
     let user_id = &signed.session.user.id;
-    let photo = state
+    let photo_id = PhotoId::new(photo_id);
+    let listed = state
         .catalog()
-        .photo(user_id, &PhotoId::new(photo_id))
+        .listed_photo(user_id, &photo_id)
         .await?
         .ok_or_else(|| ApiError::not_found("photo"))?;
-    let listed = &photo.listed;
-    let stored = |wanted: ResourceType| {
-        photo
-            .resources
-            .iter()
-            .find(|r| r.resource_type == wanted)
-            .and_then(|r| r.stored.as_ref())
-            .map(|s| s.key.clone())
-    };
     let key = match variant {
-        Variant::Thumbnail => listed.thumbnail_key.clone(),
-        Variant::Preview => listed
-            .preview_key
-            .clone()
-            .or_else(|| listed.thumbnail_key.clone()),
-        Variant::Original => listed.original.as_ref().map(|o| o.key.clone()),
-        Variant::Video if listed.kind == api::AssetKind::Video => {
-            listed.original.as_ref().map(|o| o.key.clone())
-        }
-        Variant::Video => stored(ResourceType::LiveVideo),
+        Variant::Thumbnail => listed.thumbnail_key,
+        Variant::Preview => listed.preview_key.or(listed.thumbnail_key),
+        Variant::Original => listed.original.map(|o| o.key),
+        Variant::Video if listed.kind == api::AssetKind::Video => listed.original.map(|o| o.key),
+        // A Live Photo's paired video is a resource of its own: the whole photo's record has it.
+        Variant::Video => state
+            .catalog()
+            .photo(user_id, &photo_id)
+            .await?
+            .and_then(|photo| {
+                photo
+                    .resources
+                    .into_iter()
+                    .find(|r| r.resource_type == ResourceType::LiveVideo)
+                    .and_then(|r| r.stored)
+            })
+            .map(|s| s.key),
     };
     let key = key
         .and_then(|key| own_key(user_id, &key))

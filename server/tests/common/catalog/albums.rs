@@ -153,6 +153,16 @@ pub async fn users_are_isolated(s: &Subject) {
             .is_none()
     );
     assert!(c.blob_by_sha(&bob, &content).await.unwrap().is_none());
+    // The pages' media lookup: Alice's photo with its stored original for her, nothing for Bob.
+    let listed = c.listed_photo(&alice, &a_photo).await.unwrap().unwrap();
+    assert_eq!(listed.original.map(|o| o.key).as_deref(), Some("users/alice/x"));
+    assert!(c.listed_photo(&bob, &a_photo).await.unwrap().is_none());
+    assert!(
+        c.listed_photo(&alice, &PhotoId::new("no-such-photo".to_owned()))
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(matches!(
         c.record_upload(&bob, &upload(&a_photo, &sha(8), 1, "users/bob/y", Utc::now()))
             .await,
