@@ -63,12 +63,10 @@ async fn current_nav(page: &Page) -> Value {
 /// At phone width the page fits its window (no sideways scroll); a screenshot of it.
 async fn fits_a_phone(page: &Page, shots: &std::path::Path, name: &str) {
     page.client.set_window_size(390, 844).await.unwrap();
-    let overflow = run(
-        page,
-        "return document.documentElement.scrollWidth > window.innerWidth",
-    )
-    .await;
-    assert_eq!(overflow, false, "{name} scrolls sideways at phone width");
+    assert!(
+        !scrolls_sideways(page).await,
+        "{name} scrolls sideways at phone width"
+    );
     page.screenshot(shots, name).await.unwrap();
     page.client.set_window_size(1280, 900).await.unwrap();
 }
