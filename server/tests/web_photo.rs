@@ -133,7 +133,7 @@ async fn a_photo_opens_walks_the_timeline_with_the_keys_and_plays_videos() {
         .collect();
     assert_eq!(hrefs(&page, "ul.people a").await, people);
     assert_eq!(
-        hrefs(&page, "ul.albums a").await,
+        hrefs(&page, "ul.in-albums a").await,
         vec![format!("/albums/{}", library.album_id)]
     );
     assert_eq!(

@@ -10,6 +10,8 @@
 //! `Referrer-Policy: same-origin` and `X-Frame-Options: DENY`. Every form is protected against CSRF (see
 //! `login`); the web stays read-only, so the forms are only sign-in and sign-out.
 
+mod album_tree;
+mod albums;
 mod assets;
 pub mod cookies;
 pub mod grid;
@@ -18,6 +20,7 @@ mod login;
 mod media;
 mod photo;
 pub mod session;
+mod tags;
 pub mod templates;
 mod timeline;
 
@@ -71,6 +74,10 @@ pub(super) fn router() -> Router<AppState> {
         .route("/login", get(login::get_login).post(login::post_login))
         .route("/logout", post(login::post_logout))
         .route("/photo/{photo_id}", get(photo::get_photo))
+        .route("/albums", get(albums::get_albums))
+        .route("/albums/{album_id}", get(albums::get_album))
+        .route("/people", get(tags::get_people))
+        .route("/keywords", get(tags::get_keywords))
         .route("/static/{name}", get(assets::get_asset))
 }
 
@@ -112,6 +119,7 @@ pub(super) async fn not_found(State(state): State<AppState>, uri: Uri, headers: 
             css: assets::css_path(),
             user: Some(signed.session.user.name.clone()),
             csrf: signed.csrf(&state),
+            section: None,
         },
         None => signed_out_layout(),
     };
@@ -166,6 +174,7 @@ pub fn signed_in_layout(state: &AppState, signed: &session::Signed) -> templates
         css: assets::css_path(),
         user: Some(signed.session.user.name.clone()),
         csrf: signed.csrf(state),
+        section: None,
     }
 }
 
@@ -175,6 +184,7 @@ fn signed_out_layout() -> templates::Layout {
         css: assets::css_path(),
         user: None,
         csrf: String::new(),
+        section: None,
     }
 }
 

@@ -242,6 +242,7 @@ fn login_page(
             css: assets::css_path(),
             user: None,
             csrf: token,
+            section: None,
         },
         next,
         username,

@@ -11,6 +11,8 @@ pub struct Layout {
     pub user: Option<String>,
     /// The CSRF token the page's forms carry (the logout button's, or the login form's).
     pub csrf: String,
+    /// The main nav's entry this page is under (marked `aria-current="page"`), if any.
+    pub section: Option<Section>,
 }
 
 impl Layout {
@@ -23,6 +25,74 @@ impl Layout {
     pub fn script(&self, name: &str) -> String {
         super::assets::path(name)
     }
+
+    /// This layout for a page under `section` of the main nav.
+    #[must_use]
+    pub fn at(self, section: Section) -> Self {
+        Self {
+            section: Some(section),
+            ..self
+        }
+    }
+
+    /// The main nav's links (only signed in: signed out there is nothing to go to), the current one marked.
+    pub fn nav(&self) -> Vec<NavLink> {
+        if self.user.is_none() {
+            return Vec::new();
+        }
+        Section::ALL
+            .iter()
+            .map(|&section| NavLink {
+                href: section.href(),
+                label: section.label(),
+                current: self.section == Some(section),
+            })
+            .collect()
+    }
+}
+
+/// The entries of the main nav, in its order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    /// The timeline, `/`.
+    Photos,
+    /// `/albums` and each album.
+    Albums,
+    /// `/people`.
+    People,
+    /// `/keywords`.
+    Keywords,
+}
+
+impl Section {
+    const ALL: [Section; 4] = [Self::Photos, Self::Albums, Self::People, Self::Keywords];
+
+    fn href(self) -> &'static str {
+        match self {
+            Self::Photos => "/",
+            Self::Albums => "/albums",
+            Self::People => "/people",
+            Self::Keywords => "/keywords",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Photos => "Photos",
+            Self::Albums => "Albums",
+            Self::People => "People",
+            Self::Keywords => "Keywords",
+        }
+    }
+}
+
+/// One link of the main nav.
+#[derive(Debug, Clone, Copy)]
+pub struct NavLink {
+    pub href: &'static str,
+    pub label: &'static str,
+    /// The page shown is this entry's.
+    pub current: bool,
 }
 
 /// `GET /login`.

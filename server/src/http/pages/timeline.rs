@@ -14,7 +14,7 @@ use axum::response::Response;
 
 use super::grid::{self, Month};
 use super::session::SignedIn;
-use super::templates::Layout;
+use super::templates::{Layout, Section};
 use super::{error_page, render, signed_in_layout};
 use crate::catalog::{PhotoFilter, TimelineQuery};
 use crate::http::AppState;
@@ -199,7 +199,7 @@ pub(super) async fn get_timeline(
     SignedIn(signed): SignedIn,
     uri: Uri,
 ) -> Response {
-    let layout = signed_in_layout(&state, &signed);
+    let layout = signed_in_layout(&state, &signed).at(Section::Photos);
     match timeline(&state, &signed.session.user.id, &uri, layout.clone()).await {
         Ok(response) => response,
         Err(error) => error_page(layout, &error),
@@ -265,7 +265,7 @@ pub(super) async fn get_months(
     SignedIn(signed): SignedIn,
     uri: Uri,
 ) -> Response {
-    let layout = signed_in_layout(&state, &signed);
+    let layout = signed_in_layout(&state, &signed).at(Section::Photos);
     match months(&state, &signed.session.user.id, &uri, layout.clone()).await {
         Ok(response) => response,
         Err(error) => error_page(layout, &error),

@@ -4,8 +4,8 @@
 use api::ErrorCode;
 use axum::extract::State;
 
-use super::{cursor, item, items, limit};
-use crate::catalog::{AlbumKind, AlbumPageQuery, AlbumSummary, UserId};
+use super::{cursor, item, items};
+use crate::catalog::{AlbumKind, AlbumPageQuery, AlbumSummary, ListedPhoto, UserId};
 use crate::http::AppState;
 use crate::http::auth::WebAuth;
 use crate::http::error::ApiError;
@@ -18,9 +18,9 @@ use crate::http::extract::{Json, Path, Query};
 pub(crate) struct AlbumParams {
     /// Page size, 1 to 500 (default 100); outside is a 400, never clamped.
     #[param(minimum = 1, maximum = 500)]
-    limit: Option<u32>,
+    pub limit: Option<u32>,
     /// `nextCursor` of the previous page of this album (opaque and signed: any other value is a 400).
-    cursor: Option<String>,
+    pub cursor: Option<String>,
 }
 
 /// The caller's albums and folders, in the Mac's display order, each with its count and cover.
@@ -56,22 +56,56 @@ pub(crate) async fn get_album(
     Query(params): Query<AlbumParams>,
 ) -> Result<Json<api::WebAlbumPage>, ApiError> {
     let user_id = &caller.user.id;
-    let limit = limit(params.limit)?;
+    let page = album_page(&state, user_id, &album_id, params.limit, params.cursor.as_deref()).await?;
+    Ok(Json(api::WebAlbumPage {
+        album: album(&state, user_id, &page.album).await?,
+        items: items(&state, user_id, &page.rows).await?,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// A page of one album's photos, in the album's order, as the catalog has them: what the JSON route and the
+/// album's web page both show, so the two page alike and take each other's cursors.
+#[derive(Debug)]
+pub(crate) struct AlbumPage {
+    /// The album, with its count and cover.
+    pub album: AlbumSummary,
+    /// Up to `limit` members after the cursor's.
+    pub rows: Vec<ListedPhoto>,
+    /// The signed cursor of the next page, when there is one.
+    pub next_cursor: Option<String>,
+}
+
+/// The page of `album_id` (the user's, else a 404) after `cursor` (one this album handed out, else a 400),
+/// `limit` rows (1 to 500, default 100, else a 400).
+pub(crate) async fn album_page(
+    state: &AppState,
+    user_id: &UserId,
+    album_id: &str,
+    limit: Option<u32>,
+    cursor: Option<&str>,
+) -> Result<AlbumPage, ApiError> {
+    let limit = super::limit(limit)?;
+    // Catalog ids are 32 hex digits: what cannot be one (a NUL byte, which PostgreSQL refuses in text, or
+    // more than any id's length) is not found without asking the catalog.
+    if album_id.len() > 128 || album_id.chars().any(char::is_control) {
+        return Err(ApiError::not_found("album"));
+    }
     let summary = state
         .catalog()
-        .list_albums(user_id, Some(&album_id))
+        .list_albums(user_id, Some(album_id))
         .await?
         .into_iter()
         .next()
         .ok_or_else(|| ApiError::not_found("album"))?;
     let key = &state.settings().cursor_key;
-    let scope = cursor::scope(&["album", user_id.as_str(), &album_id]);
-    let after = match &params.cursor {
+    let scope = cursor::scope(&["album", user_id.as_str(), album_id]);
+    let after = match cursor {
         None => None,
         Some(text) => Some(parse_position(&key.open(&scope, text)?)?),
     };
     let query = AlbumPageQuery {
-        album_id,
+        album_id: album_id.to_owned(),
         limit,
         after,
     };
@@ -83,11 +117,11 @@ pub(crate) async fn get_album(
     } else {
         None
     };
-    Ok(Json(api::WebAlbumPage {
-        album: album(&state, user_id, &summary).await?,
-        items: items(&state, user_id, &rows).await?,
+    Ok(AlbumPage {
+        album: summary,
+        rows,
         next_cursor,
-    }))
+    })
 }
 
 async fn album(state: &AppState, user_id: &UserId, row: &AlbumSummary) -> Result<api::WebAlbum, ApiError> {

@@ -4,7 +4,7 @@
 
 use axum::extract::State;
 
-use crate::catalog::TagKind;
+use crate::catalog::{TagCount, TagKind, UserId};
 use crate::http::AppState;
 use crate::http::auth::WebAuth;
 use crate::http::error::ApiError;
@@ -41,7 +41,7 @@ async fn tags(
     WebAuth(caller): WebAuth,
     kind: TagKind,
 ) -> Result<Json<api::WebTags>, ApiError> {
-    let counts = state.catalog().tag_counts(&caller.user.id, kind).await?;
+    let counts = tag_counts(&state, &caller.user.id, kind).await?;
     Ok(Json(api::WebTags {
         items: counts
             .into_iter()
@@ -51,4 +51,14 @@ async fn tags(
             })
             .collect(),
     }))
+}
+
+/// The user's people or keywords with counts, most photos first, then by name: what the JSON routes and the
+/// people and keywords pages both list.
+pub(crate) async fn tag_counts(
+    state: &AppState,
+    user_id: &UserId,
+    kind: TagKind,
+) -> Result<Vec<TagCount>, ApiError> {
+    Ok(state.catalog().tag_counts(user_id, kind).await?)
 }
