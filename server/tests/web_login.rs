@@ -365,7 +365,11 @@ async fn replicas_count_failed_sign_ins_together() {
     let mut second = site.browser();
     second.url = replica.url();
     for i in 0..5_u32 {
-        let browser = if i.is_multiple_of(2) { &mut first } else { &mut second };
+        let browser = if i.is_multiple_of(2) {
+            &mut first
+        } else {
+            &mut second
+        };
         let refused = browser.sign_in("alice", "not the password at all", &[]).await;
         assert_eq!(refused.status, 401, "attempt {i}: {}", refused.body);
     }

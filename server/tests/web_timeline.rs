@@ -462,6 +462,22 @@ async fn refuses_what_it_should(db: Db) {
     assert_eq!(alice.get(&format!("/media/{id}/thumbnail")).await.status, 404);
     assert_eq!(alice.get(&format!("/media/{id}/poster")).await.status, 404);
     assert_eq!(alice.get("/media/nope/thumbnail").await.status, 404);
+    // A NUL byte (which PostgreSQL refuses in text) is not an id: 404, never 500, on the pages and the API.
+    assert_eq!(alice.get("/media/%00/thumbnail").await.status, 404);
+    let web = site.token("web");
+    for path in [
+        "/my/photos/%00",
+        "/my/photos/%00/history",
+        "/my/photos/albums/%00",
+    ] {
+        let answer = reqwest::Client::new()
+            .get(format!("{}{path}", site.url))
+            .bearer_auth(&web)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 404, "{path}");
+    }
     let mut stranger = site.browser();
     let out = stranger.get(&format!("/media/{id}/original")).await;
     assert_eq!(out.status, 303);

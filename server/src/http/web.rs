@@ -45,6 +45,15 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(photos::get_photo))
 }
 
+/// Whether `id` can be a catalog id (32 lower-case hex digits, `catalog/sql.rs`'s `new_id`): anything else
+/// (a NUL byte, which PostgreSQL refuses in text, or any other shape) is not found without asking the catalog.
+pub(crate) fn is_catalog_id(id: &str) -> bool {
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// The page size asked for, checked.
 fn limit(requested: Option<u32>) -> Result<u32, ApiError> {
     let limit = requested.unwrap_or(DEFAULT_LIMIT);

@@ -55,6 +55,9 @@ pub(super) async fn get_media(
 ) -> Result<Response, ApiError> {
     let variant = Variant::parse(&variant).ok_or_else(|| ApiError::not_found("media variant"))?;
     let user_id = &signed.session.user.id;
+    if !crate::http::web::is_catalog_id(&photo_id) {
+        return Err(ApiError::not_found("photo"));
+    }
     let photo_id = PhotoId::new(photo_id);
     let listed = state
         .catalog()

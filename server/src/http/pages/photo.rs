@@ -107,7 +107,7 @@ pub(super) async fn get_photo(
 
 /// The page, or `None` for an id that is malformed, unknown or another user's.
 async fn page(state: &AppState, signed: &Signed, photo_id: &str) -> Result<Option<PhotoPage>, ApiError> {
-    if !is_photo_id(photo_id) {
+    if !crate::http::web::is_catalog_id(photo_id) {
         return Ok(None);
     }
     let user_id = &signed.session.user.id;
@@ -156,14 +156,6 @@ async fn page(state: &AppState, signed: &Signed, photo_id: &str) -> Result<Optio
         older: neighbours.older.map(|id| id.as_str().to_owned()),
         info: info(&photo, albums),
     }))
-}
-
-/// Ids are 32 lower-case hex digits (`catalog/sql.rs`); anything else is not looked up.
-fn is_photo_id(id: &str) -> bool {
-    id.len() == 32
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 fn info(photo: &PhotoDetail, albums: Vec<(String, String)>) -> Info {
@@ -256,7 +248,9 @@ mod tests {
 
     #[test]
     fn ids_are_checked_before_any_lookup() {
-        assert!(is_photo_id("019a2b3c4d5e6f708192a3b4c5d6e7f8"));
+        assert!(crate::http::web::is_catalog_id(
+            "019a2b3c4d5e6f708192a3b4c5d6e7f8"
+        ));
         for bad in [
             "",
             "019A2B3C4D5E6F708192A3B4C5D6E7F8",
@@ -265,7 +259,7 @@ mod tests {
             "../../etc/passwd00000000000000000",
             "019a2b3c4d5e6f708192a3b4c5d6e7g8",
         ] {
-            assert!(!is_photo_id(bad), "{bad}");
+            assert!(!crate::http::web::is_catalog_id(bad), "{bad}");
         }
     }
 

@@ -44,6 +44,9 @@ pub(crate) async fn get_photo_history(
     WebAuth(caller): WebAuth,
     Path(photo_id): Path<String>,
 ) -> Result<Json<api::WebPhotoHistory>, ApiError> {
+    if !super::is_catalog_id(&photo_id) {
+        return Err(ApiError::not_found("photo"));
+    }
     let versions = state
         .catalog()
         .photo_history(&caller.user.id, &PhotoId::new(photo_id))

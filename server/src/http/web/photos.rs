@@ -119,6 +119,9 @@ pub(crate) async fn get_photo(
     Path(photo_id): Path<String>,
 ) -> Result<Json<api::WebPhoto>, ApiError> {
     let user_id = &caller.user.id;
+    if !super::is_catalog_id(&photo_id) {
+        return Err(ApiError::not_found("photo"));
+    }
     let photo = state
         .catalog()
         .photo(user_id, &PhotoId::new(photo_id))

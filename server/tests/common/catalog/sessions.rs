@@ -186,14 +186,17 @@ pub async fn login_failures_count_per_key_within_the_window(s: &Subject) {
     // Clearing a user's leaves the address's; a failure later than the window deletes the old rows.
     c.clear_login_failures("user:ann").await.unwrap();
     assert_eq!(c.login_failure_nth("user:ann", start, 1).await.unwrap(), None);
-    assert!(c.login_failure_nth("address:10.0.0.1", start, 5).await.unwrap().is_some());
+    assert!(
+        c.login_failure_nth("address:10.0.0.1", start, 5)
+            .await
+            .unwrap()
+            .is_some()
+    );
     c.record_login_failure(&["user:bob".to_owned()], at(400), at(100))
         .await
         .unwrap();
     assert_eq!(
-        s.raw
-            .strings("SELECT key FROM login_failures ORDER BY key")
-            .await,
+        s.raw.strings("SELECT key FROM login_failures ORDER BY key").await,
         vec!["user:bob"]
     );
 }
