@@ -103,10 +103,24 @@ fn name_of(name: &OsStr) -> Result<String, Error> {
 
 impl FuseFs {
     /// Runs a request's work on the runtime inside a span naming the operation and the kernel's request id,
-    /// so every log line of one request can be found together.
+    /// so every log line of one request can be found together. At `trace` level (`IPHOTO_LOG=
+    /// iphoto_mount::fuse=trace`) each request's time from dispatch to reply is logged: how a reader's wait
+    /// splits between the mount and the rest is then measured, not guessed.
     fn spawn(&self, request: &Request, op: &'static str, work: impl Future<Output = ()> + Send + 'static) {
         let span = tracing::debug_span!("fuse", op, request = request.unique().0);
-        self.runtime.spawn(work.instrument(span));
+        if tracing::enabled!(tracing::Level::TRACE) {
+            let started = std::time::Instant::now();
+            self.runtime.spawn(
+                async move {
+                    work.await;
+                    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    tracing::trace!(micros, "answered");
+                }
+                .instrument(span),
+            );
+        } else {
+            self.runtime.spawn(work.instrument(span));
+        }
     }
 }
 
@@ -193,6 +207,7 @@ impl Filesystem for FuseFs {
     ) {
         let fs = self.fs.clone();
         self.spawn(req, "read", async move {
+            tracing::trace!(offset, size, "read asked");
             match fs.read(fh.0, offset, size).await {
                 Ok(bytes) => reply.data(&bytes),
                 Err(e) => {

@@ -20,12 +20,16 @@
 //!   growing the window per request made that header read prefetch 64 MiB, which then held the link while the
 //!   seek waited. Reads that arrive slightly out of order (the kernel sends read-ahead requests in parallel)
 //!   still count as sequential.
+//! - A reader's GET of a block goes on into the next blocks while readers ask for them (`stream`): after a
+//!   seek, the kernel's read-ahead of the following blocks joins the GET bringing the block being waited for
+//!   instead of splitting the link with it.
 //! - A fetched block whose ETag is not the one the handle opened is an error ([`Error::Stale`]) and is not
 //!   cached under the old version: a block of one version is never served as another.
 
 mod load;
 mod memory;
 mod progress;
+mod stream;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -99,6 +103,8 @@ pub(crate) struct Reader {
     pool: Arc<BufferPool>,
     timeout: Duration,
     memory: Mutex<Memory>,
+    /// Demand GETs that readers' next blocks may join (`stream`). Locked before `memory` when both are.
+    tails: Mutex<stream::Tails>,
 }
 
 impl Reader {
@@ -122,6 +128,7 @@ impl Reader {
             ),
             timeout,
             memory: Mutex::new(Memory::default()),
+            tails: Mutex::new(stream::Tails::default()),
         }
     }
 
@@ -220,13 +227,17 @@ impl Reader {
     }
 
     /// The block from memory, or a load of it (shared with whoever else wants it), started now with budget
-    /// waited for.
+    /// waited for: from the disk cache, else by joining the GET of a reader's stream that reaches this block
+    /// next, else with a stream of its own (see `stream`).
     async fn find_or_load(self: &Arc<Self>, file: &FileVersion, index: u64) -> Result<Found> {
         let id = self.block_id(file, index);
         if let Some(found) = self.memory().find(&id) {
             return Ok(found);
         }
         let permit = self.acquire(self.block_len(file, index)).await?;
+        let on_disk = self.cache.contains(&id);
+        // The streams stay locked from the registration to the join, so a stream cannot end in between.
+        let mut tails = self.tails();
         let (pending, load) = {
             let mut memory = self.memory();
             // Someone else may have started it while this waited for budget.
@@ -235,7 +246,13 @@ impl Reader {
             }
             self.register(&mut memory, file, id, permit, true)
         };
-        self.spawn_load(file.clone(), pending);
+        if on_disk {
+            drop(tails);
+            self.spawn_load(file.clone(), pending);
+        } else if let Err(pending) = tails.join(pending) {
+            drop(tails);
+            self.spawn_stream(file.clone(), pending);
+        }
         Ok(Found::Loading(load))
     }
 

@@ -30,6 +30,13 @@ pub(super) struct Pending {
     read: bool,
 }
 
+impl Pending {
+    /// The block it loads.
+    pub(super) fn id(&self) -> &BlockId {
+        &self.id
+    }
+}
+
 impl Reader {
     /// Registers a load of `id` in `memory` (the caller checked it is not there) and returns it with the
     /// future its waiters share.
@@ -99,40 +106,54 @@ impl Reader {
         };
         let start = first.id.index * self.block_size;
         let end = last.id.index * self.block_size + last.len as u64;
-        let opened = tokio::time::timeout(self.timeout, self.store.get(&file.key, Some(start..end))).await;
-        let mut body = match opened {
-            Ok(Ok(object)) if version_of(&object.meta) == file.version => Body::new(object),
-            Ok(Ok(_)) => {
-                return self.fail_all(
-                    run,
-                    Error::Stale {
-                        key: file.key.to_string(),
-                    },
-                );
-            }
-            Ok(Err(e)) => return self.fail_all(run, Error::Store(e)),
-            Err(_) => return self.fail_all(run, self.timeout_error()),
+        let mut body = match self.open_body(file, start..end).await {
+            Ok(body) => body,
+            Err(error) => return self.fail_all(run, error),
         };
         let mut run = run.into_iter();
         while let Some(pending) = run.next() {
-            // Filled where readers can see it: a read of this block is answered once its own bytes are in.
-            pending.progress.lend(self.pool.take(pending.len));
-            let filled =
-                tokio::time::timeout(self.timeout, body.fill(&pending.progress, pending.len, &file.key))
-                    .await;
-            let error = match (filled, pending.progress.take()) {
-                (Ok(Ok(())), Some(buffer)) => {
-                    self.complete(pending, Bytes::from_owner(buffer), false);
-                    continue;
-                }
-                (Ok(Ok(())), None) => Error::Panicked {
-                    what: "a block's buffer",
-                },
-                (Ok(Err(e)), _) => e,
-                (Err(_), _) => self.timeout_error(),
-            };
-            return self.fail_all(std::iter::once(pending).chain(run).collect(), error);
+            if let Err((pending, error)) = self.fill_one(&mut body, file, pending).await {
+                return self.fail_all(std::iter::once(pending).chain(run).collect(), error);
+            }
         }
+    }
+
+    /// A ranged GET of the version `file` was opened at (another version is [`Error::Stale`]).
+    pub(super) async fn open_body(&self, file: &FileVersion, range: std::ops::Range<u64>) -> Result<Body> {
+        match tokio::time::timeout(self.timeout, self.store.get(&file.key, Some(range))).await {
+            Ok(Ok(object)) if version_of(&object.meta) == file.version => Ok(Body::new(object)),
+            Ok(Ok(_)) => Err(Error::Stale {
+                key: file.key.to_string(),
+            }),
+            Ok(Err(e)) => Err(Error::Store(e)),
+            Err(_) => Err(self.timeout_error()),
+        }
+    }
+
+    /// Fills `pending`'s block with the body's next bytes, where readers can see them as they come (a read
+    /// of this block is answered once its own bytes are in), and completes it; gives it back with the error
+    /// otherwise.
+    pub(super) async fn fill_one(
+        self: &Arc<Self>,
+        body: &mut Body,
+        file: &FileVersion,
+        pending: Pending,
+    ) -> std::result::Result<(), (Pending, Error)> {
+        pending.progress.lend(self.pool.take(pending.len));
+        let filled =
+            tokio::time::timeout(self.timeout, body.fill(&pending.progress, pending.len, &file.key)).await;
+        let error = match (filled, pending.progress.take()) {
+            (Ok(Ok(())), Some(buffer)) => {
+                self.complete(pending, Bytes::from_owner(buffer), false);
+                return Ok(());
+            }
+            (Ok(Ok(())), None) => Error::Panicked {
+                what: "a block's buffer",
+            },
+            (Ok(Err(e)), _) => e,
+            (Err(_), _) => self.timeout_error(),
+        };
+        Err((pending, error))
     }
 
     fn timeout_error(&self) -> Error {
@@ -176,7 +197,7 @@ impl Reader {
         });
     }
 
-    fn fail_all(&self, run: Vec<Pending>, error: Error) {
+    pub(super) fn fail_all(&self, run: Vec<Pending>, error: Error) {
         let error = Arc::new(error);
         let mut memory = self.memory();
         for pending in run {
@@ -188,7 +209,7 @@ impl Reader {
 }
 
 /// A GET's body, handed out block by block (a chunk may straddle two blocks).
-struct Body {
+pub(super) struct Body {
     stream: futures::stream::BoxStream<'static, storage::Result<Bytes>>,
     leftover: Bytes,
 }
