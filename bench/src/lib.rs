@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod link;
 pub mod mounts;
 pub mod server;
+pub mod web;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
