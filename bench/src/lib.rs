@@ -9,6 +9,7 @@
 pub mod catalog;
 pub mod link;
 pub mod mounts;
+pub mod paint;
 pub mod server;
 pub mod web;
 
