@@ -145,6 +145,8 @@ fn main() -> Result<()> {
         };
         let dir = work.path().join(db.name());
         let (l, p) = runtime.block_on(run(db, &dir, url.as_deref(), &settings, &browser))?;
+        // Each database's figures as soon as they are measured: a full run takes long on a shared machine.
+        print(&l, std::slice::from_ref(&p), &load_before);
         lines.extend(l);
         paints.push(p);
         std::fs::remove_dir_all(&dir)?;
