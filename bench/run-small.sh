@@ -3,11 +3,11 @@
 # (not gated: CI machines are shared and noisy). The full runs are documented in bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# One build of every binary: the server's is run by `ingest`, `upload`, `agent` and `web_list`, the agent's by
+# One build of every binary: the server's is run by `ingest`, `upload`, `agent` and the `web_*` ones, the agent's by
 # `agent`, the mount's by `mount` and `video`. Building them together keeps one feature resolution, so the crates the tests
 # just built are not rebuilt once per package.
 cargo build -q --workspace --bins
-for bin in storage ingest upload resumable agent mount video web_list web_search thumbnails slow_clients; do
+for bin in storage ingest upload resumable agent mount video web_list web_search web_pages thumbnails slow_clients; do
   echo "== bench $bin --small"
   "${CARGO_TARGET_DIR:-target}/debug/$bin" --small
 done

@@ -13,6 +13,40 @@ pub enum Conn {
     Postgres(sqlx::PgConnection),
 }
 
+/// The one library the loaded photos are in.
+pub const LIBRARY: &str = "bench0000000000000000000000000000";
+
+/// The thumbnail key the loader's `thumbnail` enrichment names for photo number `i` (1-based; photo `n` is
+/// the newest) of `user`: a benchmark that wants real thumbnails writes its objects there.
+pub fn thumbnail_key(user: &str, i: usize) -> String {
+    format!("users/{user}/libraries/{LIBRARY}/derivatives/thumbnail/U/U{i}.jpg")
+}
+
+/// The catalog id of photo number `i`, as the loader writes it.
+pub fn photo_id(i: usize) -> String {
+    format!("{i:032x}")
+}
+
+impl Conn {
+    /// A connection to the catalog of the server on `data_dir`: PostgreSQL at `url`, else its SQLite files
+    /// (the catalog with the `icloud` schema's file attached, as the server has them).
+    pub async fn open(data_dir: &std::path::Path, url: Option<&str>) -> Result<Conn> {
+        use sqlx::Connection as _;
+        Ok(match url {
+            Some(url) => Conn::Postgres(sqlx::PgConnection::connect(url).await?),
+            None => {
+                let catalog = data_dir.join("catalog.sqlite3");
+                let mut c = sqlx::SqliteConnection::connect(&format!("sqlite:{}", catalog.display())).await?;
+                sqlx::query("ATTACH DATABASE $1 AS icloud")
+                    .bind(data_dir.join("icloud.sqlite3").display().to_string())
+                    .execute(&mut c)
+                    .await?;
+                Conn::Sqlite(c)
+            }
+        })
+    }
+}
+
 /// How the loaded photos look.
 #[derive(Debug, Clone, Copy)]
 pub struct Shape {
@@ -75,7 +109,7 @@ pub async fn load(conn: &mut Conn, n: usize, shape: Shape) -> Result<String> {
              '/derivatives/thumbnail/U/U' || i || '.jpg\",\"contentType\":\"image/jpeg\",\"width\":256,\
              \"height\":192,\"size\":20000}}', 0, 0 FROM s"
     );
-    let library = "bench0000000000000000000000000000".to_owned();
+    let library = LIBRARY.to_owned();
     let user_sql = "SELECT id FROM users WHERE name = 'admin'";
     let library_sql =
         "INSERT INTO icloud.libraries (id, user_id, library_key, created_at) VALUES ($1, $2, 'bench', 0)";

@@ -9,7 +9,9 @@
 pub mod catalog;
 pub mod link;
 pub mod mounts;
+pub mod paint;
 pub mod server;
+pub mod web;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -1,9 +1,25 @@
 //! The real `iphoto-server` binary as a child process, for the benchmarks that measure it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 use harness::ServerProcess;
+
+/// The real server binary, next to this benchmark in the same target directory (a release benchmark runs the
+/// release server).
+pub fn binary() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?
+        .parent()
+        .context("benchmark has no directory")?
+        .join("iphoto-server");
+    if !exe.exists() {
+        bail!(
+            "{} is missing: build it first (cargo build [--release] -p iphoto-server --bin iphoto-server)",
+            exe.display()
+        );
+    }
+    Ok(exe)
+}
 
 /// The real server binary as a child process, next to this benchmark in the same target directory.
 #[derive(Debug)]
@@ -20,16 +36,7 @@ pub struct Server {
 impl Server {
     /// Starts the server on `data_dir` with `envs`, waits until it is ready, reads the client token.
     pub async fn start(data_dir: &Path, envs: &[(String, String)]) -> Result<Server> {
-        let exe = std::env::current_exe()?
-            .parent()
-            .context("benchmark has no directory")?
-            .join("iphoto-server");
-        if !exe.exists() {
-            bail!(
-                "{} is missing: build it first (cargo build [--release] -p iphoto-server --bin iphoto-server)",
-                exe.display()
-            );
-        }
+        let exe = binary()?;
         let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let process = ServerProcess::start(&exe, data_dir, &envs).await?;
         Ok(Server {

@@ -148,6 +148,30 @@ impl WebDriverCompatibleCommand for ReadLog {
     }
 }
 
+/// ChromeDriver's `goog/cdp/execute`: one Chrome DevTools Protocol command in the window's target, for what
+/// WebDriver cannot say (a script that runs before the page's own, a cookie set before the first visit).
+#[derive(Debug)]
+struct Cdp {
+    cmd: &'static str,
+    params: Value,
+}
+
+impl WebDriverCompatibleCommand for Cdp {
+    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (
+            http::Method::POST,
+            Some(json!({ "cmd": self.cmd, "params": self.params }).to_string()),
+        )
+    }
+}
+
 impl Page {
     /// The entries of log `kind` since it was last read.
     async fn log(&self, kind: &'static str) -> Result<Vec<Value>> {
@@ -157,6 +181,15 @@ impl Page {
             .await
             .context("reading a browser log")?;
         Ok(answer.as_array().cloned().unwrap_or_default())
+    }
+
+    /// Runs DevTools Protocol command `cmd` (`Page.addScriptToEvaluateOnNewDocument`, `Network.setCookie`, …)
+    /// and returns its result.
+    pub async fn cdp(&self, cmd: &'static str, params: Value) -> Result<Value> {
+        self.client
+            .issue_cmd(Cdp { cmd, params })
+            .await
+            .with_context(|| format!("DevTools command {cmd}"))
     }
 
     /// The console messages of level SEVERE (errors, failed loads) since the last call.
