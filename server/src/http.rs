@@ -101,6 +101,8 @@ struct Inner {
     metrics: Arc<metrics::Metrics>,
     /// The resumable-upload appends running in this process.
     running: client::resumable::Running,
+    /// The scrubber's month counts, kept while the user's catalog version stands.
+    month_counts: web::months::MonthCache,
 }
 
 impl AppState {
@@ -112,7 +114,13 @@ impl AppState {
             settings,
             metrics: Arc::default(),
             running: client::resumable::Running::default(),
+            month_counts: web::months::MonthCache::default(),
         }))
+    }
+
+    /// The scrubber's cached month counts.
+    pub(crate) fn month_counts(&self) -> &web::months::MonthCache {
+        &self.0.month_counts
     }
 
     /// The catalog.

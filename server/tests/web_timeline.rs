@@ -448,6 +448,20 @@ async fn refuses_what_it_should(db: Db) {
         fragment.body
     );
     assert_eq!(alice.get("/months?partial=maybe").await.status, 400);
+    // Counts are kept between loads, but a sync that adds a month shows at once.
+    assert!(!months.body.contains("data-month=\"2030-06\""));
+    let mut newer = item(PHOTOS);
+    newer["takenAt"] = json!("2030-06-01T12:00:00+00:00");
+    let synced = reqwest::Client::new()
+        .post(format!("{}/client/iphoto/sync", site.url))
+        .bearer_auth(site.token("client"))
+        .json(&json!({ "libraryId": "L", "items": [newer] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(synced.status(), 200);
+    let months = alice.get("/months").await;
+    assert!(months.body.contains("data-month=\"2030-06\""), "{}", months.body);
 
     // Media: an unknown photo, an unknown variant, a photo not yet stored: 404; signed out: to sign-in.
     let id = first

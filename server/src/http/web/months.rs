@@ -40,6 +40,59 @@ pub(crate) async fn years(
     user_id: &UserId,
     filter: &PhotoFilter,
 ) -> Result<Vec<api::WebYear>, ApiError> {
+    // Counting is a pass over every photo the filter keeps (a second at a million on SQLite), and the
+    // timeline's script asks for it on every load: counts are kept until the user's version moves, which
+    // every change of their catalog does (on any replica, since the version is the catalog's).
+    let version = state.catalog().version(user_id).await?;
+    let key = list_scope(user_id.as_str(), filter);
+    if let Some(years) = state.month_counts().get(&key, version) {
+        return Ok(years);
+    }
+    let years = count(state, user_id, filter).await?;
+    state.month_counts().put(key, version, years.clone());
+    Ok(years)
+}
+
+/// The scrubber's counts by filter (its cursor scope, which names the user), each with the catalog version
+/// it was counted at. Bounded: past [`MonthCache::MAX_ENTRIES`] it starts again empty.
+#[derive(Debug, Default)]
+pub(crate) struct MonthCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, (i64, Vec<api::WebYear>)>>,
+}
+
+impl MonthCache {
+    const MAX_ENTRIES: usize = 1024;
+
+    fn get(&self, key: &str, version: i64) -> Option<Vec<api::WebYear>> {
+        let entries = self.lock();
+        entries
+            .get(key)
+            .filter(|(at, _)| *at == version)
+            .map(|(_, years)| years.clone())
+    }
+
+    fn put(&self, key: String, version: i64, years: Vec<api::WebYear>) {
+        let mut entries = self.lock();
+        if entries.len() >= Self::MAX_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(key, (version, years));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (i64, Vec<api::WebYear>)>> {
+        // A cache holds no invariant a panic could break.
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The user's years and months with their counts under `filter`, counted now.
+async fn count(
+    state: &AppState,
+    user_id: &UserId,
+    filter: &PhotoFilter,
+) -> Result<Vec<api::WebYear>, ApiError> {
     let months = state.catalog().month_counts(user_id, filter).await?;
     let mut years: Vec<api::WebYear> = Vec::new();
     for m in months {
