@@ -6,6 +6,23 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+/// Which catalog a benchmark runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+impl Db {
+    /// As the tables print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Db::Sqlite => "SQLite",
+            Db::Postgres => "PostgreSQL",
+        }
+    }
+}
+
 /// A connection to the catalog the server uses, for the bulk load and the bare queries.
 #[derive(Debug)]
 pub enum Conn {

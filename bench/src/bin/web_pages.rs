@@ -23,7 +23,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
-use bench::catalog::{Conn, Shape, load, percentile};
+use bench::catalog::{Conn, Db, Shape, load, percentile};
 use bench::paint::{self, StaticCopy, median};
 use bench::server::Server;
 use chrono::{Datelike as _, NaiveDate};
@@ -68,21 +68,6 @@ struct Cli {
     /// Browser loads of each side (ours, the static copy).
     #[arg(long)]
     loads: Option<usize>,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Db {
-    Sqlite,
-    Postgres,
-}
-
-impl Db {
-    fn name(self) -> &'static str {
-        match self {
-            Db::Sqlite => "SQLite",
-            Db::Postgres => "PostgreSQL",
-        }
-    }
 }
 
 #[derive(Debug, Serialize)]

@@ -17,7 +17,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context as _, Result, bail};
-use bench::catalog::{Conn, Shape, load, percentile};
+use bench::catalog::{Conn, Db, Shape, load, percentile};
 use bench::server::Server;
 use clap::Parser;
 use serde::Serialize;
@@ -44,21 +44,6 @@ struct Cli {
     /// Requests per measurement (each side).
     #[arg(long)]
     requests: Option<usize>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Db {
-    Sqlite,
-    Postgres,
-}
-
-impl Db {
-    fn name(self) -> &'static str {
-        match self {
-            Db::Sqlite => "SQLite",
-            Db::Postgres => "PostgreSQL",
-        }
-    }
 }
 
 #[derive(Debug, Serialize)]
