@@ -17,7 +17,7 @@ use axum::response::Response;
 use chrono::{DateTime, FixedOffset};
 
 use super::session::{Signed, SignedIn};
-use super::templates::Layout;
+use super::templates::{Layout, Section};
 use super::{error_page, render, signed_in_layout};
 use crate::catalog::{
     AssetKind, PhotoDetail, PhotoFilter, PhotoId, ResourceState, ResourceType, TimelineKey,
@@ -147,7 +147,7 @@ async fn page(state: &AppState, signed: &Signed, photo_id: &str) -> Result<Optio
         .filter(|t| !t.trim().is_empty())
         .unwrap_or_else(|| photo.original_filename.clone());
     Ok(Some(PhotoPage {
-        layout: signed_in_layout(state, signed),
+        layout: signed_in_layout(state, signed).at(Section::Photos),
         id: photo.listed.id.as_str().to_owned(),
         name,
         stage,
