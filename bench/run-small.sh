@@ -11,3 +11,6 @@ for bin in storage ingest upload resumable agent mount video web_list web_search
   echo "== bench $bin --small"
   "${CARGO_TARGET_DIR:-target}/debug/$bin" --small
 done
+# The video benchmark's other clip (ProRes 422 Proxy, intra-only), so its path cannot rot either.
+echo "== bench video --small --codec prores --only scrub"
+"${CARGO_TARGET_DIR:-target}/debug/video" --small --codec prores --only scrub

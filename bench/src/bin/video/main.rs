@@ -6,7 +6,9 @@
 //! - **Scrub**: `ffmpeg -ss T -i CLIP -frames:v 1 -f null -` at 50 points T drawn with a fixed seed, each a
 //!   process of its own timed from outside; per run and side on a fresh cache: ours cold, ours pinned
 //!   (`iphoto-mount pin`, waited for until `status` says `pinned`), rclone cold, and the local file. The
-//!   clip is made here with ffmpeg: H.264, 2 s GOP, 40 Mbit/s, 1080p, 60 s (`--small`: 320×180, 6 s).
+//!   clip is made here with ffmpeg: H.264, 2 s GOP, 40 Mbit/s, 1080p, 60 s (`--small`: 320×180, 6 s), or
+//!   with `--codec prores` Apple ProRes 422 Proxy at 3840×2160, every frame a keyframe (an editor's proxy: a
+//!   seek decodes one frame, so the link's share of it is larger).
 //!   Every seek's traffic over the link is counted (GETs, bytes their ranges asked for, bytes down), so the
 //!   report says what a seek cost each mount, beside its time; the first seek of each run (nothing cached at
 //!   all) is reported on its own.
@@ -63,6 +65,28 @@ struct Cli {
     /// Run only this part (both by default).
     #[arg(long, value_enum)]
     only: Option<Part>,
+    /// The scrubbed clip's codec.
+    #[arg(long, value_enum, default_value_t = Codec::H264)]
+    codec: Codec,
+}
+
+/// The scrubbed clip's codec.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
+enum Codec {
+    /// H.264, a 2 s GOP: a seek decodes from the keyframe before T (camera footage).
+    H264,
+    /// Apple ProRes 422 Proxy, intra-only: a seek decodes the one frame at T (an editor's proxy).
+    Prores,
+}
+
+impl Codec {
+    /// The clip's name in the mount and the store.
+    fn clip_name(self) -> &'static str {
+        match self {
+            Self::H264 => "clip.mp4",
+            Self::Prores => "clip.mov",
+        }
+    }
 }
 
 /// The two parts of the benchmark.
@@ -74,7 +98,6 @@ enum Part {
 
 const ONE_WAY: Duration = Duration::from_millis(10);
 const RATE_BITS: u64 = 200_000_000;
-const CLIP: &str = "clip.mp4";
 
 pub(crate) struct Bench {
     server: harness::S3Server,
@@ -84,6 +107,7 @@ pub(crate) struct Bench {
     work: tempfile::TempDir,
     mount_bin: PathBuf,
     clip: PathBuf,
+    clip_name: &'static str,
     points: Vec<f64>,
     render_size: u64,
     writer_rate: u64,
@@ -121,8 +145,9 @@ fn main() -> Result<()> {
         )?;
     let mount_bin = bench::mounts::mount_bin(cli.mount_bin)?;
     let work = tempfile::Builder::new().prefix("iphoto-bench-video-").tempdir()?;
-    let clip = work.path().join(CLIP);
-    let duration = make_clip(&clip, cli.small)?;
+    let clip_name = cli.codec.clip_name();
+    let clip = work.path().join(clip_name);
+    let duration = make_clip(&clip, cli.codec, cli.small)?;
     let server = harness::S3Server::start()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -144,13 +169,14 @@ fn main() -> Result<()> {
         work,
         mount_bin,
         clip,
+        clip_name,
         points: seek_points(cli.seeks, duration),
         render_size,
         writer_rate: cli.writer_rate,
     };
     bench
         .runtime
-        .block_on(bench.raw.put(&key(CLIP), std::fs::read(&bench.clip)?.into()))?;
+        .block_on(bench.raw.put(&key(clip_name), std::fs::read(&bench.clip)?.into()))?;
 
     let mut s = Seeks::default();
     for run in 0..runs {
@@ -172,35 +198,63 @@ fn main() -> Result<()> {
 }
 
 /// Makes the clip with ffmpeg and returns its duration in seconds.
-fn make_clip(path: &Path, small: bool) -> Result<f64> {
-    let (size, seconds, rate) = if small {
-        ("320x180", 6, "2M")
-    } else {
-        ("1920x1080", 60, "40M")
-    };
+fn make_clip(path: &Path, codec: Codec, small: bool) -> Result<f64> {
+    let seconds: u32 = if small { 6 } else { 60 };
     let started = Instant::now();
-    // Noise keeps the encoder at its bitrate, as a camera's footage would; a 2 s GOP (60 frames at 30 fps)
-    // is long-GOP: a seek decodes from the keyframe before T.
-    time_command(
-        Command::new("ffmpeg")
+    let source = |size: &str| {
+        // Noise keeps the encoder at its bitrate, as a camera's footage would.
+        let mut command = Command::new("ffmpeg");
+        command
             .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i"])
             .arg(format!("testsrc2=size={size}:rate=30"))
-            .args(["-t", &seconds.to_string(), "-vf", "noise=alls=12:allf=t"])
-            .args([
-                "-c:v",
-                "libx264",
-                "-preset",
-                "ultrafast",
-                "-g",
-                "60",
-                "-pix_fmt",
-                "yuv420p",
-            ])
-            .args(["-b:v", rate, "-maxrate", rate, "-bufsize", rate])
-            .arg(path),
-    )?;
+            .args(["-vf", "noise=alls=12:allf=t"]);
+        command
+    };
+    let size = match codec {
+        Codec::H264 => {
+            let (size, rate) = if small {
+                ("320x180", "2M")
+            } else {
+                ("1920x1080", "40M")
+            };
+            // A 2 s GOP (60 frames at 30 fps) is long-GOP: a seek decodes from the keyframe before T.
+            time_command(
+                source(size)
+                    .args(["-t", &seconds.to_string()])
+                    .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "60"])
+                    .args([
+                        "-pix_fmt", "yuv420p", "-b:v", rate, "-maxrate", rate, "-bufsize", rate,
+                    ])
+                    .arg(path),
+            )?;
+            size
+        }
+        Codec::Prores => {
+            let size = if small { "320x180" } else { "3840x2160" };
+            // prores_ks needs about a second a 4K frame here: one second is encoded and, every frame being a
+            // keyframe, repeated by stream copy to the clip's length (the bytes of each frame are at their own
+            // offsets, so no mount can tell).
+            let second = path.with_extension("1s.mov");
+            time_command(
+                source(size)
+                    .args(["-t", "1", "-c:v", "prores_ks", "-profile:v", "0"])
+                    .args(["-pix_fmt", "yuv422p10le"])
+                    .arg(&second),
+            )?;
+            time_command(
+                Command::new("ffmpeg")
+                    .args(["-hide_banner", "-loglevel", "error", "-y"])
+                    .args(["-stream_loop", "-1", "-i"])
+                    .arg(&second)
+                    .args(["-t", &seconds.to_string(), "-c", "copy"])
+                    .arg(path),
+            )?;
+            std::fs::remove_file(&second)?;
+            size
+        }
+    };
     eprintln!(
-        "made a {seconds} s {size} clip of {:.1} MiB in {:.1} s",
+        "made a {seconds} s {size} {codec:?} clip of {:.1} MiB in {:.1} s",
         std::fs::metadata(path)?.len() as f64 / (1024.0 * 1024.0),
         started.elapsed().as_secs_f64()
     );
@@ -293,8 +347,8 @@ impl Bench {
     /// The seeks through a mount on a fresh cache; `pin`: pinned and fully fetched first.
     fn scrub_mount(&self, side: Side, run: usize, pin: bool, s: &mut Seeks) -> Result<Vec<Sample>> {
         let (base, mountpoint, cache) = self.dirs(&format!("scrub-{side:?}-{pin}-{run}"))?;
-        let mut child = self.target().start(side, &mountpoint, &cache, CLIP)?;
-        let clip = mountpoint.join(CLIP);
+        let mut child = self.target().start(side, &mountpoint, &cache, self.clip_name)?;
+        let clip = mountpoint.join(self.clip_name);
         let traffic = match (side, pin) {
             (Side::Ours, false) => &mut s.traffic_cold,
             (Side::Ours, true) => &mut s.traffic_pinned,
@@ -338,7 +392,7 @@ impl Bench {
     /// open → close).
     fn render(&self, side: Side, run: usize) -> Result<(Sample, Duration)> {
         let (base, mountpoint, cache) = self.dirs(&format!("render-{side:?}-{run}"))?;
-        let mut child = self.target().start(side, &mountpoint, &cache, CLIP)?;
+        let mut child = self.target().start(side, &mountpoint, &cache, self.clip_name)?;
         let name = format!("render-{side:?}-{run}.bin");
         let result = (|| {
             let started = Instant::now();
