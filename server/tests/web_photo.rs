@@ -324,15 +324,9 @@ async fn the_page_answers_404_for_what_is_not_yours_and_redirects_when_signed_ou
         .await
         .unwrap();
     assert_eq!(synced.status(), 200);
-    let list: serde_json::Value = reqwest::Client::new()
-        .get(format!("{}/my/photos/", site.url))
-        .bearer_auth(site.server.token("web").unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = site
+        .get_json("/my/photos/", &site.server.token("web").unwrap())
+        .await;
     let new = list["items"][0]["id"].as_str().unwrap().to_owned();
     let old = list["items"][1]["id"].as_str().unwrap().to_owned();
 

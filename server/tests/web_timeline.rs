@@ -332,15 +332,7 @@ async fn real_thumbnails_paint_through_the_media_route() {
     let web = site.token("web");
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
-        let page: Value = http
-            .get(format!("{}/my/photos/", site.url))
-            .bearer_auth(&web)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page: Value = site.get_json("/my/photos/", &web).await;
         let items = page["items"].as_array().unwrap();
         if items.len() == SHOWN && items.iter().all(|p| p["previewPending"] == false) {
             break;

@@ -124,6 +124,18 @@ impl Site {
         String::from_utf8(made.stdout).unwrap().trim().to_owned()
     }
 
+    /// `GET path` with this bearer token: the JSON body, after asserting the status is 200.
+    pub async fn get_json(&self, path: &str, token: &str) -> serde_json::Value {
+        let answer = reqwest::Client::new()
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200, "GET {path}");
+        answer.json().await.unwrap()
+    }
+
     /// `user passwd NAME` with the password on standard input.
     pub fn passwd(&self, name: &str, password: &str) -> Output {
         self.cli(&["user", "passwd", name], Some(&format!("{password}\n")))

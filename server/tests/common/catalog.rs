@@ -7,6 +7,8 @@
 
 #[path = "catalog/albums.rs"]
 mod albums;
+#[path = "../attached/mod.rs"]
+mod attached;
 #[path = "catalog/auth.rs"]
 mod auth;
 #[path = "catalog/before_images.rs"]
@@ -41,10 +43,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, FixedOffset, TimeZone, Utc};
-use futures::FutureExt as _;
 use sha2::{Digest as _, Sha256};
 use sqlx::postgres::PgPool;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::SqlitePool;
 
 use server::catalog::{
     AlbumKind, AlbumUpsert, AssetKind, Catalog, DeclaredResource, Error, ItemOutcome, LibraryId,
@@ -74,28 +75,7 @@ pub enum Raw {
 
 impl Raw {
     pub async fn sqlite(main: &Path, icloud: &Path) -> Raw {
-        let icloud = icloud.to_string_lossy().into_owned();
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .after_connect(move |conn, _| {
-                let icloud = icloud.clone();
-                async move {
-                    sqlx::query("ATTACH DATABASE $1 AS icloud")
-                        .bind(icloud)
-                        .execute(&mut *conn)
-                        .await?;
-                    Ok(())
-                }
-                .boxed()
-            })
-            .connect_with(
-                SqliteConnectOptions::new()
-                    .filename(main)
-                    .busy_timeout(std::time::Duration::from_secs(10)),
-            )
-            .await
-            .unwrap();
-        Raw::Sqlite(pool)
+        Raw::Sqlite(attached::sqlite_pool(main, icloud).await)
     }
 
     pub async fn postgres(url: &str) -> Raw {

@@ -220,15 +220,9 @@ pub async fn library() -> Library {
     let web = site.server.token("web").unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     let list = loop {
-        let list: Value = http
-            .get(format!("{base}/my/photos/?limit=500&includeHidden=false"))
-            .bearer_auth(&web)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list: Value = site
+            .get_json("/my/photos/?limit=500&includeHidden=false", &web)
+            .await;
         let items = list["items"].as_array().unwrap().clone();
         let ready = items.iter().all(|i| {
             let name = i["localIdentifier"].as_str().unwrap();
@@ -271,15 +265,7 @@ pub async fn library() -> Library {
         &ids["bare"],
     ];
     assert_eq!(order.iter().collect::<Vec<_>>(), expected, "{list:#?}");
-    let album_list: Value = http
-        .get(format!("{base}/my/photos/albums"))
-        .bearer_auth(&web)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let album_list: Value = site.get_json("/my/photos/albums", &web).await;
     let album_id = album_list["albums"][0]["id"].as_str().unwrap().to_owned();
     Library {
         site,
@@ -367,15 +353,7 @@ pub async fn unfinished() -> (Site, String, String) {
         .await
         .unwrap();
     assert_eq!(done.status(), 200, "{}", done.text().await.unwrap());
-    let list: Value = http
-        .get(format!("{base}/my/photos/"))
-        .bearer_auth(&web)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = site.get_json("/my/photos/", &web).await;
     let items = list["items"].as_array().unwrap();
     assert_eq!(items.len(), 2, "{list:#}");
     assert_eq!(items[0]["previewPending"], true, "{list:#}");
