@@ -79,8 +79,9 @@ impl Memory {
 
     /// A load finished: the block is in memory. `on_disk`: it came from the disk cache (evictable at once);
     /// otherwise it becomes evictable when [`Memory::settle`] says its cache write is over. `read`: a reader
-    /// asked for it (not a prefetch).
+    /// asked for it (not a prefetch), or took bytes of it while it loaded.
     pub(super) fn loaded(&mut self, id: &BlockId, bytes: Bytes, on_disk: bool, read: bool) {
+        let read = read || matches!(self.slots.get(id), Some(Slot::Loading(l)) if l.progress.was_read());
         self.slots.insert(
             id.clone(),
             Slot::Ready(Resident {
@@ -127,6 +128,18 @@ impl Memory {
     pub(super) fn remove(&mut self, id: &BlockId) {
         if let Some(Slot::Ready(Resident { tick: Some(tick), .. })) = self.slots.remove(id) {
             self.lru.remove(&tick);
+        }
+    }
+
+    /// Records that a reader took bytes of a block it found loading: read now if it has come in since, else
+    /// when it does. Without this a prefetched block read while it arrived stayed "unread" for good, and
+    /// its budget could not go to the next prefetch: four sequential readers with the kernel's 128 KiB
+    /// read-ahead filled the budget with such blocks and then read block by block.
+    pub(super) fn mark_read(&mut self, id: &BlockId) {
+        match self.slots.get_mut(id) {
+            Some(Slot::Ready(resident)) => resident.read = true,
+            Some(Slot::Loading(loading)) => loading.progress.mark_read(),
+            None => {}
         }
     }
 
@@ -202,5 +215,34 @@ mod tests {
         memory.settle(&id(2));
         assert!(memory.evict_one(false));
         assert!(!memory.contains(&id(2)));
+    }
+
+    /// A prefetched block a reader took bytes of while it was arriving counts as read, whether the mark came
+    /// before the block was complete or after: a prefetch may then take its budget once it is on disk.
+    #[test]
+    fn a_prefetch_read_while_it_loaded_is_read() {
+        use futures::FutureExt as _;
+        let loading = || Loading {
+            load: futures::future::pending().boxed().shared(),
+            progress: Arc::new(Progress::new()),
+        };
+        let mut memory = Memory::default();
+        // 0: marked while loading; 1: marked once in; 2: never read.
+        for index in 0..3 {
+            memory.loading(id(index), loading());
+        }
+        memory.mark_read(&id(0));
+        for index in 0..3 {
+            memory.loaded(&id(index), Bytes::from_static(b"x"), false, false);
+        }
+        memory.mark_read(&id(1));
+        for index in 0..3 {
+            memory.settle(&id(index));
+        }
+        assert!(memory.evict_one(true));
+        assert!(memory.evict_one(true));
+        assert!(!memory.contains(&id(0)) && !memory.contains(&id(1)));
+        assert!(!memory.evict_one(true), "the unread prefetch was given up");
+        assert!(memory.contains(&id(2)));
     }
 }

@@ -5,6 +5,7 @@
 //! the bytes as they arrive, as a streamed download would serve them, and the block is still cached whole.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use tokio::sync::watch;
@@ -21,6 +22,8 @@ pub(super) struct Progress {
     buffer: Mutex<Option<BlockBuf>>,
     /// Bytes of the block in the buffer so far ([`OVER`] when the load is over).
     filled: watch::Sender<usize>,
+    /// A reader has taken bytes of the block while it was loading (see [`Progress::mark_read`]).
+    read: AtomicBool,
 }
 
 impl Progress {
@@ -28,6 +31,7 @@ impl Progress {
         Self {
             buffer: Mutex::new(None),
             filled: watch::Sender::new(0),
+            read: AtomicBool::new(false),
         }
     }
 
@@ -39,6 +43,17 @@ impl Progress {
     }
 
     /// Hands the block's (empty) buffer over for its GET to fill.
+    /// Records that a reader took bytes of the block before it was complete: a prefetched block read that way
+    /// is as read as one found in memory, so its budget can go to the next prefetch once it is on disk.
+    pub(super) fn mark_read(&self) {
+        self.read.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`Progress::mark_read`] was called.
+    pub(super) fn was_read(&self) -> bool {
+        self.read.load(Ordering::Relaxed)
+    }
+
     pub(super) fn lend(&self, buffer: BlockBuf) {
         *self.buffer() = Some(buffer);
         self.filled.send_replace(0);

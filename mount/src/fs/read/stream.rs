@@ -2,7 +2,8 @@
 //! them, instead of one GET per block.
 //!
 //! Why: a player or editor that lands in a clip (`ffmpeg -ss`) reads on from there, and the kernel's
-//! read-ahead asks for the next blocks (up to 16 MiB on) within milliseconds of the first read. With a GET of
+//! read-ahead asks for the next blocks (up to 16 MiB on with `--kernel-read-ahead 16MiB`) within milliseconds
+//! of the first read, as a reader reading on across a block boundary does. With a GET of
 //! its own for each of them, the blocks split the link between them, so the one the reader is waiting for
 //! came at a fraction of the link's rate while the read-ahead's blocks, needed later or never, took the rest.
 //! Now the first block's GET asks for the range up to [`STREAM_BLOCKS`] blocks on, a demand load of the block
@@ -150,10 +151,9 @@ mod tests {
     use std::time::Duration;
 
     use bytes::Bytes;
-    use storage::{BackendConfig, LocalConfig, PutOptions, Secret, StorageConfig, StorageKey};
+    use storage::{PutOptions, StorageKey};
 
     use super::*;
-    use crate::cache::disk::DiskCache;
     use crate::fs::inode::version_of;
     use crate::fs::read::memory::Found;
 
@@ -170,16 +170,8 @@ mod tests {
             .build()
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let store = storage::create_object_store(&StorageConfig {
-            backend: BackendConfig::Local(LocalConfig {
-                root: dir.path().join("blobs"),
-                presign_secret: Secret::new("mount-unit-test-secret-0123456789abcdef".into()),
-                public_url: "http://127.0.0.1:1".parse().unwrap(),
-            }),
-            presign: Default::default(),
-        })
-        .unwrap();
-        let cache = Arc::new(DiskCache::open(&dir.path().join("cache"), 64 * BLOCK).unwrap());
+        let reader = Arc::new(crate::fs::read::tests::local_reader(dir.path(), BLOCK, 16));
+        let store = reader.store.clone();
         let data: Vec<u8> = (0..6 * BLOCK).map(|i| (i % 251) as u8).collect();
         let key = StorageKey::try_from("clip.bin").unwrap();
         runtime.block_on(async {
@@ -193,13 +185,6 @@ mod tests {
                 version: version_of(&meta),
                 size: meta.size,
             };
-            let reader = Arc::new(Reader::new(
-                store,
-                cache,
-                BLOCK,
-                16 * BLOCK,
-                Duration::from_secs(30),
-            ));
             let block = |found: Found| async {
                 match found {
                     Found::Ready(bytes) => bytes,
