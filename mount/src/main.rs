@@ -101,17 +101,18 @@ struct MountArgs {
     /// Size of a cached block.
     #[arg(long, env = "IPHOTO_MOUNT_BLOCK_SIZE", default_value = "4MiB", value_parser = parse_size, help_heading = "Cache")]
     block_size: u64,
-    /// Bytes of blocks in memory at once (fetches and prefetch), for the whole mount. 128 MiB holds a
-    /// sequential reader's whole window (16 blocks of 4 MiB) twice over; the process's peak RSS is about this
-    /// plus 70 MB.
+    /// Bytes of blocks in memory at once (fetches and prefetch), for the whole mount. Sequential readers
+    /// share three quarters of it: 128 MiB holds one reader's whole window (16 blocks of 4 MiB) and six
+    /// blocks each for four; the process's peak RSS is about this plus 70 MB.
     #[arg(long, env = "IPHOTO_MOUNT_MEMORY_BUDGET", default_value = "128MiB", value_parser = parse_size, help_heading = "Cache")]
     memory_budget: u64,
     /// Bytes written and not yet uploaded, at most (a share of the cache bound, never evicted).
     #[arg(long, env = "IPHOTO_MOUNT_DIRTY_BUDGET", default_value = "2GiB", value_parser = parse_size, help_heading = "Cache")]
     dirty_budget: u64,
-    /// The kernel's read-ahead for the mount (larger: fewer, larger parallel reads; 0: the kernel's 128 KiB).
-    /// Needs root (it is set through sysfs); otherwise the kernel's default stays.
-    #[arg(long, env = "IPHOTO_MOUNT_KERNEL_READ_AHEAD", default_value = "16MiB", value_parser = parse_size, help_heading = "Cache")]
+    /// The kernel's read-ahead for the mount (0, the default: the kernel's 128 KiB, and the mount's own
+    /// prefetch does the rest; larger: fewer, larger parallel reads, but each seek into a clip then brings the
+    /// whole window over the link). Needs root (it is set through sysfs); otherwise the kernel's default stays.
+    #[arg(long, env = "IPHOTO_MOUNT_KERNEL_READ_AHEAD", default_value = "0", value_parser = parse_size, help_heading = "Cache")]
     kernel_read_ahead: u64,
     /// The most entries (objects, at any depth) a directory rename moves: each is copied in the store, then
     /// deleted. A larger directory answers EXDEV, and `mv` copies it entry by entry.

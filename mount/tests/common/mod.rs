@@ -231,7 +231,8 @@ pub fn mount_config(options: &Options, mountpoint: PathBuf, cache_dir: PathBuf) 
         cache_max_size: options.cache_max_size,
         fuse_threads: 2,
         allow_other: false,
-        kernel_read_ahead: 16 * MIB,
+        // The default: the kernel's own read-ahead.
+        kernel_read_ahead: 0,
     }
 }
 
