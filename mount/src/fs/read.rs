@@ -144,6 +144,7 @@ impl Reader {
         budget_bytes: u64,
         timeout: Duration,
     ) -> Self {
+        let budget_blocks = budget_bytes / block_size.max(1);
         Self {
             store,
             cache,
@@ -151,11 +152,11 @@ impl Reader {
             budget: Arc::new(Semaphore::new(
                 usize::try_from(budget_bytes).unwrap_or(usize::MAX >> 4),
             )),
-            budget_blocks: budget_bytes / block_size.max(1),
+            budget_blocks,
             sequential: Arc::new(AtomicU64::new(0)),
             pool: BufferPool::new(
                 usize::try_from(block_size).unwrap_or(usize::MAX),
-                usize::try_from(budget_bytes / block_size.max(1)).unwrap_or(0),
+                usize::try_from(budget_blocks).unwrap_or(0),
             ),
             timeout,
             memory: Mutex::new(Memory::default()),

@@ -160,7 +160,9 @@ impl Library {
         ]});
         post(&http, &site.url, &client, "/client/iphoto/albums", &albums).await;
 
-        let listed = get(&http, &site.url, &web, "/my/photos/?limit=500&includeHidden=true").await;
+        let listed = site
+            .get_json("/my/photos/?limit=500&includeHidden=true", &web)
+            .await;
         let ids = listed["items"]
             .as_array()
             .unwrap()
@@ -174,7 +176,7 @@ impl Library {
             })
             .collect::<BTreeMap<_, _>>();
         assert_eq!(ids.len(), PHOTOS.len(), "{listed}");
-        let albums = get(&http, &site.url, &web, "/my/photos/albums").await["albums"]
+        let albums = site.get_json("/my/photos/albums", &web).await["albums"]
             .as_array()
             .unwrap()
             .iter()
@@ -224,7 +226,7 @@ impl Library {
 
     /// `GET path` of the JSON routes as `admin`.
     pub async fn json(&self, path: &str) -> Value {
-        get(&reqwest::Client::new(), &self.site.url, &self.web, path).await
+        self.site.get_json(path, &self.web).await
     }
 
     /// An HTTP-level browser signed in as `user`.
@@ -269,17 +271,6 @@ async fn post(http: &reqwest::Client, base: &str, token: &str, path: &str, body:
     let text = answer.text().await.unwrap();
     assert_eq!(status, 200, "{path}: {text}");
     assert!(!text.contains("\"rejected\""), "{path}: {text}");
-}
-
-async fn get(http: &reqwest::Client, base: &str, token: &str, path: &str) -> Value {
-    let answer = http
-        .get(format!("{base}{path}"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 200, "{path}");
-    answer.json().await.unwrap()
 }
 
 /// A real JPEG of this size (a gradient: the thumbnail worker decodes it like a camera's).

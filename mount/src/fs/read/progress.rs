@@ -42,7 +42,6 @@ impl Progress {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Hands the block's (empty) buffer over for its GET to fill.
     /// Records that a reader took bytes of the block before it was complete: a prefetched block read that way
     /// is as read as one found in memory, so its budget can go to the next prefetch once it is on disk.
     pub(super) fn mark_read(&self) {
@@ -54,6 +53,7 @@ impl Progress {
         self.read.load(Ordering::Relaxed)
     }
 
+    /// Hands the block's (empty) buffer over for its GET to fill.
     pub(super) fn lend(&self, buffer: BlockBuf) {
         *self.buffer() = Some(buffer);
         self.filled.send_replace(0);
