@@ -13,8 +13,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Backend, MIB, Options, TestMount, Tmpfs, bytes, errno, put, sha256, store};
-use harness::dir_bytes;
+use common::{
+    Backend, CountingProxy, MIB, Options, TestMount, Tmpfs, bytes, errno, put, s3_store_at, s3_store_via,
+    sha256, store,
+};
+use harness::{S3Server, dir_bytes, unique_name};
 
 fn sizes_read_back(backend: Backend) {
     let test_store = store(backend);
@@ -326,6 +329,56 @@ fn unmount_waits_for_a_file_held_open_for_a_moment() {
     assert!(
         !mounts.contains(&format!(" {} ", mountpoint.display())),
         "still mounted"
+    );
+}
+
+/// A read landing 3 MiB into a 4 MiB block the cache does not have is answered from a GET that starts where
+/// it landed; the block's first 3 MiB come after, with a GET of their own, and the block is then whole: read
+/// back from its start, it costs no further GET of it. Ranges as seen on the wire (a proxy in front of SeaweedFS).
+#[test]
+fn a_read_landing_in_a_block_fetches_from_there_first() {
+    let server = S3Server::shared();
+    let namespace = unique_name("land");
+    let data = bytes(8 * MIB, 7);
+    put(&s3_store_at(server, &namespace), "library/clip.mov", &data);
+    let proxy = CountingProxy::start(&server.endpoint);
+    let mount = TestMount::start(
+        &s3_store_via(server, &proxy.endpoint, &namespace),
+        &Options::default(),
+    );
+    let file = std::fs::File::open(mount.path("clip.mov")).unwrap();
+
+    let landed = 3 * MIB + 12_345;
+    let mut buffer = vec![0u8; 64 << 10];
+    assert_eq!(file.read_at(&mut buffer, landed).unwrap(), buffer.len());
+    assert_eq!(
+        &buffer[..],
+        &data[landed as usize..landed as usize + buffer.len()]
+    );
+    let first = proxy.ranges().first().cloned().expect("no ranged GET");
+    assert!(
+        (3 * MIB..=landed).contains(&first.start) && first.end >= 4 * MIB,
+        "the first GET was {first:?}, not from where the read landed"
+    );
+
+    // The head comes next, by itself, and then the block is whole.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !proxy.ranges().contains(&(0..first.start)) {
+        assert!(
+            Instant::now() < deadline,
+            "no GET of the head: {:?}",
+            proxy.ranges()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut block = vec![0u8; 4 * MIB as usize];
+    assert_eq!(file.read_at(&mut block, 0).unwrap(), block.len());
+    assert_eq!(&block[..], &data[..4 * MIB as usize]);
+    let of_the_block: Vec<_> = proxy.ranges().into_iter().filter(|r| r.start < 4 * MIB).collect();
+    assert_eq!(
+        of_the_block,
+        [first.clone(), 0..first.start],
+        "the block was fetched again"
     );
 }
 

@@ -28,6 +28,8 @@
 //! - A reader's GET of a block goes on into the next blocks while readers ask for them (`stream`): after a
 //!   seek, the kernel's read-ahead of the following blocks joins the GET bringing the block being waited for
 //!   instead of splitting the link with it.
+//! - A demand load landing in the middle of a block starts its GET where the read landed and fetches the
+//!   block's head after (`stream::LAND_MIN`): a seek waits for the bytes it reads, not the block before them.
 //! - A fetched block whose ETag is not the one the handle opened is an error ([`Error::Stale`]) and is not
 //!   cached under the old version: a block of one version is never served as another.
 
@@ -212,7 +214,9 @@ impl Reader {
         // Start every load first (demand blocks take their budget before any prefetch), then wait.
         let mut found = Vec::new();
         for index in first..=last {
-            found.push((index, self.find_or_load(file, index).await?));
+            // Where this read lands in the block (0 past the first).
+            let at = usize::try_from(offset.saturating_sub(index * self.block_size)).unwrap_or(0);
+            found.push((index, self.find_or_load(file, index, at).await?));
         }
         self.prefetch(file, last + 1, window);
         if window > 0 && first >= 2 {
@@ -275,8 +279,9 @@ impl Reader {
 
     /// The block from memory, or a load of it (shared with whoever else wants it), started now with budget
     /// waited for: from the disk cache, else by joining the GET of a reader's stream that reaches this block
-    /// next, else with a stream of its own (see `stream`).
-    async fn find_or_load(self: &Arc<Self>, file: &FileVersion, index: u64) -> Result<Found> {
+    /// next, else with a stream of its own (see `stream`), which starts where the read lands (`at`, a byte of
+    /// the block) when that is far enough in to be worth a second GET for the head.
+    async fn find_or_load(self: &Arc<Self>, file: &FileVersion, index: u64, at: usize) -> Result<Found> {
         let id = self.block_id(file, index);
         if let Some(found) = self.memory().find(&id) {
             return Ok(found);
@@ -296,8 +301,11 @@ impl Reader {
         if on_disk {
             drop(tails);
             self.spawn_load(file.clone(), pending);
-        } else if let Err(pending) = tails.join(pending) {
+        } else if let Err(mut pending) = tails.join(pending) {
             drop(tails);
+            if at >= stream::LAND_MIN {
+                pending.land_at(at);
+            }
             self.spawn_stream(file.clone(), pending);
         }
         Ok(Found::Loading(load))

@@ -386,7 +386,14 @@ impl Requests {
 /// (random bytes) contain no such line.
 pub struct CountingProxy {
     pub endpoint: String,
-    counts: std::sync::Arc<std::sync::Mutex<Requests>>,
+    seen: std::sync::Arc<std::sync::Mutex<Seen>>,
+}
+
+/// What a [`CountingProxy`] has seen: the counts, and the `Range` header of every ranged GET, in order.
+#[derive(Debug, Default)]
+struct Seen {
+    counts: Requests,
+    ranges: Vec<std::ops::Range<u64>>,
 }
 
 impl CountingProxy {
@@ -400,8 +407,8 @@ impl CountingProxy {
             .to_owned();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        let counts = Arc::new(Mutex::new(Requests::default()));
-        let shared = Arc::clone(&counts);
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let shared = Arc::clone(&seen);
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(mut client) = client else { continue };
@@ -414,7 +421,7 @@ impl CountingProxy {
                     let _ = std::io::copy(&mut server_back, &mut client_back);
                     let _ = client_back.shutdown(std::net::Shutdown::Both);
                 });
-                let counts = Arc::clone(&shared);
+                let seen = Arc::clone(&shared);
                 std::thread::spawn(move || {
                     let mut line = Vec::new();
                     let mut buffer = vec![0u8; 64 * 1024];
@@ -425,7 +432,7 @@ impl CountingProxy {
                         };
                         for &byte in &buffer[..n] {
                             if byte == b'\n' {
-                                count_request_line(&line, &counts);
+                                count_request_line(&line, &seen);
                                 line.clear();
                             } else {
                                 // The tail of a line: a request line follows a body with no newline.
@@ -443,18 +450,31 @@ impl CountingProxy {
                 });
             }
         });
-        CountingProxy { endpoint, counts }
+        CountingProxy { endpoint, seen }
     }
 
     /// The requests so far.
     pub fn requests(&self) -> Requests {
-        *self.counts.lock().unwrap()
+        self.seen.lock().unwrap().counts
+    }
+
+    /// The byte ranges of the ranged GETs so far, in the order they were sent.
+    pub fn ranges(&self) -> Vec<std::ops::Range<u64>> {
+        self.seen.lock().unwrap().ranges.clone()
     }
 }
 
-fn count_request_line(line: &[u8], counts: &std::sync::Mutex<Requests>) {
+fn count_request_line(line: &[u8], seen: &std::sync::Mutex<Seen>) {
     let line = String::from_utf8_lossy(line);
     let line = line.trim_end_matches('\r');
+    if let Some(range) = line.to_ascii_lowercase().strip_prefix("range: bytes=") {
+        if let Some((start, end)) = range.split_once('-')
+            && let (Ok(start), Ok(end)) = (start.parse::<u64>(), end.parse::<u64>())
+        {
+            seen.lock().unwrap().ranges.push(start..end + 1);
+        }
+        return;
+    }
     if !line.ends_with(" HTTP/1.1") {
         return;
     }
@@ -466,7 +486,7 @@ fn count_request_line(line: &[u8], counts: &std::sync::Mutex<Requests>) {
         .max()
         .unwrap_or(0);
     let line = &line[start..];
-    let mut counts = counts.lock().unwrap();
+    let counts = &mut seen.lock().unwrap().counts;
     match line.split(' ').next() {
         Some("GET") if line.contains("list-type=") => counts.list += 1,
         Some("GET") => counts.get += 1,

@@ -3,6 +3,9 @@
 //! link of 200 Mbit/s a 4 MiB block takes 170 ms to arrive, and a player or editor seeking into the middle of a
 //! clip (`ffmpeg -ss`) reads a few hundred KiB at a time, in order, from where it landed. Its reads then follow
 //! the bytes as they arrive, as a streamed download would serve them, and the block is still cached whole.
+//!
+//! A block may come in as two runs: from where a reader landed to its end first, then its head (see
+//! `Pending::skip`), so a reader landing 3 MiB into a block does not wait for the 3 MiB before it.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,16 +15,33 @@ use tokio::sync::watch;
 
 use crate::cache::buffer::BlockBuf;
 
-/// `filled` once the load is over (done or failed): waiting readers then take the load's own result.
-const OVER: usize = usize::MAX;
+/// How much of a block is in: bytes `skip..tail` (the run that came first) and `0..head` (the head, which
+/// comes after it when `skip` is not 0).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Filled {
+    skip: usize,
+    tail: usize,
+    head: usize,
+    /// The load is over (done or failed): waiting readers then take the load's own result.
+    over: bool,
+}
+
+impl Filled {
+    /// Whether bytes `from..to` are all in.
+    fn has(&self, from: usize, to: usize) -> bool {
+        let head_in = from >= self.skip || self.head >= to.min(self.skip);
+        let tail_in = to <= self.skip || self.tail >= to;
+        head_in && tail_in
+    }
+}
 
 /// A block being filled by its GET, readable up to where it is filled.
 #[derive(Debug)]
 pub(super) struct Progress {
     /// The block's buffer while its GET fills it; taken back, full, when the block is complete.
     buffer: Mutex<Option<BlockBuf>>,
-    /// Bytes of the block in the buffer so far ([`OVER`] when the load is over).
-    filled: watch::Sender<usize>,
+    /// The bytes of the block in the buffer so far.
+    filled: watch::Sender<Filled>,
     /// A reader has taken bytes of the block while it was loading (see [`Progress::mark_read`]).
     read: AtomicBool,
 }
@@ -30,7 +50,7 @@ impl Progress {
     pub(super) fn new() -> Self {
         Self {
             buffer: Mutex::new(None),
-            filled: watch::Sender::new(0),
+            filled: watch::Sender::new(Filled::default()),
             read: AtomicBool::new(false),
         }
     }
@@ -53,13 +73,17 @@ impl Progress {
         self.read.load(Ordering::Relaxed)
     }
 
-    /// Hands the block's (empty) buffer over for its GET to fill.
-    pub(super) fn lend(&self, buffer: BlockBuf) {
+    /// Hands the block's (empty) buffer over for its GETs to fill: bytes `skip..` first, then `..skip`.
+    pub(super) fn lend(&self, buffer: BlockBuf, skip: usize) {
         *self.buffer() = Some(buffer);
-        self.filled.send_replace(0);
+        self.filled.send_replace(Filled {
+            skip,
+            tail: skip,
+            ..Filled::default()
+        });
     }
 
-    /// Copies `chunk` in at `at` (the bytes before it are in) and wakes the readers waiting for it.
+    /// Copies `chunk` in at `at` (the bytes of its run before it are in) and wakes the readers waiting for it.
     pub(super) fn append(&self, at: usize, chunk: &[u8]) {
         let end = at + chunk.len();
         {
@@ -72,7 +96,13 @@ impl Progress {
             };
             target.copy_from_slice(chunk);
         }
-        self.filled.send_replace(end);
+        self.filled.send_modify(|filled| {
+            if at >= filled.skip {
+                filled.tail = end;
+            } else {
+                filled.head = end;
+            }
+        });
     }
 
     /// Takes the buffer back once the GET has filled it.
@@ -83,15 +113,19 @@ impl Progress {
     /// The load is over: readers waiting from now on use its result.
     pub(super) fn end(&self) {
         self.buffer().take();
-        self.filled.send_replace(OVER);
+        self.filled.send_modify(|filled| filled.over = true);
     }
 
     /// Bytes `from..to` of the block, as soon as the GET has brought them; `None` when the load ended first
     /// (its result has them, or says why not).
     pub(super) async fn wait(&self, from: usize, to: usize) -> Option<Bytes> {
         let mut filled = self.filled.subscribe();
-        let reached = filled.wait_for(|filled| *filled >= to).await.ok().map(|f| *f)?;
-        if reached == OVER {
+        let reached = filled
+            .wait_for(|filled| filled.over || filled.has(from, to))
+            .await
+            .ok()
+            .map(|f| *f)?;
+        if reached.over {
             return None;
         }
         let buffer = self.buffer();
@@ -112,7 +146,7 @@ mod tests {
     #[tokio::test]
     async fn a_read_is_answered_as_soon_as_its_bytes_are_in() {
         let progress = Arc::new(Progress::new());
-        progress.lend(BlockBuf::unpooled(1000));
+        progress.lend(BlockBuf::unpooled(1000), 0);
         let head = tokio::spawn({
             let progress = Arc::clone(&progress);
             async move { progress.wait(10, 20).await }
@@ -144,5 +178,45 @@ mod tests {
         assert_eq!(tail, None);
         // After the end, a new reader does not wait.
         assert_eq!(progress.wait(0, 10).await, None);
+    }
+
+    /// A block that comes in from where a reader landed (byte 600) and then its head: the landed reader is
+    /// answered before the head is in, a reader of the head (or across both runs) only once it is.
+    #[tokio::test]
+    async fn a_block_landed_in_serves_its_tail_before_its_head() {
+        let progress = Arc::new(Progress::new());
+        progress.lend(BlockBuf::unpooled(1000), 600);
+        let data: Vec<u8> = (0..1000).map(|i| (i % 251) as u8).collect();
+        let waiter = |from: usize, to: usize| {
+            let progress = Arc::clone(&progress);
+            tokio::spawn(async move { progress.wait(from, to).await })
+        };
+        let (landed, head, across) = (waiter(600, 700), waiter(100, 200), waiter(500, 650));
+        progress.append(600, &data[600..1000]);
+        let landed = tokio::time::timeout(Duration::from_secs(5), landed)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(landed.as_deref(), Some(&data[600..700]));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!head.is_finished(), "the head was answered before it came in");
+        assert!(
+            !across.is_finished(),
+            "a read across both runs was answered with the head missing"
+        );
+        progress.append(0, &data[..550]);
+        let head = tokio::time::timeout(Duration::from_secs(5), head)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(head.as_deref(), Some(&data[100..200]));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!across.is_finished(), "answered with bytes 550..600 missing");
+        progress.append(550, &data[550..600]);
+        let across = tokio::time::timeout(Duration::from_secs(5), across)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(across.as_deref(), Some(&data[500..650]));
     }
 }
