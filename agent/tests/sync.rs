@@ -110,6 +110,29 @@ async fn metric(server: &TestServer, series: &str) -> u64 {
         .map_or(0, |v| v as u64)
 }
 
+/// The server's count of stored uploads once no upload outcome (stored, deduplicated, rejected) has been
+/// counted for half a second.
+async fn settled(server: &TestServer) -> u64 {
+    const REJECTED: &str = "iphoto_uploads_total{outcome=\"rejected\"}";
+    let outcomes = async || {
+        (
+            metric(server, STORED).await,
+            metric(server, DEDUPLICATED).await + metric(server, REJECTED).await,
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = outcomes().await;
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = outcomes().await;
+        if now == last {
+            return now.0;
+        }
+        assert!(Instant::now() < deadline, "the server's uploads never settled");
+        last = now;
+    }
+}
+
 const STORED: &str = "iphoto_uploads_total{outcome=\"stored\"}";
 const DEDUPLICATED: &str = "iphoto_uploads_total{outcome=\"deduplicated\"}";
 const BYTES: &str = "iphoto_upload_bytes_total";
@@ -165,8 +188,10 @@ async fn the_agent_killed_with_sigkill_mid_upload_resumes_without_uploading_twic
         "killed after {stored_at_kill} of 7 uploads: too late to test a resume"
     );
     assert!(server.stats().await.totals.pending > 0);
-    // An upload in flight at the kill may have been stored between the last look and the kill.
-    let stored_before = metric(&server, STORED).await;
+    // An upload in flight at the kill may have been stored between the last look and the kill, or after it:
+    // the server finishes an upload whose body it has even when the client is gone (so it is recorded, and
+    // not sent again). Wait until its counters stop moving.
+    let stored_before = settled(&server).await;
 
     // The per-batch and per-upload spans carry their fields into the logs.
     let logged = std::fs::read_to_string(&log).unwrap();

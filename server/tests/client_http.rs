@@ -539,3 +539,50 @@ async fn expect_100_continue_gets_the_answer_instead_of_a_go_ahead() {
     );
     assert!(text.contains("\"deduplicated\":true"), "{text}");
 }
+
+/// A client that sends a whole upload and is gone before the answer (killed, as the agent in
+/// `agent/tests/sync.rs` is): the server still records what it stored, so the next sync finds the resource
+/// uploaded and does not send it again. Before, the handler was dropped with the connection, between the
+/// store's write and the catalog's record, and the retry's bytes crossed the link a second time.
+#[tokio::test]
+async fn an_upload_whose_client_is_gone_before_the_answer_is_still_recorded() {
+    use tokio::io::AsyncWriteExt as _;
+    let app = TestApp::start(Backends::SqliteLocal).await;
+    let (_, token) = app.user_with_token(Scope::Client).await;
+    let bytes: Vec<u8> = (0..8_000_000u32).map(|i| (i % 241) as u8).collect();
+    let sha = sha256_hex(&bytes);
+    app.post_json(
+        &token,
+        "/client/iphoto/sync",
+        &sync_body(vec![item("GONE0001", bytes.len() as u64, Some(&sha))]),
+    )
+    .await;
+
+    let address = app.url.trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /client/iphoto/upload/GONE0001/L0/001 HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\
+         X-Content-SHA256: {sha}\r\nContent-Length: {}\r\n\r\n",
+        bytes.len()
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    socket.write_all(&bytes).await.unwrap();
+    // Gone: the server sees the end of the connection right behind the body's last byte.
+    drop(socket);
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let (_, stats) = app.get_json(&token, "/client/iphoto/stats").await;
+        if stats["uploaded"] == 1 {
+            assert_eq!(stats["bytesTransferred"], bytes.len(), "{stats}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upload was stored but never recorded: {stats}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (_, pending) = app.get_json(&token, "/client/iphoto/upload/pending").await;
+    assert_eq!(pending["items"].as_array().unwrap().len(), 0, "{pending}");
+}
