@@ -141,40 +141,41 @@ mod tests {
 
     use super::*;
 
+    /// A reader of bytes `from..to`, waiting on a task of its own.
+    fn waiter(progress: &Arc<Progress>, from: usize, to: usize) -> tokio::task::JoinHandle<Option<Bytes>> {
+        let progress = Arc::clone(progress);
+        tokio::spawn(async move { progress.wait(from, to).await })
+    }
+
+    /// What `waiter` was answered, within a bound (a reader never answered fails the test, not hangs it).
+    async fn answer(waiter: tokio::task::JoinHandle<Option<Bytes>>) -> Option<Bytes> {
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("never answered")
+            .unwrap()
+    }
+
     /// A reader of the first bytes of a block is answered once those are in, while the rest has not come; a
     /// reader of bytes that never come in before the load ends gets `None` (the load's result answers it).
     #[tokio::test]
     async fn a_read_is_answered_as_soon_as_its_bytes_are_in() {
         let progress = Arc::new(Progress::new());
         progress.lend(BlockBuf::unpooled(1000), 0);
-        let head = tokio::spawn({
-            let progress = Arc::clone(&progress);
-            async move { progress.wait(10, 20).await }
-        });
-        let tail = tokio::spawn({
-            let progress = Arc::clone(&progress);
-            async move { progress.wait(900, 1000).await }
-        });
+        let (head, tail) = (waiter(&progress, 10, 20), waiter(&progress, 900, 1000));
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!head.is_finished(), "answered before its bytes were in");
         progress.append(0, &[7u8; 15]);
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!head.is_finished(), "answered with 15 of its 20 bytes in");
         progress.append(15, &(15u8..100).collect::<Vec<u8>>());
-        let head = tokio::time::timeout(Duration::from_secs(5), head)
-            .await
-            .unwrap()
-            .unwrap();
+        let head = answer(head).await;
         let mut expected = vec![7u8; 5];
         expected.extend(15u8..20);
         assert_eq!(head.as_deref(), Some(&expected[..]));
         assert!(!tail.is_finished(), "the tail's bytes are not in");
         assert!(progress.take().is_some());
         progress.end();
-        let tail = tokio::time::timeout(Duration::from_secs(5), tail)
-            .await
-            .unwrap()
-            .unwrap();
+        let tail = answer(tail).await;
         assert_eq!(tail, None);
         // After the end, a new reader does not wait.
         assert_eq!(progress.wait(0, 10).await, None);
@@ -187,16 +188,13 @@ mod tests {
         let progress = Arc::new(Progress::new());
         progress.lend(BlockBuf::unpooled(1000), 600);
         let data: Vec<u8> = (0..1000).map(|i| (i % 251) as u8).collect();
-        let waiter = |from: usize, to: usize| {
-            let progress = Arc::clone(&progress);
-            tokio::spawn(async move { progress.wait(from, to).await })
-        };
-        let (landed, head, across) = (waiter(600, 700), waiter(100, 200), waiter(500, 650));
+        let (landed, head, across) = (
+            waiter(&progress, 600, 700),
+            waiter(&progress, 100, 200),
+            waiter(&progress, 500, 650),
+        );
         progress.append(600, &data[600..1000]);
-        let landed = tokio::time::timeout(Duration::from_secs(5), landed)
-            .await
-            .unwrap()
-            .unwrap();
+        let landed = answer(landed).await;
         assert_eq!(landed.as_deref(), Some(&data[600..700]));
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!head.is_finished(), "the head was answered before it came in");
@@ -205,18 +203,12 @@ mod tests {
             "a read across both runs was answered with the head missing"
         );
         progress.append(0, &data[..550]);
-        let head = tokio::time::timeout(Duration::from_secs(5), head)
-            .await
-            .unwrap()
-            .unwrap();
+        let head = answer(head).await;
         assert_eq!(head.as_deref(), Some(&data[100..200]));
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!across.is_finished(), "answered with bytes 550..600 missing");
         progress.append(550, &data[550..600]);
-        let across = tokio::time::timeout(Duration::from_secs(5), across)
-            .await
-            .unwrap()
-            .unwrap();
+        let across = answer(across).await;
         assert_eq!(across.as_deref(), Some(&data[500..650]));
     }
 }
