@@ -8,6 +8,7 @@ pub(crate) mod sync;
 pub(crate) mod upload;
 
 use api::ErrorCode;
+use tracing::Instrument as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -54,4 +55,15 @@ fn check_library_id(field: &str, id: &str) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+/// Runs an upload's `work` to its end in a task of its own, in the request's span: a client gone once its body
+/// is in (killed, or given up waiting for the answer) drops the handler with its connection, and what the store
+/// already has must still be recorded, or the next sync sends the same bytes again.
+async fn to_the_end<T: Send + 'static>(
+    work: impl Future<Output = Result<T, ApiError>> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::spawn(work.in_current_span())
+        .await
+        .unwrap_or_else(|e| Err(ApiError::internal(&e)))
 }

@@ -264,12 +264,12 @@ async fn spawn(
         repr_digest,
         cancel,
     };
-    let task = tokio::spawn(async move {
+    super::to_the_end(async move {
         let outcome = append::run(append, body).await;
         running_state.running().finish(&id, &task_holder);
         outcome
-    });
-    task.await.map_err(|e| ApiError::internal(&e))?
+    })
+    .await
 }
 
 /// The answer to an append: 200 with the upload route's answer when complete, else `incomplete` (201 for

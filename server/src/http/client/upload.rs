@@ -16,7 +16,6 @@ use axum::response::{IntoResponse as _, Response};
 use chrono::Utc;
 use futures::TryStreamExt as _;
 use storage::{LibraryLayout, PutMode, PutOptions, Sha256Digest, StorageKey};
-use tracing::Instrument as _;
 
 use crate::catalog::{Blob, UploadLookup, UploadRecord, UploadTarget};
 use crate::http::AppState;
@@ -128,23 +127,16 @@ pub(crate) async fn post_upload(
             .unwrap_or_else(axum::response::IntoResponse::into_response);
     }
     let read = Arc::new(AtomicBool::new(false));
-    // A task of its own, as a resumable append is: a client gone once its body is in (killed, or given up
-    // waiting for the answer) drops this handler with its connection, and the upload must still be recorded
-    // once the store has the bytes. Dropped between the store's write and the catalog's record, the resource
-    // stayed pending and the next sync sent the same bytes again.
-    let task = tokio::spawn(
-        upload(
-            state,
-            caller,
-            local_identifier,
-            params,
-            headers,
-            body,
-            Arc::clone(&read),
-        )
-        .in_current_span(),
-    );
-    let result = task.await.unwrap_or_else(|e| Err(ApiError::internal(&e)));
+    let result = super::to_the_end(upload(
+        state,
+        caller,
+        local_identifier,
+        params,
+        headers,
+        body,
+        Arc::clone(&read),
+    ))
+    .await;
     let mut response = result.into_response();
     // An answer given before the body was read leaves unread bytes on the connection: close it, so the
     // client does not reuse a connection the server is about to drop.
